@@ -1,0 +1,117 @@
+"""The public API: ``Manager`` (boto3) and ``AsyncManager`` (aiobotocore) over the same workflows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from botocore.config import Config
+
+from ecsspot import status as _status
+from ecsspot import teardown as _teardown
+from ecsspot import workflows
+from ecsspot.aws.calls import Workflow
+from ecsspot.aws.clients import ClientOptions, default_config
+from ecsspot.clock import Clock
+from ecsspot.plan import ApplyResult, Plan
+from ecsspot.spec import ClusterSpec
+from ecsspot.status import Status
+from ecsspot.teardown import TeardownResult
+
+
+def _options(
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    config: Config | None,
+    event_handlers: Sequence[tuple[str, Callable[..., Any]]],
+) -> ClientOptions:
+    return ClientOptions(
+        region=region,
+        profile=profile,
+        endpoint_url=endpoint_url,
+        config=config or default_config(),
+        event_handlers=tuple(event_handlers),
+    )
+
+
+class Manager:
+    """Synchronous ecsspot API (boto3).
+
+    ``region``/``profile``/``endpoint_url`` default to boto3's usual chain; ``session`` reuses a
+    boto3 Session; ``clock`` injects time (tests, the simulator); ``event_handlers`` registers
+    botocore event hooks on every client (metrics, call counting).
+    """
+
+    def __init__(
+        self,
+        region: str | None = None,
+        *,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        session: Any = None,
+        clock: Clock | None = None,
+        config: Config | None = None,
+        event_handlers: Sequence[tuple[str, Callable[..., Any]]] = (),
+    ) -> None:
+        from ecsspot.aws.driver import Driver
+
+        self.driver = Driver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
+
+    def run(self, workflow: Workflow[Any]) -> Any:
+        """Run any ecsspot workflow with this manager's clients and clock."""
+        return self.driver.run(workflow)
+
+    def plan(self, spec: ClusterSpec) -> Plan:
+        """What ``apply`` would change, with lint warnings; makes no change."""
+        return self.run(workflows.plan_cluster(spec))[0]
+
+    def apply(self, spec: ClusterSpec, plan: Plan | None = None) -> ApplyResult:
+        """Converge AWS to ``spec``; with ``plan``, only if the plan is still what was approved."""
+        return self.run(workflows.apply_cluster(spec, plan))
+
+    def status(self, cluster: str) -> Status:
+        return self.run(_status.status(cluster))
+
+    def teardown(self, cluster: str, *, deadline: float = 900) -> TeardownResult:
+        return self.run(_teardown.teardown(cluster, deadline_seconds=deadline))
+
+
+class AsyncManager:
+    """Asynchronous ecsspot API (aiobotocore): the same methods, awaited. Use ``async with``."""
+
+    def __init__(
+        self,
+        region: str | None = None,
+        *,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        session: Any = None,
+        clock: Clock | None = None,
+        config: Config | None = None,
+        event_handlers: Sequence[tuple[str, Callable[..., Any]]] = (),
+    ) -> None:
+        from ecsspot.aws.aio import AsyncDriver
+
+        self.driver = AsyncDriver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
+
+    async def __aenter__(self) -> AsyncManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.driver.aclose()
+
+    async def run(self, workflow: Workflow[Any]) -> Any:
+        return await self.driver.run(workflow)
+
+    async def plan(self, spec: ClusterSpec) -> Plan:
+        return (await self.run(workflows.plan_cluster(spec)))[0]
+
+    async def apply(self, spec: ClusterSpec, plan: Plan | None = None) -> ApplyResult:
+        return await self.run(workflows.apply_cluster(spec, plan))
+
+    async def status(self, cluster: str) -> Status:
+        return await self.run(_status.status(cluster))
+
+    async def teardown(self, cluster: str, *, deadline: float = 900) -> TeardownResult:
+        return await self.run(_teardown.teardown(cluster, deadline_seconds=deadline))

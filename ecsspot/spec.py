@@ -1,0 +1,698 @@
+"""The declarative cluster spec: frozen attrs classes, YAML/dict loading, validation, dumping.
+
+Loading collects every problem (wrong types, unknown keys, missing keys, broken rules) and
+raises one :class:`~ecsspot.errors.SpecError` listing each with its path, e.g.
+``pools[1].on_demand_percentage_above_base: must be 0..100``. Specs built in Python are checked
+by :func:`validate` (the Manager calls it before any AWS call).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from ecsspot.errors import Problem, SpecError
+
+SPOT_ALLOCATION_STRATEGIES = (
+    "price-capacity-optimized",
+    "capacity-optimized",
+    "capacity-optimized-prioritized",
+    "lowest-price",
+)
+ON_DEMAND_ALLOCATION_STRATEGIES = ("prioritized", "lowest-price")
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9]+$")
+_SUBNET = re.compile(r"^subnet-[0-9a-zA-Z]+$")
+_SECURITY_GROUP = re.compile(r"^sg-[0-9a-zA-Z]+$")
+_AMI = re.compile(r"^ami-[0-9a-zA-Z]+$")
+_TARGET_GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[\w-]+/[0-9a-f]+$")
+_ECS_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|m|s|ms))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+_PERCENT = re.compile(r"^(\d{1,3})%$")
+# Registry credentials and other secrets must not sit in user data: anyone who can describe the
+# launch template (or reach IMDS on the instance) reads them in plain text.
+_SECRET_KEYS = re.compile(r"(AUTH_DATA|PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY)")
+_RESERVED_CP_PREFIXES = ("aws", "ecs", "fargate")
+
+
+def _tuple(value: Any) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(value or {})
+
+
+@attrs.frozen
+class Network:
+    subnets: tuple[str, ...] = attrs.field(converter=_tuple)
+    security_groups: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    assign_public_ip: bool = False
+
+
+@attrs.frozen
+class Instances:
+    """The launch template shared by all pools."""
+
+    ami: str
+    instance_profile: str | None = None
+    root_volume_gib: int = 30
+    ecs_config: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    tags: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    key_name: str | None = None
+    #: A cloud-init part of your own (script or ``#cloud-config``), run after ecsspot's.
+    user_data: str | None = None
+
+
+@attrs.frozen
+class InstanceType:
+    type: str
+    weight: int = 1
+
+
+def _instance_types(value: Any) -> tuple[InstanceType, ...]:
+    return tuple(v if isinstance(v, InstanceType) else InstanceType(v) for v in value)
+
+
+@attrs.frozen
+class ManagedScaling:
+    target_capacity: int = 100
+    minimum_scaling_step_size: int = 1
+    maximum_scaling_step_size: int = 10_000
+    instance_warmup_period: int = 300
+
+
+@attrs.frozen
+class Pool:
+    """One capacity provider over one Auto Scaling group."""
+
+    name: str
+    max_size: int
+    min_size: int = 0
+    instance_types: tuple[InstanceType, ...] = attrs.field(default=(), converter=_instance_types)
+    on_demand_base_capacity: int = 0
+    #: AWS's default is 100 (all on-demand); spot pools say 0.
+    on_demand_percentage_above_base: int = 100
+    spot_allocation_strategy: str = "price-capacity-optimized"
+    on_demand_allocation_strategy: str = "prioritized"
+    #: Defaults to on whenever the pool may run spot instances.
+    capacity_rebalance: bool = attrs.field(
+        default=attrs.Factory(lambda self: self.on_demand_percentage_above_base < 100, takes_self=True)
+    )
+    managed_scaling: ManagedScaling | None = attrs.field(factory=ManagedScaling)
+    managed_termination_protection: bool = True
+    managed_draining: bool = True
+    #: Name of the Auto Scaling group; default ``<cluster>-<pool>``. Changing it replaces the
+    #: capacity provider (its ASG link is immutable on AWS).
+    asg_name: str | None = None
+
+    @property
+    def has_spot(self) -> bool:
+        """Whether any instance of this pool can be spot."""
+        return self.on_demand_percentage_above_base < 100
+
+    @property
+    def all_spot(self) -> bool:
+        return self.on_demand_percentage_above_base == 0 and self.on_demand_base_capacity == 0
+
+
+@attrs.frozen
+class StrategyItem:
+    pool: str
+    base: int = 0
+    weight: int = 1
+
+
+@attrs.frozen
+class Drain:
+    #: Spot warning → instance gone is 120 s; keep a margin for the drain's own calls.
+    deadline_seconds: int = 110
+    #: Heartbeat timeout of ecsspot's terminate lifecycle hook (AWS allows 30..7200).
+    lifecycle_timeout_seconds: int = 600
+
+
+@attrs.frozen
+class Refresh:
+    ami_parameter: str | None = None
+    #: A count (``1``) or a percentage of the pool (``"25%"``).
+    batch_size: int | str = 1
+    min_healthy_percent: int = 90
+    #: How long new instances may take to become ACTIVE container instances before rollback.
+    timeout_seconds: int = 600
+
+
+@attrs.frozen
+class ClusterSpec:
+    cluster: str
+    network: Network
+    instances: Instances
+    pools: tuple[Pool, ...] = attrs.field(converter=_tuple)
+    region: str | None = None
+    strategy: tuple[StrategyItem, ...] = attrs.field(default=(), converter=_tuple)
+    target_groups: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    drain: Drain = attrs.field(factory=Drain)
+    refresh: Refresh = attrs.field(factory=Refresh)
+
+    def pool(self, name: str) -> Pool:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def asg_name(self, pool: Pool) -> str:
+        return pool.asg_name or f"{self.cluster}-{pool.name}"
+
+    def capacity_provider_name(self, pool: Pool) -> str:
+        return f"{self.cluster}-{pool.name}"
+
+    @property
+    def launch_template_name(self) -> str:
+        return f"{self.cluster}-ecsspot"
+
+    @property
+    def table_name(self) -> str:
+        return table_name(self.cluster)
+
+
+def table_name(cluster: str) -> str:
+    """The DynamoDB state table of a cluster (leases, progress, idempotency, settings)."""
+    return f"ecsspot-{cluster}"
+
+
+LIFECYCLE_HOOK_NAME = "ecsspot-drain"
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a Go duration (``1m30s``) as the ECS agent reads it; None if malformed."""
+    text = str(text).strip()
+    if not _DURATION.match(text):
+        return None
+    unit = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * unit[u] for n, u in _DURATION_PART.findall(text))
+
+
+def stop_timeout_seconds(spec: ClusterSpec) -> float:
+    """The agent's container stop timeout for this spec (default 1m)."""
+    value = spec.instances.ecs_config.get("ECS_CONTAINER_STOP_TIMEOUT", "1m")
+    return parse_duration(value) or 60.0
+
+
+def batch_count(batch_size: int | str, pool_size: int) -> int:
+    """Instances per refresh batch for a pool of ``pool_size`` (at least one)."""
+    if isinstance(batch_size, str):
+        pct = int(batch_size.rstrip("%"))
+        return max(1, (pool_size * pct) // 100)
+    return max(1, batch_size)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Walks plain data, collecting every problem instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Any]:
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            self.problem(path, f"must be a mapping, got {_kind(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                hint = _closest(str(key), allowed)
+                self.problem(_join(path, str(key)), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+        for key in required:
+            if key not in value or value[key] is None:
+                self.problem(_join(path, key), "is required")
+        return {k: v for k, v in value.items() if k in allowed}
+
+    def string(self, data: Mapping[str, Any], key: str, path: str, default: Any = None) -> Any:
+        if key not in data or data[key] is None:
+            return default
+        value = data[key]
+        if not isinstance(value, str):
+            self.problem(_join(path, key), f"must be a string, got {_kind(value)}")
+            return default
+        return value
+
+    def integer(self, data: Mapping[str, Any], key: str, path: str, default: Any) -> Any:
+        if key not in data or data[key] is None:
+            return default
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problem(_join(path, key), f"must be an integer, got {_kind(value)}")
+            return default
+        return value
+
+    def boolean(self, data: Mapping[str, Any], key: str, path: str, default: Any) -> Any:
+        if key not in data or data[key] is None:
+            return default
+        value = data[key]
+        if not isinstance(value, bool):
+            self.problem(_join(path, key), f"must be true or false, got {_kind(value)}")
+            return default
+        return value
+
+    def strings(self, data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
+        value = data.get(key)
+        if value is None:
+            return ()
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            self.problem(_join(path, key), f"must be a list of strings, got {_kind(value)}")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.problem(f"{_join(path, key)}[{i}]", f"must be a string, got {_kind(item)}")
+            else:
+                out.append(item)
+        return tuple(out)
+
+    def string_map(self, data: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
+        value = data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.problem(_join(path, key), f"must be a mapping, got {_kind(value)}")
+            return {}
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool):
+                v = "true" if v else "false"  # YAML reads `true` as a boolean; ecs.config wants text
+            elif isinstance(v, int | float):
+                v = str(v)
+            if not isinstance(v, str):
+                self.problem(_join(_join(path, key), str(k)), f"must be a string, got {_kind(v)}")
+                continue
+            out[str(k)] = v
+        return out
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _closest(key: str, allowed: tuple[str, ...]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+    return match[0] if match else None
+
+
+def _fields(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in attrs.fields(cls))
+
+
+def _read_pool(r: _Reader, raw: Any, path: str) -> Pool:
+    data = r.mapping(raw, path, _fields(Pool), required=("name", "max_size"))
+    types: list[InstanceType] = []
+    raw_types = data.get("instance_types")
+    if raw_types is None:
+        pass
+    elif not isinstance(raw_types, list):
+        r.problem(f"{path}.instance_types", f"must be a list, got {_kind(raw_types)}")
+    else:
+        for i, item in enumerate(raw_types):
+            ipath = f"{path}.instance_types[{i}]"
+            if isinstance(item, str):
+                types.append(InstanceType(item))
+            else:
+                d = r.mapping(item, ipath, ("type", "weight"), required=("type",))
+                types.append(InstanceType(r.string(d, "type", ipath, ""), r.integer(d, "weight", ipath, 1)))
+    scaling_raw = data.get("managed_scaling", {})
+    scaling: ManagedScaling | None
+    if scaling_raw is False:
+        scaling = None
+    elif scaling_raw is True or scaling_raw is None:
+        scaling = ManagedScaling()
+    else:
+        spath = f"{path}.managed_scaling"
+        d = r.mapping(scaling_raw, spath, _fields(ManagedScaling))
+        scaling = ManagedScaling(**{f: r.integer(d, f, spath, getattr(ManagedScaling(), f)) for f in d})
+    kwargs: dict[str, Any] = {
+        "name": r.string(data, "name", path, ""),
+        "max_size": r.integer(data, "max_size", path, 0),
+        "min_size": r.integer(data, "min_size", path, 0),
+        "instance_types": types,
+        "on_demand_base_capacity": r.integer(data, "on_demand_base_capacity", path, 0),
+        "on_demand_percentage_above_base": r.integer(data, "on_demand_percentage_above_base", path, 100),
+        "spot_allocation_strategy": r.string(data, "spot_allocation_strategy", path, "price-capacity-optimized"),
+        "on_demand_allocation_strategy": r.string(data, "on_demand_allocation_strategy", path, "prioritized"),
+        "managed_scaling": scaling,
+        "managed_termination_protection": r.boolean(data, "managed_termination_protection", path, True),
+        "managed_draining": r.boolean(data, "managed_draining", path, True),
+        "asg_name": r.string(data, "asg_name", path),
+    }
+    rebalance = r.boolean(data, "capacity_rebalance", path, None)
+    if rebalance is not None:
+        kwargs["capacity_rebalance"] = rebalance
+    return Pool(**kwargs)
+
+
+def _read(raw: Any) -> tuple[ClusterSpec, list[Problem]]:
+    r = _Reader()
+    top = r.mapping(raw, "", _fields(ClusterSpec), required=("cluster", "network", "instances", "pools"))
+    net = r.mapping(top.get("network"), "network", _fields(Network), required=("subnets",))
+    inst = r.mapping(top.get("instances"), "instances", _fields(Instances), required=("ami",))
+    pools: list[Pool] = []
+    raw_pools = top.get("pools")
+    if raw_pools is not None and not isinstance(raw_pools, list):
+        r.problem("pools", f"must be a list, got {_kind(raw_pools)}")
+    elif raw_pools:
+        pools = [_read_pool(r, p, f"pools[{i}]") for i, p in enumerate(raw_pools)]
+    strategy: list[StrategyItem] = []
+    raw_strategy = top.get("strategy")
+    if raw_strategy is not None and not isinstance(raw_strategy, list):
+        r.problem("strategy", f"must be a list, got {_kind(raw_strategy)}")
+    elif raw_strategy:
+        for i, item in enumerate(raw_strategy):
+            p = f"strategy[{i}]"
+            d = r.mapping(item, p, _fields(StrategyItem), required=("pool",))
+            strategy.append(StrategyItem(r.string(d, "pool", p, ""), r.integer(d, "base", p, 0), r.integer(d, "weight", p, 1)))
+    drain_d = r.mapping(top.get("drain"), "drain", _fields(Drain))
+    refresh_d = r.mapping(top.get("refresh"), "refresh", _fields(Refresh))
+    batch: Any = refresh_d.get("batch_size", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int | str):
+        r.problem("refresh.batch_size", f"must be a count or a percentage like \"25%\", got {_kind(batch)}")
+        batch = 1
+    spec = ClusterSpec(
+        cluster=r.string(top, "cluster", "", ""),
+        region=r.string(top, "region", ""),
+        network=Network(
+            subnets=r.strings(net, "subnets", "network"),
+            security_groups=r.strings(net, "security_groups", "network"),
+            assign_public_ip=r.boolean(net, "assign_public_ip", "network", False),
+        ),
+        instances=Instances(
+            ami=r.string(inst, "ami", "instances", ""),
+            instance_profile=r.string(inst, "instance_profile", "instances"),
+            root_volume_gib=r.integer(inst, "root_volume_gib", "instances", 30),
+            ecs_config=r.string_map(inst, "ecs_config", "instances"),
+            tags=r.string_map(inst, "tags", "instances"),
+            key_name=r.string(inst, "key_name", "instances"),
+            user_data=r.string(inst, "user_data", "instances"),
+        ),
+        pools=pools,
+        strategy=strategy,
+        target_groups=r.strings(top, "target_groups", ""),
+        drain=Drain(**{f: r.integer(drain_d, f, "drain", getattr(Drain(), f)) for f in drain_d}),
+        refresh=Refresh(
+            ami_parameter=r.string(refresh_d, "ami_parameter", "refresh"),
+            batch_size=batch,
+            min_healthy_percent=r.integer(refresh_d, "min_healthy_percent", "refresh", 90),
+            timeout_seconds=r.integer(refresh_d, "timeout_seconds", "refresh", 600),
+        ),
+    )
+    return spec, r.problems
+
+
+def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> ClusterSpec:
+    """Load and validate a spec from a YAML file path or a dict; raises SpecError listing every problem."""
+    if isinstance(source, Mapping):
+        return _build(source, None)
+    where = os.fspath(source)
+    return _build(_read_yaml(where), where)
+
+
+def loads_spec(text: str, source: str = "<string>") -> ClusterSpec:
+    """Load and validate a spec from YAML text."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem("", f"not valid YAML: {exc}")], source=source) from None
+    return _build(raw, source)
+
+
+def _build(raw: Any, where: str | None) -> ClusterSpec:
+    spec, problems = _read(raw)
+    seen = {p.path for p in problems}
+    # Rule checks on a partly broken spec would repeat what the type checks said; skip those paths.
+    problems += [p for p in check(spec) if p.path not in seen and not any(p.path.startswith(s + ".") for s in seen)]
+    if problems:
+        raise SpecError(problems, source=where)
+    return spec
+
+
+def _read_yaml(path: str) -> Any:
+    import yaml  # PyYAML stays off the Lambda import path
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise SpecError([Problem("", "file not found")], source=path) from None
+    except OSError as exc:
+        raise SpecError([Problem("", f"cannot read: {exc.strerror}")], source=path) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([Problem("", f"not valid YAML: {exc}")], source=path) from None
+
+
+def dump_spec(spec: ClusterSpec) -> dict[str, Any]:
+    """The spec as plain data (every key explicit); ``load_spec(dump_spec(s)) == s``."""
+
+    def pool(p: Pool) -> dict[str, Any]:
+        d = attrs.asdict(p, recurse=True)
+        d["instance_types"] = [t.type if t.weight == 1 else {"type": t.type, "weight": t.weight} for t in p.instance_types]
+        d["managed_scaling"] = attrs.asdict(p.managed_scaling) if p.managed_scaling else False
+        if p.asg_name is None:
+            del d["asg_name"]
+        return d
+
+    out: dict[str, Any] = {"cluster": spec.cluster}
+    if spec.region:
+        out["region"] = spec.region
+    out["network"] = {
+        "subnets": list(spec.network.subnets),
+        "security_groups": list(spec.network.security_groups),
+        "assign_public_ip": spec.network.assign_public_ip,
+    }
+    inst = attrs.asdict(spec.instances)
+    inst["ecs_config"] = dict(spec.instances.ecs_config)
+    inst["tags"] = dict(spec.instances.tags)
+    out["instances"] = {k: v for k, v in inst.items() if v is not None}
+    out["pools"] = [pool(p) for p in spec.pools]
+    out["strategy"] = [attrs.asdict(s) for s in spec.strategy]
+    out["target_groups"] = list(spec.target_groups)
+    out["drain"] = attrs.asdict(spec.drain)
+    out["refresh"] = {k: v for k, v in attrs.asdict(spec.refresh).items() if v is not None}
+    return out
+
+
+def dumps_spec(spec: ClusterSpec) -> str:
+    """The spec as YAML text."""
+    import yaml
+
+    return yaml.safe_dump(dump_spec(spec), sort_keys=False)
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+def validate(spec: ClusterSpec) -> ClusterSpec:
+    """Raise SpecError listing every broken rule of a spec built in Python; return it unchanged."""
+    problems = check(spec)
+    if problems:
+        raise SpecError(problems)
+    return spec
+
+
+def check(spec: ClusterSpec) -> list[Problem]:
+    """Every rule a spec breaks, in document order."""
+    out: list[Problem] = []
+    add = lambda path, message: out.append(Problem(path, message))  # noqa: E731
+
+    if not _NAME.match(spec.cluster or ""):
+        add("cluster", "must be 1-255 letters, digits, hyphens or underscores")
+    if spec.region is not None and not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", spec.region):
+        add("region", f"{spec.region!r} is not an AWS region name")
+
+    if not spec.network.subnets:
+        add("network.subnets", "needs at least one subnet")
+    _each(spec.network.subnets, "network.subnets", _SUBNET, "is not a subnet id (subnet-…)", add)
+    _duplicates(spec.network.subnets, "network.subnets", add)
+    _each(spec.network.security_groups, "network.security_groups", _SECURITY_GROUP, "is not a security group id (sg-…)", add)
+
+    inst = spec.instances
+    if not (inst.ami.startswith("ssm:/") or _AMI.match(inst.ami)):
+        add("instances.ami", "must be an AMI id (ami-…) or an SSM parameter (ssm:/aws/service/ecs/…)")
+    if not 1 <= inst.root_volume_gib <= 16384:
+        add("instances.root_volume_gib", "must be 1..16384")
+    _check_ecs_config(inst.ecs_config, add)
+    for key in inst.tags:
+        if key.lower().startswith("aws:"):
+            add(f"instances.tags.{key}", "the aws: prefix is reserved by AWS")
+        if key.startswith("ecsspot:"):
+            add(f"instances.tags.{key}", "the ecsspot: prefix is reserved for ecsspot's own tags")
+
+    if not spec.pools:
+        add("pools", "needs at least one pool")
+    names: set[str] = set()
+    asg_names: set[str] = set()
+    for i, pool in enumerate(spec.pools):
+        _check_pool(spec, pool, f"pools[{i}]", names, asg_names, add)
+
+    known = {p.name for p in spec.pools}
+    with_base = [i for i, s in enumerate(spec.strategy) if s.base > 0]
+    if len(with_base) > 1:
+        add(f"strategy[{with_base[1]}].base", "only one strategy item may have a base above 0")
+    seen: set[str] = set()
+    for i, item in enumerate(spec.strategy):
+        p = f"strategy[{i}]"
+        if item.pool not in known:
+            add(f"{p}.pool", f"names no pool (pools: {', '.join(sorted(known)) or 'none'})")
+        if item.pool in seen:
+            add(f"{p}.pool", f"{item.pool!r} appears twice")
+        seen.add(item.pool)
+        if not 0 <= item.base <= 100_000:
+            add(f"{p}.base", "must be 0..100000")
+        if not 0 <= item.weight <= 1000:
+            add(f"{p}.weight", "must be 0..1000")
+    if spec.strategy and all(s.weight == 0 for s in spec.strategy):
+        add("strategy", "at least one item needs a weight above 0")
+
+    _each(spec.target_groups, "target_groups", _TARGET_GROUP_ARN, "is not a target group ARN", add)
+    if not 10 <= spec.drain.deadline_seconds <= 172_800:
+        add("drain.deadline_seconds", "must be 10..172800")
+    if not 30 <= spec.drain.lifecycle_timeout_seconds <= 7200:
+        add("drain.lifecycle_timeout_seconds", "must be 30..7200 (the lifecycle hook heartbeat timeout AWS allows)")
+
+    ref = spec.refresh
+    if ref.ami_parameter is not None and not ref.ami_parameter.startswith("/"):
+        add("refresh.ami_parameter", "must be an SSM parameter name starting with /")
+    if isinstance(ref.batch_size, str):
+        m = _PERCENT.match(ref.batch_size)
+        if not m or not 1 <= int(m.group(1)) <= 100:
+            add("refresh.batch_size", 'must be a count ≥ 1 or a percentage "1%".."100%"')
+    elif ref.batch_size < 1:
+        add("refresh.batch_size", 'must be a count ≥ 1 or a percentage "1%".."100%"')
+    if not 0 <= ref.min_healthy_percent <= 100:
+        add("refresh.min_healthy_percent", "must be 0..100")
+    if not 60 <= ref.timeout_seconds <= 7200:
+        add("refresh.timeout_seconds", "must be 60..7200")
+    return out
+
+
+def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_names: set[str], add: Callable[[str, str], None]) -> None:
+    if not _NAME.match(pool.name or ""):
+        add(f"{p}.name", "must be letters, digits, hyphens or underscores")
+    elif pool.name in names:
+        add(f"{p}.name", f"{pool.name!r} is used by another pool")
+    names.add(pool.name)
+    cp_name = spec.capacity_provider_name(pool)
+    if pool.name and cp_name.lower().startswith(_RESERVED_CP_PREFIXES):
+        add(f"{p}.name", f"capacity provider name {cp_name!r} may not start with aws, ecs or fargate")
+    asg = spec.asg_name(pool)
+    if asg in asg_names:
+        add(f"{p}.asg_name", f"Auto Scaling group {asg!r} is used by another pool")
+    asg_names.add(asg)
+    if pool.asg_name is not None and not re.match(r"^[\w.:/ -]{1,255}$", pool.asg_name):
+        add(f"{p}.asg_name", "is not a valid Auto Scaling group name")
+    if pool.min_size < 0:
+        add(f"{p}.min_size", "must be ≥ 0")
+    if pool.max_size < 0:
+        add(f"{p}.max_size", "must be ≥ 0")
+    if pool.min_size > pool.max_size >= 0:
+        add(f"{p}.min_size", f"must be ≤ max_size ({pool.max_size})")
+    if not pool.instance_types:
+        add(f"{p}.instance_types", "needs at least one instance type")
+    seen: set[str] = set()
+    for j, it in enumerate(pool.instance_types):
+        if not _INSTANCE_TYPE.match(it.type):
+            add(f"{p}.instance_types[{j}]", f"{it.type!r} is not an instance type (like m5.large)")
+        elif it.type in seen:
+            add(f"{p}.instance_types[{j}]", f"{it.type} is listed twice")
+        seen.add(it.type)
+        if not 1 <= it.weight <= 999:
+            add(f"{p}.instance_types[{j}].weight", "must be 1..999")
+    if pool.on_demand_base_capacity < 0:
+        add(f"{p}.on_demand_base_capacity", "must be ≥ 0")
+    if not 0 <= pool.on_demand_percentage_above_base <= 100:
+        add(f"{p}.on_demand_percentage_above_base", "must be 0..100")
+    if pool.spot_allocation_strategy not in SPOT_ALLOCATION_STRATEGIES:
+        add(f"{p}.spot_allocation_strategy", "must be one of " + ", ".join(SPOT_ALLOCATION_STRATEGIES))
+    if pool.on_demand_allocation_strategy not in ON_DEMAND_ALLOCATION_STRATEGIES:
+        add(f"{p}.on_demand_allocation_strategy", "must be one of " + ", ".join(ON_DEMAND_ALLOCATION_STRATEGIES))
+    ms = pool.managed_scaling
+    if ms is not None:
+        s = f"{p}.managed_scaling"
+        if not 1 <= ms.target_capacity <= 100:
+            add(f"{s}.target_capacity", "must be 1..100")
+        if not 1 <= ms.minimum_scaling_step_size <= 10_000:
+            add(f"{s}.minimum_scaling_step_size", "must be 1..10000")
+        if not 1 <= ms.maximum_scaling_step_size <= 10_000:
+            add(f"{s}.maximum_scaling_step_size", "must be 1..10000")
+        if ms.minimum_scaling_step_size > ms.maximum_scaling_step_size:
+            add(f"{s}.minimum_scaling_step_size", "must be ≤ maximum_scaling_step_size")
+        if not 0 <= ms.instance_warmup_period <= 10_000:
+            add(f"{s}.instance_warmup_period", "must be 0..10000")
+    if pool.managed_termination_protection and ms is None:
+        add(f"{p}.managed_termination_protection", "requires managed_scaling (AWS rejects it otherwise)")
+
+
+def _check_ecs_config(config: Mapping[str, str], add: Callable[[str, str], None]) -> None:
+    for key, value in config.items():
+        path = f"instances.ecs_config.{key}"
+        if not _ECS_KEY.match(key):
+            add(path, "ecs.config keys are upper case letters, digits and underscores")
+            continue
+        if key == "ECS_CLUSTER":
+            add(path, "is set by ecsspot from `cluster`; remove it")
+        elif key == "ECS_ENABLE_SPOT_INSTANCE_DRAINING" and value.strip().lower() != "true":
+            add(path, "ecsspot always enables spot instance draining; remove it")
+        elif key in ("ECS_ENGINE_AUTH_DATA", "ECS_ENGINE_AUTH_TYPE") or _SECRET_KEYS.search(key):
+            add(
+                path,
+                "credentials must not go in user data (readable by anyone who can describe the launch "
+                "template): keep registry credentials in Secrets Manager and reference them with the "
+                "container definition's repositoryCredentials",
+            )
+        elif key == "ECS_CONTAINER_STOP_TIMEOUT" and parse_duration(value) is None:
+            add(path, f"{value!r} is not a duration like 30s or 1m")
+        elif key == "ECS_INSTANCE_ATTRIBUTES":
+            try:
+                attributes = json.loads(value)
+            except ValueError:
+                attributes = None
+            if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+                add(path, 'must be a JSON object of strings, e.g. {"team": "api"}')
+            elif "ecsspot.lifecycle" in attributes:
+                add(path, "ecsspot.lifecycle is set by ecsspot at boot")
+        if "\n" in value:
+            add(path, "must be a single line")
+
+
+def _each(values: tuple[str, ...], path: str, pattern: re.Pattern[str], message: str, add: Callable[[str, str], None]) -> None:
+    for i, v in enumerate(values):
+        if not pattern.match(v):
+            add(f"{path}[{i}]", f"{v!r} {message}")
+
+
+def _duplicates(values: tuple[str, ...], path: str, add: Callable[[str, str], None]) -> None:
+    seen: set[str] = set()
+    for i, v in enumerate(values):
+        if v in seen:
+            add(f"{path}[{i}]", f"{v!r} is listed twice")
+        seen.add(v)

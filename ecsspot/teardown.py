@@ -1,0 +1,179 @@
+"""Tear a cluster down without hanging on scale-in-protected instances.
+
+AWS's own order of events is the trap: an ASG whose instances are protected from scale-in (as
+managed termination protection makes them) never shrinks, so deleting the capacity provider
+or the group waits forever. ecsspot drains the instances, lifts protection (50 ids a call),
+sets the groups to zero, waits with a deadline, then deletes providers, groups, template,
+cluster and table. Past the deadline it stops with an error naming what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, paginate
+from ecsspot.errors import DeadlineError, InputError, NotFoundError
+from ecsspot.spec import LIFECYCLE_HOOK_NAME, table_name
+from ecsspot.state import CLUSTER_TAG, AsgState, LifecycleHook, asg_from
+
+POLL_SECONDS = 5
+
+
+@attrs.frozen
+class TeardownResult:
+    cluster: str
+    deleted: tuple[str, ...]
+
+
+def drain_container_instances(cluster: str, instance_ids: Sequence[str]) -> Workflow[list[str]]:
+    """Set the container instances of these EC2 instances DRAINING; return their ARNs."""
+    arns = yield from container_instance_arns(cluster, instance_ids)
+    if arns:
+        yield tuple(
+            call("ecs", "update_container_instances_state", cluster=cluster, containerInstances=batch, status="DRAINING")
+            for batch in chunks(list(arns.values()), 10)
+        )
+    return list(arns.values())
+
+
+def container_instance_arns(cluster: str, instance_ids: Sequence[str] | None = None) -> Workflow[dict[str, str]]:
+    """EC2 instance id → container instance ARN for the cluster (all, or just ``instance_ids``)."""
+    listed = yield lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=cluster)
+    all_arns = (listed or {}).get("containerInstanceArns", [])
+    while listed and listed.get("nextToken"):
+        listed = yield call("ecs", "list_container_instances", cluster=cluster, nextToken=listed["nextToken"])
+        all_arns += listed.get("containerInstanceArns", [])
+    if not all_arns:
+        return {}
+    described = yield tuple(
+        call("ecs", "describe_container_instances", cluster=cluster, containerInstances=batch) for batch in chunks(all_arns, 100)
+    )
+    found = {
+        ci["ec2InstanceId"]: ci["containerInstanceArn"]
+        for answer in described
+        for ci in answer.get("containerInstances", ())
+        if ci.get("status") != "INACTIVE"
+    }
+    if instance_ids is None:
+        return found
+    wanted = set(instance_ids)
+    return {i: a for i, a in found.items() if i in wanted}
+
+
+def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds: float) -> Workflow[None]:
+    """Empty and delete Auto Scaling groups: drain, unprotect, scale to zero, wait, delete."""
+    if not groups:
+        return
+    start = yield NOW
+    instance_ids = [i.instance_id for g in groups for i in g.instances]
+    if instance_ids:
+        yield from drain_container_instances(cluster, instance_ids)
+    calls: list[Any] = []
+    for g in groups:
+        # Our hook would hold each instance in Terminating:Wait for a handler that may be gone.
+        if any(h.name == LIFECYCLE_HOOK_NAME for h in g.lifecycle_hooks):
+            calls.append(call("autoscaling", "delete_lifecycle_hook", AutoScalingGroupName=g.name, LifecycleHookName=LIFECYCLE_HOOK_NAME))
+        protected = [i.instance_id for i in g.instances if i.protected_from_scale_in]
+        calls += [
+            call("autoscaling", "set_instance_protection", AutoScalingGroupName=g.name, InstanceIds=batch, ProtectedFromScaleIn=False)
+            for batch in chunks(protected, 50)
+        ]
+        calls.append(call("autoscaling", "update_auto_scaling_group", **_zero(g)))
+    yield tuple(calls)
+    names = [g.name for g in groups]
+    while True:
+        answer = yield paginate("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=names)
+        left = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g.get("Instances", ())] for g in answer.get("AutoScalingGroups", ())}
+        # Instances that came back protected (a capacity provider re-protecting) get unprotected again.
+        again = [
+            call("autoscaling", "set_instance_protection", AutoScalingGroupName=g["AutoScalingGroupName"], InstanceIds=batch, ProtectedFromScaleIn=False)
+            for g in answer.get("AutoScalingGroups", ())
+            for batch in chunks([i["InstanceId"] for i in g.get("Instances", ()) if i.get("ProtectedFromScaleIn")], 50)
+        ]
+        if again:
+            yield tuple(again)
+        if not any(left.values()):
+            break
+        now = yield Sleep(POLL_SECONDS)
+        if now - start > deadline_seconds:
+            what = "; ".join(f"{name}: {', '.join(ids)}" for name, ids in left.items() if ids)
+            raise DeadlineError(f"instances still running after {deadline_seconds:.0f} s: {what}")
+    yield tuple(call("autoscaling", "delete_auto_scaling_group", AutoScalingGroupName=n, ForceDelete=True) for n in names)
+
+
+def _zero(g: AsgState) -> dict[str, Any]:
+    params: dict[str, Any] = {"AutoScalingGroupName": g.name, "MinSize": 0, "MaxSize": 0, "DesiredCapacity": 0}
+    if g.mixed_instances_policy:
+        # moto drops the mixed policy on an update that omits it; AWS keeps it. Resend it.
+        params["MixedInstancesPolicy"] = _sendable_policy(g.mixed_instances_policy)
+    return params
+
+
+def _sendable_policy(policy: Any) -> dict[str, Any]:
+    lt = dict(policy.get("LaunchTemplate", {}))
+    spec = dict(lt.get("LaunchTemplateSpecification", {}))
+    if "LaunchTemplateId" in spec:
+        spec.pop("LaunchTemplateName", None)  # AWS accepts one of the two, not both
+    lt["LaunchTemplateSpecification"] = spec
+    return {**policy, "LaunchTemplate": lt}
+
+
+def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[TeardownResult]:
+    """Delete everything ecsspot created for ``cluster``; never hangs on protected instances."""
+    clusters, tagged, templates = yield (
+        call("ecs", "describe_clusters", clusters=[cluster]),
+        paginate("autoscaling", "describe_auto_scaling_groups", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
+        call("ec2", "describe_launch_templates", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
+    )
+    live = [c for c in clusters.get("clusters", ()) if c.get("status") == "ACTIVE"]
+    table = table_name(cluster)
+    table_answer = yield lookup("dynamodb", "describe_table", ("ResourceNotFoundException",), TableName=table)
+    if not live and not tagged.get("AutoScalingGroups") and not templates.get("LaunchTemplates") and table_answer is None:
+        raise NotFoundError(f"nothing to tear down: no cluster {cluster!r} and no ecsspot resources tagged for it")
+    deleted: list[str] = []
+    if live:
+        services = yield paginate("ecs", "list_services", cluster=cluster)
+        if services.get("serviceArns"):
+            described = yield tuple(
+                call("ecs", "describe_services", cluster=cluster, services=batch) for batch in chunks(services["serviceArns"], 10)
+            )
+            active = [s["serviceName"] for a in described for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
+            if active:
+                # Checked before anything changes: a refused teardown leaves the cluster as it was.
+                raise InputError(f"cluster {cluster} still has active services ({', '.join(sorted(active))}); delete them first")
+    raw_groups = tagged.get("AutoScalingGroups", [])
+    hooks = (
+        (yield tuple(call("autoscaling", "describe_lifecycle_hooks", AutoScalingGroupName=g["AutoScalingGroupName"]) for g in raw_groups))
+        if raw_groups
+        else ()
+    )
+    groups = [
+        asg_from(g, tuple(LifecycleHook(h["LifecycleHookName"], h.get("LifecycleTransition", ""), 0, "") for h in hk.get("LifecycleHooks", ())))
+        for g, hk in zip(raw_groups, hooks)
+    ]
+    providers: list[str] = []
+    if live:
+        providers = [n for n in live[0].get("capacityProviders", ()) if not n.startswith("FARGATE")]
+        yield call("ecs", "put_cluster_capacity_providers", cluster=cluster, capacityProviders=[], defaultCapacityProviderStrategy=[])
+    yield from retire_groups(cluster, groups, deadline_seconds=deadline_seconds)
+    deleted += [f"autoscaling_group/{g.name}" for g in groups]
+    for name in providers:
+        yield lookup("ecs", "delete_capacity_provider", ("ClientException", "InvalidParameterException"), capacityProvider=name)
+        deleted.append(f"capacity_provider/{name}")
+    for lt in templates.get("LaunchTemplates", ()):
+        yield call("ec2", "delete_launch_template", LaunchTemplateId=lt["LaunchTemplateId"])
+        deleted.append(f"launch_template/{lt['LaunchTemplateName']}")
+    if live:
+        # AWS deregisters container instances of terminated instances; moto does not. Force it.
+        arns = yield from container_instance_arns(cluster)
+        for arn in arns.values():
+            yield call("ecs", "deregister_container_instance", cluster=cluster, containerInstance=arn, force=True)
+        yield call("ecs", "delete_cluster", cluster=cluster)
+        deleted.append(f"cluster/{cluster}")
+    if table_answer is not None:
+        yield call("dynamodb", "delete_table", TableName=table)
+        deleted.append(f"dynamodb_table/{table}")
+    return TeardownResult(cluster=cluster, deleted=tuple(deleted))
