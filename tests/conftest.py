@@ -1,0 +1,131 @@
+"""Shared fixtures: fake AWS credentials, moto (in-process and server), spec builders."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_SPEC = ROOT / "examples" / "demo-api.yaml"
+REGION = "us-east-1"
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never reach real AWS from a test: fake credentials, fixed region, no profile or endpoint."""
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "ECSSPOT_CLUSTER", "ECSSPOT_TABLE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+def example_spec_dict() -> dict[str, Any]:
+    return copy.deepcopy(yaml.safe_load(EXAMPLE_SPEC.read_text()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One ThreadedMotoServer for the session (aiobotocore needs HTTP); reset per test by `aws_server`."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def aws_server(moto_server: str) -> Iterator[str]:
+    """The moto server's URL, with every backend reset before the test."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
+    yield moto_server
+
+
+def network_ids(endpoint_url: str | None = None) -> tuple[list[str], str]:
+    """Three default-VPC subnets in distinct AZs and the default security group (moto creates them)."""
+    import boto3
+
+    ec2 = boto3.client("ec2", region_name=REGION, endpoint_url=endpoint_url)
+    by_az: dict[str, str] = {}
+    for s in ec2.describe_subnets()["Subnets"]:
+        by_az.setdefault(s["AvailabilityZone"], s["SubnetId"])
+    sg = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    return [by_az[az] for az in sorted(by_az)][:3], sg
+
+
+def demo_spec_dict(endpoint_url: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The example spec with real (moto) subnet and security group ids."""
+    d = example_spec_dict()
+    subnets, sg = network_ids(endpoint_url)
+    d["network"] = {"subnets": subnets, "security_groups": [sg]}
+    d.update(overrides)
+    return d
+
+
+class CallCounter:
+    """A botocore ``before-call`` handler recording each API call's operation name."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, model: Any = None, **kwargs: Any) -> None:
+        self.calls.append(model.name if model is not None else "?")
+
+    def handler(self) -> tuple[str, Any]:
+        return ("before-call", self)
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+class SyncOrAsync:
+    """The Manager API with one face, whichever driver is behind it (for parametrised e2e tests)."""
+
+    def __init__(self, kind: str, **kwargs: Any) -> None:
+        self.kind = kind
+        if kind == "sync":
+            from ecsspot import Manager
+
+            self._m: Any = Manager(**kwargs)
+            self._loop = None
+        else:
+            from ecsspot import AsyncManager
+
+            self._loop = asyncio.new_event_loop()
+            self._m = AsyncManager(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._m, name)
+        if self._loop is None:
+            return method
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return self._loop.run_until_complete(method(*args, **kwargs))
+
+        return run
+
+    def close(self) -> None:
+        if self._loop is not None:
+            self._loop.run_until_complete(self._m.__aexit__(None, None, None))
+            self._loop.close()

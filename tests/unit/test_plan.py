@@ -1,0 +1,159 @@
+"""plan() is pure: these tests build observed state by hand and never touch moto or boto3."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import attrs
+
+from ecsspot import load_spec
+from ecsspot.plan import asg_params, capacity_provider_params, desired_strategy, desired_template_data, plan
+from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
+from ecsspot.state import (
+    LaunchTemplateState,
+    LifecycleHook,
+    Observed,
+    TableState,
+    asg_from,
+    capacity_provider_from,
+    cluster_from,
+)
+from tests.conftest import example_spec_dict
+
+IMAGE = "ami-0123456789abcdef0"
+
+
+def spec(**overrides: Any) -> ClusterSpec:
+    d = example_spec_dict()
+    d.update(overrides)
+    return load_spec(d)
+
+
+def converged(s: ClusterSpec, *, settings: bool = True) -> tuple[Observed, str | None]:
+    """What AWS would return after a perfect apply, including defaults AWS adds on its own."""
+    lt = LaunchTemplateState(id="lt-1", name=s.launch_template_name, default_version=1, latest_version=1, versions={1: desired_template_data(s, IMAGE)})
+    asgs = {}
+    for pool in s.pools:
+        params = asg_params(s, pool, "lt-1", 1)
+        raw = {
+            **params,
+            "AutoScalingGroupARN": f"arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:x:autoScalingGroupName/{params['AutoScalingGroupName']}",
+            "DesiredCapacity": pool.min_size,
+            "Tags": [{"Key": "ecsspot:cluster", "Value": s.cluster}, {"Key": "ecsspot:pool", "Value": pool.name}, {"Key": "AmazonECSManaged", "Value": ""}],
+        }
+        # AWS fills in fields nobody sent; the diff must not see them.
+        raw["MixedInstancesPolicy"]["InstancesDistribution"]["SpotInstancePools"] = 2
+        raw["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateName"] = s.launch_template_name
+        asgs[params["AutoScalingGroupName"]] = asg_from(raw, (LifecycleHook(LIFECYCLE_HOOK_NAME, "autoscaling:EC2_INSTANCE_TERMINATING", s.drain.lifecycle_timeout_seconds, "CONTINUE"),))
+    providers = {}
+    for pool in s.pools:
+        name = s.capacity_provider_name(pool)
+        raw_cp = {"name": name, "capacityProviderArn": f"arn:cp/{name}", "status": "ACTIVE", "autoScalingGroupProvider": capacity_provider_params(pool, asgs[s.asg_name(pool)].arn), "tags": [{"key": "ecsspot:cluster", "value": s.cluster}]}
+        providers[name] = capacity_provider_from(raw_cp)
+    cluster = cluster_from({"clusterName": s.cluster, "clusterArn": "arn:cluster", "status": "ACTIVE", "capacityProviders": sorted(providers), "defaultCapacityProviderStrategy": desired_strategy(s)})
+    from ecsspot.plan import desired_settings
+
+    observed = Observed(cluster=cluster, launch_template=lt, asgs=asgs, capacity_providers=providers, table=TableState(s.table_name, "ACTIVE"))
+    return observed, desired_settings(s) if settings else None
+
+
+def test_empty_account_creates_everything_in_order() -> None:
+    s = spec()
+    p = plan(s, Observed(cluster=None, launch_template=None), IMAGE)
+    assert [(c.action, c.resource) for c in p.changes] == [
+        ("create", "dynamodb_table"),
+        ("create", "launch_template"),
+        ("create", "autoscaling_group"),
+        ("create", "lifecycle_hook"),
+        ("create", "autoscaling_group"),
+        ("create", "lifecycle_hook"),
+        ("create", "cluster"),
+        ("create", "capacity_provider"),
+        ("create", "capacity_provider"),
+        ("update", "cluster_capacity_providers"),
+        ("create", "settings"),
+    ]
+    assert p.summary == {"create": 10, "update": 1, "replace": 0, "delete": 0}
+    lt = p.changes[1].diff
+    assert lt["http_tokens"] == [None, "required"]
+    assert lt["user_data"][1]["ECS_ENABLE_SPOT_INSTANCE_DRAINING"] == "true"  # plan shows the ecs.config, not base64
+
+
+def test_converged_state_plans_nothing() -> None:
+    s = spec()
+    observed, settings = converged(s)
+    assert plan(s, observed, IMAGE, settings=settings).changes == ()
+
+
+def test_new_ami_is_one_template_version_and_group_pointers() -> None:
+    s = spec()
+    observed, settings = converged(s)
+    p = plan(s, observed, "ami-0fffffffffffffff0", settings=settings)
+    assert [(c.action, c.resource, c.name) for c in p.changes] == [
+        ("update", "launch_template", "demo-api-ecsspot"),
+        ("update", "autoscaling_group", "demo-api-spot"),
+        ("update", "autoscaling_group", "demo-api-on-demand"),
+    ]
+    assert p.changes[0].diff["version"] == [1, 2]
+
+
+def test_instance_types_change_is_one_update() -> None:
+    s = spec()
+    observed, _ = converged(s)
+    d = example_spec_dict()
+    d["pools"][0]["instance_types"] = ["m5.large", "c5.large"]
+    s2 = load_spec(d)
+    p = plan(s2, observed, IMAGE, settings=None)
+    infra = [(c.action, c.resource, c.name, tuple(c.diff)) for c in p.changes if c.resource != "settings"]
+    assert infra == [("update", "autoscaling_group", "demo-api-spot", ("instance_types",))]
+
+
+def test_capacity_provider_pointing_elsewhere_is_replace() -> None:
+    s = spec()
+    observed, settings = converged(s)
+    cp = observed.capacity_providers["demo-api-spot"]
+    observed = attrs.evolve(observed, capacity_providers={**observed.capacity_providers, "demo-api-spot": attrs.evolve(cp, asg_arn="arn:other")})
+    p = plan(s, observed, IMAGE, settings=settings)
+    assert [(c.action, c.resource, c.name) for c in p.changes] == [("replace", "capacity_provider", "demo-api-spot")]
+    assert p.summary["replace"] == 1
+
+
+def test_removed_pool_is_deleted_but_foreign_providers_are_kept() -> None:
+    s = spec()
+    observed, settings = converged(s)
+    cluster = attrs.evolve(observed.cluster, capacity_providers=(*observed.cluster.capacity_providers, "FARGATE_SPOT"))
+    observed = attrs.evolve(observed, cluster=cluster)
+    d = example_spec_dict()
+    d["pools"] = [d["pools"][1]]
+    d["strategy"] = [{"pool": "on-demand", "base": 1, "weight": 1}]
+    p = plan(load_spec(d), observed, IMAGE, settings=settings)
+    actions = [(c.action, c.resource, c.name) for c in p.changes]
+    assert ("delete", "capacity_provider", "demo-api-spot") in actions
+    assert ("delete", "autoscaling_group", "demo-api-spot") in actions
+    ccp = next(c for c in p.changes if c.resource == "cluster_capacity_providers")
+    assert ccp.diff["capacity_providers"][1] == ["FARGATE_SPOT", "demo-api-on-demand"]
+
+
+def test_changed_managed_scaling_is_an_update_in_place() -> None:
+    s = spec()
+    observed, settings = converged(s)
+    d = example_spec_dict()
+    d["pools"][0]["managed_scaling"] = {"target_capacity": 80}
+    p = plan(load_spec(d), observed, IMAGE, settings=settings)
+    cp = [c for c in p.changes if c.resource == "capacity_provider"]
+    assert [(c.action, c.diff) for c in cp] == [("update", {"target_capacity": [100, 80]})]
+
+
+def test_plan_needs_no_moto_or_boto3() -> None:
+    code = (
+        "import sys\n"
+        "for m in ('moto', 'boto3', 'aiobotocore'): sys.modules[m] = None\n"
+        "from ecsspot.plan import plan\nfrom ecsspot.state import Observed\nfrom ecsspot import load_spec\n"
+        "from tests.conftest import example_spec_dict\n"
+        "p = plan(load_spec(example_spec_dict()), Observed(cluster=None, launch_template=None), 'ami-1')\n"
+        "assert p.summary['create'] == 10, p.summary\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
+    assert result.returncode == 0, result.stderr

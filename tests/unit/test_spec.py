@@ -1,0 +1,153 @@
+"""Spec loading and every validation rule: each failing case names its exact path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ecsspot import ClusterSpec, Instances, Network, Pool, StrategyItem, dump_spec, load_spec, loads_spec
+from ecsspot.errors import SpecError
+from ecsspot.spec import batch_count, dumps_spec, parse_duration, validate
+from tests.conftest import EXAMPLE_SPEC, example_spec_dict
+
+
+def problems(d: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        load_spec(d)
+    return {p.path: p.message for p in info.value.problems}
+
+
+def with_pool(**changes: Any) -> dict[str, Any]:
+    d = example_spec_dict()
+    d["pools"][0].update(changes)
+    return d
+
+
+def test_example_spec_loads_and_round_trips() -> None:
+    spec = load_spec(EXAMPLE_SPEC)
+    assert spec.cluster == "demo-api"
+    assert [p.name for p in spec.pools] == ["spot", "on-demand"]
+    assert spec.pools[0].all_spot and not spec.pools[1].has_spot
+    assert load_spec(dump_spec(spec)) == spec
+    assert loads_spec(dumps_spec(spec)) == spec
+
+
+def test_python_objects_equal_yaml() -> None:
+    spec = ClusterSpec(
+        cluster="demo-api",
+        network=Network(subnets=["subnet-aaa"]),
+        instances=Instances(ami="ami-123"),
+        pools=[Pool(name="spot", max_size=3, instance_types=["m5.large"], on_demand_percentage_above_base=0)],
+        strategy=[StrategyItem(pool="spot")],
+    )
+    assert validate(spec) is spec
+    assert load_spec(dump_spec(spec)) == spec
+    assert spec.pools[0].capacity_rebalance is True  # on by default for pools that can run spot
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path", "fragment"),
+    [
+        (lambda d: d.update(extra=1), "extra", "unknown key"),
+        (lambda d: d["pools"][0].update(instance_typs=["m5.large"]), "pools[0].instance_typs", "did you mean 'instance_types'"),
+        (lambda d: d["pools"][0].update(min_size=-1), "pools[0].min_size", "≥ 0"),
+        (lambda d: d["pools"][0].update(max_size=-1), "pools[0].max_size", "≥ 0"),
+        (lambda d: d["pools"][1].update(min_size=5), "pools[1].min_size", "≤ max_size (4)"),
+        (lambda d: d["pools"][1].update(on_demand_percentage_above_base=101), "pools[1].on_demand_percentage_above_base", "0..100"),
+        (lambda d: d["pools"][0].update(on_demand_percentage_above_base=-1), "pools[0].on_demand_percentage_above_base", "0..100"),
+        (lambda d: d["pools"][0].update(on_demand_base_capacity=-1), "pools[0].on_demand_base_capacity", "≥ 0"),
+        (lambda d: d["pools"][0].update(spot_allocation_strategy="cheapest"), "pools[0].spot_allocation_strategy", "price-capacity-optimized"),
+        (lambda d: d["pools"][0].update(on_demand_allocation_strategy="x"), "pools[0].on_demand_allocation_strategy", "prioritized"),
+        (lambda d: d["pools"][1].update(name="spot"), "pools[1].name", "used by another pool"),
+        (lambda d: d["pools"][0].update(name="bad name"), "pools[0].name", "letters, digits"),
+        (lambda d: d.update(cluster="ecs-prod"), "pools[0].name", "may not start with aws, ecs or fargate"),
+        (lambda d: d.update(cluster="fargate"), "pools[0].name", "may not start with aws, ecs or fargate"),
+        (lambda d: d["strategy"].append({"pool": "nope", "weight": 1}), "strategy[2].pool", "names no pool"),
+        (lambda d: d["strategy"][1].update(base=2), "strategy[1].base", "only one strategy item"),
+        (lambda d: d["strategy"].append({"pool": "spot"}), "strategy[2].pool", "appears twice"),
+        (lambda d: d["pools"][0].update(managed_scaling=False), "pools[0].managed_termination_protection", "requires managed_scaling"),
+        (lambda d: d["pools"][0].update(managed_scaling={"target_capacity": 0}), "pools[0].managed_scaling.target_capacity", "1..100"),
+        (lambda d: d["pools"][0].update(instance_types=[]), "pools[0].instance_types", "at least one"),
+        (lambda d: d["pools"][0].update(instance_types=["m5.large", "m5.large"]), "pools[0].instance_types[1]", "twice"),
+        (lambda d: d["pools"][0].update(instance_types=["M5 Large"]), "pools[0].instance_types[0]", "not an instance type"),
+        (lambda d: d["pools"][0].update(instance_types=[{"type": "m5.large", "weight": 0}]), "pools[0].instance_types[0].weight", "1..999"),
+        (lambda d: d["pools"][0].update(max_size="20"), "pools[0].max_size", "must be an integer"),
+        (lambda d: d["pools"][0].update(capacity_rebalance="yes"), "pools[0].capacity_rebalance", "true or false"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_ENGINE_AUTH_DATA='{"https://r": {"password": "p"}}'), "instances.ecs_config.ECS_ENGINE_AUTH_DATA", "repositoryCredentials"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_ENGINE_AUTH_TYPE="dockercfg"), "instances.ecs_config.ECS_ENGINE_AUTH_TYPE", "Secrets Manager"),
+        (lambda d: d["instances"]["ecs_config"].update(DB_PASSWORD="hunter2"), "instances.ecs_config.DB_PASSWORD", "credentials must not"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_CLUSTER="other"), "instances.ecs_config.ECS_CLUSTER", "set by ecsspot"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_ENABLE_SPOT_INSTANCE_DRAINING=False), "instances.ecs_config.ECS_ENABLE_SPOT_INSTANCE_DRAINING", "always enables"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_CONTAINER_STOP_TIMEOUT="soon"), "instances.ecs_config.ECS_CONTAINER_STOP_TIMEOUT", "duration"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_INSTANCE_ATTRIBUTES="[1]"), "instances.ecs_config.ECS_INSTANCE_ATTRIBUTES", "JSON object"),
+        (lambda d: d["instances"].update(ami="latest"), "instances.ami", "AMI id"),
+        (lambda d: d["instances"]["tags"].update({"aws:x": "y"}), "instances.tags.aws:x", "reserved"),
+        (lambda d: d["network"].update(subnets=[]), "network.subnets", "at least one"),
+        (lambda d: d["network"].update(subnets=["vpc-1"]), "network.subnets[0]", "not a subnet id"),
+        (lambda d: d["network"].pop("subnets"), "network.subnets", "required"),
+        (lambda d: d.pop("pools"), "pools", "required"),
+        (lambda d: d["target_groups"].append("tg-1"), "target_groups[0]", "target group ARN"),
+        (lambda d: d["refresh"].update(batch_size="150%"), "refresh.batch_size", "percentage"),
+        (lambda d: d["refresh"].update(batch_size=0), "refresh.batch_size", "count ≥ 1"),
+        (lambda d: d["refresh"].update(min_healthy_percent=101), "refresh.min_healthy_percent", "0..100"),
+        (lambda d: d["refresh"].update(ami_parameter="aws/service"), "refresh.ami_parameter", "starting with /"),
+        (lambda d: d["drain"].update(lifecycle_timeout_seconds=10), "drain.lifecycle_timeout_seconds", "30..7200"),
+        (lambda d: d.update(region="Virginia"), "region", "not an AWS region"),
+    ],
+)
+def test_rule(mutate: Any, path: str, fragment: str) -> None:
+    d = example_spec_dict()
+    mutate(d)
+    found = problems(d)
+    assert path in found, found
+    assert fragment in found[path]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    d = example_spec_dict()
+    d["pools"][0]["on_demand_percentage_above_base"] = 150
+    d["pools"][1]["min_size"] = 9
+    d["strategy"].append({"pool": "ghost"})
+    d["instances"]["ecs_config"]["ECS_ENGINE_AUTH_DATA"] = "secret"
+    d["surprise"] = True
+    with pytest.raises(SpecError) as info:
+        load_spec(d)
+    assert {p.path for p in info.value.problems} == {
+        "pools[0].on_demand_percentage_above_base",
+        "pools[1].min_size",
+        "strategy[2].pool",
+        "instances.ecs_config.ECS_ENGINE_AUTH_DATA",
+        "surprise",
+    }
+    assert "5 problems" in str(info.value)
+    assert "pools[0].on_demand_percentage_above_base: must be 0..100" in str(info.value)
+
+
+def test_file_errors_are_spec_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="file not found"):
+        load_spec(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cluster: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        load_spec(bad)
+
+
+def test_durations_and_batches() -> None:
+    assert parse_duration("1m30s") == 90 and parse_duration("30s") == 30 and parse_duration("2h") == 7200
+    assert parse_duration("soon") is None
+    assert batch_count("25%", 8) == 2 and batch_count("25%", 2) == 1 and batch_count(3, 10) == 3
+
+
+@given(st.dictionaries(st.sampled_from(["cluster", "network", "instances", "pools", "strategy", "drain", "x"]), st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=10)))
+def test_arbitrary_input_only_raises_spec_error(raw: dict[str, Any]) -> None:
+    try:
+        load_spec(raw)
+    except SpecError as exc:
+        assert exc.problems
