@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from botocore.config import Config
@@ -13,6 +13,9 @@ from ecsspot import workflows
 from ecsspot.aws.calls import Workflow
 from ecsspot.aws.clients import ClientOptions, default_config
 from ecsspot.clock import Clock
+from ecsspot.drain import DrainResult
+from ecsspot.interruption import HandleResult, handle_event
+from ecsspot.interruption import dry_run as _dry_run
 from ecsspot.plan import ApplyResult, Plan
 from ecsspot.spec import ClusterSpec
 from ecsspot.status import Status
@@ -57,6 +60,7 @@ class Manager:
         from ecsspot.aws.driver import Driver
 
         self.driver = Driver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
+        self.owner = workflows.owner_id()
 
     def run(self, workflow: Workflow[Any]) -> Any:
         """Run any ecsspot workflow with this manager's clients and clock."""
@@ -76,6 +80,18 @@ class Manager:
     def teardown(self, cluster: str, *, deadline: float = 900) -> TeardownResult:
         return self.run(_teardown.teardown(cluster, deadline_seconds=deadline))
 
+    def drain(self, cluster: str, instance_ids: Sequence[str], *, deadline: float | None = None, wait: bool = True) -> DrainResult:
+        """Verified drain of EC2 instances: DRAINING and ALB targets deregistered, then (``wait``) verified."""
+        return self.run(workflows.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
+
+    def handle_event(
+        self, payload: Mapping[str, Any], *, dry_run: bool = False, default_cluster: str | None = None, remaining_seconds: float | None = None
+    ) -> HandleResult:
+        """Handle an EventBridge event or an SQS/SNS batch (what the interruption Lambda does)."""
+        if dry_run:
+            return _dry_run(payload)
+        return self.run(handle_event(payload, owner=self.owner, default_cluster=default_cluster, remaining_seconds=remaining_seconds))
+
 
 class AsyncManager:
     """Asynchronous ecsspot API (aiobotocore): the same methods, awaited. Use ``async with``."""
@@ -94,6 +110,7 @@ class AsyncManager:
         from ecsspot.aws.aio import AsyncDriver
 
         self.driver = AsyncDriver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
+        self.owner = workflows.owner_id()
 
     async def __aenter__(self) -> AsyncManager:
         return self
@@ -115,3 +132,13 @@ class AsyncManager:
 
     async def teardown(self, cluster: str, *, deadline: float = 900) -> TeardownResult:
         return await self.run(_teardown.teardown(cluster, deadline_seconds=deadline))
+
+    async def drain(self, cluster: str, instance_ids: Sequence[str], *, deadline: float | None = None, wait: bool = True) -> DrainResult:
+        return await self.run(workflows.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
+
+    async def handle_event(
+        self, payload: Mapping[str, Any], *, dry_run: bool = False, default_cluster: str | None = None, remaining_seconds: float | None = None
+    ) -> HandleResult:
+        if dry_run:
+            return _dry_run(payload)
+        return await self.run(handle_event(payload, owner=self.owner, default_cluster=default_cluster, remaining_seconds=remaining_seconds))

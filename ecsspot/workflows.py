@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from ecsspot.aws.calls import Workflow
+from collections.abc import Sequence
+
+import attrs
+
+from ecsspot import store
+from ecsspot.aws.calls import NOW, Workflow
+from ecsspot.drain import Action, DrainResult, drain
 from ecsspot.errors import ConflictError
+from ecsspot.interruption import load_cluster_spec
 from ecsspot.lint import lint
 from ecsspot.plan import ApplyResult, Plan, apply_plan, plan, read_settings, resolve_ami
 from ecsspot.spec import ClusterSpec, validate
@@ -25,3 +32,38 @@ def apply_cluster(spec: ClusterSpec, approved: Plan | None = None) -> Workflow[A
     if approved is not None and fresh.changes != approved.changes:
         raise ConflictError("the cluster changed since the plan was shown; review the new plan and apply again")
     return (yield from apply_plan(spec, observed, fresh))
+
+
+def owner_id() -> str:
+    """Who holds a lease: host, process and a random suffix (unique per Manager)."""
+    import os
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
+    """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases."""
+    spec = yield from load_cluster_spec(cluster)
+    ids = list(dict.fromkeys(instance_ids))
+    seconds = float(deadline if deadline is not None else (spec.drain.deadline_seconds if spec else 110))
+    leased: list[str] = []
+    skipped: list[Action] = []
+    if spec is not None:
+        now = yield NOW
+        for iid in ids:
+            try:
+                yield from store.acquire_lease(spec.table_name, f"drain#{iid}", owner, now=now, ttl=seconds + 60)
+                leased.append(iid)
+            except ConflictError as exc:
+                skipped.append(Action("drain", iid, "skipped", f"already being drained ({exc})"))
+    else:
+        leased = ids
+    try:
+        result = yield from drain(cluster, leased, deadline=seconds, wait=wait, target_groups=spec.target_groups if spec else ())
+    finally:
+        if spec is not None:
+            for iid in leased:
+                yield from store.release_lease(spec.table_name, f"drain#{iid}", owner)
+    return attrs.evolve(result, actions=(*result.actions, *skipped))

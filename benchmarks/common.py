@@ -1,0 +1,47 @@
+"""Helpers shared by the benchmarks: call counting, round counting, injected latency."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ecsspot.aws.driver import Driver
+
+
+class Counter:
+    """botocore ``before-call`` handler: one entry per HTTP request (pages included)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, model: Any = None, **kwargs: Any) -> None:
+        self.calls.append(model.name)
+
+    def by_operation(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for c in self.calls:
+            out[c] = out.get(c, 0) + 1
+        return dict(sorted(out.items()))
+
+
+class Latency:
+    """botocore ``before-send`` handler adding a fixed delay per request (simulated network)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, **kwargs: Any) -> None:
+        time.sleep(self.seconds)
+
+
+class RoundCountingDriver(Driver):
+    """Counts what a workflow yields: each yield is one sequential round trip (a batch counts once)."""
+
+    rounds = 0
+
+    def _handle(self, request: Any) -> Any:
+        from ecsspot.aws.calls import Call
+
+        if isinstance(request, (Call, tuple)):
+            self.rounds += 1
+        return super()._handle(request)

@@ -1,0 +1,293 @@
+"""Verified drain: container instances DRAINING and their ALB targets deregistered *first*.
+
+Why not leave it to ECS: on a DRAINING instance ECS starts replacement tasks and only then
+deregisters the old targets (aws/containers-roadmap#2673), and ALB keeps sending new requests
+to a target until it is deregistered. With a two-minute spot notice and a 300 s default
+deregistration delay the instance dies while it still takes traffic. ecsspot deregisters the
+instances' (id, port) targets in the same breath as setting them DRAINING, then waits (on the
+injected clock) until nothing is left: no non-daemon task, no registered or draining target,
+every affected service back at its desired count elsewhere. It never reports "drained" while
+something is left.
+
+Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances
+100, DeregisterTargets many per group) and independent calls go out together, so the cost in
+round trips does not grow with the number of instances.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, chunks, lookup, paginate
+
+POLL_SECONDS = 5.0
+#: Instance ids per ListContainerInstances filter expression (kept well inside the length limit).
+_FILTER_IDS = 50
+
+
+@attrs.frozen
+class Action:
+    """One thing done (or decided against) about one instance; the CLI/Lambda JSON unit."""
+
+    kind: str
+    instance_id: str | None
+    status: str
+    reason: str = ""
+    #: What was still there when a drain gave up: task counts and "tg-name:port" targets.
+    left: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen
+class DrainResult:
+    cluster: str
+    actions: tuple[Action, ...]
+
+    @property
+    def drained(self) -> bool:
+        return all(a.status in ("drained", "draining") for a in self.actions if a.kind == "drain")
+
+    @property
+    def timed_out(self) -> tuple[str, ...]:
+        return tuple(a.instance_id or "" for a in self.actions if a.status == "timed_out")
+
+
+@attrs.frozen
+class _Target:
+    group_arn: str
+    instance_id: str
+    port: int | None
+    state: str
+
+    @property
+    def label(self) -> str:
+        name = self.group_arn.split(":targetgroup/")[-1].split("/")[0]
+        return f"{name}:{self.port}" if self.port is not None else name
+
+
+def _deregister(targets: Sequence[_Target]) -> tuple[Call, ...] | None:
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for t in targets:
+        if t.state == "draining":
+            continue  # already on its way out; deregistering again would restart nothing useful
+        entry: dict[str, Any] = {"Id": t.instance_id}
+        if t.port is not None:
+            entry["Port"] = t.port
+        by_group.setdefault(t.group_arn, []).append(entry)
+    if not by_group:
+        return None
+    # DeregisterTargets takes many targets; split generously below any documented ceiling.
+    return tuple(
+        call("elbv2", "deregister_targets", TargetGroupArn=arn, Targets=batch)
+        for arn, entries in sorted(by_group.items())
+        for batch in chunks(entries, 200)
+    )
+
+
+def drain(
+    cluster: str,
+    instance_ids: Sequence[str],
+    *,
+    deadline: float,
+    wait: bool = True,
+    target_groups: Sequence[str] = (),
+    deadlines: Mapping[str, float] | None = None,
+    act: bool = True,
+    heartbeat: Sequence[Call] = (),
+    heartbeat_every: float = 0.0,
+    poll: float = POLL_SECONDS,
+) -> Workflow[DrainResult]:
+    """Drain ``instance_ids`` of ``cluster``: DRAINING + targets deregistered now, then verify.
+
+    ``deadline`` is in seconds from now (``deadlines`` overrides it per instance). With
+    ``act=False`` nothing is changed, only verified (someone else holds the instance's drain
+    lease). ``heartbeat`` calls (lifecycle hook heartbeats) go out every ``heartbeat_every``
+    seconds while waiting.
+    """
+    ids = list(dict.fromkeys(instance_ids))
+    start = yield NOW
+    deadline_at = {iid: start + (deadlines or {}).get(iid, deadline) for iid in ids}
+    instances_by_id, services = yield from _first_round(cluster, ids)
+    group_arns = set(target_groups) | {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
+
+    to_drain = [ci["containerInstanceArn"] for ci in instances_by_id.values() if act and ci.get("status") == "ACTIVE"]
+    set_draining = tuple(
+        call("ecs", "update_container_instances_state", cluster=cluster, containerInstances=batch, status="DRAINING")
+        for batch in chunks(to_drain, 10)
+    )
+    # Round three: DRAINING and target lookup together; round four: deregistration.
+    answers = yield (*set_draining, *_target_health_calls(group_arns))
+    targets = _targets_from(group_arns, answers[len(set_draining) :], set(ids))
+    failures = {f.get("arn", "").rsplit("/", 1)[-1]: f.get("reason", "") for a in answers[: len(set_draining)] for f in a.get("failures", ())}
+    dereg = _deregister(targets) if act else None
+    if dereg:
+        yield dereg
+    affected_services = {
+        s["serviceName"]
+        for s in services
+        if any(lb.get("targetGroupArn") in {t.group_arn for t in targets} for lb in s.get("loadBalancers", ()))
+    }
+    delays = yield from _short_delays(group_arns if targets else (), deadline)
+
+    notes = {}
+    for iid in ids:
+        if iid not in instances_by_id:
+            notes[iid] = "not a container instance of this cluster (targets deregistered only)"
+        elif instances_by_id[iid].get("containerInstanceArn", "").rsplit("/", 1)[-1] in failures:
+            notes[iid] = "ECS refused DRAINING: " + failures[instances_by_id[iid]["containerInstanceArn"].rsplit("/", 1)[-1]]
+    if not wait:
+        return DrainResult(
+            cluster,
+            tuple(Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), delays)) for iid in ids),
+        )
+
+    last_beat = start
+    pending = set(ids)
+    left: dict[str, dict[str, Any]] = {}
+    done_at: dict[str, float] = {}
+    while True:
+        remaining = yield from _what_is_left(cluster, instances_by_id, pending, group_arns, affected_services)
+        now = yield NOW
+        for iid in list(pending):
+            if not remaining.get(iid):
+                pending.discard(iid)
+                done_at[iid] = now
+            else:
+                left[iid] = remaining[iid]
+        live = [iid for iid in pending if now < deadline_at[iid]]
+        if not live:
+            break
+        if heartbeat and heartbeat_every and now - last_beat >= heartbeat_every:
+            yield tuple(heartbeat)
+            last_beat = now
+        yield Sleep(min(poll, min(deadline_at[iid] for iid in live) - now))
+
+    actions = []
+    for iid in ids:
+        if iid in pending:
+            what = left.get(iid, {})
+            actions.append(Action("drain", iid, "timed_out", _join(f"deadline passed with {_describe(what)} left", notes.get(iid), delays), what))
+        else:
+            actions.append(Action("drain", iid, "drained", _join(f"drained in {done_at[iid] - start:.0f} s", notes.get(iid), delays)))
+    return DrainResult(cluster, tuple(actions))
+
+
+def _first_round(cluster: str, ids: list[str]) -> Workflow[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]]:
+    """Container instances and services: two rounds, each of independent calls sent together."""
+    lists = tuple(
+        paginate("ecs", "list_container_instances", cluster=cluster, filter="ec2InstanceId in [" + ", ".join(f"'{i}'" for i in batch) + "]")
+        for batch in chunks(ids, _FILTER_IDS)
+    )
+    answers = yield (*lists, paginate("ecs", "list_services", cluster=cluster))
+    arns = sorted({arn for a in answers[:-1] for arn in a.get("containerInstanceArns", ())})
+    service_arns = answers[-1].get("serviceArns", [])
+    describes = (
+        *(call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)),
+        *(call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)),
+    )
+    described = (yield describes) if describes else ()
+    n_ci = len(chunks(arns, 100))
+    wanted = set(ids)
+    # The filter narrows the list on AWS; moto ignores it, so membership is checked here too.
+    instances = {
+        ci["ec2InstanceId"]: ci for a in described[:n_ci] for ci in a.get("containerInstances", ()) if ci.get("ec2InstanceId") in wanted
+    }
+    services = [s for a in described[n_ci:] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
+    return instances, services
+
+
+def _target_health_calls(group_arns: Iterable[str]) -> tuple[Call, ...]:
+    return tuple(lookup("elbv2", "describe_target_health", ("TargetGroupNotFound",), TargetGroupArn=arn) for arn in sorted(set(group_arns)))
+
+
+def _targets_from(group_arns: Iterable[str], answers: Sequence[Any], instance_ids: set[str]) -> list[_Target]:
+    found = []
+    for arn, answer in zip(sorted(set(group_arns)), answers):
+        for desc in (answer or {}).get("TargetHealthDescriptions", ()):
+            target = desc.get("Target", {})
+            state = desc.get("TargetHealth", {}).get("State", "")
+            if target.get("Id") in instance_ids and state != "unused":
+                found.append(_Target(arn, target["Id"], target.get("Port"), state))
+    return found
+
+
+def _short_delays(group_arns: Iterable[str], deadline: float) -> Workflow[list[str]]:
+    groups = sorted(set(group_arns))
+    if not groups:
+        return []
+    answers = yield tuple(
+        lookup("elbv2", "describe_target_group_attributes", ("TargetGroupNotFound",), TargetGroupArn=arn) for arn in groups
+    )
+    notes = []
+    for arn, answer in zip(groups, answers):
+        attributes = {a["Key"]: a["Value"] for a in (answer or {}).get("Attributes", ())}
+        delay = int(attributes.get("deregistration_delay.timeout_seconds", 300))
+        if delay > deadline:
+            name = arn.split(":targetgroup/")[-1].split("/")[0]
+            notes.append(f"target group {name} deregistration delay {delay} s exceeds the {deadline:.0f} s deadline")
+    return notes
+
+
+def _what_is_left(
+    cluster: str,
+    instances_by_id: Mapping[str, Mapping[str, Any]],
+    pending: set[str],
+    group_arns: set[str],
+    affected_services: set[str],
+) -> Workflow[dict[str, dict[str, Any]]]:
+    arns = [instances_by_id[i]["containerInstanceArn"] for i in sorted(pending) if i in instances_by_id]
+    calls: list[Call] = [
+        call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)
+    ]
+    n_ci = len(calls)
+    calls += _target_health_calls(group_arns)
+    n_tg = len(calls) - n_ci
+    calls += [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(sorted(affected_services), 10)]
+    answers = (yield tuple(calls)) if calls else ()
+    left: dict[str, dict[str, Any]] = {}
+    for answer in answers[:n_ci]:
+        for ci in answer.get("containerInstances", ()):
+            tasks = int(ci.get("runningTasksCount", 0)) + int(ci.get("pendingTasksCount", 0))
+            if tasks:
+                left.setdefault(ci["ec2InstanceId"], {})["tasks"] = tasks
+            if ci.get("status") == "ACTIVE":
+                # Someone set it back to ACTIVE: tasks may land here again, so it is not drained.
+                left.setdefault(ci["ec2InstanceId"], {})["status"] = "ACTIVE"
+    for t in _targets_from(group_arns, answers[n_ci : n_ci + n_tg], pending):
+        left.setdefault(t.instance_id, {}).setdefault("targets", []).append(f"{t.label} ({t.state})")
+    short = [
+        f"{s['serviceName']} {s.get('runningCount', 0)}/{s.get('desiredCount', 0)}"
+        for answer in answers[n_ci + n_tg :]
+        for s in answer.get("services", ())
+        if s.get("runningCount", 0) < s.get("desiredCount", 0)
+    ]
+    if short:
+        # Replacements are not running yet: the drain is not over for anyone still pending.
+        for iid in pending:
+            left.setdefault(iid, {})["services_below_desired"] = short
+    return left
+
+
+def _describe(what: Mapping[str, Any]) -> str:
+    parts = []
+    if what.get("tasks"):
+        parts.append(f"{what['tasks']} task(s)")
+    if what.get("targets"):
+        parts.append("targets " + ", ".join(what["targets"]))
+    if what.get("services_below_desired"):
+        parts.append("services below desired count: " + ", ".join(what["services_below_desired"]))
+    if what.get("status"):
+        parts.append(f"container instance {what['status']}")
+    return "; ".join(parts) or "nothing"
+
+
+def _join(*parts: Any) -> str:
+    flat: list[str] = []
+    for p in parts:
+        if isinstance(p, list | tuple):
+            flat += [str(x) for x in p if x]
+        elif p:
+            flat.append(str(p))
+    return "; ".join(flat)

@@ -1,0 +1,80 @@
+"""AWS Lambda entry points: parse → library call → JSON-able result.
+
+Kept light for cold starts: no click, PyYAML, moto or aiobotocore on this import path (a test
+checks). Configuration comes from the environment:
+
+    ECSSPOT_CLUSTER        default cluster for instances without an ``ecsspot:cluster`` tag
+    ECSSPOT_ENDPOINT_URL   override every AWS endpoint (testing); boto3's AWS_ENDPOINT_URL works too
+    AWS_REGION             set by Lambda itself
+
+Tests and the simulator build a :class:`Handlers` with their own driver (clock, endpoint) instead
+of patching this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ecsspot.interruption import handle_event
+
+log = logging.getLogger("ecsspot.handlers")
+
+
+class Handlers:
+    """The Lambda functions bound to one driver (a boto3 Driver from ecsspot.aws.driver)."""
+
+    def __init__(self, driver: Any, *, default_cluster: str | None = None, owner: str | None = None) -> None:
+        from ecsspot.workflows import owner_id
+
+        self.driver = driver
+        self.default_cluster = default_cluster
+        self.owner = owner or owner_id()
+
+    def interruption(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Spot warnings, rebalance recommendations and terminate lifecycle actions (EventBridge or SQS)."""
+        result = self.driver.run(
+            handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context))
+        )
+        for action in result.actions:
+            log.info(json.dumps({"kind": action.kind, "instance_id": action.instance_id, "status": action.status, "reason": action.reason}))
+        return result.lambda_response()
+
+    def refresh(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """A refresh tick (schedule) or an SSM "Parameter Store Change": continue or start a rolling AMI refresh."""
+        from ecsspot.refresh import handle_tick
+
+        return handle_tick(self.driver, event, remaining_seconds=_remaining(context), default_cluster=self.default_cluster, owner=self.owner)
+
+
+def _remaining(context: Any) -> float | None:
+    getter = getattr(context, "get_remaining_time_in_millis", None)
+    return getter() / 1000.0 if callable(getter) else None
+
+
+_default: Handlers | None = None
+
+
+def _handlers() -> Handlers:
+    global _default
+    if _default is None:
+        from ecsspot.aws.clients import ClientOptions
+        from ecsspot.aws.driver import Driver
+
+        options = ClientOptions(region=os.environ.get("AWS_REGION"), endpoint_url=os.environ.get("ECSSPOT_ENDPOINT_URL"))
+        # Reused across warm invocations: clients (and their connection pools) survive.
+        _default = Handlers(Driver(options), default_cluster=os.environ.get("ECSSPOT_CLUSTER"))
+    return _default
+
+
+def interruption(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda handler ``ecsspot.handlers.interruption``."""
+    return _handlers().interruption(event, context)
+
+
+def refresh(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+    """Lambda handler ``ecsspot.handlers.refresh``."""
+    return _handlers().refresh(event, context)
