@@ -35,13 +35,19 @@ class Latency:
 
 
 class RoundCountingDriver(Driver):
-    """Counts what a workflow yields: each yield is one sequential round trip (a batch counts once)."""
+    """Counts what a workflow yields: each yield is one sequential round trip (a batch counts once),
+    and records the round in which each operation was first called."""
 
-    rounds = 0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rounds = 0
+        self.first_round: dict[str, int] = {}
 
     def _handle(self, request: Any) -> Any:
         from ecsspot.aws.calls import Call
 
         if isinstance(request, (Call, tuple)):
             self.rounds += 1
+            for c in request if isinstance(request, tuple) else (request,):
+                self.first_round.setdefault(c.operation, self.rounds)
         return super()._handle(request)

@@ -44,6 +44,8 @@ class Action:
 class DrainResult:
     cluster: str
     actions: tuple[Action, ...]
+    #: Target groups of the cluster's services, as found (cached to speed up the next drain).
+    service_target_groups: tuple[str, ...] = ()
 
     @property
     def drained(self) -> bool:
@@ -107,29 +109,45 @@ def drain(
     seconds while waiting.
     """
     ids = list(dict.fromkeys(instance_ids))
+    wanted = set(ids)
     start = yield NOW
     deadline_at = {iid: start + (deadlines or {}).get(iid, deadline) for iid in ids}
-    instances_by_id, services = yield from _first_round(cluster, ids)
-    group_arns = set(target_groups) | {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
+    known = sorted(set(target_groups))
 
+    # Round 1: which container instances, which services, and the known groups' targets.
+    lists = _list_calls(cluster, ids)
+    answers = yield (*lists, paginate("ecs", "list_services", cluster=cluster), *_target_health_calls(known))
+    arns = sorted({arn for a in answers[: len(lists)] for arn in a.get("containerInstanceArns", ())})
+    service_arns = answers[len(lists)].get("serviceArns", [])
+    targets = _targets_from(known, answers[len(lists) + 1 :], wanted)
+
+    # Round 2: describe both (the filter narrows the list on AWS; moto ignores it, so check here).
+    ci_calls = [call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)]
+    answers = yield (*ci_calls, *(call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)))
+    instances_by_id = {ci["ec2InstanceId"]: ci for a in answers[: len(ci_calls)] for ci in a.get("containerInstances", ()) if ci.get("ec2InstanceId") in wanted}
+    services = [s for a in answers[len(ci_calls) :] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
+    service_groups = {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
+    new_groups = sorted(service_groups - set(known))
+    group_arns = set(known) | service_groups
+
+    # Round 3: DRAINING, the known groups' targets deregistered, and the newly found groups looked up.
     to_drain = [ci["containerInstanceArn"] for ci in instances_by_id.values() if act and ci.get("status") == "ACTIVE"]
     set_draining = tuple(
-        call("ecs", "update_container_instances_state", cluster=cluster, containerInstances=batch, status="DRAINING")
-        for batch in chunks(to_drain, 10)
+        call("ecs", "update_container_instances_state", cluster=cluster, containerInstances=b, status="DRAINING") for b in chunks(to_drain, 10)
     )
-    # Round three: DRAINING and target lookup together; round four: deregistration.
-    answers = yield (*set_draining, *_target_health_calls(group_arns))
-    targets = _targets_from(group_arns, answers[len(set_draining) :], set(ids))
+    dereg = (_deregister(targets) or ()) if act else ()
+    answers = yield (*set_draining, *dereg, *_target_health_calls(new_groups))
     failures = {f.get("arn", "").rsplit("/", 1)[-1]: f.get("reason", "") for a in answers[: len(set_draining)] for f in a.get("failures", ())}
-    dereg = _deregister(targets) if act else None
-    if dereg:
-        yield dereg
-    affected_services = {
-        s["serviceName"]
-        for s in services
-        if any(lb.get("targetGroupArn") in {t.group_arn for t in targets} for lb in s.get("loadBalancers", ()))
-    }
-    delays = yield from _short_delays(group_arns if targets else (), deadline)
+    late = _targets_from(new_groups, answers[len(set_draining) + len(dereg) :], wanted)
+    targets += late
+
+    # Round 4 (off the critical path when every group was known): the late groups' deregistration,
+    # and the deregistration delays, to say when a group's delay cannot fit the deadline.
+    holding = sorted({t.group_arn for t in targets})
+    dereg = (_deregister(late) or ()) if act else ()
+    answers = yield (*dereg, *_delay_calls(holding)) if dereg or holding else ()
+    delays = _short_delays(holding, answers[len(dereg) :], deadline)
+    affected_services = {s["serviceName"] for s in services if any(lb.get("targetGroupArn") in holding for lb in s.get("loadBalancers", ()))}
 
     notes = {}
     for iid in ids:
@@ -141,6 +159,7 @@ def drain(
         return DrainResult(
             cluster,
             tuple(Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), delays)) for iid in ids),
+            tuple(sorted(service_groups)),
         )
 
     last_beat = start
@@ -171,31 +190,18 @@ def drain(
             actions.append(Action("drain", iid, "timed_out", _join(f"deadline passed with {_describe(what)} left", notes.get(iid), delays), what))
         else:
             actions.append(Action("drain", iid, "drained", _join(f"drained in {done_at[iid] - start:.0f} s", notes.get(iid), delays)))
-    return DrainResult(cluster, tuple(actions))
+    return DrainResult(cluster, tuple(actions), tuple(sorted(service_groups)))
 
 
-def _first_round(cluster: str, ids: list[str]) -> Workflow[tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]]:
-    """Container instances and services: two rounds, each of independent calls sent together."""
-    lists = tuple(
+def _list_calls(cluster: str, ids: Sequence[str]) -> tuple[Call, ...]:
+    return tuple(
         paginate("ecs", "list_container_instances", cluster=cluster, filter="ec2InstanceId in [" + ", ".join(f"'{i}'" for i in batch) + "]")
-        for batch in chunks(ids, _FILTER_IDS)
+        for batch in chunks(list(ids), _FILTER_IDS)
     )
-    answers = yield (*lists, paginate("ecs", "list_services", cluster=cluster))
-    arns = sorted({arn for a in answers[:-1] for arn in a.get("containerInstanceArns", ())})
-    service_arns = answers[-1].get("serviceArns", [])
-    describes = (
-        *(call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)),
-        *(call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)),
-    )
-    described = (yield describes) if describes else ()
-    n_ci = len(chunks(arns, 100))
-    wanted = set(ids)
-    # The filter narrows the list on AWS; moto ignores it, so membership is checked here too.
-    instances = {
-        ci["ec2InstanceId"]: ci for a in described[:n_ci] for ci in a.get("containerInstances", ()) if ci.get("ec2InstanceId") in wanted
-    }
-    services = [s for a in described[n_ci:] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
-    return instances, services
+
+
+def _delay_calls(group_arns: Sequence[str]) -> tuple[Call, ...]:
+    return tuple(lookup("elbv2", "describe_target_group_attributes", ("TargetGroupNotFound",), TargetGroupArn=arn) for arn in group_arns)
 
 
 def _target_health_calls(group_arns: Iterable[str]) -> tuple[Call, ...]:
@@ -213,13 +219,7 @@ def _targets_from(group_arns: Iterable[str], answers: Sequence[Any], instance_id
     return found
 
 
-def _short_delays(group_arns: Iterable[str], deadline: float) -> Workflow[list[str]]:
-    groups = sorted(set(group_arns))
-    if not groups:
-        return []
-    answers = yield tuple(
-        lookup("elbv2", "describe_target_group_attributes", ("TargetGroupNotFound",), TargetGroupArn=arn) for arn in groups
-    )
+def _short_delays(groups: Sequence[str], answers: Sequence[Any], deadline: float) -> list[str]:
     notes = []
     for arn, answer in zip(groups, answers):
         attributes = {a["Key"]: a["Value"] for a in (answer or {}).get("Attributes", ())}

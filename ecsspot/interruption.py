@@ -12,6 +12,7 @@ A record that cannot be parsed, or whose handling fails, is reported on its own 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -21,7 +22,7 @@ import attrs
 from ecsspot import events, store
 from ecsspot.aws.calls import NOW, Call, Workflow, call, lookup, paginate
 from ecsspot.drain import Action, drain
-from ecsspot.errors import ConflictError, EcsspotError
+from ecsspot.errors import EcsspotError
 from ecsspot.spec import ClusterSpec, load_spec, table_name
 from ecsspot.state import CLUSTER_TAG
 
@@ -148,43 +149,50 @@ def _clusters_of(instance_ids: Sequence[str], default_cluster: str | None) -> Wo
     return {iid: found.get(iid) for iid in instance_ids}
 
 
-def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
-    """The spec ``apply`` recorded for the cluster (None when the cluster has no ecsspot table)."""
-    from ecsspot.plan import read_settings
-
-    text = yield from read_settings(table_name(cluster))
+def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:
+    """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and cached target groups."""
+    text, groups = yield from store.read_cluster(table_name(cluster))
     if text is None:
-        return None
-    import json
+        return None, []
+    return load_spec(json.loads(text)), groups
 
-    return load_spec(json.loads(text))
+
+def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
+    """The spec ``apply`` recorded for the cluster, or None."""
+    return (yield from load_cluster(cluster))[0]
 
 
 def _handle_cluster(cluster: str, items: list[_Work], *, owner: str, start: float, remaining_seconds: float | None) -> Workflow[list[Action]]:
-    spec = yield from load_cluster_spec(cluster)
+    spec, cached_groups = yield from load_cluster(cluster)
     if spec is None:
         return [Action("ignore", w.instance_id, "ignored", f"cluster {cluster} has no ecsspot state table (not managed by ecsspot)") for w in items]
     table = spec.table_name
     budget = None if remaining_seconds is None else max(remaining_seconds - LAMBDA_MARGIN_SECONDS, 0.0)
     actions: list[Action] = []
-    claimed: list[tuple[_Work, str, float]] = []  # (work, event key, deadline seconds from now)
-    verify_ids: set[str] = set()
+    deadlines = {}
     for w in items:
         deadline = _deadline_seconds(w.decision, spec, start)
-        if budget is not None:
-            deadline = min(deadline, budget)
-        key = f"{w.decision.event_key or w.record_id}:{w.instance_id}"
-        state = yield from store.claim_event(table, key, owner, now=start, ttl=max(deadline, 60.0) + 60)
-        if state != "claimed":
+        deadlines[w.instance_id] = deadline if budget is None else min(deadline, budget)
+    keys = {w.instance_id: f"{w.decision.event_key or w.record_id}:{w.instance_id}" for w in items}
+    # Claims and leases for the whole batch go out together: constant rounds in a storm.
+    states = yield from store.claim_events(table, [keys[w.instance_id] for w in items], owner, now=start, ttl=max(deadlines.values()) + 120)
+    fresh = []
+    for w in items:
+        state = states[keys[w.instance_id]]
+        if state == "claimed":
+            fresh.append(w)
+        else:
             status = "duplicate" if state == "done" else "skipped"
-            actions.append(Action(w.decision.kind, w.instance_id, status, f"event {key} already {'handled' if state == 'done' else 'in hand elsewhere'}"))
-            continue
-        try:
-            yield from store.acquire_lease(table, f"drain#{w.instance_id}", owner, now=start, ttl=max(deadline, 60.0) + 30)
-        except ConflictError as exc:
+            actions.append(Action(w.decision.kind, w.instance_id, status, f"event {keys[w.instance_id]} already {'handled' if state == 'done' else 'in hand elsewhere'}"))
+    leases = yield from store.acquire_leases(table, sorted({f"drain#{w.instance_id}" for w in fresh}), owner, now=start, ttl=max(deadlines.values(), default=60.0) + 90)
+    claimed: list[tuple[_Work, str, float]] = []  # (work, event key, deadline seconds from now)
+    verify_ids: set[str] = set()
+    for w in fresh:
+        key, deadline = keys[w.instance_id], deadlines[w.instance_id]
+        if leases.get(f"drain#{w.instance_id}") is None:
             if w.decision.lifecycle is None:
                 yield from store.finish_event(table, key, now=start)
-                actions.append(Action(w.decision.kind, w.instance_id, "skipped", f"already being drained ({exc})"))
+                actions.append(Action(w.decision.kind, w.instance_id, "skipped", "already being drained by another handler"))
                 continue
             # Someone else drains it; we still owe the lifecycle hook its answer after verifying.
             verify_ids.add(w.instance_id)
@@ -215,18 +223,20 @@ def _handle_cluster(cluster: str, items: list[_Work], *, owner: str, start: floa
             [w.instance_id for w, _ in to_drain],
             deadline=max(d for _, d in to_drain),
             deadlines={w.instance_id: d for w, d in to_drain},
-            target_groups=spec.target_groups,
+            target_groups=(*spec.target_groups, *cached_groups),
             heartbeat=heartbeats,
             heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
         )
         results.update({a.instance_id or "": a for a in result.actions})
+        if set(result.service_target_groups) - set(cached_groups):
+            yield from store.remember_target_groups(table, result.service_target_groups, now=start)
     if verify_only:
         result = yield from drain(
             cluster,
             [w.instance_id for w, _ in verify_only],
             deadline=max(d for _, d in verify_only),
             deadlines={w.instance_id: d for w, d in verify_only},
-            target_groups=spec.target_groups,
+            target_groups=(*spec.target_groups, *cached_groups),
             act=False,
             heartbeat=heartbeats,
             heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),

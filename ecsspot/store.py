@@ -11,12 +11,12 @@ TTL attribute, so stale leases and idempotency keys disappear on their own.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from ecsspot.aws.calls import Workflow, call, lookup
+from ecsspot.aws.calls import Call, Workflow, call, lookup
 from ecsspot.errors import ConditionFailedError, ConflictError
 
 _NOT_FOUND = ("ResourceNotFoundException",)
@@ -33,23 +33,40 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
+_LOST = ("ConditionalCheckFailedException",)
+
+
+def _lease_put(table: str, name: str, owner: str, now: float, ttl: float) -> Call:
+    return Call(
+        "dynamodb",
+        "put_item",
+        {
+            "TableName": table,
+            "Item": {**_key(f"lease#{name}", "lease"), "owner": {"S": owner}, "expires_at": {"N": f"{now + ttl:.3f}"}},
+            "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now OR #o = :me",
+            "ExpressionAttributeNames": {"#o": "owner"},
+            "ExpressionAttributeValues": {":now": {"N": f"{now:.3f}"}, ":me": {"S": owner}},
+        },
+        absent=_LOST,
+    )
+
+
+def acquire_leases(table: str, names: Sequence[str], owner: str, *, now: float, ttl: float) -> Workflow[dict[str, Lease | None]]:
+    """Take (or renew) several leases at once; None for each one another live owner holds."""
+    if not names:
+        return {}
+    answers = yield tuple(_lease_put(table, n, owner, now, ttl) for n in names)
+    return {n: (Lease(n, owner, now + ttl) if a is not None else None) for n, a in zip(names, answers)}
+
+
 def acquire_lease(table: str, name: str, owner: str, *, now: float, ttl: float) -> Workflow[Lease]:
     """Take (or renew) the lease ``name``; ConflictError when another live owner holds it."""
-    try:
-        yield call(
-            "dynamodb",
-            "put_item",
-            TableName=table,
-            Item={**_key(f"lease#{name}", "lease"), "owner": {"S": owner}, "expires_at": {"N": f"{now + ttl:.3f}"}},
-            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR #o = :me",
-            ExpressionAttributeNames={"#o": "owner"},
-            ExpressionAttributeValues={":now": {"N": f"{now:.3f}"}, ":me": {"S": owner}},
-        )
-    except ConditionFailedError:
+    got = (yield from acquire_leases(table, [name], owner, now=now, ttl=ttl))[name]
+    if got is None:
         holder = yield from read_lease(table, name)
         who = f"{holder.owner} until {holder.expires_at:.0f}" if holder else "someone"
-        raise ConflictError(f"{name} is held by {who}") from None
-    return Lease(name, owner, now + ttl)
+        raise ConflictError(f"{name} is held by {who}")
+    return got
 
 
 def read_lease(table: str, name: str) -> Workflow[Lease | None]:
@@ -77,26 +94,40 @@ def release_lease(table: str, name: str, owner: str) -> Workflow[bool]:
     return True
 
 
-def claim_event(table: str, key: str, owner: str, *, now: float, ttl: float) -> Workflow[str]:
-    """Claim an event for handling. Returns "claimed", "done" (a duplicate) or "busy" (in hand elsewhere).
-
-    A claim expires after ``ttl`` so an event whose handler died is taken over by the retry.
+def claim_events(table: str, keys: Sequence[str], owner: str, *, now: float, ttl: float) -> Workflow[dict[str, str]]:
+    """Claim events for handling, all at once. Each key maps to "claimed", "done" (a duplicate) or
+    "busy" (in hand elsewhere). A claim expires after ``ttl`` so an event whose handler died is
+    taken over by the retry.
     """
-    try:
-        yield call(
+    if not keys:
+        return {}
+    answers = yield tuple(
+        Call(
             "dynamodb",
             "put_item",
-            TableName=table,
-            Item={**_key(f"event#{key}", "event"), "owner": {"S": owner}, "state": {"S": "claimed"}, "expires_at": {"N": f"{now + ttl:.3f}"}},
-            ConditionExpression="attribute_not_exists(pk) OR (#s = :claimed AND expires_at < :now)",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={":claimed": {"S": "claimed"}, ":now": {"N": f"{now:.3f}"}},
+            {
+                "TableName": table,
+                "Item": {**_key(f"event#{k}", "event"), "owner": {"S": owner}, "state": {"S": "claimed"}, "expires_at": {"N": f"{now + ttl:.3f}"}},
+                "ConditionExpression": "attribute_not_exists(pk) OR (#s = :claimed AND expires_at < :now)",
+                "ExpressionAttributeNames": {"#s": "state"},
+                "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":now": {"N": f"{now:.3f}"}},
+            },
+            absent=_LOST,
         )
-    except ConditionFailedError:
-        answer = yield call("dynamodb", "get_item", TableName=table, Key=_key(f"event#{key}", "event"), ConsistentRead=True)
-        state = answer.get("Item", {}).get("state", {}).get("S")
-        return "done" if state == "done" else "busy"
-    return "claimed"
+        for k in keys
+    )
+    states = {k: "claimed" for k, a in zip(keys, answers) if a is not None}
+    lost = [k for k, a in zip(keys, answers) if a is None]
+    if lost:
+        found = yield tuple(call("dynamodb", "get_item", TableName=table, Key=_key(f"event#{k}", "event"), ConsistentRead=True) for k in lost)
+        for k, answer in zip(lost, found):
+            states[k] = "done" if answer.get("Item", {}).get("state", {}).get("S") == "done" else "busy"
+    return states
+
+
+def claim_event(table: str, key: str, owner: str, *, now: float, ttl: float) -> Workflow[str]:
+    """One event's claim (see :func:`claim_events`)."""
+    return (yield from claim_events(table, [key], owner, now=now, ttl=ttl))[key]
 
 
 def finish_event(table: str, key: str, *, now: float, keep: float = 7 * 86400) -> Workflow[None]:
@@ -146,3 +177,20 @@ def get_document(table: str, pk: str, sk: str) -> Workflow[dict[str, Any] | None
 
 def delete_document(table: str, pk: str, sk: str) -> Workflow[None]:
     yield lookup("dynamodb", "delete_item", _NOT_FOUND, TableName=table, Key=_key(pk, sk))
+
+
+def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
+    """The recorded spec (JSON text) and the cached service target groups, in one round."""
+    settings, cached = yield (
+        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "settings"), ConsistentRead=True),
+        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups")),
+    )
+    spec = ((settings or {}).get("Item") or {}).get("spec", {}).get("S")
+    item = (cached or {}).get("Item")
+    groups = json.loads(item["doc"]["S"]).get("service_target_groups", []) if item and "doc" in item else []
+    return spec, groups
+
+
+def remember_target_groups(table: str, groups: Sequence[str], *, now: float) -> Workflow[None]:
+    """Cache the services' target groups so the next drain deregisters in its first rounds."""
+    yield from put_document(table, "cluster", "target_groups", {"service_target_groups": sorted(groups)}, now=now)

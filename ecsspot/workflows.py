@@ -10,7 +10,7 @@ from ecsspot import store
 from ecsspot.aws.calls import NOW, Workflow
 from ecsspot.drain import Action, DrainResult, drain
 from ecsspot.errors import ConflictError
-from ecsspot.interruption import load_cluster_spec
+from ecsspot.interruption import load_cluster
 from ecsspot.lint import lint
 from ecsspot.plan import ApplyResult, Plan, apply_plan, plan, read_settings, resolve_ami
 from ecsspot.spec import ClusterSpec, validate
@@ -45,25 +45,20 @@ def owner_id() -> str:
 
 def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
     """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases."""
-    spec = yield from load_cluster_spec(cluster)
+    spec, cached_groups = yield from load_cluster(cluster)
     ids = list(dict.fromkeys(instance_ids))
     seconds = float(deadline if deadline is not None else (spec.drain.deadline_seconds if spec else 110))
-    leased: list[str] = []
-    skipped: list[Action] = []
-    if spec is not None:
-        now = yield NOW
-        for iid in ids:
-            try:
-                yield from store.acquire_lease(spec.table_name, f"drain#{iid}", owner, now=now, ttl=seconds + 60)
-                leased.append(iid)
-            except ConflictError as exc:
-                skipped.append(Action("drain", iid, "skipped", f"already being drained ({exc})"))
-    else:
-        leased = ids
+    if spec is None:
+        return (yield from drain(cluster, ids, deadline=seconds, wait=wait))
+    now = yield NOW
+    leases = yield from store.acquire_leases(spec.table_name, [f"drain#{i}" for i in ids], owner, now=now, ttl=seconds + 60)
+    leased = [i for i in ids if leases[f"drain#{i}"] is not None]
+    skipped = [Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in ids if i not in leased]
     try:
-        result = yield from drain(cluster, leased, deadline=seconds, wait=wait, target_groups=spec.target_groups if spec else ())
+        result = yield from drain(cluster, leased, deadline=seconds, wait=wait, target_groups=(*spec.target_groups, *cached_groups))
+        if set(result.service_target_groups) - set(cached_groups):
+            yield from store.remember_target_groups(spec.table_name, result.service_target_groups, now=now)
     finally:
-        if spec is not None:
-            for iid in leased:
-                yield from store.release_lease(spec.table_name, f"drain#{iid}", owner)
+        for iid in leased:
+            yield from store.release_lease(spec.table_name, f"drain#{iid}", owner)
     return attrs.evolve(result, actions=(*result.actions, *skipped))

@@ -1,0 +1,158 @@
+"""Draining N instances over 3 target groups: AWS calls and sequential round trips, vs a naive drainer.
+
+Goal (issue 4): ≤ 3 sequential rounds to "all DRAINING and all targets deregistering" whatever N
+(async driver), and at most N/10 + 8 calls in all, against ≥ 4 N for a per-instance drainer.
+Also wall time with 30 ms injected latency per request: sync driver, async driver, naive.
+
+Run: python -m benchmarks.drain_calls
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+import boto3  # noqa: E402
+
+from benchmarks.common import Counter, Latency, RoundCountingDriver  # noqa: E402
+from ecsspot.aws.aio import AsyncDriver  # noqa: E402
+from ecsspot.aws.clients import ClientOptions  # noqa: E402
+from ecsspot.drain import drain  # noqa: E402
+
+CLUSTER = "bench"
+LATENCY = 0.03
+
+
+def build(endpoint: str, n: int) -> tuple[list[str], list[str]]:
+    kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    ecs, elb, ec2 = boto3.client("ecs", **kw), boto3.client("elbv2", **kw), boto3.client("ec2", **kw)
+    ecs.create_cluster(clusterName=CLUSTER)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=n, MaxCount=n)["Instances"]]
+    for iid in ids:
+        ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=json.dumps({"instanceId": iid}))
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    ecs.register_task_definition(family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128, "portMappings": [{"containerPort": 80}]}])
+    groups = []
+    for g in range(3):
+        tg = elb.create_target_group(Name=f"tg{g}", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
+        elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": i, "Port": 32768 + g} for i in ids])
+        ecs.create_service(cluster=CLUSTER, serviceName=f"svc{g}", taskDefinition="web", desiredCount=0, loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}])
+        groups.append(tg)
+    return ids, groups
+
+
+def naive_drain(endpoint: str, ids: list[str], groups: list[str], handlers: list) -> None:
+    """What a home-made drain Lambda does: one instance at a time, one call per thing."""
+    kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
+    ecs, elb = boto3.client("ecs", **kw), boto3.client("elbv2", **kw)
+    for c in (ecs, elb):
+        for event, h in handlers:
+            c.meta.events.register(event, h)
+    for iid in ids:
+        arn = ecs.list_container_instances(cluster=CLUSTER, filter=f"ec2InstanceId == '{iid}'")["containerInstanceArns"]
+        described = ecs.describe_container_instances(cluster=CLUSTER, containerInstances=arn)["containerInstances"]
+        mine = [c["containerInstanceArn"] for c in described if c["ec2InstanceId"] == iid]
+        ecs.update_container_instances_state(cluster=CLUSTER, containerInstances=mine, status="DRAINING")
+        for tg in groups:
+            for t in elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]:
+                if t["Target"]["Id"] == iid:
+                    elb.deregister_targets(TargetGroupArn=tg, Targets=[t["Target"]])
+
+
+def reset(endpoint: str) -> None:
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+
+
+def main() -> None:
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    rows = []
+    try:
+        for n in (1, 10, 100):
+            # ecsspot, sync driver: calls and rounds (rounds are the same for both drivers), first
+            # with the groups known (spec target_groups or the cache a previous drain left), then
+            # with the groups found only through the services.
+            counts = {}
+            for label, known in (("known", True), ("discovered", False)):
+                reset(endpoint)
+                ids, groups = build(endpoint, n)
+                counter = Counter()
+                driver = RoundCountingDriver(ClientOptions(region="us-east-1", endpoint_url=endpoint, event_handlers=[("before-call", counter)]))
+                driver.run(drain(CLUSTER, ids, deadline=110, wait=False, target_groups=groups if known else ()))
+                counts[label] = {
+                    "calls": len(counter.calls),
+                    "rounds_to_all_draining": driver.first_round["update_container_instances_state"],
+                    "rounds_to_all_deregistering": driver.first_round["deregister_targets"],
+                    "by_operation": counter.by_operation(),
+                }
+
+            # wall time with injected latency, sync and async
+            reset(endpoint)
+            ids, groups = build(endpoint, n)
+            lat = Latency(LATENCY)
+            sync = RoundCountingDriver(ClientOptions(region="us-east-1", endpoint_url=endpoint, event_handlers=[("before-send", lat)]))
+            t = time.perf_counter()
+            sync.run(drain(CLUSTER, ids, deadline=110, wait=False))
+            sync_s = time.perf_counter() - t
+
+            reset(endpoint)
+            ids, groups = build(endpoint, n)
+
+            async def run_async() -> float:
+                async with AsyncDriver(ClientOptions(region="us-east-1", endpoint_url=endpoint, event_handlers=[("before-send", _async_latency)])) as d:
+                    t0 = time.perf_counter()
+                    await d.run(drain(CLUSTER, ids, deadline=110, wait=False))
+                    return time.perf_counter() - t0
+
+            async_s = asyncio.run(run_async())
+
+            reset(endpoint)
+            ids, groups = build(endpoint, n)
+            naive_counter = Counter()
+            t = time.perf_counter()
+            naive_drain(endpoint, ids, groups, [("before-call", naive_counter), ("before-send", lat)])
+            naive_s = time.perf_counter() - t
+            rows.append(
+                {
+                    "instances": n,
+                    "target_groups": 3,
+                    "ecsspot_groups_known": counts["known"],
+                    "ecsspot_groups_discovered": counts["discovered"],
+                    "goal_calls_n_over_10_plus_8": n // 10 + 8,
+                    "naive_calls": len(naive_counter.calls),
+                    f"wall_s_sync_{int(LATENCY*1000)}ms": round(sync_s, 3),
+                    f"wall_s_async_{int(LATENCY*1000)}ms": round(async_s, 3),
+                    f"wall_s_naive_{int(LATENCY*1000)}ms": round(naive_s, 3),
+                }
+            )
+    finally:
+        server.stop()
+    print(json.dumps(rows, indent=2))
+
+
+async def _async_sleep() -> None:
+    await asyncio.sleep(LATENCY)
+
+
+def _async_latency(**kwargs):
+    # aiobotocore awaits before-send handlers' results when they are coroutines.
+    return _async_sleep()
+
+
+if __name__ == "__main__":
+    main()

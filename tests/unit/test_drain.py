@@ -1,0 +1,197 @@
+"""The drain workflow's decisions, against an in-memory fake of the four APIs it uses (no moto)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+
+from ecsspot.aws.calls import NOW, Call, Sleep
+from ecsspot.drain import drain
+from ecsspot.errors import AwsError
+
+TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+
+
+@attrs.define
+class Fake:
+    """Just enough ECS + ELBv2 for drain: instances, one service, one target group."""
+
+    instances: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    targets: list[dict[str, Any]] = attrs.Factory(list)
+    service: dict[str, Any] = attrs.Factory(lambda: {"serviceName": "web", "serviceArn": "arn:svc/web", "status": "ACTIVE", "desiredCount": 2, "runningCount": 2, "loadBalancers": [{"targetGroupArn": TG}]})
+    delay: int = 30
+    now: float = 1000.0
+    calls: list[str] = attrs.Factory(list)
+    rounds: int = 0
+    #: The round in which each operation was first called.
+    first_round: dict[str, int] = attrs.Factory(dict)
+    on_sleep: Callable[[Fake], None] | None = None
+    #: Answers for operations the fake does not model (operation → answer function).
+    extra: dict[str, Callable[[Call], Any]] = attrs.Factory(dict)
+
+    def add(self, iid: str, running: int = 1, port: int = 32768) -> None:
+        self.instances[iid] = {"ec2InstanceId": iid, "containerInstanceArn": f"arn:ci/{iid}", "status": "ACTIVE", "runningTasksCount": running, "pendingTasksCount": 0}
+        self.targets.append({"Target": {"Id": iid, "Port": port}, "TargetHealth": {"State": "healthy"}})
+
+    def answer(self, c: Call) -> Any:
+        self.calls.append(c.operation)
+        self.first_round.setdefault(c.operation, self.rounds)
+        p = c.params
+        if c.operation in self.extra:
+            return self.extra[c.operation](c)
+        if c.operation == "list_container_instances":
+            return {"containerInstanceArns": [ci["containerInstanceArn"] for ci in self.instances.values()]}
+        if c.operation == "describe_container_instances":
+            return {"containerInstances": [ci for ci in self.instances.values() if ci["containerInstanceArn"] in p["containerInstances"]]}
+        if c.operation == "update_container_instances_state":
+            assert len(p["containerInstances"]) <= 10
+            for ci in self.instances.values():
+                if ci["containerInstanceArn"] in p["containerInstances"]:
+                    ci["status"] = p["status"]
+            return {"failures": []}
+        if c.operation == "list_services":
+            return {"serviceArns": [self.service["serviceArn"]]}
+        if c.operation == "describe_services":
+            return {"services": [self.service]}
+        if c.operation == "describe_target_health":
+            return {"TargetHealthDescriptions": list(self.targets)}
+        if c.operation == "deregister_targets":
+            gone = {(t["Id"], t.get("Port")) for t in p["Targets"]}
+            for t in self.targets:
+                if (t["Target"]["Id"], t["Target"].get("Port")) in gone:
+                    t["TargetHealth"] = {"State": "draining"}
+                    t["until"] = self.now + self.delay
+            return {}
+        if c.operation == "describe_target_group_attributes":
+            return {"Attributes": [{"Key": "deregistration_delay.timeout_seconds", "Value": str(self.delay)}]}
+        raise AssertionError(c.operation)
+
+    def run(self, workflow: Any) -> Any:
+        send: Any = None
+        while True:
+            try:
+                request = workflow.send(send)
+            except StopIteration as stop:
+                return stop.value
+            if isinstance(request, Call):
+                self.rounds += 1
+                send = self.answer(request)
+            elif isinstance(request, tuple):
+                self.rounds += 1
+                send = tuple(self.answer(c) for c in request)
+            elif isinstance(request, Sleep):
+                self.now += request.seconds
+                self.targets = [t for t in self.targets if t.get("until", float("inf")) > self.now]
+                if self.on_sleep:
+                    self.on_sleep(self)
+                send = self.now
+            elif request is NOW:
+                send = self.now
+
+
+def tasks_move_off(fake: Fake) -> None:
+    for ci in fake.instances.values():
+        if ci["status"] == "DRAINING":
+            ci["runningTasksCount"] = 0
+
+
+@pytest.mark.parametrize(("known", "dereg_round"), [((TG,), 3), ((), 4)])
+def test_draining_and_deregistration_come_first_in_constant_rounds(known: tuple[str, ...], dereg_round: int) -> None:
+    fake = Fake(on_sleep=tasks_move_off)
+    ids = [f"i-{n:017x}" for n in range(25)]
+    for iid in ids:
+        fake.add(iid)
+    result = fake.run(drain("c", ids, deadline=100, wait=False, target_groups=known))
+    assert {a.status for a in result.actions} == {"draining"}
+    assert result.service_target_groups == (TG,)
+    assert all(ci["status"] == "DRAINING" for ci in fake.instances.values())
+    assert all(t["TargetHealth"]["State"] == "draining" for t in fake.targets)
+    assert fake.calls.count("update_container_instances_state") == 3  # 10 per call
+    assert fake.calls.count("deregister_targets") == 1  # one group, all its targets at once
+    # Whatever N: DRAINING in round 3; deregistration in round 3 when the group was known
+    # (spec or cache), round 4 when it is only found through the services.
+    assert fake.first_round["update_container_instances_state"] == 3
+    assert fake.first_round["deregister_targets"] == dereg_round
+    assert fake.rounds == 4
+
+
+def test_waits_until_tasks_and_targets_are_gone() -> None:
+    fake = Fake(on_sleep=tasks_move_off)
+    fake.add("i-0000000000000000a", running=3)
+    fake.add("i-0000000000000000b", running=1)
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=100))
+    (action,) = result.actions
+    assert action.status == "drained", action
+    assert fake.now >= 1030  # the 30 s deregistration delay had to pass
+    assert fake.instances["i-0000000000000000b"]["status"] == "ACTIVE"
+
+
+def test_times_out_and_says_what_is_left() -> None:
+    fake = Fake(delay=300)  # tasks never move and the delay outlives the deadline
+    fake.add("i-0000000000000000a", running=2)
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=60))
+    (action,) = result.actions
+    assert action.status == "timed_out"
+    assert action.left["tasks"] == 2 and action.left["targets"] == ["web:32768 (draining)"]
+    assert "exceeds the 60 s deadline" in action.reason
+    assert not result.drained and result.timed_out == ("i-0000000000000000a",)
+    assert fake.now == pytest.approx(1060)
+
+
+def test_never_drained_while_service_is_below_desired() -> None:
+    fake = Fake(on_sleep=tasks_move_off, delay=5)
+    fake.add("i-0000000000000000a")
+    fake.service["runningCount"] = 1
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=20))
+    assert result.actions[0].status == "timed_out"
+    assert result.actions[0].left["services_below_desired"] == ["web 1/2"]
+
+
+def test_reactivated_instance_is_not_drained() -> None:
+    def reactivate(fake: Fake) -> None:
+        tasks_move_off(fake)
+        fake.instances["i-0000000000000000a"]["status"] = "ACTIVE"
+
+    fake = Fake(on_sleep=reactivate, delay=1)
+    fake.add("i-0000000000000000a")
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=15))
+    assert result.actions[0].status == "timed_out"
+    assert result.actions[0].left["status"] == "ACTIVE"
+
+
+def test_verify_only_changes_nothing() -> None:
+    fake = Fake(on_sleep=tasks_move_off)
+    fake.add("i-0000000000000000a")
+    fake.run(drain("c", ["i-0000000000000000a"], deadline=10, act=False))
+    assert "update_container_instances_state" not in fake.calls and "deregister_targets" not in fake.calls
+
+
+def test_per_instance_deadlines_and_heartbeats() -> None:
+    fake = Fake(delay=1000)
+    fake.add("i-0000000000000000a")
+    fake.add("i-0000000000000000b")
+    beats: list[float] = []
+    fake.extra["record_lifecycle_action_heartbeat"] = lambda c: beats.append(fake.now) or {}
+    heartbeat = [Call("autoscaling", "record_lifecycle_action_heartbeat", {})]
+    result = fake.run(drain("c", ["i-0000000000000000a", "i-0000000000000000b"], deadline=100, deadlines={"i-0000000000000000a": 10}, heartbeat=heartbeat, heartbeat_every=30))
+    assert [a.status for a in result.actions] == ["timed_out", "timed_out"]
+    assert fake.now == pytest.approx(1100)
+    assert len(beats) >= 3
+
+
+def test_unknown_instance_is_reported_not_crashed() -> None:
+    fake = Fake()
+    result = fake.run(drain("c", ["i-0000000000000000f"], deadline=5))
+    assert result.actions[0].status == "drained"
+    assert "not a container instance of this cluster" in result.actions[0].reason
+
+
+def test_aws_errors_propagate_as_ecsspot_errors() -> None:
+    wf = drain("c", ["i-0000000000000000a"], deadline=5)
+    assert wf.send(None) is NOW
+    wf.send(1000.0)
+    with pytest.raises(AwsError):
+        wf.throw(AwsError("ListServices", "AccessDenied", "no"))
