@@ -17,6 +17,8 @@ from ecsspot.drain import DrainResult
 from ecsspot.interruption import HandleResult, handle_event
 from ecsspot.interruption import dry_run as _dry_run
 from ecsspot.plan import ApplyResult, Plan
+from ecsspot.refresh import RefreshResult
+from ecsspot.refresh import refresh as _refresh
 from ecsspot.spec import ClusterSpec
 from ecsspot.status import Status
 from ecsspot.teardown import TeardownResult
@@ -84,6 +86,21 @@ class Manager:
         """Verified drain of EC2 instances: DRAINING and ALB targets deregistered, then (``wait``) verified."""
         return self.run(workflows.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
 
+    def refresh(
+        self,
+        cluster: str,
+        *,
+        ami: str | None = None,
+        batch_size: int | str | None = None,
+        min_healthy_percent: int | None = None,
+        resume: bool = False,
+        on_progress: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> RefreshResult:
+        """Rolling AMI refresh (``ami``: an id or ``ssm:/param``; default: the spec's refresh parameter)."""
+        return self.run(
+            _refresh(cluster, owner=self.owner, ami=ami, batch_size=batch_size, min_healthy_percent=min_healthy_percent, resume=resume, on_progress=on_progress)
+        )
+
     def handle_event(
         self, payload: Mapping[str, Any], *, dry_run: bool = False, default_cluster: str | None = None, remaining_seconds: float | None = None
     ) -> HandleResult:
@@ -135,6 +152,20 @@ class AsyncManager:
 
     async def drain(self, cluster: str, instance_ids: Sequence[str], *, deadline: float | None = None, wait: bool = True) -> DrainResult:
         return await self.run(workflows.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
+
+    async def refresh(
+        self,
+        cluster: str,
+        *,
+        ami: str | None = None,
+        batch_size: int | str | None = None,
+        min_healthy_percent: int | None = None,
+        resume: bool = False,
+        on_progress: Callable[[Mapping[str, Any]], None] | None = None,
+    ) -> RefreshResult:
+        return await self.run(
+            _refresh(cluster, owner=self.owner, ami=ami, batch_size=batch_size, min_healthy_percent=min_healthy_percent, resume=resume, on_progress=on_progress)
+        )
 
     async def handle_event(
         self, payload: Mapping[str, Any], *, dry_run: bool = False, default_cluster: str | None = None, remaining_seconds: float | None = None

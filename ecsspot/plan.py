@@ -434,13 +434,8 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
             template_id = answer["LaunchTemplate"]["LaunchTemplateId"]
             version = int(answer["LaunchTemplate"]["LatestVersionNumber"])
         else:
-            answer = yield call(
-                "ec2",
-                "create_launch_template_version",
-                LaunchTemplateId=template_id,
-                LaunchTemplateData=data,
-                VersionDescription="ecsspot",
-            )
+            current = observed.launch_template.versions.get(version or 0, {}) if observed.launch_template else {}
+            answer = yield call("ec2", "create_launch_template_version", **version_params(template_id, data, version, current, "ecsspot"))
             version = int(answer["LaunchTemplateVersion"]["VersionNumber"])
 
     asg_arns: dict[str, str] = {name: asg.arn for name, asg in observed.asgs.items()}
@@ -546,6 +541,20 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
             Item={**SETTINGS_KEY, "spec": {"S": desired_settings(spec)}, "updated_at": {"N": str(int(now))}},
         )
     return ApplyResult(cluster=spec.cluster, changes=the_plan.changes, summary=dict(the_plan.summary), launch_template_version=version)
+
+
+def version_params(template_id: str, data: Mapping[str, Any], source: int | None, source_data: Mapping[str, Any], description: str) -> dict[str, Any]:
+    """CreateLaunchTemplateVersion parameters: every field in full, except unchanged user data.
+
+    Unchanged user data is inherited through ``SourceVersion`` (AWS copies the source's fields and
+    overrides them with the ones sent). Besides saving a large field, this avoids a moto bug: a
+    version created with UserData stores it unwrapped and every launch from it fails.
+    """
+    params: dict[str, Any] = {"LaunchTemplateId": template_id, "LaunchTemplateData": dict(data), "VersionDescription": description}
+    if source and source_data.get("UserData") and userdata.decode(source_data["UserData"]) == userdata.decode(data.get("UserData", "")):
+        params["SourceVersion"] = str(source)
+        del params["LaunchTemplateData"]["UserData"]
+    return params
 
 
 def asg_params(spec: ClusterSpec, pool: Pool, template_id: str, version: int) -> dict[str, Any]:
