@@ -1,0 +1,58 @@
+"""Command modules; each exposes ``COMMANDS`` (a list of click commands) that ``main`` registers.
+
+Helpers shared by several commands live here: reading a spec file and asking for confirmation.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from ecsspot.errors import InputError
+
+if TYPE_CHECKING:
+    from ecsspot.spec import ClusterSpec
+
+spec_file_option = click.option(
+    "-f",
+    "--file",
+    "spec_file",
+    required=True,
+    metavar="SPEC",
+    help="The cluster spec (YAML); - reads it from stdin.",
+)
+
+
+def read_spec(path: str) -> ClusterSpec:
+    """Load and validate a spec file (``-`` is stdin); SpecError lists every problem."""
+    from ecsspot.spec import load_spec, loads_spec
+
+    if path == "-":
+        return loads_spec(sys.stdin.read(), source="<stdin>")
+    return load_spec(path)
+
+
+class ConfirmationError(InputError):
+    """A change needs a yes and none came (no terminal, stdin closed, or the answer was no)."""
+
+
+def confirm(question: str, *, what: str) -> None:
+    """Ask on stderr; raise ConfirmationError unless the answer is yes.
+
+    An answer piped on stdin counts (``yes | ecsspot apply``); an empty or closed stdin, as in
+    CI, never does: that needs ``--yes``.
+    """
+    try:
+        answer = click.confirm(question, default=False, err=True)
+    except click.Abort:
+        # click.confirm raises Abort on EOF (nothing to read) and on Ctrl-C.
+        click.echo("", err=True)
+        if sys.stdin is not None and sys.stdin.isatty():
+            raise ConfirmationError(f"{what} cancelled: nothing was changed") from None
+        raise ConfirmationError(
+            f"refusing to {what} without confirmation: stdin is not a terminal and gave no answer; pass --yes"
+        ) from None
+    if not answer:
+        raise ConfirmationError(f"{what} cancelled: nothing was changed")

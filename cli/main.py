@@ -1,0 +1,212 @@
+"""The ``ecsspot`` click group: global options, logging, command registration, the error boundary.
+
+Every command raises :class:`ecsspot.errors.EcsspotError` subclasses for failures it expects;
+:class:`EcsspotGroup` turns them into one ``ecsspot: error: …`` line on stderr (a spec's
+problems follow, one a line) and the error's ``exit_code``. Anything else is a bug: one line and
+exit 1, the traceback only with ``-v``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import click
+
+from ecsspot.errors import EcsspotError, SpecError
+from ecsspot_cli.commands import spec_commands, status, teardown
+
+if TYPE_CHECKING:
+    from ecsspot.manager import Manager
+
+#: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
+COMMAND_MODULES = (spec_commands, status, teardown)
+
+PROG = "ecsspot"
+log = logging.getLogger("ecsspot.cli")
+EXIT_UNEXPECTED = 1
+EXIT_INTERRUPTED = 130
+
+
+@attrs.frozen
+class Context:
+    """The global options, on ``ctx.obj`` for every command."""
+
+    region: str | None = None
+    profile: str | None = None
+    endpoint_url: str | None = None
+    output: str = "text"
+    #: -1 quiet, 0 default, 1 ``-v``, 2 ``-vv`` (botocore's own logs too).
+    verbosity: int = 0
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def manager(self, spec_region: str | None = None) -> Manager:
+        """A Manager for these options; ``--region`` wins over the spec's ``region``."""
+        from ecsspot.manager import Manager
+
+        # botocore itself reads only AWS_DEFAULT_REGION; AWS_REGION is what the AWS CLI v2, the
+        # other SDKs and Lambda set, and what DESIGN.md promises.
+        region = self.region or spec_region or os.environ.get("AWS_REGION") or None
+        log.debug("AWS region %s, profile %s, endpoint %s", region or "(boto3 default)", self.profile or "(default)", self.endpoint_url or "(default)")
+        handlers = [("before-call", _log_call)] if self.verbosity > 0 else []
+        return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, event_handlers=handlers)
+
+
+def _log_call(model: Any, params: Any, **_: Any) -> None:
+    log.debug("call %s:%s %s", model.service_model.service_name, model.name, params.get("url", ""))
+
+
+class _ClickStderrHandler(logging.Handler):
+    """Writes to whatever stderr click sees now (CliRunner swaps it per invocation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:  # noqa: BLE001 - logging must never take the command down
+            self.handleError(record)
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        text = f"{PROG}: {record.levelname.lower()}: {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+_handler: logging.Handler | None = None
+
+
+def configure_logging(verbosity: int) -> None:
+    """The library never configures logging; the CLI sends ``ecsspot`` logs to stderr."""
+    global _handler
+    level = {-1: logging.ERROR, 0: logging.WARNING}.get(verbosity, logging.DEBUG)
+    loggers = [logging.getLogger("ecsspot")]
+    if verbosity >= 2:
+        loggers += [logging.getLogger("botocore"), logging.getLogger("boto3")]
+    if _handler is None:
+        _handler = _ClickStderrHandler()
+        _handler.setFormatter(_Formatter())
+    for name in ("ecsspot", "botocore", "boto3"):
+        logger = logging.getLogger(name)
+        if _handler in logger.handlers and logger not in loggers:
+            logger.removeHandler(_handler)
+    for logger in loggers:
+        logger.setLevel(level)
+        if _handler not in logger.handlers:
+            logger.addHandler(_handler)
+
+
+def error_lines(err: EcsspotError) -> list[str]:
+    """The stderr lines for an expected error: one summary line, then a spec's problems."""
+    if isinstance(err, SpecError) and err.problems:
+        n = len(err.problems)
+        where = f" in {err.source}" if err.source else ""
+        return [f"{PROG}: error: invalid spec{where} ({n} problem{'s' if n != 1 else ''}):"] + [f"  {p}" for p in err.problems]
+    return [f"{PROG}: error: {_one_line(str(err) or type(err).__name__)}"]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class EcsspotGroup(click.Group):
+    """A click group with the CLI's single error boundary around every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except EcsspotError as err:
+            for line in error_lines(err):
+                click.echo(line, err=True)
+            sys.exit(err.exit_code)
+        except KeyboardInterrupt:
+            click.echo(f"{PROG}: error: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except OSError as err:
+            if err.errno == errno.EPIPE:
+                raise  # click's main quiets a closed pipe (`ecsspot status x | head`)
+            self._unexpected(ctx, err)
+        except Exception as err:  # noqa: BLE001 - the boundary: everything unexpected ends here
+            self._unexpected(ctx, err)
+
+    @staticmethod
+    def _unexpected(ctx: click.Context, err: BaseException) -> None:
+        verbose = _verbosity(ctx) > 0
+        if verbose:
+            click.echo("".join(traceback.format_exception(err)).rstrip(), err=True)
+        hint = "" if verbose else " (run with -v for the traceback)"
+        click.echo(f"{PROG}: error: unexpected {type(err).__name__}: {_one_line(str(err))}{hint}", err=True)
+        sys.exit(EXIT_UNEXPECTED)
+
+
+def _verbosity(ctx: click.Context) -> int:
+    if isinstance(ctx.obj, Context):
+        return ctx.obj.verbosity
+    return int(ctx.params.get("verbose") or 0)
+
+
+EPILOG = """\b
+Exit codes:
+  0  success (plan --detailed-exitcode: no changes)
+  1  unexpected failure (a bug: run with -v for the traceback)
+  2  plan --detailed-exitcode: there are changes; also a command-line usage error
+  3  invalid input: spec, confirmation not given (apply/teardown without --yes), no region
+  4  AWS refused a call (access denied, throttled, not found by AWS, unreachable endpoint)
+  5  conflict: the cluster changed since the plan was shown, or another operation holds it
+  6  a deadline passed with work left (teardown --deadline)
+  7  not found: nothing of that cluster to act on
+"""
+
+
+@click.group(cls=EcsspotGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)
+@click.option("--region", metavar="R", help="AWS region (default: the spec's region, then AWS_REGION / the profile chain).")
+@click.option("--profile", metavar="P", help="AWS named profile.")
+@click.option(
+    "--endpoint-url",
+    metavar="URL",
+    help="Send every AWS call to this endpoint (moto, LocalStack). AWS_ENDPOINT_URL works too.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: stdout is exactly one JSON document; logs go to stderr.",
+)
+@click.option("-v", "--verbose", count=True, help="Debug logs; tracebacks of unexpected errors (-vv: botocore too).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.version_option(package_name="ecsspot", prog_name=PROG)
+@click.pass_context
+def cli(ctx: click.Context, region: str | None, profile: str | None, endpoint_url: str | None, output: str, verbose: int, quiet: bool) -> None:
+    """Run Amazon ECS clusters on spot capacity without dropping requests."""
+    if verbose and quiet:
+        raise click.UsageError("-v and -q cannot be used together")
+    verbosity = -1 if quiet else verbose
+    configure_logging(verbosity)
+    ctx.obj = Context(region=region, profile=profile, endpoint_url=endpoint_url or None, output=output, verbosity=verbosity)
+
+
+for _module in COMMAND_MODULES:
+    for _command in _module.COMMANDS:
+        cli.add_command(_command)
+
+
+def main() -> None:
+    """Console script entry point."""
+    cli(prog_name=PROG)
+
+
+if __name__ == "__main__":
+    main()

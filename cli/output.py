@@ -1,0 +1,211 @@
+"""Rendering results: JSON (``attrs.asdict`` made JSON-safe) and plain text tables.
+
+Results go to stdout; everything else (progress, prompts, warnings about the run) to stderr,
+so ``--output json`` leaves exactly one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import click
+
+if TYPE_CHECKING:
+    from ecsspot.lint import Warning as LintWarning
+    from ecsspot.plan import ApplyResult, Change, Plan
+    from ecsspot.status import Status
+    from ecsspot.teardown import TeardownResult
+
+SYMBOLS = {"create": "+", "update": "~", "replace": "±", "delete": "-"}
+ARROW = "→"
+NONE = "(none)"
+
+
+# --- JSON ------------------------------------------------------------------------------------
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from results: attrs classes, mappings, tuples, sets; anything else as text."""
+    if attrs.has(type(value)):
+        return jsonable(attrs.asdict(value, recurse=True))
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        return sorted((jsonable(v) for v in value), key=str)
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return str(value)
+
+
+def dumps(document: Any) -> str:
+    return json.dumps(jsonable(document), indent=2)
+
+
+def emit_json(document: Any) -> None:
+    """Write the one JSON document of this run to stdout."""
+    click.echo(dumps(document))
+
+
+# --- text building blocks --------------------------------------------------------------------
+
+
+def _width() -> int:
+    # Pipes and CI have no terminal: wrap at a width that reads well in logs.
+    return max(60, shutil.get_terminal_size((100, 24)).columns)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, indent: str = "", wrap_last: bool = False) -> list[str]:
+    """Aligned columns; ``wrap_last`` folds a long last column under itself."""
+    cells = [[cell_text(c) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    lead = len(indent) + sum(w + 2 for w in widths[:-1])
+
+    def line(row: Sequence[str]) -> list[str]:
+        head = indent + "".join(c.ljust(w + 2) for c, w in zip(row[:-1], widths[:-1]))
+        last = row[-1]
+        room = _width() - lead
+        if wrap_last and len(last) > room and room >= 20:
+            parts = textwrap.wrap(last, room) or [""]
+            return [head + parts[0]] + [" " * lead + p for p in parts[1:]]
+        return [(head + last).rstrip()]
+
+    out = line(list(headers))
+    for row in cells:
+        out += line(row)
+    return out
+
+
+def cell_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def value_text(value: Any) -> str:
+    """A diff value on one line: strings bare, None as (none), the rest as compact JSON."""
+    if value is None:
+        return NONE
+    if isinstance(value, str):
+        return value if value else '""'
+    return json.dumps(jsonable(value), separators=(", ", ": "))
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+def change_lines(change: Change, resource_width: int = 0) -> list[str]:
+    lines = [f"  {SYMBOLS.get(change.action, '?')} {change.resource.ljust(resource_width)}  {change.name}"]
+    if change.reason:
+        lines.append(f"      # {change.reason}")
+    for field, pair in change.diff.items():
+        before, after = (list(pair) + [None, None])[:2] if isinstance(pair, list | tuple) else (None, pair)
+        if change.action == "create" and before is None:
+            lines.append(f"      {field}: {value_text(after)}")
+        else:
+            lines.append(f"      {field}: {value_text(before)} {ARROW} {value_text(after)}")
+    return lines
+
+
+def summary_line(summary: Mapping[str, int], verb: str = "Plan") -> str:
+    return (
+        f"{verb}: {summary.get('create', 0)} to create, {summary.get('update', 0)} to update, "
+        f"{summary.get('replace', 0)} to replace, {summary.get('delete', 0)} to delete."
+    )
+
+
+def warning_lines(warnings: Sequence[LintWarning]) -> list[str]:
+    if not warnings:
+        return []
+    n = len(warnings)
+    return [f"{n} warning{'s' if n != 1 else ''}:"] + table(
+        ("CODE", "PATH", "MESSAGE"), ((w.code, w.path, w.message) for w in warnings), indent="  ", wrap_last=True
+    )
+
+
+def render_plan(plan: Plan) -> str:
+    lines: list[str] = []
+    if plan.changes:
+        legend = "  ".join(f"{s} {a}" for a, s in SYMBOLS.items())
+        lines += [f"Plan for cluster {plan.cluster} ({legend}):", ""]
+        width = max(len(c.resource) for c in plan.changes)
+        for change in plan.changes:
+            lines += change_lines(change, width)
+        lines += ["", summary_line(plan.summary)]
+    else:
+        lines.append(f"No changes: cluster {plan.cluster} matches the spec.")
+    if plan.warnings:
+        lines += [""] + warning_lines(plan.warnings)
+    return "\n".join(lines)
+
+
+def render_apply(result: ApplyResult) -> str:
+    """After apply (the plan was shown before): what was done, in one or two lines."""
+    if not result.changes:
+        return f"No changes: cluster {result.cluster} matches the spec."
+    s = result.summary
+    lines = [
+        f"Apply complete for cluster {result.cluster}: {s.get('create', 0)} created, {s.get('update', 0)} updated, "
+        f"{s.get('replace', 0)} replaced, {s.get('delete', 0)} deleted."
+    ]
+    if result.launch_template_version is not None:
+        lines.append(f"Launch template version in use: {result.launch_template_version}.")
+    return "\n".join(lines)
+
+
+def render_status(status: Status) -> str:
+    lines = [f"Cluster {status.cluster}"]
+    if status.pools:
+        lines += [""] + table(
+            ("POOL", "AUTO SCALING GROUP", "DESIRED", "SPOT", "ON-DEMAND", "DRAINING"),
+            ((p.pool, p.auto_scaling_group, p.desired_capacity, p.spot, p.on_demand, p.draining) for p in status.pools),
+        )
+    if status.instances:
+        lines += [""] + table(
+            ("INSTANCE", "POOL", "LIFECYCLE", "TYPE", "AZ", "IMAGE", "ECS", "TASKS", "PROTECTED", "STATE"),
+            (
+                (
+                    i.instance_id,
+                    i.pool,
+                    i.lifecycle,
+                    i.instance_type or None,
+                    i.availability_zone,
+                    i.image_id,
+                    i.container_instance_status,
+                    i.running_tasks,
+                    i.protected_from_scale_in,
+                    i.lifecycle_state or None,
+                )
+                for i in status.instances
+            ),
+        )
+    else:
+        lines += ["", "No instances."]
+    if status.refresh:
+        lines += ["", "Refresh in progress: " + ", ".join(f"{k}={cell_text(v)}" for k, v in status.refresh.items())]
+    return "\n".join(lines)
+
+
+def render_teardown(result: TeardownResult) -> str:
+    if not result.deleted:
+        return f"Nothing was deleted for cluster {result.cluster}."
+    return "\n".join([f"Deleted from cluster {result.cluster}:"] + [f"  - {item}" for item in result.deleted])
+
+
+def progress(message: str, *, quiet: bool = False) -> None:
+    """A progress note on stderr (never stdout, so JSON stays clean); silenced by ``-q``."""
+    if not quiet:
+        click.echo(message, err=True)
+
+
+def show(text: str, *, to_stderr: bool = False) -> None:
+    """Print human-readable text; with ``--output json`` it goes to stderr instead of stdout."""
+    click.echo(text, err=to_stderr)

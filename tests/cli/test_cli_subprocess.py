@@ -1,0 +1,127 @@
+"""The CLI as users and Terraform run it: a real process against a moto server over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+TIMEOUT = 60
+
+
+@pytest.fixture(name="endpoint")
+def fixture_endpoint(aws_server: str) -> str:
+    """The URL of the shared ThreadedMotoServer (tests/conftest.py), emptied for this test."""
+    return aws_server
+
+
+def client(endpoint: str, service: str) -> Any:
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
+
+def spec_for(endpoint: str, path: Path) -> Path:
+    """examples/demo-api.yaml with the server's default-VPC subnets and security group."""
+    ec2 = client(endpoint, "ec2")
+    subnets = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    raw = yaml.safe_load((ROOT / "examples" / "demo-api.yaml").read_text())
+    raw["network"] = {"subnets": [s["SubnetId"] for s in sorted(subnets, key=lambda s: s["AvailabilityZone"])[:3]], "security_groups": [group]}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def run(command: Sequence[str], *args: str, env: dict[str, str] | None = None, stdin: Any = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL"}  # the autouse fixture isolated AWS_*
+    full_env.update(env or {})
+    return subprocess.run([*command, *args], env=full_env, stdin=stdin, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
+
+
+PYTHON_M = (sys.executable, "-m", "ecsspot_cli.main")
+
+
+def installed_script() -> list[str]:
+    script = Path(sys.executable).parent / "ecsspot"
+    found = str(script) if script.exists() else shutil.which("ecsspot")
+    if not found:
+        pytest.skip("the ecsspot console script is not installed (pip install -e .)")
+    return [found]
+
+
+def test_endpoint_url_flag(endpoint: str, tmp_path: Path) -> None:
+    spec = spec_for(endpoint, tmp_path / "spec.yaml")
+    flag = ("--endpoint-url", endpoint)
+
+    plan = run(PYTHON_M, *flag, "plan", "-f", str(spec), "--detailed-exitcode")
+    assert plan.returncode == 2, plan.stderr
+    assert "Plan: 10 to create" in plan.stdout
+
+    refused = run(PYTHON_M, *flag, "apply", "-f", str(spec))  # stdin is /dev/null
+    assert refused.returncode == 3, refused.stderr
+    assert refused.stderr.splitlines()[-1].startswith("ecsspot: error: refusing to apply without confirmation")
+    assert client(endpoint, "ecs").list_clusters()["clusterArns"] == []
+
+    applied = run(PYTHON_M, *flag, "--output", "json", "apply", "-f", str(spec), "--yes")
+    assert applied.returncode == 0, applied.stderr
+    assert json.loads(applied.stdout)["summary"]["create"] == 10
+
+    status = run(PYTHON_M, *flag, "-o", "json", "status", "demo-api")
+    assert status.returncode == 0, status.stderr
+    assert [i["pool"] for i in json.loads(status.stdout)["instances"]] == ["on-demand"]
+
+
+def test_aws_endpoint_url_variable_with_installed_script(endpoint: str, tmp_path: Path) -> None:
+    spec = spec_for(endpoint, tmp_path / "spec.yaml")
+    ecsspot = installed_script()
+    env = {"AWS_ENDPOINT_URL": endpoint}
+
+    applied = run(ecsspot, "apply", "-f", str(spec), "--yes", env=env)
+    assert applied.returncode == 0, applied.stderr
+    assert client(endpoint, "ecs").describe_clusters(clusters=["demo-api"])["clusters"][0]["status"] == "ACTIVE"
+
+    plan = run(ecsspot, "plan", "-f", str(spec), "--detailed-exitcode", env=env)
+    assert plan.returncode == 0, plan.stderr
+
+    gone = run(ecsspot, "-o", "json", "teardown", "demo-api", "--yes", env=env)
+    assert gone.returncode == 0, gone.stderr
+    assert "cluster/demo-api" in json.loads(gone.stdout)["deleted"]
+
+
+def test_validate_makes_no_aws_call(tmp_path: Path) -> None:
+    # Nothing listens on this port: any AWS call would fail (slowly, with retries) or exit 4.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("cluster: demo-api\nnetwork: {subnets: [subnet-aaa]}\ninstances: {ami: ami-1}\npools: [{name: spot, max_size: -1}]\nextra: 1\n")
+
+    started = time.monotonic()
+    result = run(PYTHON_M, "--endpoint-url", dead, "validate", "-f", str(spec))
+
+    assert time.monotonic() - started < 15
+    assert result.returncode == 3
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines == [
+        f"ecsspot: error: invalid spec in {spec} (3 problems):",
+        "  extra: unknown key",
+        "  pools[0].max_size: must be ≥ 0",
+        "  pools[0].instance_types: needs at least one instance type",
+    ]
+    assert "Traceback" not in result.stderr
+
+    ok = run(PYTHON_M, "--endpoint-url", dead, "validate", "-f", str(ROOT / "examples" / "demo-api.yaml"))
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith("spec OK:")
