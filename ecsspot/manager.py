@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,8 @@ def _options(
     event_handlers: Sequence[tuple[str, Callable[..., Any]]],
 ) -> ClientOptions:
     return ClientOptions(
-        region=region,
+        # botocore reads only AWS_DEFAULT_REGION; AWS_REGION is what Lambda and the other SDKs set.
+        region=region or os.environ.get("AWS_REGION") or None,
         profile=profile,
         endpoint_url=endpoint_url,
         config=config or default_config(),

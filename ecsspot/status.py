@@ -12,6 +12,7 @@ from typing import Any
 import attrs
 
 from ecsspot.aws.calls import Workflow, call, chunks, lookup, paginate
+from ecsspot.errors import NotFoundError
 from ecsspot.state import CLUSTER_TAG, POOL_TAG, tags_of
 
 
@@ -52,11 +53,15 @@ class Status:
 
 def status(cluster: str) -> Workflow[Status]:
     """Instances of the cluster's ecsspot pools with their ECS state."""
-    groups_answer, instances_answer, listed = yield (
+    groups_answer, instances_answer, listed, clusters = yield (
         paginate("autoscaling", "describe_auto_scaling_groups", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
         paginate("ec2", "describe_instances", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
         lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=cluster),
+        call("ecs", "describe_clusters", clusters=[cluster]),
     )
+    exists = any(c.get("status") == "ACTIVE" for c in clusters.get("clusters", ()))
+    if not exists and not groups_answer.get("AutoScalingGroups"):
+        raise NotFoundError(f"no cluster {cluster!r} and no ecsspot Auto Scaling groups tagged for it (wrong name or region?)")
     arns = list((listed or {}).get("containerInstanceArns", []))
     while listed and listed.get("nextToken"):
         listed = yield call("ecs", "list_container_instances", cluster=cluster, nextToken=listed["nextToken"])

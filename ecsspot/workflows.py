@@ -9,7 +9,8 @@ import attrs
 from ecsspot import store
 from ecsspot.aws.calls import NOW, Workflow
 from ecsspot.drain import Action, DrainResult, drain
-from ecsspot.errors import ConflictError
+from ecsspot.aws.calls import call
+from ecsspot.errors import ConflictError, Problem, SpecError
 from ecsspot.interruption import load_cluster
 from ecsspot.lint import lint
 from ecsspot.plan import ApplyResult, Plan, apply_plan, plan, read_settings, resolve_ami
@@ -21,9 +22,34 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     """Validate (before any call), resolve the AMI, observe, lint, and diff."""
     validate(spec)
     image_id = yield from resolve_ami(spec.instances.ami)
+    yield from check_network(spec)
     observed = yield from observe(spec)
     settings = (yield from read_settings(spec.table_name)) if observed.table else None
     return plan(spec, observed, image_id, lint(spec, observed), settings), observed
+
+
+def check_network(spec: ClusterSpec) -> Workflow[None]:
+    """Subnets and security groups must exist before anything is created (nothing half-applied)."""
+    subnets, groups = yield (
+        call("ec2", "describe_subnets", Filters=[{"Name": "subnet-id", "Values": list(spec.network.subnets)}]),
+        call("ec2", "describe_security_groups", Filters=[{"Name": "group-id", "Values": list(spec.network.security_groups)}])
+        if spec.network.security_groups
+        else call("ec2", "describe_security_groups", GroupIds=[]),
+    )
+    problems = [
+        Problem(f"network.subnets[{i}]", f"{s!r} does not exist in this account and region")
+        for i, s in enumerate(spec.network.subnets)
+        if s not in {x["SubnetId"] for x in subnets.get("Subnets", ())}
+    ]
+    if spec.network.security_groups:
+        found = {g["GroupId"] for g in groups.get("SecurityGroups", ())}
+        problems += [
+            Problem(f"network.security_groups[{i}]", f"{g!r} does not exist in this account and region")
+            for i, g in enumerate(spec.network.security_groups)
+            if g not in found
+        ]
+    if problems:
+        raise SpecError(problems)
 
 
 def apply_cluster(spec: ClusterSpec, approved: Plan | None = None) -> Workflow[ApplyResult]:

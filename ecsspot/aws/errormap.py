@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
 from ecsspot import errors
 
@@ -35,7 +35,9 @@ def map_error(exc: BaseException, service: str, operation: str) -> errors.Ecsspo
             cls = errors.AwsError
         return cls(operation, code, message, service=service)
     if isinstance(exc, NoRegionError):
-        return errors.InputError("no AWS region: pass --region, set AWS_REGION, or set region: in the spec")
+        return errors.InputError("no AWS region: pass --region, set AWS_REGION or AWS_DEFAULT_REGION, or set region: in the spec")
+    if isinstance(exc, ProfileNotFound):
+        return errors.InputError(f"AWS profile not found: {exc.kwargs.get('profile', '?')}")
     if isinstance(exc, NoCredentialsError):
         return errors.AwsError(operation, "NoCredentials", "no AWS credentials found in the usual chain", service=service)
     if isinstance(exc, BotoCoreError):

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import botocore.awsrequest
+import botocore.handlers
 import pytest
 
 import ecsspot.manager
@@ -57,16 +59,12 @@ def test_status_text(invoke: Any, applied: Path) -> None:
     assert len(instance_rows) == 1 and " on-demand " in instance_rows[0] and " yes " in instance_rows[0]
 
 
-def test_status_of_unknown_cluster_is_empty_with_a_warning(invoke: Any, aws: None) -> None:
+def test_status_of_unknown_cluster_is_not_found(invoke: Any, aws: None) -> None:
     result = invoke("-o", "json", "status", "nope")
 
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["instances"] == []
-    assert result.stderr == "ecsspot: warning: no ecsspot Auto Scaling groups are tagged for cluster 'nope' (wrong name or region?)\n"
-
-    quiet = invoke("-q", "status", "nope")
-    assert quiet.exit_code == 0 and quiet.stderr == ""
-    assert "No instances." in quiet.stdout
+    assert result.exit_code == 7
+    assert result.stdout == ""
+    assert result.stderr == "ecsspot: error: no cluster 'nope' and no ecsspot Auto Scaling groups tagged for it (wrong name or region?)\n"
 
 
 # --- teardown ---------------------------------------------------------------------------------
@@ -126,17 +124,31 @@ def test_teardown_deadline_passes_through(invoke: Any, monkeypatch: pytest.Monke
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning:moto.*")
-def test_aws_error_is_one_line_exit_4(invoke: Any, aws: None, tmp_path: Path) -> None:
-    # The example's subnet ids do not exist in this account: AWS refuses the group.
+def test_missing_network_is_refused_before_anything_is_created(invoke: Any, aws: None, aws_calls: Any) -> None:
+    # The example's subnet ids do not exist in this account: nothing may be half-applied.
     spec = Path(__file__).resolve().parents[2] / "examples" / "demo-api.yaml"
 
     result = invoke("apply", "-f", spec, "--yes")
 
-    assert result.exit_code == 4
-    errors = [line for line in result.stderr.splitlines() if line.startswith("ecsspot: error:")]
-    assert errors == [errors[0]] and errors[0] == result.stderr.splitlines()[-1]
-    assert errors[0].startswith("ecsspot: error: autoscaling:create_auto_scaling_group failed: InvalidSubnetID.NotFound: ")
+    assert result.exit_code == 3
+    assert "network.subnets[0]: 'subnet-aaa' does not exist in this account and region" in result.stderr
+    assert aws_calls.mutating() == []
     assert "Traceback" not in result.stderr
+
+
+def test_aws_error_is_one_line_exit_4(invoke: Any, aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    def denied(model: Any, **_: Any) -> Any:
+        # A before-call handler that answers short-circuits the request, as AWS refusing would.
+        if model.name == "DescribeClusters":
+            error = {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+            return (botocore.awsrequest.AWSResponse("https://ecs", 400, {}, None), error)
+        return None
+
+    monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, ("before-call", denied)])
+    result = invoke("status", "demo-api")
+
+    assert result.exit_code == 4
+    assert result.stderr.splitlines() == ["ecsspot: error: ecs:describe_clusters failed: AccessDeniedException: not allowed"]
 
 
 def test_bad_output_value_is_a_usage_error(invoke: Any, aws_calls: Any) -> None:
@@ -189,14 +201,13 @@ def test_missing_region_is_an_input_error(invoke: Any, aws: None, monkeypatch: p
     assert result.exit_code == 3
     assert result.stderr.splitlines()[-1].startswith("ecsspot: error: no AWS region")
 
-    monkeypatch.setenv("AWS_REGION", "us-east-1")  # honoured like the AWS CLI does
-    assert invoke("-q", "status", "demo-api").exit_code == 0
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # honoured like the AWS CLI does: the call is made
+    assert invoke("-q", "status", "demo-api").stderr.startswith("ecsspot: error: no cluster 'demo-api'")
 
 
 def test_verbose_logs_each_aws_call_on_stderr(invoke: Any, aws: None) -> None:
     result = invoke("-v", "-o", "json", "status", "demo-api")
 
-    assert result.exit_code == 0
-    assert json.loads(result.stdout)["cluster"] == "demo-api"
+    assert result.exit_code == 7  # no such cluster, but every call it took to know is logged
     assert "ecsspot: debug: call autoscaling:DescribeAutoScalingGroups https://autoscaling.us-east-1.amazonaws.com/" in result.stderr
     assert "ecsspot: debug: call" not in invoke("-o", "json", "status", "demo-api").stderr

@@ -1,0 +1,178 @@
+"""Application Load Balancer target groups: registration keyed by (id, port), health, draining.
+
+moto keys a target group's targets by id only (a second port replaces the first), reports every
+registered target ``healthy`` at once and drops a deregistered one at once. Here each
+(id, port) target goes ``initial`` -> ``healthy`` after HealthyThresholdCount consecutive
+passing checks, ``unhealthy`` after UnhealthyThresholdCount failing ones, and ``draining`` for
+the group's ``deregistration_delay.timeout_seconds`` before it is gone
+(https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html,
+https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay).
+A check passes when something listens behind the target: a live task bound to that host port,
+or, for a port no task ever used, a running instance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ecsspot.sim.world import World
+
+INITIAL, HEALTHY, UNHEALTHY, DRAINING, UNUSED = "initial", "healthy", "unhealthy", "draining", "unused"
+_REASONS = {
+    INITIAL: ("Elb.InitialHealthChecking", "Initial health checks in progress"),
+    UNHEALTHY: ("Target.FailedHealthChecks", "Health checks failed"),
+    DRAINING: ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
+    UNUSED: ("Target.NotRegistered", "Target is not registered to the target group"),
+}
+
+
+@attrs.frozen
+class Target:
+    """One registered (id, port) of a target group and its health-check progress."""
+
+    group_arn: str
+    id: str
+    port: int
+    state: str
+    since: float
+    next_check: float
+    passes: int = 0
+    failures: int = 0
+    drained_at: float | None = None
+
+
+class LoadBalancing:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.targets: dict[str, dict[tuple[str, int], Target]] = {}
+
+    def _group_targets(self, tg: Any) -> dict[tuple[str, int], Target]:
+        return self.targets.setdefault(tg.arn, {})
+
+    @staticmethod
+    def _key(tg: Any, target: Mapping[str, Any]) -> tuple[str, int]:
+        return str(target["Id"]), int(target.get("Port") or tg.port)
+
+    def register(self, tg: Any, targets: Iterable[Mapping[str, Any]]) -> None:
+        """RegisterTargets: all or nothing; re-registering a draining target revives it."""
+        from moto.elbv2.exceptions import TargetNotRunning
+
+        keys = [self._key(tg, t) for t in targets]
+        for target_id, _ in keys:
+            if target_id.startswith("i-") and not self.world.instance_running(target_id):
+                raise TargetNotRunning(instance_id=target_id)
+        registered = self._group_targets(tg)
+        now = self.world.now()
+        interval = float(tg.health_check_interval_seconds)
+        for key in keys:
+            current = registered.get(key)
+            if current is not None and current.state != DRAINING:
+                continue
+            registered[key] = Target(tg.arn, key[0], key[1], INITIAL, now, now + interval)
+            self.world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=INITIAL)
+
+    def deregister(self, tg: Any, targets: Iterable[Mapping[str, Any]], *, missing_ok: bool = False) -> None:
+        """DeregisterTargets: validated before anything changes (moto removes the earlier
+        targets and then fails on an unregistered one)."""
+        from moto.elbv2.exceptions import InvalidTargetError
+
+        registered = self._group_targets(tg)
+        keys = [self._key(tg, t) for t in targets]
+        missing = [k for k in keys if k not in registered]
+        if missing and not missing_ok:
+            raise InvalidTargetError()
+        delay = float(tg.attributes.get("deregistration_delay.timeout_seconds", 300))
+        now = self.world.now()
+        for key in keys:
+            current = registered.get(key)
+            if current is None or current.state == DRAINING:
+                continue
+            registered[key] = attrs.evolve(current, state=DRAINING, since=now, drained_at=now + delay)
+            self.world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=DRAINING, until=now + delay)
+
+    def health(self, tg: Any, targets: Iterable[Mapping[str, Any]] | None) -> list[Any]:
+        """DescribeTargetHealth: every registered (and draining) target, or the ones asked for;
+        an asked-for id without a port matches each of its registered ports."""
+        from moto.elbv2.models import FakeHealthStatus
+
+        registered = self._group_targets(tg)
+        health_port = tg.health_check_port
+        if not targets:
+            found = list(registered.values())
+            return [self._status(t, health_port) for t in found]
+        out = []
+        for asked in targets:
+            if asked.get("Port") is None:
+                found = [t for (target_id, _), t in registered.items() if target_id == asked["Id"]]
+            else:
+                one = registered.get(self._key(tg, asked))
+                found = [one] if one else []
+            if found:
+                out.extend(self._status(t, health_port) for t in found)
+            else:
+                reason, description = _REASONS[UNUSED]
+                out.append(FakeHealthStatus(asked["Id"], asked.get("Port") or tg.port, health_port, UNUSED, reason, description))
+        return out
+
+    def _status(self, target: Target, health_port: Any) -> Any:
+        from moto.elbv2.models import FakeHealthStatus
+
+        if target.state == HEALTHY:
+            return FakeHealthStatus(target.id, target.port, health_port, HEALTHY)
+        reason, description = _REASONS[target.state]
+        return FakeHealthStatus(target.id, target.port, health_port, target.state, reason, description)
+
+    def state(self, tg_arn: str, target_id: str, port: int) -> str:
+        target = self.targets.get(tg_arn, {}).get((target_id, int(port)))
+        return target.state if target else UNUSED
+
+    def routable(self, tg_arn: str) -> list[Target]:
+        """Where the load balancer sends new requests: the healthy targets, or, "if a target
+        group contains only unhealthy registered targets", all of those (fail open)."""
+        targets = [t for t in self.targets.get(tg_arn, {}).values() if t.state != DRAINING]
+        healthy = [t for t in targets if t.state == HEALTHY]
+        return healthy or [t for t in targets if t.state == UNHEALTHY]
+
+    def tick(self) -> None:
+        world = self.world
+        now = world.now()
+        groups = world.elbv2.target_groups
+        for tg_arn in list(self.targets):
+            tg = groups.get(tg_arn)
+            if tg is None:
+                del self.targets[tg_arn]
+                continue
+            registered = self.targets[tg_arn]
+            interval = float(tg.health_check_interval_seconds)
+            healthy_after = int(tg.healthy_threshold_count)
+            unhealthy_after = int(tg.unhealthy_threshold_count)
+            for key, target in list(registered.items()):
+                if target.state == DRAINING:
+                    if now >= (target.drained_at or now):
+                        del registered[key]
+                        world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=UNUSED)
+                    continue
+                if now < target.next_check:
+                    continue
+                alive = world.scheduler.listening(key[0], key[1])
+                passes = target.passes + 1 if alive else 0
+                failures = 0 if alive else target.failures + 1
+                state = target.state
+                if alive and state != HEALTHY and passes >= healthy_after:
+                    state = HEALTHY
+                elif not alive and state != UNHEALTHY and failures >= unhealthy_after:
+                    state = UNHEALTHY
+                registered[key] = attrs.evolve(
+                    target,
+                    state=state,
+                    passes=passes,
+                    failures=failures,
+                    next_check=target.next_check + interval,
+                    since=now if state != target.state else target.since,
+                )
+                if state != target.state:
+                    world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=state)

@@ -1,0 +1,587 @@
+"""The ECS service scheduler for services on EC2 container instances.
+
+moto creates services without tasks (its ``runningCount`` is whatever was asked for) and
+reserves ``hostPort: 0`` literally, so one dynamic-port task fits per instance. Here each
+service's tasks are placed on ACTIVE container instances with room, following the service's
+capacity provider strategy (else the cluster default), with dynamic host ports from the
+ephemeral range; tasks move off DRAINING instances within minimumHealthyPercent and
+maximumPercent; load-balanced tasks register their (instance, port) targets when RUNNING and are
+stopped only after their targets have drained (deregistration delay) plus the stop timeout.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from moto.ecs.models import Task
+
+from ecsspot.sim.alb import HEALTHY, UNUSED
+
+if TYPE_CHECKING:
+    from ecsspot.sim.agent import Node
+    from ecsspot.sim.world import World
+
+PENDING, RUNNING, DEACTIVATING, STOPPING, STOPPED = "PENDING", "RUNNING", "DEACTIVATING", "STOPPING", "STOPPED"
+#: Statuses in which the task's containers are up (and answer on their ports once RUNNING).
+_UP = frozenset({RUNNING, DEACTIVATING, STOPPING})
+# Dynamic host ports come from the kernel's ip_local_port_range (32768-60999 on Linux), see
+# PortMapping.hostPort in https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_PortMapping.html
+EPHEMERAL_PORTS = range(32768, 61000)
+
+
+class ServiceTask(Task):
+    """A moto task whose status the scheduler sets (moto's advances on every DescribeTasks)."""
+
+    @property  # type: ignore[override]
+    def status(self) -> str | None:
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self._status = value
+
+
+@attrs.frozen
+class Binding:
+    container: str
+    container_port: int
+    host_port: int
+
+
+@attrs.frozen
+class Run:
+    """One service task as the scheduler tracks it."""
+
+    arn: str
+    service: str
+    cluster: str
+    instance_id: str
+    node_arn: str
+    task_definition: str
+    cpu: int
+    memory: int
+    bindings: tuple[Binding, ...]
+    provider: str | None
+    created_at: float
+    stop_timeout: float
+    status: str = PENDING
+    desired: str = RUNNING
+    #: (target group ARN, container name, container port) the task registers when RUNNING.
+    load_balancers: tuple[tuple[str, str, int], ...] = ()
+    targets_registered: bool = False
+    sigterm_at: float | None = None
+
+    def targets(self) -> list[tuple[str, str, int]]:
+        """(target group ARN, instance id, host port) of each load balancer entry."""
+        out = []
+        for tg_arn, container, port in self.load_balancers:
+            for binding in self.bindings:
+                if binding.container == container and binding.container_port == port:
+                    out.append((tg_arn, self.instance_id, binding.host_port))
+        return out
+
+
+@attrs.frozen
+class Needs:
+    """What one task of a task definition takes from an instance."""
+
+    cpu: int
+    memory: int
+    network_mode: str
+    #: (container name, container port, fixed host port or 0 for a dynamic one)
+    ports: tuple[tuple[str, int, int], ...]
+
+
+def needs_of(task_definition: Any) -> Needs:
+    """CPU and memory at task level when set, else the containers' sum (memoryReservation, the
+    soft limit, is what placement reserves when it is given)."""
+    containers = task_definition.container_definitions
+    cpu = int(task_definition.cpu) if task_definition.cpu else sum(int(c.get("cpu") or 0) for c in containers)
+    if task_definition.memory:
+        memory = int(task_definition.memory)
+    else:
+        memory = sum(int(c.get("memoryReservation") or c.get("memory") or 0) for c in containers)
+    mode = task_definition.network_mode or "bridge"
+    ports = []
+    for container in containers:
+        for mapping in container.get("portMappings") or []:
+            container_port = int(mapping.get("containerPort") or 0)
+            host_port = container_port if mode == "host" else int(mapping.get("hostPort") or 0)
+            ports.append((container["name"], container_port, host_port))
+    return Needs(cpu, memory, mode, tuple(ports))
+
+
+class Scheduler:
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.runs: dict[str, Run] = {}
+        self.tasks: dict[str, ServiceTask] = {}
+        self._listeners: dict[tuple[str, int], str] = {}
+        self._steady: dict[str, bool] = {}
+        self._said: set[tuple[str, str]] = set()
+
+    # what the load balancer asks
+    def listening(self, instance_id: str, port: int) -> bool:
+        """Whether a health check or request to (instance, port) finds a live process."""
+        if not self.world.instance_running(instance_id):
+            return False
+        arn = self._listeners.get((instance_id, int(port)))
+        if arn is None:
+            return True  # not one of our tasks' ports: the instance itself answers
+        return self.runs[arn].status in _UP
+
+    # the tick
+    def tick(self) -> None:
+        for run in list(self.runs.values()):
+            if run.status != STOPPED:
+                self._progress(run)
+        for key, service in list(self.world.ecs.services.items()):
+            self._reconcile(key, service)
+        self.publish()
+
+    def _node(self, run: Run) -> Node | None:
+        return self.world.agent.nodes.get(run.instance_id)
+
+    def _progress(self, run: Run) -> None:
+        world = self.world
+        now = world.now()
+        node = self._node(run)
+        node_status = world.agent.status(node) if node is not None else "INACTIVE"
+        if node_status == "INACTIVE":
+            machine = world.machine(run.instance_id)
+            gone = machine is not None and machine.terminated_at is not None
+            reason = f"Host EC2 (instance {run.instance_id}) terminated." if gone else "Container instance deregistered"
+            self._deregister_targets(run)
+            self._set(run, status=STOPPED, desired=STOPPED, stop_code="TerminationNotice", reason=reason)
+            return
+        if run.status == PENDING:
+            if node_status == "DRAINING" or run.desired == STOPPED:
+                # "Any tasks that are part of a service that are in a PENDING state are stopped
+                # immediately" (container instance draining).
+                self._set(run, status=STOPPED, desired=STOPPED, stop_code="ServiceSchedulerInitiated", reason="Container instance is draining")
+            elif now >= run.created_at + world.timings.task_start and world.instance_running(run.instance_id):
+                run = self._set(run, status=RUNNING)
+                self._register_targets(run)
+        elif run.status == DEACTIVATING:
+            if all(world.alb.state(tg, i, p) == UNUSED for tg, i, p in run.targets()):
+                self._set(run, status=STOPPING, sigterm_at=now)
+        elif run.status == STOPPING and run.sigterm_at is not None and now >= run.sigterm_at + run.stop_timeout:
+            self._set(run, status=STOPPED)
+
+    def _reconcile(self, key: str, service: Any) -> None:
+        world = self.world
+        if service.cluster_name not in world.ecs.clusters or service.launch_type == "FARGATE":
+            return
+        runs = [r for r in self.runs.values() if r.service == key and r.status != STOPPED]
+        if service.status != "ACTIVE":
+            for run in runs:
+                if run.desired == RUNNING:
+                    self.stop(run, "Service deleted", "ServiceSchedulerInitiated")
+            if service.status == "DRAINING" and not runs:
+                service.status = "INACTIVE"
+            return
+        if not service.task_definition:
+            return
+        task_definition = world.ecs.describe_task_definition(service.task_definition)
+        needs = needs_of(task_definition)
+        if needs.network_mode == "awsvpc":
+            self._say(key, "awsvpc", "the simulator places bridge and host network mode tasks only")
+            return
+        desired = service.desired_count or 0
+        config = getattr(service, "deployment_configuration", None) or {}
+        maximum = math.floor(desired * int(config.get("maximumPercent", 200)) / 100)
+        minimum_healthy = math.ceil(desired * int(config.get("minimumHealthyPercent", 100)) / 100)
+        live = [r for r in runs if r.desired == RUNNING]
+        outdated = [r for r in live if self._outdated(r, task_definition.arn)]
+        current = [r for r in live if r not in outdated]
+
+        # Scale in: the surplus goes, unaffected by minimumHealthyPercent.
+        for run in self._surplus(current, len(current) - desired):
+            self.stop(run, f"Scaling activity initiated by (deployment {self._deployment(service)})", "ServiceSchedulerInitiated")
+            current.remove(run)
+            live.remove(run)
+
+        # Start replacements while the running count stays within maximumPercent.
+        room = maximum - len(runs)
+        started = []
+        for _ in range(max(0, min(desired - len(current), room))):
+            run = self._place(key, service, task_definition, needs, current + started)
+            if run is None:
+                break
+            started.append(run)
+        if started:
+            self._event(service, f"(service {service.name}) has started {len(started)} tasks: {', '.join('(task ' + r.arn.split('/')[-1] + ')' for r in started)}.")
+
+        # Stop outdated tasks (on DRAINING instances, or of an older task definition) while
+        # the healthy count stays at or above minimumHealthyPercent
+        # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html).
+        healthy = sum(1 for r in live if self._healthy(r))
+        for run in sorted(outdated, key=lambda r: (self._healthy(r), r.created_at)):
+            if not self._healthy(run):
+                self.stop(run, "Task stopped by ECS: container instance is draining", "ServiceSchedulerInitiated")
+            elif healthy - 1 >= minimum_healthy:
+                healthy -= 1
+                self.stop(run, "Task stopped by ECS: container instance is draining", "ServiceSchedulerInitiated")
+
+        steady = len(current) + len(started) == desired and not outdated and all(self._healthy(r) for r in current)
+        if steady and not self._steady.get(key):
+            self._event(service, f"(service {service.name}) has reached a steady state.")
+        self._steady[key] = steady
+
+    def _outdated(self, run: Run, task_definition_arn: str) -> bool:
+        node = self._node(run)
+        return run.task_definition != task_definition_arn or (node is not None and self.world.agent.status(node) == "DRAINING")
+
+    def _healthy(self, run: Run) -> bool:
+        """"Tasks for services that use a load balancer are considered healthy if they are in the
+        RUNNING state and ... reported as healthy by the load balancer" (draining page above)."""
+        if run.status != RUNNING or run.desired != RUNNING:
+            return False
+        return all(self.world.alb.state(tg, i, p) == HEALTHY for tg, i, p in run.targets())
+
+    def _surplus(self, runs: list[Run], count: int) -> list[Run]:
+        if count <= 0:
+            return []
+        # Pending first, then from the Availability Zone with the most tasks, newest first.
+        chosen: list[Run] = []
+        pool = list(runs)
+        for _ in range(count):
+            zones = Counter(self._zone(r) for r in pool)
+            victim = max(pool, key=lambda r: (r.status == PENDING, zones[self._zone(r)], r.created_at))
+            pool.remove(victim)
+            chosen.append(victim)
+        return chosen
+
+    def _zone(self, run: Run) -> str:
+        node = self._node(run)
+        return node.availability_zone if node else ""
+
+    # placement
+    def _strategy(self, service: Any) -> list[dict[str, Any]]:
+        strategy = getattr(service, "capacity_provider_strategy", None)
+        if strategy:
+            return list(strategy)
+        if service.launch_type in (None, ""):
+            cluster = self.world.ecs.clusters[service.cluster_name]
+            return list(cluster.default_capacity_provider_strategy or [])
+        return []
+
+    def _provider_group(self, name: str) -> str | None:
+        provider = self.world.ecs.capacity_providers.get(name.split("/")[-1])
+        if provider is None:
+            return None
+        arn = provider.auto_scaling_group_provider.get("autoScalingGroupArn", "")
+        return arn.split("autoScalingGroupName/")[-1] or None
+
+    def _pick_provider(self, strategy: list[dict[str, Any]], runs: list[Run]) -> str:
+        """The strategy's ``base`` tasks first, then the rest in proportion to ``weight``
+        (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-capacity-providers.html)."""
+        counts = Counter(r.provider for r in runs)
+        for item in strategy:
+            if counts[item["capacityProvider"]] < int(item.get("base") or 0):
+                return item["capacityProvider"]
+        weighted = [item for item in strategy if int(item.get("weight") or 0) > 0] or strategy[:1]
+
+        def load(item: dict[str, Any]) -> float:
+            above = max(0, counts[item["capacityProvider"]] - int(item.get("base") or 0))
+            return (above + 1) / max(1, int(item.get("weight") or 0))
+
+        return min(weighted, key=lambda item: (load(item), weighted.index(item)))["capacityProvider"]
+
+    def _place(self, key: str, service: Any, task_definition: Any, needs: Needs, runs: list[Run]) -> Run | None:
+        world = self.world
+        strategy = self._strategy(service)
+        provider = self._pick_provider(strategy, runs) if strategy else None
+        group = self._provider_group(provider) if provider else None
+        used = self._usage()
+        fits = []
+        for node in world.agent.nodes.values():
+            if node.cluster != service.cluster_name or world.agent.status(node) != "ACTIVE":
+                continue
+            if not world.instance_running(node.instance_id) or (provider and node.group != group):
+                continue
+            cpu, memory, ports = used.get(node.instance_id, (0, 0, set()))
+            if node.cpu - cpu < needs.cpu or node.memory - memory < needs.memory:
+                continue
+            bindings = self._bind(needs, ports)
+            if bindings is not None:
+                fits.append((node, bindings))
+        if not fits:
+            self._event(
+                service,
+                f"(service {service.name}) was unable to place a task because no container instance met all of its requirements.",
+                once=True,
+            )
+            world.record("service.placement_failed", key, capacity_provider=provider)
+            return None
+        node, bindings = self._choose(service, fits, runs)
+        return self._start(key, service, task_definition, needs, node, bindings, provider)
+
+    def _bind(self, needs: Needs, taken: set[int]) -> tuple[Binding, ...] | None:
+        from ecsspot.sim.agent import RESERVED_PORTS
+
+        busy = set(taken) | set(RESERVED_PORTS)
+        out = []
+        for container, container_port, host_port in needs.ports:
+            if host_port:
+                if host_port in busy:
+                    return None
+                port = host_port
+            else:
+                port = next((p for p in EPHEMERAL_PORTS if p not in busy), 0)
+                if not port:
+                    return None
+            busy.add(port)
+            out.append(Binding(container, container_port, port))
+        return tuple(out)
+
+    def _choose(self, service: Any, fits: list[tuple[Node, tuple[Binding, ...]]], runs: list[Run]) -> tuple[Node, tuple[Binding, ...]]:
+        """The service's placement strategy; without one, spread over Availability Zones and
+        then instances (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-placement-strategies.html)."""
+        strategy = getattr(service, "placement_strategy", None) or [
+            {"type": "spread", "field": "attribute:ecs.availability-zone"},
+            {"type": "spread", "field": "instanceId"},
+        ]
+        per_zone = Counter(self._zone(r) for r in runs)
+        per_node = Counter(r.instance_id for r in runs)
+        used = self._usage()
+        tiebreak = {node.instance_id: self.world.rng.random() for node, _ in fits}
+
+        def score(fit: tuple[Node, tuple[Binding, ...]]) -> tuple[Any, ...]:
+            node = fit[0]
+            keys: list[Any] = []
+            for item in strategy:
+                kind, field = item.get("type"), (item.get("field") or "").lower()
+                if kind == "spread" and "availability-zone" in field:
+                    keys.append(per_zone[node.availability_zone])
+                elif kind == "spread":
+                    keys.append(per_node[node.instance_id])
+                elif kind == "binpack":
+                    cpu, memory, _ = used.get(node.instance_id, (0, 0, set()))
+                    keys.append(node.memory - memory if field == "memory" else node.cpu - cpu)
+            keys.append(tiebreak[node.instance_id])
+            return tuple(keys)
+
+        return min(fits, key=score)
+
+    def _usage(self) -> dict[str, tuple[int, int, set[int]]]:
+        used: dict[str, tuple[int, int, set[int]]] = {}
+        for run in self.runs.values():
+            if run.status == STOPPED:
+                continue
+            cpu, memory, ports = used.get(run.instance_id, (0, 0, set()))
+            used[run.instance_id] = (cpu + run.cpu, memory + run.memory, ports | {b.host_port for b in run.bindings})
+        return used
+
+    def _start(self, key: str, service: Any, task_definition: Any, needs: Needs, node: Node, bindings: tuple[Binding, ...], provider: str | None) -> Run:
+        world = self.world
+        ecs = world.ecs
+        cluster = ecs.clusters[service.cluster_name]
+        task = ServiceTask(
+            cluster,
+            task_definition,
+            node.arn,
+            {"CPU": needs.cpu, "MEMORY": needs.memory, "PORTS": [b.host_port for b in bindings], "PORTS_UDP": []},
+            backend=ecs,
+            group=f"service:{service.name}",
+            launch_type="EC2" if service.launch_type == "EC2" else "",
+            started_by=self._deployment(service),
+            capacity_provider_name=provider,
+        )
+        task.availability_zone = node.availability_zone
+        task.created_at = world.datetime()
+        task.cpu, task.memory = str(needs.cpu), str(needs.memory)
+        task.connectivity = "CONNECTED"
+        task.version = 0
+        task.containers[0].network_bindings = [
+            {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"}
+            for b in bindings
+            if b.container == task.containers[0].name
+        ]
+        ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
+        stop_timeout = max(
+            [float(c["stopTimeout"]) for c in task_definition.container_definitions if c.get("stopTimeout")] or [node.stop_timeout]
+        )
+        load_balancers = tuple(
+            (lb["targetGroupArn"], lb.get("containerName", ""), int(lb.get("containerPort") or 0))
+            for lb in service.load_balancers or []
+            if lb.get("targetGroupArn")
+        )
+        run = Run(
+            arn=task.task_arn,
+            service=key,
+            cluster=cluster.name,
+            instance_id=node.instance_id,
+            node_arn=node.arn,
+            task_definition=task_definition.arn,
+            cpu=needs.cpu,
+            memory=needs.memory,
+            bindings=bindings,
+            provider=provider,
+            created_at=world.now(),
+            stop_timeout=stop_timeout,
+            load_balancers=load_balancers,
+        )
+        self.runs[run.arn] = run
+        self.tasks[run.arn] = task
+        for binding in bindings:
+            self._listeners[(node.instance_id, binding.host_port)] = run.arn
+        self._show(run, task)
+        return run
+
+    # stopping
+    def stop(self, run: Run, reason: str, code: str) -> None:
+        """Stop a task: its targets drain first (DEACTIVATING), then SIGTERM and the stop timeout."""
+        if run.desired == STOPPED:
+            return
+        if run.status == PENDING:
+            self._set(run, status=STOPPED, desired=STOPPED, stop_code=code, reason=reason)
+        elif run.targets_registered and run.targets():
+            self._deregister_targets(run)
+            self._set(run, status=DEACTIVATING, desired=STOPPED, stop_code=code, reason=reason)
+        else:
+            self._set(run, status=STOPPING, desired=STOPPED, sigterm_at=self.world.now(), stop_code=code, reason=reason)
+
+    def stop_by_user(self, task_arn: str, reason: str) -> Any:
+        """StopTask on a service task: the same path, as ECS does for it."""
+        run = self.runs[task_arn]
+        self.stop(run, reason or "Task stopped by user", "UserInitiated")
+        return self.tasks[task_arn]
+
+    def owns(self, task_arn: str) -> bool:
+        return task_arn in self.runs
+
+    # load balancer registration
+    def _register_targets(self, run: Run) -> None:
+        world = self.world
+        registered = []
+        for tg_arn, instance_id, port in run.targets():
+            tg = world.elbv2.target_groups.get(tg_arn)
+            if tg is not None:
+                world.alb.register(tg, [{"Id": instance_id, "Port": port}])
+                registered.append((tg, port))
+        if registered:
+            self.runs[run.arn] = attrs.evolve(run, targets_registered=True)
+            service = world.ecs.services.get(run.service)
+            if service is not None:
+                for tg, port in registered:
+                    self._event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
+
+    def _deregister_targets(self, run: Run) -> None:
+        world = self.world
+        if not run.targets_registered:
+            return
+        for tg_arn, instance_id, port in run.targets():
+            tg = world.elbv2.target_groups.get(tg_arn)
+            if tg is not None:
+                world.alb.deregister(tg, [{"Id": instance_id, "Port": port}], missing_ok=True)
+        self.runs[run.arn] = attrs.evolve(self.runs[run.arn], targets_registered=False)
+        service = world.ecs.services.get(run.service)
+        if service is not None:
+            self._event(service, f"(service {service.name}) deregistered {len(run.targets())} targets in (target-group {run.targets()[0][0]})")
+
+    # keeping moto's view in step
+    def _set(self, run: Run, *, stop_code: str | None = None, reason: str | None = None, **changes: Any) -> Run:
+        before = self.runs[run.arn]
+        run = attrs.evolve(before, **changes)
+        self.runs[run.arn] = run
+        task = self.tasks[run.arn]
+        now = self.world.datetime()
+        if run.status == RUNNING and before.status != RUNNING:
+            task.started_at = task.pull_started_at = task.pull_stopped_at = now
+        if run.desired == STOPPED and before.desired != STOPPED:
+            task.stopping_at = now
+        if run.status == STOPPED and before.status != STOPPED:
+            task.stopped_at = task.execution_stopped_at = now
+            # SIGTERM honoured within the stop timeout, else SIGKILL; a lost host, no exit code.
+            task.containers[0].exit_code = 143 if run.sigterm_at is not None else None
+        if stop_code:
+            task.stop_code = stop_code
+        if reason:
+            task.stopped_reason = reason
+        if (run.status, run.desired) != (before.status, before.desired):
+            self._show(run, task)
+        return run
+
+    def _show(self, run: Run, task: ServiceTask) -> None:
+        task._status = run.status
+        task.desired_status = run.desired
+        task.containers[0].last_status = run.status if run.status in (PENDING, STOPPED) else RUNNING
+        task.version += 1
+        self.world.record("task.status", run.arn, status=run.status, desired=run.desired, instance_id=run.instance_id, service=run.service)
+        self.world.events.task_state_change(task, run)
+
+    def publish(self) -> None:
+        """Counts moto shows: services, container instances, clusters (also right after
+        UpdateService, where moto sets runningCount to the new desired count)."""
+        world = self.world
+        by_service: dict[str, Counter[str]] = {}
+        by_node: dict[str, Counter[str]] = {}
+        by_cluster: dict[str, Counter[str]] = {}
+        for run in self.runs.values():
+            if run.status == STOPPED:
+                continue
+            shown = PENDING if run.status == PENDING else RUNNING
+            by_service.setdefault(run.service, Counter())[shown] += 1
+            by_node.setdefault(run.instance_id, Counter())[shown] += 1
+            by_cluster.setdefault(run.cluster, Counter())[shown] += 1
+        for key, service in world.ecs.services.items():
+            counts = by_service.get(key, Counter())
+            service.running_count, service.pending_count = counts[RUNNING], counts[PENDING]
+            for deployment in service.deployments[:1]:
+                deployment["runningCount"], deployment["pendingCount"] = counts[RUNNING], counts[PENDING]
+                deployment["desiredCount"] = service.desired_count
+                deployment["rolloutState"] = "COMPLETED" if self._steady.get(key) else "IN_PROGRESS"
+        used = self._usage()
+        for instance_id, node in world.agent.nodes.items():
+            container_instance = world.agent.container_instance(node)
+            if container_instance is None:
+                continue
+            cpu, memory, ports = used.get(instance_id, (0, 0, set()))
+            counts = by_node.get(instance_id, Counter())
+            container_instance.running_tasks_count = counts[RUNNING]
+            container_instance.pending_tasks_count = counts[PENDING]
+            for resource in container_instance.remaining_resources:
+                if resource["name"] == "CPU":
+                    resource["integerValue"] = node.cpu - cpu
+                elif resource["name"] == "MEMORY":
+                    resource["integerValue"] = node.memory - memory
+                elif resource["name"] == "PORTS":
+                    from ecsspot.sim.agent import RESERVED_PORTS
+
+                    resource["stringSetValue"] = [str(p) for p in sorted(set(RESERVED_PORTS) | ports)]
+        for name, cluster in world.ecs.clusters.items():
+            counts = by_cluster.get(name, Counter())
+            cluster.running_tasks_count, cluster.pending_tasks_count = counts[RUNNING], counts[PENDING]
+            cluster.active_services_count = sum(
+                1 for s in world.ecs.services.values() if s.cluster_name == name and s.status == "ACTIVE"
+            )
+
+    def _deployment(self, service: Any) -> str:
+        return service.deployments[0]["id"] if service.deployments else "ecs-svc/0"
+
+    def _event(self, service: Any, message: str, once: bool = False) -> None:
+        # Service events, newest first, as DescribeServices shows them; repeated placement
+        # failures are reported once until the service next places a task.
+        key = (service.arn, message)
+        if once and key in self._said:
+            return
+        if once:
+            self._said.add(key)
+        elif "has started" in message:
+            self._said = {k for k in self._said if k[0] != service.arn}
+        service.events.insert(0, {"id": self.world.uuid(), "createdAt": self.world.datetime(), "message": message})
+        del service.events[100:]
+
+    def _say(self, key: str, what: str, message: str) -> None:
+        if (key, what) not in self._said:
+            self._said.add((key, what))
+            self.world.record("service.unsupported", key, reason=message)
+
+    def runs_of(self, service_key: str, statuses: Iterable[str] | None = None) -> list[Run]:
+        wanted = set(statuses) if statuses is not None else None
+        return [r for r in self.runs.values() if r.service == service_key and (wanted is None or r.status in wanted)]

@@ -1,0 +1,514 @@
+"""The one place where the simulator changes moto (5.2.5).
+
+:class:`Seam` replaces class attributes of moto's models and response handlers while a
+:class:`~ecsspot.sim.Simulator` is open and restores them on exit. Both the in-process mock and
+``ThreadedMotoServer`` dispatch through the same classes, so one seam serves both. Patched only
+for the simulator's account and region (other regions keep moto's behaviour), and only here:
+
+Locking
+  ``core.responses.BaseResponse.call_action``: every request runs under the world's lock, so a
+  server thread never sees the world mid-tick.
+
+EC2
+  ``ec2.models.instances.Instance.terminate``: tells the world, whoever terminated the instance
+  (Spot, Auto Scaling, a user), so the group, the ECS agent and the targets react.
+
+Auto Scaling
+  ``FakeAutoScalingGroup.set_desired_capacity``: capacity is kept by the simulator (spot
+  purchase options, instance types from the overrides, lifecycle hooks, scale-in protection).
+  ``AutoScalingBackend.notify_terminate_instances``: moto would replace terminated instances at
+  once; the world does it through ``Instance.terminate``.
+  ``AutoScalingBackend.terminate_instance``: TerminateInstanceInAutoScalingGroup goes through
+  the terminate lifecycle hooks, as in AWS.
+  ``AutoScalingBackend.update_auto_scaling_group``: an update without MixedInstancesPolicy keeps
+  the group's policy (moto drops it).
+  ``AutoScalingBackend.update_attached_target_groups``: registers only InService instances
+  (moto registers pending ones too, which a load balancer refuses).
+  ``AutoScalingResponse.update_auto_scaling_group``: applies CapacityRebalance (moto ignores it).
+  ``AutoScalingResponse.delete_auto_scaling_group``: ForceDelete semantics (moto reads no flag
+  and leaves protected instances running).
+  ``AutoScalingResponse.complete_lifecycle_action`` / ``record_lifecycle_action_heartbeat``:
+  added (moto raises NotImplementedError).
+  ``AutoScalingResponse.describe_scaling_activities``: the simulator's activities (moto: none).
+  ``AutoScalingResponse.put_lifecycle_hook``: keeps NotificationTargetARN, RoleARN and
+  NotificationMetadata (moto stores fixed placeholders).
+
+ECS
+  ``EC2ContainerServiceBackend.describe_container_instances`` / ``update_container_instances_state``:
+  a cluster that never had a container instance answers like AWS (moto: KeyError, HTTP 500).
+  ``EC2ContainerServiceBackend.list_container_instances``: leaves INACTIVE ones out unless asked.
+  ``EC2ContainerServiceBackend.deregister_container_instance``: marks INACTIVE (moto deletes).
+  ``EC2ContainerServiceBackend.list_tasks``: filters by serviceName and defaults desiredStatus
+  to RUNNING, as AWS does (moto ignores the one and has no default).
+  ``EC2ContainerServiceBackend.stop_task``: a service task stops through its target draining.
+  ``EC2ContainerServiceBackend.update_service`` / ``delete_service``: counts from the scheduler;
+  a deleted service is DRAINING until its tasks have stopped.
+  ``EC2ContainerServiceResponse.create_service``: keeps deploymentConfiguration,
+  capacityProviderStrategy, placementStrategy and placementConstraints (moto drops them).
+
+ELBv2
+  ``FakeTargetGroup.register`` / ``deregister`` / ``deregister_terminated_instances`` and
+  ``ELBv2Backend.describe_target_health``: targets keyed by (id, port), with health checks and
+  draining (moto keys by id, so a second port replaces the first, and is always healthy).
+
+EventBridge
+  ``events.models.Rule.send_to_targets``: disabled rules deliver nothing, Lambda targets go to
+  in-process handlers (moto raises NotImplementedError for them), the rest through moto.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ecsspot.sim.world import World
+
+_MISSING = object()
+_active: Seam | None = None
+
+
+class Seam:
+    """Installs and removes the patches listed in the module docstring."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        global _active
+        if _active is not None:
+            raise RuntimeError("a Simulator is already running in this process; close it first")
+        _active = self
+        try:
+            for owner, name, factory in _patches():
+                original = owner.__dict__.get(name, _MISSING)
+                self._saved.append((owner, name, original))
+                setattr(owner, name, factory(self.world, None if original is _MISSING else original))
+        except BaseException:
+            self.remove()
+            raise
+
+    def remove(self) -> None:
+        global _active
+        while self._saved:
+            owner, name, original = self._saved.pop()
+            if original is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+        if _active is self:
+            _active = None
+
+
+def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
+    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import BaseResponse
+    from moto.ec2.models.instances import Instance
+    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
+    from moto.events.models import Rule
+
+    return [
+        (BaseResponse, "call_action", _locked_call_action),
+        (Instance, "terminate", _instance_terminate),
+        (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
+        (AutoScalingBackend, "notify_terminate_instances", _notify_terminate_instances),
+        (AutoScalingBackend, "terminate_instance", _terminate_instance),
+        (AutoScalingBackend, "update_auto_scaling_group", _update_auto_scaling_group),
+        (AutoScalingBackend, "update_attached_target_groups", _update_attached_target_groups),
+        (AutoScalingResponse, "update_auto_scaling_group", _update_capacity_rebalance),
+        (AutoScalingResponse, "delete_auto_scaling_group", _delete_auto_scaling_group),
+        (AutoScalingResponse, "complete_lifecycle_action", _complete_lifecycle_action),
+        (AutoScalingResponse, "record_lifecycle_action_heartbeat", _record_lifecycle_action_heartbeat),
+        (AutoScalingResponse, "describe_scaling_activities", _describe_scaling_activities),
+        (AutoScalingResponse, "put_lifecycle_hook", _put_lifecycle_hook),
+        (EC2ContainerServiceBackend, "describe_container_instances", _cluster_may_be_empty),
+        (EC2ContainerServiceBackend, "update_container_instances_state", _cluster_may_be_empty),
+        (EC2ContainerServiceBackend, "list_container_instances", _list_container_instances),
+        (EC2ContainerServiceBackend, "deregister_container_instance", _deregister_container_instance),
+        (EC2ContainerServiceBackend, "list_tasks", _list_tasks),
+        (EC2ContainerServiceBackend, "stop_task", _stop_task),
+        (EC2ContainerServiceBackend, "update_service", _update_service),
+        (EC2ContainerServiceBackend, "delete_service", _delete_service),
+        (EC2ContainerServiceResponse, "create_service", _create_service),
+        (FakeTargetGroup, "register", _register),
+        (FakeTargetGroup, "deregister", _deregister),
+        (FakeTargetGroup, "deregister_terminated_instances", _deregister_terminated_instances),
+        (ELBv2Backend, "describe_target_health", _describe_target_health),
+        (Rule, "send_to_targets", _send_to_targets),
+    ]
+
+
+# Each factory gets the world and moto's original function and returns the replacement.
+
+
+def _locked_call_action(world: World, original: Any) -> Any:
+    def call_action(self: Any) -> Any:
+        with world.lock:
+            return original(self)
+
+    return call_action
+
+
+def _instance_terminate(world: World, original: Any) -> Any:
+    def terminate(self: Any) -> Any:
+        previous = original(self)
+        if world.owns(self.ec2_backend.account_id, self.ec2_backend.region_name):
+            world.instance_terminated(self.id)
+        return previous
+
+    return terminate
+
+
+def _set_desired_capacity(world: World, original: Any) -> Any:
+    def set_desired_capacity(self: Any, new_capacity: int | None) -> None:
+        if not world.owns(self.account_id, self.region):
+            return original(self, new_capacity)
+        world.autoscaling.set_desired(self, new_capacity)
+        return None
+
+    return set_desired_capacity
+
+
+def _notify_terminate_instances(world: World, original: Any) -> Any:
+    def notify_terminate_instances(self: Any, instance_ids: list[str]) -> None:
+        if not world.owns(self.account_id, self.region_name):
+            original(self, instance_ids)
+
+    return notify_terminate_instances
+
+
+def _terminate_instance(world: World, original: Any) -> Any:
+    def terminate_instance(self: Any, instance_id: str, should_decrement: bool) -> Any:
+        if not world.owns(self.account_id, self.region_name):
+            return original(self, instance_id, should_decrement)
+        return world.autoscaling.terminate_in_group(instance_id, bool(should_decrement))
+
+    return terminate_instance
+
+
+def _update_auto_scaling_group(world: World, original: Any) -> Any:
+    def update_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
+        group = self.autoscaling_groups.get(kwargs.get("name"))
+        if (
+            world.owns(self.account_id, self.region_name)
+            and group is not None
+            and group.mixed_instances_policy
+            and not kwargs.get("mixed_instances_policy")
+            and not kwargs.get("launch_template")
+            and not kwargs.get("launch_config_name")
+        ):
+            policy = copy.deepcopy(group.mixed_instances_policy)
+            spec = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+            # moto stored both the id and the name, which it then refuses as input.
+            spec.pop("LaunchTemplateName", None)
+            kwargs["mixed_instances_policy"] = policy
+        return original(self, *args, **kwargs)
+
+    return update_auto_scaling_group
+
+
+def _update_attached_target_groups(world: World, original: Any) -> Any:
+    def update_attached_target_groups(self: Any, group_name: str) -> None:
+        if not world.owns(self.account_id, self.region_name):
+            return original(self, group_name)
+        group = self.autoscaling_groups.get(group_name)
+        if group is not None:
+            world.autoscaling.sync_target_groups(group)
+        return None
+
+    return update_attached_target_groups
+
+
+def _update_capacity_rebalance(world: World, original: Any) -> Any:
+    def update_auto_scaling_group(self: Any) -> Any:
+        result = original(self)
+        if self._get_param("CapacityRebalance") is not None:
+            group = self.autoscaling_backend.autoscaling_groups.get(self._get_param("AutoScalingGroupName"))
+            if group is not None:
+                group.capacity_rebalance = self._get_bool_param("CapacityRebalance")
+        return result
+
+    return update_auto_scaling_group
+
+
+def _delete_auto_scaling_group(world: World, original: Any) -> Any:
+    def delete_auto_scaling_group(self: Any) -> Any:
+        from moto.core.responses import EmptyResult
+
+        if not world.owns(self.current_account, self.region):
+            return original(self)
+        world.autoscaling.delete_group(
+            self._get_param("AutoScalingGroupName"), force=bool(self._get_bool_param("ForceDelete", False))
+        )
+        return EmptyResult()
+
+    return delete_auto_scaling_group
+
+
+def _lifecycle_request(world: World, response: Any, heartbeat: bool) -> Any:
+    from moto.autoscaling.exceptions import ValidationError
+    from moto.core.responses import EmptyResult
+
+    from ecsspot.sim.autoscaling import LifecycleError
+
+    target = dict(
+        group=response._get_param("AutoScalingGroupName"),
+        hook=response._get_param("LifecycleHookName"),
+        token=response._get_param("LifecycleActionToken"),
+        instance_id=response._get_param("InstanceId"),
+    )
+    try:
+        if heartbeat:
+            world.autoscaling.heartbeat(**target)
+        else:
+            world.autoscaling.complete(**target, result=response._get_param("LifecycleActionResult"))
+    except LifecycleError as exc:
+        raise ValidationError(str(exc)) from None
+    return EmptyResult()
+
+
+def _complete_lifecycle_action(world: World, original: Any) -> Any:
+    def complete_lifecycle_action(self: Any) -> Any:
+        return _lifecycle_request(world, self, heartbeat=False)
+
+    return complete_lifecycle_action
+
+
+def _record_lifecycle_action_heartbeat(world: World, original: Any) -> Any:
+    def record_lifecycle_action_heartbeat(self: Any) -> Any:
+        return _lifecycle_request(world, self, heartbeat=True)
+
+    return record_lifecycle_action_heartbeat
+
+
+def _describe_scaling_activities(world: World, original: Any) -> Any:
+    def describe_scaling_activities(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        if not world.owns(self.current_account, self.region):
+            return original(self)
+        group = self._get_param("AutoScalingGroupName")
+        wanted = set(self._get_param("ActivityIds", []) or [])
+        activities = [
+            a
+            for name, listed in world.autoscaling.activities.items()
+            if not group or name == group
+            for a in listed
+            if not wanted or a.activity_id in wanted
+        ]
+        activities.sort(key=lambda a: a.start_time, reverse=True)
+        limit = self._get_int_param("MaxRecords") or 100
+        return ActionResult({"Activities": activities[:limit]})
+
+    return describe_scaling_activities
+
+
+def _put_lifecycle_hook(world: World, original: Any) -> Any:
+    def put_lifecycle_hook(self: Any) -> Any:
+        result = original(self)
+        key = f"{self._get_param('AutoScalingGroupName')}_{self._get_param('LifecycleHookName')}"
+        hook = self.autoscaling_backend.lifecycle_hooks.get(key)
+        if hook is not None:
+            hook.notification_target_arn = self._get_param("NotificationTargetARN")
+            hook.role_arn = self._get_param("RoleARN")
+            hook.notification_metadata = self._get_param("NotificationMetadata")
+        return result
+
+    return put_lifecycle_hook
+
+
+def _cluster_may_be_empty(world: World, original: Any) -> Any:
+    def wrapped(self: Any, cluster_str: str, *args: Any, **kwargs: Any) -> Any:
+        cluster = self._get_cluster(cluster_str)
+        self.container_instances.setdefault(cluster.name, {})
+        return original(self, cluster_str, *args, **kwargs)
+
+    return wrapped
+
+
+def _list_container_instances(world: World, original: Any) -> Any:
+    def list_container_instances(self: Any, cluster_str: str, status: str | None = None) -> list[str]:
+        # "If you don't specify this parameter, the default is to include container instances
+        # set to all states other than INACTIVE."
+        # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListContainerInstances.html)
+        listed = original(self, cluster_str, status=status)
+        if status is not None:
+            return listed
+        instances = self.container_instances.get(cluster_str.split("/")[-1], {})
+        return [arn for arn in listed if instances[arn.split("/")[-1]].status != "INACTIVE"]
+
+    return list_container_instances
+
+
+def _deregister_container_instance(world: World, original: Any) -> Any:
+    def deregister_container_instance(self: Any, cluster_str: str, container_instance_str: str, force: bool) -> Any:
+        from moto.ecs.exceptions import InvalidParameterException
+
+        from ecsspot.sim.agent import deregister
+
+        cluster = self._get_cluster(cluster_str)
+        container_instance = self.container_instances.get(cluster.name, {}).get(container_instance_str.split("/")[-1])
+        if container_instance is None or not world.owns(self.account_id, self.region_name):
+            return original(self, cluster_str, container_instance_str, force)
+        if not force and container_instance.running_tasks_count > 0:
+            raise InvalidParameterException("Found running tasks on the instance.")
+        deregister(world, container_instance)
+        return container_instance
+
+    return deregister_container_instance
+
+
+def _list_tasks(world: World, original: Any) -> Any:
+    def list_tasks(
+        self: Any,
+        cluster_str: str | None = None,
+        container_instance: str | None = None,
+        family: str | None = None,
+        started_by: str | None = None,
+        service_name: str | None = None,
+        desiredStatus: str | None = None,  # noqa: N803 - moto's parameter name
+    ) -> list[Any]:
+        # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html:
+        # desiredStatus defaults to RUNNING; serviceName filters by the task's service.
+        tasks = original(self, cluster_str, container_instance, family, started_by, None, desiredStatus or "RUNNING")
+        if service_name:
+            group = f"service:{service_name.split('/')[-1]}"
+            tasks = [t for t in tasks if t.group == group]
+        return tasks
+
+    return list_tasks
+
+
+def _stop_task(world: World, original: Any) -> Any:
+    def stop_task(self: Any, cluster_str: str, task_str: str, reason: str) -> Any:
+        task_id = task_str.split("/")[-1]
+        arn = next((a for a in world.scheduler.runs if a.split("/")[-1] == task_id), None)
+        if arn is None:
+            return original(self, cluster_str, task_str, reason)
+        self._get_cluster(cluster_str)
+        return world.scheduler.stop_by_user(arn, reason)
+
+    return stop_task
+
+
+def _update_service(world: World, original: Any) -> Any:
+    def update_service(self: Any, service_properties: dict[str, Any]) -> Any:
+        service = original(self, service_properties)
+        if world.owns(self.account_id, self.region_name):
+            world.scheduler.publish()
+        return service
+
+    return update_service
+
+
+def _delete_service(world: World, original: Any) -> Any:
+    def delete_service(self: Any, cluster_name: str, service_name: str, force: bool) -> Any:
+        service = original(self, cluster_name, service_name, force)
+        if world.owns(self.account_id, self.region_name):
+            # "the service status moves from ACTIVE to DRAINING ... INACTIVE" once its tasks stopped
+            # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteService.html)
+            service.status = "DRAINING"
+        return service
+
+    return delete_service
+
+
+def _create_service(world: World, original: Any) -> Any:
+    def create_service(self: Any) -> Any:
+        from moto.ecs.exceptions import InvalidParameterException
+
+        strategy = self._get_param("capacityProviderStrategy")
+        launch_type = self._get_param("launchType")
+        if strategy and launch_type:
+            raise InvalidParameterException("Specifying both a launch type and capacity provider strategy is not supported.")
+        result = original(self)
+        if not world.owns(self.current_account, self.region):
+            return result
+        backend = self.ecs_backend
+        service = backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
+        config = {"maximumPercent": 200, "minimumHealthyPercent": 100, "deploymentCircuitBreaker": {"enable": False, "rollback": False}}
+        config.update(self._get_param("deploymentConfiguration") or {})
+        service.deployment_configuration = config
+        cluster = backend.clusters[service.cluster_name]
+        if not strategy and not launch_type and cluster.default_capacity_provider_strategy:
+            # The cluster's default strategy applies to a service created without either.
+            strategy = cluster.default_capacity_provider_strategy
+        if strategy:
+            service.capacity_provider_strategy = [dict(item) for item in strategy]
+            service.launch_type = None
+            for deployment in service.deployments:
+                deployment["launchType"] = None
+                deployment["capacityProviderStrategy"] = service.capacity_provider_strategy
+        service.placement_strategy = self._get_param("placementStrategy") or []
+        service.placement_constraints = self._get_param("placementConstraints") or []
+        service.health_check_grace_period_seconds = self._get_int_param("healthCheckGracePeriodSeconds")
+        return result
+
+    return create_service
+
+
+def _register(world: World, original: Any) -> Any:
+    def register(self: Any, targets: list[dict[str, Any]]) -> None:
+        if not world.owns(self.account_id, self.region_name):
+            return original(self, targets)
+        world.alb.register(self, targets)
+        return None
+
+    return register
+
+
+def _deregister(world: World, original: Any) -> Any:
+    def deregister(self: Any, targets: list[dict[str, Any]]) -> None:
+        if not world.owns(self.account_id, self.region_name):
+            return original(self, targets)
+        world.alb.deregister(self, targets)
+        return None
+
+    return deregister
+
+
+def _deregister_terminated_instances(world: World, original: Any) -> Any:
+    def deregister_terminated_instances(self: Any, instance_ids: list[str]) -> None:
+        # Targets of a terminated instance fail their health checks; nothing is removed at once.
+        if not world.owns(self.account_id, self.region_name):
+            original(self, instance_ids)
+
+    return deregister_terminated_instances
+
+
+def _describe_target_health(world: World, original: Any) -> Any:
+    def describe_target_health(self: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:
+        from moto.elbv2.exceptions import TargetGroupNotFoundError
+
+        if not world.owns(self.account_id, self.region_name):
+            return original(self, target_group_arn, targets)
+        tg = self.target_groups.get(target_group_arn)
+        if tg is None:
+            raise TargetGroupNotFoundError()
+        return world.alb.health(tg, targets)
+
+    return describe_target_health
+
+
+def _send_to_targets(world: World, original: Any) -> Any:
+    def send_to_targets(self: Any, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        if not world.owns(self.account_id, self.region_name):
+            return original(self, original_event, transform_input)
+
+        def send_to_others(targets: list[dict[str, Any]]) -> None:
+            kept = self.targets
+            self.targets = targets
+            try:
+                original(self, original_event, transform_input)
+            finally:
+                self.targets = kept
+
+        world.events.route(self, original_event, send_to_others)
+        return None
+
+    return send_to_targets

@@ -1,0 +1,278 @@
+"""The simulated world: virtual time, one lock, timers, the history, and the moto backends.
+
+Every behaviour module (agent, scheduler, spot, autoscaling, alb, eventbridge, traffic) hangs
+off one :class:`World`. Time moves only in :meth:`World.advance`, in ticks of at most
+``Timings.tick`` virtual seconds; each tick runs due timers, then every module in a fixed order,
+all under :attr:`World.lock` (the seam takes the same lock around every moto request, so server
+threads never see a half-applied tick). Work that calls user code (Lambda handlers) is queued
+and run between ticks, outside the lock, so a handler may call the moto server and sleep on the
+simulator's clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import heapq
+import itertools
+import random
+import threading
+import types
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from ecsspot.clock import FakeClock
+
+DEFAULT_ACCOUNT_ID = "123456789012"
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return types.MappingProxyType(dict(value or {}))
+
+
+@attrs.frozen
+class Record:
+    """One thing that happened, at a virtual time: ``kind`` names what, ``subject`` on what."""
+
+    time: float
+    kind: str
+    subject: str
+    detail: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen
+class Timings:
+    """How long things take in the simulated world (virtual seconds).
+
+    AWS documents only some of these (the spot warning); the others are typical observed values,
+    kept here so a test can make a scenario faster or slower without touching the rules.
+    """
+
+    #: EC2 ``pending`` to ``running`` (and the ASG's ``Pending`` to ``InService``).
+    instance_boot: float = 30.0
+    #: From ``running`` until the ECS agent has registered the container instance.
+    agent_start: float = 10.0
+    #: From task placement (``PENDING``) to ``RUNNING``: image pull and container start.
+    task_start: float = 10.0
+    #: From an EC2 termination until ECS notices: container instance INACTIVE, its tasks STOPPED.
+    termination_detection: float = 20.0
+    #: Spot interruption notice to termination, as documented for EC2 Spot.
+    spot_warning: float = 120.0
+    #: How soon an Auto Scaling group retries a launch that failed for lack of capacity.
+    launch_retry: float = 10.0
+    #: The longest step of the world; shorter steps are taken to land exactly on a target time.
+    tick: float = 1.0
+
+
+@attrs.frozen
+class Machine:
+    """An EC2 instance the simulator launched, as EC2 knows it."""
+
+    instance_id: str
+    instance_type: str
+    availability_zone: str
+    #: ``spot`` or ``on-demand`` (EC2's ``InstanceLifecycle``, absent for on-demand).
+    lifecycle: str
+    group: str | None
+    launched_at: float
+    #: Capacity units the instance counts for in its group (``WeightedCapacity``).
+    weight: int = 1
+    running_at: float | None = None
+    terminated_at: float | None = None
+    #: When EC2 Spot will reclaim it (set by an interruption warning).
+    reclaim_at: float | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.running_at is not None and self.terminated_at is None
+
+
+class SimClock(FakeClock):
+    """A :class:`~ecsspot.clock.FakeClock` whose sleeps run the simulated world forward."""
+
+    def __init__(self, world: World, start: float) -> None:
+        super().__init__(start)
+        self._world = world
+
+    def advance(self, seconds: float) -> None:
+        self._world.advance(seconds)
+
+    def _step(self, seconds: float) -> None:
+        FakeClock.advance(self, seconds)
+
+
+class World:
+    """State shared by the behaviour modules; see the module docstring for the tick model."""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        seed: int,
+        timings: Timings,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        start: float = 1_700_000_000.0,
+    ) -> None:
+        from ecsspot.sim.agent import Agent
+        from ecsspot.sim.alb import LoadBalancing
+        from ecsspot.sim.autoscaling import AutoScaling
+        from ecsspot.sim.eventbridge import EventBus
+        from ecsspot.sim.scheduler import Scheduler
+        from ecsspot.sim.spot import SpotMarket
+        from ecsspot.sim.traffic import Traffic
+
+        self.region = region
+        self.account_id = account_id
+        self.seed = seed
+        self.timings = timings
+        self.rng = random.Random(seed)
+        # Reentrant: in-process, a request made while the world holds the lock (never by the
+        # world itself, but by user code it calls under the lock) must not deadlock.
+        self.lock = threading.RLock()
+        self.clock = SimClock(self, start)
+        self.history: list[Record] = []
+        self.machines: dict[str, Machine] = {}
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._outside: deque[Callable[[], None]] = deque()
+
+        self.events = EventBus(self)
+        self.market = SpotMarket(self)
+        self.autoscaling = AutoScaling(self)
+        self.agent = Agent(self)
+        self.alb = LoadBalancing(self)
+        self.scheduler = Scheduler(self)
+        self.traffic = Traffic(self)
+
+    # moto backends of this world's account and region (global dicts shared with the server;
+    # looked up once: the simulator's lifetime is within one moto mock)
+    @functools.cached_property
+    def ec2(self) -> Any:
+        from moto.ec2.models import ec2_backends
+
+        return ec2_backends[self.account_id][self.region]
+
+    @functools.cached_property
+    def asg(self) -> Any:
+        from moto.autoscaling.models import autoscaling_backends
+
+        return autoscaling_backends[self.account_id][self.region]
+
+    @functools.cached_property
+    def ecs(self) -> Any:
+        from moto.ecs.models import ecs_backends
+
+        return ecs_backends[self.account_id][self.region]
+
+    @functools.cached_property
+    def elbv2(self) -> Any:
+        from moto.elbv2.models import elbv2_backends
+
+        return elbv2_backends[self.account_id][self.region]
+
+    @functools.cached_property
+    def eventbridge(self) -> Any:
+        from moto.events.models import events_backends
+
+        return events_backends[self.account_id][self.region]
+
+    def owns(self, account_id: str, region: str) -> bool:
+        return account_id == self.account_id and region == self.region
+
+    # time
+    def now(self) -> float:
+        return self.clock.now()
+
+    def datetime(self, t: float | None = None) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.now() if t is None else t, tz=dt.timezone.utc)
+
+    def iso(self, t: float | None = None, *, millis: bool = False) -> str:
+        stamp = self.datetime(t)
+        if millis:
+            return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+        return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def uuid(self) -> str:
+        """A seeded UUID, so ids the simulator makes are the same run to run."""
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def machine(self, instance_id: str) -> Machine | None:
+        return self.machines.get(instance_id)
+
+    def update_machine(self, instance_id: str, **changes: Any) -> Machine:
+        machine = attrs.evolve(self.machines[instance_id], **changes)
+        self.machines[instance_id] = machine
+        return machine
+
+    def instance_running(self, instance_id: str) -> bool:
+        """Whether EC2 has the instance up: the simulator's own record, else moto's state."""
+        machine = self.machines.get(instance_id)
+        if machine is not None:
+            return machine.running
+        instance = self.ec2.get_instance_by_id(instance_id)
+        return instance is not None and instance.state == "running"
+
+    def terminate_ec2(self, instance_id: str) -> None:
+        """Terminate the EC2 instance (the seam's ``Instance.terminate`` hook does the rest)."""
+        instance = self.ec2.get_instance_by_id(instance_id)
+        if instance is not None and instance.state != "terminated":
+            self.ec2.terminate_instances([instance_id])
+
+    def instance_terminated(self, instance_id: str) -> None:
+        """Called by the seam whenever moto terminates an instance, whoever asked."""
+        machine = self.machines.get(instance_id)
+        if machine is None or machine.terminated_at is not None:
+            return
+        self.update_machine(instance_id, terminated_at=self.now())
+        self.record("ec2.state", instance_id, state="terminated")
+        self.events.ec2_state_change(instance_id, "terminated")
+        self.autoscaling.instance_gone(instance_id)
+        self.agent.instance_gone(instance_id)
+
+    def record(self, kind: str, subject: str, **detail: Any) -> Record:
+        entry = Record(self.now(), kind, subject, detail)
+        self.history.append(entry)
+        return entry
+
+    def at(self, delay: float, action: Callable[[], None]) -> None:
+        """Run ``action`` (under the lock) once ``delay`` virtual seconds have passed."""
+        heapq.heappush(self._timers, (self.now() + max(0.0, delay), next(self._seq), action))
+
+    def outside_lock(self, action: Callable[[], None]) -> None:
+        """Queue user-facing work (Lambda invocations) to run between ticks, without the lock."""
+        self._outside.append(action)
+
+    def advance(self, seconds: float) -> None:
+        """Run the world forward ``seconds`` of virtual time (0 delivers what is queued)."""
+        target = self.now() + max(0.0, seconds)
+        self._run_outside()
+        while True:
+            with self.lock:
+                remaining = target - self.now()
+                if remaining <= 1e-9:
+                    break
+                self._tick(min(self.timings.tick, remaining))
+            self._run_outside()
+
+    def _run_outside(self) -> None:
+        # A handler may sleep on the clock: the nested advance drains this same queue in order.
+        while self._outside:
+            self._outside.popleft()()
+
+    def _tick(self, seconds: float) -> None:
+        self.clock._step(seconds)
+        now = self.now()
+        while self._timers and self._timers[0][0] <= now + 1e-9:
+            _, _, action = heapq.heappop(self._timers)
+            action()
+        self.autoscaling.tick()
+        self.agent.tick()
+        # The load balancer before the scheduler: a target that finished draining this tick lets
+        # its task get SIGTERM in the same tick.
+        self.alb.tick()
+        self.scheduler.tick()
+        self.traffic.tick(seconds)

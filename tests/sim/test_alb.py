@@ -1,0 +1,62 @@
+"""ALB target groups: (id, port) targets, health-check timing, draining, atomic deregistration."""
+
+from __future__ import annotations
+
+import botocore.exceptions
+import pytest
+
+from ecsspot.sim import Simulator
+from tests.sim.stack import launch_template, mixed_group, target_group, target_health
+
+
+@pytest.fixture(name="instance")
+def instance_fixture(sim: Simulator) -> str:
+    template = launch_template(sim, "demo-lt", "demo")
+    mixed_group(sim, "demo-spot", template, desired=1)
+    sim.advance(30)
+    return sim.spot_instances()[0]
+
+
+def test_targets_are_keyed_by_id_and_port(sim: Simulator, instance: str) -> None:
+    tg = target_group(sim, "demo-tg", delay=20, interval=10, healthy=3, unhealthy=2)
+    elb = sim.client("elbv2")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 32768}, {"Id": instance, "Port": 32769}])
+    assert target_health(sim, tg) == {(instance, 32768): "initial", (instance, 32769): "initial"}  # moto: one target
+    only_id = elb.describe_target_health(TargetGroupArn=tg, Targets=[{"Id": instance}])["TargetHealthDescriptions"]
+    assert sorted(d["Target"]["Port"] for d in only_id) == [32768, 32769]
+
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 32768}])
+    assert target_health(sim, tg) == {(instance, 32768): "draining", (instance, 32769): "initial"}
+    unused = elb.describe_target_health(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 1234}])["TargetHealthDescriptions"][0]
+    assert unused["TargetHealth"] == {"State": "unused", "Reason": "Target.NotRegistered", "Description": "Target is not registered to the target group"}
+
+
+def test_health_checks_and_draining_follow_the_group_settings(sim: Simulator, instance: str) -> None:
+    tg = target_group(sim, "demo-tg", delay=20, interval=10, healthy=3, unhealthy=2)
+    elb = sim.client("elbv2")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
+    sim.advance(29)
+    assert target_health(sim, tg) == {(instance, 8080): "initial"}
+    sim.advance(1)  # interval x healthy threshold = 30 s
+    assert target_health(sim, tg) == {(instance, 8080): "healthy"}
+
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
+    sim.advance(19)
+    described = elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"][0]["TargetHealth"]
+    assert described["State"] == "draining" and described["Reason"] == "Target.DeregistrationInProgress"
+    sim.advance(1)  # deregistration_delay.timeout_seconds = 20
+    assert target_health(sim, tg) == {}
+
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
+    sim.interrupt([instance])
+    sim.advance(120 + 20)  # gone at 120 s: two failed checks later it is unhealthy
+    assert target_health(sim, tg) == {(instance, 8080): "unhealthy"}
+
+
+def test_deregistration_is_all_or_nothing(sim: Simulator, instance: str) -> None:
+    tg = target_group(sim, "demo-tg")
+    elb = sim.client("elbv2")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 80}])
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidTarget"):
+        elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 80}, {"Id": instance, "Port": 81}])
+    assert target_health(sim, tg) == {(instance, 80): "initial"}  # moto would have removed it
