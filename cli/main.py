@@ -19,13 +19,13 @@ import attrs
 import click
 
 from ecsspot.errors import EcsspotError, SpecError
-from ecsspot_cli.commands import spec_commands, status, teardown
+from ecsspot_cli.commands import demo, drain, refresh, spec_commands, status, teardown, tf
 
 if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, teardown)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

@@ -209,3 +209,30 @@ def progress(message: str, *, quiet: bool = False) -> None:
 def show(text: str, *, to_stderr: bool = False) -> None:
     """Print human-readable text; with ``--output json`` it goes to stderr instead of stdout."""
     click.echo(text, err=to_stderr)
+
+
+def render_actions(actions: Sequence[Any], failures: Sequence[str] = ()) -> str:
+    """Drain / handle-event actions as a table (reasons wrap in the last column)."""
+    if not actions:
+        return "No actions."
+    lines = table(
+        ("KIND", "INSTANCE", "STATUS", "REASON"),
+        ((a.kind, a.instance_id, a.status, a.reason) for a in actions),
+        wrap_last=True,
+    )
+    if failures:
+        lines += ["", "Batch item failures (returned to the queue): " + ", ".join(failures)]
+    return "\n".join(lines)
+
+
+def render_refresh(result: Any) -> str:
+    lines = [f"Refresh of cluster {result.cluster}: {result.status}"]
+    if result.image_id:
+        lines.append(f"Image: {result.image_id}")
+    if result.new_version is not None:
+        lines.append(f"Launch template version: {result.previous_version} → {result.new_version}")
+    if result.replaced:
+        lines.append(f"Replaced {len(result.replaced)} instance(s): " + ", ".join(result.replaced))
+    if result.reason:
+        lines.append(f"Reason: {result.reason}")
+    return "\n".join(lines)

@@ -12,6 +12,10 @@ Locking
 EC2
   ``ec2.models.instances.Instance.terminate``: tells the world, whoever terminated the instance
   (Spot, Auto Scaling, a user), so the group, the ECS agent and the targets react.
+  ``ec2.responses.launch_templates.LaunchTemplates.create_launch_template_version``: the new
+  version inherits the ``SourceVersion``'s data, overridden by what was sent (moto copies
+  nothing), and keeps UserData in the encoded form launches read (moto stores it raw, so every
+  later launch from that version fails with HTTP 500).
 
 Auto Scaling
   ``FakeAutoScalingGroup.set_desired_capacity``: capacity is kept by the simulator (spot
@@ -107,6 +111,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import BaseResponse
     from moto.ec2.models.instances import Instance
+    from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ecs.models import EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
@@ -115,6 +120,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     return [
         (BaseResponse, "call_action", _locked_call_action),
         (Instance, "terminate", _instance_terminate),
+        (LaunchTemplates, "create_launch_template_version", _create_launch_template_version),
         (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
         (AutoScalingBackend, "notify_terminate_instances", _notify_terminate_instances),
         (AutoScalingBackend, "terminate_instance", _terminate_instance),
@@ -306,6 +312,43 @@ def _describe_scaling_activities(world: World, original: Any) -> Any:
         return ActionResult({"Activities": activities[:limit]})
 
     return describe_scaling_activities
+
+
+def _create_launch_template_version(world: World, original: Any) -> Any:
+    # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplateVersion.html:
+    # "the new version inherits the launch parameters from the source version. If you specify
+    # additional launch parameters, they override the launch parameters from the source."
+    def create_launch_template_version(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+        from moto.ec2.utils import parse_user_data
+
+        if self._get_param("LaunchTemplateId"):
+            template = self.ec2_backend.get_launch_template(self._get_param("LaunchTemplateId"))
+        else:
+            template = self.ec2_backend.get_launch_template_by_name(self._get_param("LaunchTemplateName"))
+        sent = self._get_param("LaunchTemplateData", {})
+        source = self._get_param("SourceVersion")
+        data = {**copy.deepcopy(template.get_version(source).data), **sent} if source else dict(sent)
+        if "UserData" in sent:
+            data["UserData"] = parse_user_data(self._get_param("LaunchTemplateData.UserData"))
+        self.error_on_dryrun()
+        version = template.create_version(data, self._get_param("VersionDescription"))
+        return ActionResult(
+            {
+                "LaunchTemplateVersion": {
+                    "CreateTime": version.create_time,
+                    "CreatedBy": f"arn:{self.partition}:iam::{self.current_account}:root",
+                    "DefaultVersion": template.is_default(version),
+                    "LaunchTemplateData": version.data,
+                    "LaunchTemplateId": template.id,
+                    "LaunchTemplateName": template.name,
+                    "VersionDescription": version.description,
+                    "VersionNumber": version.number,
+                }
+            }
+        )
+
+    return create_launch_template_version
 
 
 def _put_lifecycle_hook(world: World, original: Any) -> Any:

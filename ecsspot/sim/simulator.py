@@ -51,9 +51,12 @@ class Simulator:
         self._mock = mock_aws()
         self._mock.start()
         try:
-            # moto's ids (instances, ARNs) come from its own random source: seed it too.
-            mock_random.seed(self.seed)
             self._world = World(region=self.region, seed=self.seed, timings=self.timings)
+            # moto's ids (instances, ARNs) come from its own random source: seed it too, once the
+            # backends exist (a reset creates some eagerly, drawing from it, others lazily).
+            for backend in (self._world.ec2, self._world.asg, self._world.ecs, self._world.elbv2, self._world.eventbridge):
+                assert backend is not None
+            mock_random.seed(self.seed)
             self._seam = Seam(self._world)
             self._seam.install()
             if self.server:

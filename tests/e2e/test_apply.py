@@ -19,6 +19,17 @@ def manager_fixture(request: pytest.FixtureRequest, aws_server: str) -> Iterator
     m.close()
 
 
+@pytest.fixture(params=["sync", "async"], name="sim_manager")
+def sim_manager_fixture(request: pytest.FixtureRequest) -> Iterator[tuple[SyncOrAsync, str]]:
+    """A manager against the simulator's server: AWS behaviour moto lacks (SourceVersion, launches)."""
+    from ecsspot.sim import Simulator
+
+    with Simulator(region=REGION, seed=3, server=True) as sim:
+        m = SyncOrAsync(request.param, region=REGION, endpoint_url=sim.endpoint_url, clock=sim.clock)
+        yield m, sim.endpoint_url
+        m.close()
+
+
 def boto(service: str, endpoint: str) -> Any:
     import boto3
 
@@ -121,7 +132,8 @@ def test_changed_asg_link_is_a_replace(manager: SyncOrAsync, aws_server: str) ->
     assert manager.plan(load_spec(d)).changes == ()
 
 
-def test_ami_change_makes_a_new_template_version_and_points_groups_at_it(manager: SyncOrAsync, aws_server: str) -> None:
+def test_ami_change_makes_a_new_template_version_and_points_groups_at_it(sim_manager: tuple[SyncOrAsync, str]) -> None:
+    manager, aws_server = sim_manager
     d = demo_spec_dict(aws_server)
     manager.apply(load_spec(d))
     image = boto("ec2", aws_server).describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -136,7 +148,12 @@ def test_ami_change_makes_a_new_template_version_and_points_groups_at_it(manager
     manager.apply(load_spec(d))
     groups = boto("autoscaling", aws_server).describe_auto_scaling_groups()["AutoScalingGroups"]
     assert {g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["Version"] for g in groups} == {"2"}
+    # Unchanged user data came through SourceVersion, as AWS copies it: nothing left to plan.
     assert manager.plan(load_spec(d)).changes == ()
+    version = boto("ec2", aws_server).describe_launch_template_versions(LaunchTemplateName="demo-api-ecsspot", Versions=["2"])
+    from ecsspot import userdata
+
+    assert userdata.parse(version["LaunchTemplateVersions"][0]["LaunchTemplateData"]["UserData"]).cluster == "demo-api"
 
 
 def test_status_and_teardown(manager: SyncOrAsync, aws_server: str) -> None:

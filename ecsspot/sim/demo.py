@@ -1,0 +1,160 @@
+"""`ecsspot demo`: the seed architecture on the simulator, a spot storm, and an AMI refresh.
+
+Three acts on a virtual clock (minutes of simulated time in seconds of real time):
+
+1. apply the demo spec (an on-demand base pool and a diversified spot pool), put an ALB → target
+   group → ECS service on it and send steady traffic;
+2. a spot storm: 30 % of the spot instances get the two-minute warning and the pool's spot
+   capacity goes away for a while. ecsspot's interruption Lambda drains and deregisters first.
+   The same storm is replayed without ecsspot (the ECS agent's own spot draining and the
+   default 300 s deregistration delay) for comparison;
+3. a rolling AMI refresh of both pools under traffic: new capacity first, verified drains.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ecsspot.sim import scenario
+from ecsspot.sim.simulator import Simulator
+
+Line = Callable[[str], None]
+
+
+@attrs.frozen
+class StormSummary:
+    interrupted: tuple[str, ...]
+    requests: int
+    failed_requests: int
+    no_target_requests: int
+
+
+@attrs.frozen
+class DemoSummary:
+    seed: int
+    cluster: str
+    storm: StormSummary
+    baseline_storm: StormSummary
+    refresh_status: str
+    refresh_image_id: str | None
+    instances_replaced: int
+    requests: int
+    failed_requests: int
+    no_target_requests: int
+    virtual_seconds: float
+    lint_warnings: tuple[str, ...] = ()
+
+
+HEADER = f"{'t(s)':>6}  {'spot':>4}  {'od':>3}  {'drain':>5}  {'tasks':>5}  {'healthy':>7}  {'requests':>8}  {'failed':>6}"
+
+
+def _row(start: float, s: scenario.Snapshot) -> str:
+    return (
+        f"{s.time - start:6.0f}  {s.spot:4d}  {s.on_demand:3d}  {s.draining:5d}  {s.tasks:5d}  {s.healthy_targets:7d}  "
+        f"{s.requests:8d}  {s.failed:6d}"
+    )
+
+
+def _storm(sim: Simulator, stack: scenario.Stack, *, fraction: float, outage: float, after: float, every: float, line: Line | None, start: float) -> StormSummary:
+    before = sim.traffic_stats(stack.target_group_arn)
+    group = stack.spec.asg_name(stack.spec.pool("spot"))
+    sim.set_spot_capacity(False, group=group)
+    hit = sim.storm(fraction, group=group)
+    if line:
+        line(f"spot storm: interruption warnings for {len(hit)} spot instance(s) ({', '.join(hit)}); no spot capacity for {outage:.0f} s")
+
+    def show(s: scenario.Snapshot) -> None:
+        if line:
+            line(_row(start, s))
+
+    scenario.play(sim, outage, every, stack, show)
+    sim.set_spot_capacity(True, group=group)
+    if line:
+        line("spot capacity is back")
+    scenario.play(sim, after, every, stack, show)
+    after_stats = sim.traffic_stats(stack.target_group_arn)
+    return StormSummary(
+        interrupted=tuple(hit),
+        requests=after_stats.requests - before.requests,
+        failed_requests=after_stats.failed - before.failed,
+        no_target_requests=after_stats.no_target - before.no_target,
+    )
+
+
+def baseline_storm(seed: int, config: scenario.DemoConfig) -> StormSummary:
+    """The same storm with only the ECS agent's spot draining and the default 300 s delay."""
+    plain = attrs.evolve(config, handle_events=False, deregistration_delay=300)
+    with Simulator(seed=seed) as sim:
+        stack = scenario.build(sim, plain)
+        scenario.play(sim, 60, 60, stack)
+        return _storm(sim, stack, fraction=0.3, outage=300, after=120, every=420, line=None, start=sim.now())
+
+
+def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig | None = None) -> DemoSummary:
+    """Play the demo; ``line`` receives the human-readable timeline (None: silent)."""
+    config = config or scenario.DemoConfig()
+    say = line or (lambda _text: None)
+    with Simulator(seed=seed) as sim:
+        start = sim.now()
+        say(f"applying the demo spec (cluster {scenario.BASE_SPEC['cluster']}, pools: spot + on-demand) on the simulator, seed {seed}")
+        stack = scenario.build(sim, config)
+        warnings = tuple(f"{w.code} {w.path}" for w in stack.manager.plan(stack.spec).warnings)
+        for w in stack.manager.plan(stack.spec).warnings:
+            say(f"  lint {w.code} {w.path}: {w.message}")
+        say(f"service web: {config.tasks} tasks behind an ALB (deregistration delay {config.deregistration_delay} s), {config.rps:.0f} requests/s")
+        say(HEADER)
+        scenario.play(sim, 60, 20, stack, lambda s: say(_row(start, s)))
+
+        storm = _storm(sim, stack, fraction=0.3, outage=300, after=120, every=30, line=say, start=start)
+        say(f"storm with ecsspot: {storm.failed_requests} failed of {storm.requests} requests")
+
+        from ecsspot.plan import resolve_ami
+
+        current = stack.manager.run(resolve_ami(stack.spec.instances.ami))
+        images = [i["ImageId"] for i in sim.client("ec2").describe_images(Owners=["amazon"])["Images"]]
+        new_image = next(i for i in images if i != current)
+        say(f"rolling AMI refresh to {new_image}: new capacity first, verified drains, batch size {stack.spec.refresh.batch_size}")
+        seen: dict[str, str] = {}
+
+        def progress(p: Any) -> None:
+            for pool in p.get("pools", ()):
+                text = f"{pool['pool']} {len(pool['replaced'])}/{len(pool['old'])} replaced"
+                if pool["replaced"] and seen.get(pool["pool"]) != text:
+                    seen[pool["pool"]] = text
+                    say(_row(start, scenario.snapshot(sim, stack)) + f"   refresh: {text}")
+
+        before = sim.traffic_stats(stack.target_group_arn)
+        result = stack.manager.refresh(stack.cluster, ami=new_image, on_progress=progress)
+        scenario.play(sim, 60, 60, stack, lambda s: say(_row(start, s)))
+        during = sim.traffic_stats(stack.target_group_arn)
+        say(f"refresh {result.status}: {len(result.replaced)} instance(s) replaced, {during.failed - before.failed} failed requests during it")
+        total = sim.traffic_stats(stack.target_group_arn)
+        elapsed = sim.now() - start
+
+    say("replaying the same storm without ecsspot (ECS agent spot draining only, 300 s deregistration delay)…")
+    baseline = baseline_storm(seed, config)
+    say(f"storm without ecsspot: {baseline.failed_requests} failed of {baseline.requests} requests")
+    summary = DemoSummary(
+        seed=seed,
+        cluster=stack.cluster,
+        storm=storm,
+        baseline_storm=baseline,
+        refresh_status=result.status,
+        refresh_image_id=result.image_id,
+        instances_replaced=len(result.replaced),
+        requests=total.requests,
+        failed_requests=total.failed,
+        no_target_requests=total.no_target,
+        virtual_seconds=elapsed,
+        lint_warnings=warnings,
+    )
+    say("")
+    say(
+        f"summary: {summary.requests} requests in {elapsed / 60:.0f} virtual minutes, {summary.failed_requests} failed "
+        f"(spot storm {storm.failed_requests} with ecsspot vs {baseline.failed_requests} without; "
+        f"AMI refresh {result.status}, {summary.instances_replaced} instances replaced)"
+    )
+    return summary

@@ -1,0 +1,239 @@
+"""The demo architecture on the simulator: what `ecsspot demo` plays, and what tests reuse.
+
+An ecsspot cluster (``apply`` of a spec like ``examples/demo-api.yaml``: an on-demand base pool
+plus a diversified spot pool) behind an ALB → target group → ECS service with dynamic host
+ports, steady traffic, and optionally ecsspot's interruption Lambda wired the way the Terraform
+module wires it (EventBridge rules for the spot warning, rebalance recommendations and
+terminate lifecycle actions; here the rule targets the Lambda directly).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ecsspot.sim.simulator import Simulator
+
+INTERRUPTION_FUNCTION = "ecsspot-interruption"
+RULES = {
+    "ecsspot-spot": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"]},
+    "ecsspot-lifecycle": {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]},
+}
+
+BASE_SPEC: dict[str, Any] = {
+    "cluster": "demo-api",
+    "instances": {
+        "ami": "ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id",
+        "instance_profile": "ecsInstanceRole",
+        "ecs_config": {"ECS_CONTAINER_STOP_TIMEOUT": "30s"},
+        "tags": {"team": "api"},
+    },
+    "pools": [
+        {
+            "name": "spot",
+            "min_size": 0,
+            "max_size": 20,
+            "instance_types": ["m5.large", "m5a.large", "m5d.large", "m6i.large"],
+            "on_demand_percentage_above_base": 0,
+            "spot_allocation_strategy": "price-capacity-optimized",
+        },
+        {"name": "on-demand", "min_size": 1, "max_size": 4, "instance_types": ["m5.large"], "on_demand_percentage_above_base": 100},
+    ],
+    "strategy": [{"pool": "on-demand", "base": 1, "weight": 1}, {"pool": "spot", "weight": 3}],
+    "drain": {"deadline_seconds": 110},
+    "refresh": {"batch_size": 1, "min_healthy_percent": 90},
+}
+
+
+@attrs.frozen
+class DemoConfig:
+    """Knobs of the demo architecture (all in virtual time).
+
+    The defaults make the case users report (aws/containers-roadmap#2673): a full cluster, the
+    service on AWS's default deployment settings (minimumHealthyPercent 100), and a storm that
+    also takes the pool's spot capacity. ECS then waits for replacements that cannot be placed
+    before it deregisters the old targets, and the load balancer keeps sending requests to
+    instances that are about to die.
+    """
+
+    spot_instances: int = 6
+    on_demand_instances: int = 3
+    tasks: int = 15
+    #: CPU units per task: an m5.large has 2048, so two tasks fill one.
+    task_cpu: int = 1024
+    rps: float = 100.0
+    deregistration_delay: int = 30
+    #: Wire ecsspot's interruption Lambda (False: only the ECS agent's own spot draining).
+    handle_events: bool = True
+    minimum_healthy_percent: int = 100
+    maximum_percent: int = 200
+    container_stop_timeout: int = 30
+
+
+@attrs.frozen
+class Stack:
+    cluster: str
+    spec: Any
+    target_group_arn: str
+    service: str
+    manager: Any = attrs.field(eq=False, repr=False)
+
+
+@attrs.frozen
+class Snapshot:
+    """One line of the demo's timeline."""
+
+    time: float
+    spot: int
+    on_demand: int
+    draining: int
+    tasks: int
+    healthy_targets: int
+    requests: int
+    failed: int
+    no_target: int
+
+
+def spec_dict(sim: Simulator, config: DemoConfig) -> dict[str, Any]:
+    """The demo spec with the simulator's default-VPC subnets (one per AZ) and security group."""
+    ec2 = sim.client("ec2")
+    by_az: dict[str, str] = {}
+    for subnet in ec2.describe_subnets()["Subnets"]:
+        by_az.setdefault(subnet["AvailabilityZone"], subnet["SubnetId"])
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    d = copy.deepcopy(BASE_SPEC)
+    d["region"] = sim.region
+    d["network"] = {"subnets": [by_az[z] for z in sorted(by_az)][:3], "security_groups": [group]}
+    d["instances"]["ecs_config"]["ECS_CONTAINER_STOP_TIMEOUT"] = f"{config.container_stop_timeout}s"
+    return d
+
+
+def manager_for(sim: Simulator) -> Any:
+    """A Manager talking to the simulator on its clock (HTTP in server mode, else in-process)."""
+    from ecsspot.manager import Manager
+
+    return Manager(region=sim.region, endpoint_url=sim.endpoint_url, clock=sim.clock)
+
+
+def wire_interruption_handler(sim: Simulator, cluster: str) -> None:
+    """EventBridge rules → the interruption Lambda, running in-process on the simulator's clock."""
+    from ecsspot.aws.clients import ClientOptions
+    from ecsspot.aws.driver import Driver
+    from ecsspot.handlers import Handlers
+
+    events = sim.client("events")
+    arn = f"arn:aws:lambda:{sim.region}:{sim.world.account_id}:function:{INTERRUPTION_FUNCTION}"
+    import json
+
+    for name, pattern in RULES.items():
+        events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
+        events.put_targets(Rule=name, Targets=[{"Id": "interruption", "Arn": arn}])
+    handlers = Handlers(Driver(ClientOptions(region=sim.region, endpoint_url=sim.endpoint_url), clock=sim.clock), default_cluster=cluster)
+    sim.register_lambda(INTERRUPTION_FUNCTION, handlers.interruption)
+
+
+def build(sim: Simulator, config: DemoConfig = DemoConfig(), *, boot_timeout: float = 600.0) -> Stack:
+    """Apply the demo spec, start the service behind an ALB, wait until it serves, start traffic."""
+    from ecsspot.spec import load_spec
+
+    spec = load_spec(spec_dict(sim, config))
+    m = manager_for(sim)
+    m.apply(spec)
+    asg = sim.client("autoscaling")
+    # The simulator has no ECS managed scaling: size the groups the way it would for the service.
+    asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("on-demand")), DesiredCapacity=config.on_demand_instances)
+    asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("spot")), DesiredCapacity=config.spot_instances)
+    if config.handle_events:
+        wire_interruption_handler(sim, spec.cluster)
+
+    ec2, elb, ecs = sim.client("ec2"), sim.client("elbv2"), sim.client("ecs")
+    subnets = list(spec.network.subnets)
+    vpc = ec2.describe_subnets(SubnetIds=subnets[:1])["Subnets"][0]["VpcId"]
+    lb = elb.create_load_balancer(Name=f"{spec.cluster}-alb", Subnets=subnets)["LoadBalancers"][0]
+    tg = elb.create_target_group(
+        Name=f"{spec.cluster}-web",
+        Protocol="HTTP",
+        Port=80,
+        VpcId=vpc,
+        HealthCheckIntervalSeconds=10,
+        HealthyThresholdCount=2,
+        UnhealthyThresholdCount=2,
+        Matcher={"HttpCode": "200-399"},
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elb.modify_target_group_attributes(
+        TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": str(config.deregistration_delay)}]
+    )
+    elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    ecs.register_task_definition(
+        family="web",
+        networkMode="bridge",
+        containerDefinitions=[
+            {
+                "name": "web",
+                "image": "public.ecr.aws/nginx/nginx:stable",
+                "cpu": config.task_cpu,
+                "memory": 512,
+                "portMappings": [{"containerPort": 80, "hostPort": 0}],
+                "stopTimeout": config.container_stop_timeout,
+            }
+        ],
+    )
+    ecs.create_service(
+        cluster=spec.cluster,
+        serviceName="web",
+        taskDefinition="web",
+        desiredCount=config.tasks,
+        capacityProviderStrategy=[
+            {"capacityProvider": spec.capacity_provider_name(spec.pool("on-demand")), "base": 1, "weight": 1},
+            {"capacityProvider": spec.capacity_provider_name(spec.pool("spot")), "weight": 3},
+        ],
+        deploymentConfiguration={"minimumHealthyPercent": config.minimum_healthy_percent, "maximumPercent": config.maximum_percent},
+        loadBalancers=[{"targetGroupArn": tg, "containerName": "web", "containerPort": 80}],
+    )
+    stack = Stack(spec.cluster, spec, tg, "web", m)
+    serving = sim.run_until(lambda: healthy_targets(sim, tg) >= config.tasks, timeout=boot_timeout, step=5)
+    if not serving:
+        raise RuntimeError(f"the demo service did not become healthy within {boot_timeout:.0f} virtual seconds")
+    sim.start_traffic(tg, config.rps)
+    return stack
+
+
+def healthy_targets(sim: Simulator, target_group_arn: str) -> int:
+    described = sim.client("elbv2").describe_target_health(TargetGroupArn=target_group_arn)["TargetHealthDescriptions"]
+    return sum(1 for d in described if d["TargetHealth"]["State"] == "healthy")
+
+
+def snapshot(sim: Simulator, stack: Stack) -> Snapshot:
+    """Instances by lifecycle, DRAINING ones, running tasks, healthy targets, requests so far."""
+    ec2, ecs = sim.client("ec2"), sim.client("ecs")
+    reservations = ec2.describe_instances(
+        Filters=[{"Name": "tag:ecsspot:cluster", "Values": [stack.cluster]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )["Reservations"]
+    instances = [i for r in reservations for i in r["Instances"]]
+    spot = sum(1 for i in instances if i.get("InstanceLifecycle") == "spot")
+    arns = ecs.list_container_instances(cluster=stack.cluster, status="DRAINING")["containerInstanceArns"]
+    service = ecs.describe_services(cluster=stack.cluster, services=[stack.service])["services"][0]
+    stats = sim.traffic_stats(stack.target_group_arn)
+    return Snapshot(
+        time=sim.now(),
+        spot=spot,
+        on_demand=len(instances) - spot,
+        draining=len(arns),
+        tasks=service.get("runningCount", 0),
+        healthy_targets=healthy_targets(sim, stack.target_group_arn),
+        requests=stats.requests,
+        failed=stats.failed,
+        no_target=stats.no_target,
+    )
+
+
+def play(sim: Simulator, seconds: float, every: float, stack: Stack, on_snapshot: Callable[[Snapshot], None] | None = None) -> None:
+    """Advance ``seconds``, reporting a snapshot every ``every`` seconds."""
+    end = sim.now() + seconds
+    while sim.now() < end:
+        sim.advance(min(every, end - sim.now()))
+        if on_snapshot is not None:
+            on_snapshot(snapshot(sim, stack))
