@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SPEC = ROOT / "examples" / "demo-api.yaml"
 REGION = "us-east-1"
+
+# moto's server logs every request at INFO; a failing test's captured log would drown in them.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,108 @@
+# The state table (leases, refresh progress, event idempotency keys) and the cluster settings
+# record the Lambdas and the CLI read, so they work from the cluster name alone.
+
+resource "aws_dynamodb_table" "state" {
+  name         = "ecsspot-${var.cluster}"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+  range_key    = "sk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  attribute {
+    name = "sk"
+    type = "S"
+  }
+
+  # Leases and idempotency keys expire on their own.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  tags = local.tags
+}
+
+locals {
+  # The spec document `ecsspot apply` records (ecsspot.spec.dump_spec): same keys, same shapes.
+  # jsondecode(...) builds the spec's mixed shapes (an instance type is a string or an object;
+  # managed_scaling is an object or false) that Terraform's type system has no literal for.
+  settings = {
+    cluster = var.cluster
+    region  = local.region
+    network = {
+      subnets          = var.subnets
+      security_groups  = var.security_groups
+      assign_public_ip = var.assign_public_ip
+    }
+    instances = {
+      for k, v in {
+        ami              = var.ami
+        instance_profile = var.instance_profile
+        root_volume_gib  = var.root_volume_gib
+        ecs_config       = var.ecs_config
+        tags             = var.tags
+        key_name         = var.key_name
+        user_data        = var.extra_user_data
+      } : k => v if v != null
+    }
+    pools = [
+      for p in var.pools : merge(
+        {
+          name                            = p.name
+          max_size                        = p.max_size
+          min_size                        = p.min_size
+          instance_types                  = jsondecode("[${join(",", [for t in p.instance_types : t.weight == 1 ? jsonencode(t.type) : jsonencode({ type = t.type, weight = t.weight })])}]")
+          on_demand_base_capacity         = p.on_demand_base_capacity
+          on_demand_percentage_above_base = p.on_demand_percentage_above_base
+          spot_allocation_strategy        = p.spot_allocation_strategy
+          on_demand_allocation_strategy   = p.on_demand_allocation_strategy
+          capacity_rebalance              = local.capacity_rebalance[p.name]
+          managed_scaling = jsondecode(p.managed_scaling.enabled ? jsonencode({
+            target_capacity           = p.managed_scaling.target_capacity
+            minimum_scaling_step_size = p.managed_scaling.minimum_scaling_step_size
+            maximum_scaling_step_size = p.managed_scaling.maximum_scaling_step_size
+            instance_warmup_period    = p.managed_scaling.instance_warmup_period
+          }) : "false")
+          managed_termination_protection = p.managed_termination_protection
+          managed_draining               = p.managed_draining
+        },
+        { for k, v in { asg_name = p.asg_name } : k => v if v != null },
+      )
+    ]
+    strategy      = [for s in var.strategy : { pool = s.pool, base = s.base, weight = s.weight }]
+    target_groups = var.target_groups
+    drain = {
+      deadline_seconds          = var.drain_deadline_seconds
+      lifecycle_timeout_seconds = var.lifecycle_timeout_seconds
+    }
+    refresh = {
+      for k, v in {
+        ami_parameter       = local.ami_parameter
+        batch_size          = jsondecode(can(regex("^[0-9]+$", var.refresh_batch_size)) ? var.refresh_batch_size : jsonencode(var.refresh_batch_size))
+        min_healthy_percent = var.refresh_min_healthy_percent
+        timeout_seconds     = var.refresh_timeout_seconds
+      } : k => v if v != null
+    }
+  }
+}
+
+# Same key and attribute as `ecsspot apply` writes (ecsspot.plan.SETTINGS_KEY).
+resource "aws_dynamodb_table_item" "settings" {
+  table_name = aws_dynamodb_table.state.name
+  hash_key   = aws_dynamodb_table.state.hash_key
+  range_key  = aws_dynamodb_table.state.range_key
+
+  item = jsonencode({
+    pk   = { S = "cluster" }
+    sk   = { S = "settings" }
+    spec = { S = jsonencode(local.settings) }
+  })
+}
