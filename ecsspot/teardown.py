@@ -81,22 +81,29 @@ def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds:
             call("autoscaling", "set_instance_protection", AutoScalingGroupName=g.name, InstanceIds=batch, ProtectedFromScaleIn=False)
             for batch in chunks(protected, 50)
         ]
-        calls.append(call("autoscaling", "update_auto_scaling_group", **_zero(g)))
-    yield tuple(calls)
+    if calls:
+        yield tuple(calls)
+    # Only once protection is off: a group told to shrink while its instances are protected
+    # skips them (moto never looks again; AWS does, later).
+    yield tuple(call("autoscaling", "update_auto_scaling_group", **_zero(g)) for g in groups)
     names = [g.name for g in groups]
+    by_name = {g.name: g for g in groups}
     while True:
         answer = yield paginate("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=names)
-        left = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g.get("Instances", ())] for g in answer.get("AutoScalingGroups", ())}
-        # Instances that came back protected (a capacity provider re-protecting) get unprotected again.
+        live = answer.get("AutoScalingGroups", ())
+        left = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g.get("Instances", ())] for g in live}
+        if not any(left.values()):
+            break
+        # Instances that came back protected (a capacity provider re-protecting) are unprotected
+        # again, and the groups told again to be empty.
         again = [
             call("autoscaling", "set_instance_protection", AutoScalingGroupName=g["AutoScalingGroupName"], InstanceIds=batch, ProtectedFromScaleIn=False)
-            for g in answer.get("AutoScalingGroups", ())
+            for g in live
             for batch in chunks([i["InstanceId"] for i in g.get("Instances", ()) if i.get("ProtectedFromScaleIn")], 50)
         ]
         if again:
             yield tuple(again)
-        if not any(left.values()):
-            break
+        yield tuple(call("autoscaling", "update_auto_scaling_group", **_zero(by_name[n])) for n, ids in left.items() if ids)
         now = yield Sleep(POLL_SECONDS)
         if now - start > deadline_seconds:
             what = "; ".join(f"{name}: {', '.join(ids)}" for name, ids in left.items() if ids)
