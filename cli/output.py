@@ -190,7 +190,9 @@ def render_status(status: Status) -> str:
     else:
         lines += ["", "No instances."]
     if status.refresh:
-        lines += ["", "Refresh in progress: " + ", ".join(f"{k}={cell_text(v)}" for k, v in status.refresh.items())]
+        r = status.refresh
+        pools = "; ".join(f"{p['pool']} {p['replaced']}/{p['old']} {p['step'] or p['state']}" for p in r.get("pools", ()))
+        lines += ["", f"Refresh {r.get('phase')} to {r.get('image_id')}" + (f": {pools}" if pools else "")]
     return "\n".join(lines)
 
 

@@ -1,36 +1,40 @@
 """Rolling AMI refresh: new capacity first, verified drains in batches, resumable and leased.
 
 AWS's instance refresh does not drain ECS tasks (unless managed draining is on), lets tasks bounce
-onto instances about to be replaced, refuses `$Latest` templates and scale-in-protected
+onto instances that are about to be replaced, refuses `$Latest` templates and scale-in-protected
 instances, and cannot roll back an image that came from an SSM parameter. This is our own:
 
 1. resolve the target image (the spec's ``refresh.ami_parameter``, or ``--ami``);
 2. a new launch template version with the full launch data and that image; the pools' groups
    point at its explicit number;
-3. per pool, per batch: raise desired (and max) by the batch, wait until the new instances are
-   ACTIVE container instances, set the batch of old instances DRAINING (so nothing new lands on
-   them) with a verified drain (targets deregistered first), terminate them with decrement;
-   finally restore the original sizes. Running capacity never drops below the original desired
-   count, so ``min_healthy_percent`` holds by construction;
-4. rollback when new instances do not become ACTIVE in time: groups back to the previous
-   version, the failed new instances terminated, sizes restored, the reason reported.
+3. per pool, per batch: raise desired (and max) by the batch, wait until the group is at its
+   desired capacity with every new instance an ACTIVE container instance, set the batch of old
+   instances DRAINING (so nothing new lands on them) with a verified drain (targets deregistered
+   first), terminate them with decrement; finally restore the original sizes. Before a batch is
+   drained, the pool's other ACTIVE instances must be at least ``min_healthy_percent`` of its
+   original desired capacity (with new capacity first this holds unless something else died);
+4. rollback when new instances do not become ACTIVE in time: groups back to their previous
+   versions, the batch's new instances drained and terminated, sizes restored, the reason reported.
 
 Progress is a JSON document in the cluster's table, saved after every step; each step is safe to
-repeat, so a crash (or a Lambda reaching its 900 s) resumes exactly where it was. A lease makes
-one refresher per cluster at a time.
+repeat, so a crash (or a Lambda reaching its 900 s) resumes exactly where it was. What a repeat
+could do twice is decided and saved *before* the calls (the previous template versions, which
+instances we terminate with decrement). A lease, renewed while waiting, makes one refresher per
+cluster at a time.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 
 from ecsspot import store
 from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, paginate
-from ecsspot.drain import drain
+from ecsspot.drain import DrainResult, drain
 from ecsspot.errors import ConflictError, InputError, NotFoundError
 from ecsspot.plan import asg_params, desired_template_data, resolve_ami, version_params
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, batch_count
@@ -38,16 +42,20 @@ from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, batch_count
 PROGRESS = ("refresh", "progress")
 LEASE = "refresh"
 LEASE_SECONDS = 300.0
+#: Renew the lease once this much of it is spent (so a slow step never outlives it).
+LEASE_RENEW_SECONDS = LEASE_SECONDS / 3
 POLL_SECONDS = 10.0
 #: Keep this much of a Lambda's time to save progress and return.
 STOP_MARGIN_SECONDS = 60.0
 ACTIVE_PHASES = ("template", "rolling", "rolling_back")
+#: Auto Scaling lifecycle states that count toward desired capacity.
+_COUNTED = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")
 
 
 @attrs.frozen
 class RefreshResult:
     cluster: str
-    status: str  # up_to_date | done | paused | rolled_back
+    status: str  # up_to_date | done | paused | rolled_back | idle
     image_id: str | None
     previous_version: int | None = None
     new_version: int | None = None
@@ -57,7 +65,7 @@ class RefreshResult:
 
 
 class _Paused(Exception):
-    """Raised inside the workflow when the time budget is used up; progress is already saved."""
+    """Raised inside the workflow when the time budget is used up; the caller saves progress."""
 
 
 def refresh(
@@ -79,12 +87,20 @@ def refresh(
     """
     from ecsspot.interruption import load_cluster
 
-    spec, _ = yield from load_cluster(cluster)
+    spec, cached_groups = yield from load_cluster(cluster)
     if spec is None:
         raise NotFoundError(f"cluster {cluster} has no ecsspot state table; run `ecsspot apply` first")
     table = spec.table_name
     now = yield NOW
-    yield from store.acquire_lease(table, LEASE, owner, now=now, ttl=LEASE_SECONDS)
+    try:
+        yield from store.acquire_lease(table, LEASE, owner, now=now, ttl=LEASE_SECONDS)
+    except ConflictError:
+        holder = yield from store.read_lease(table, LEASE)
+        left = f" for another {max(holder.expires_at - now, 0):.0f} s" if holder else ""
+        raise ConflictError(
+            f"another refresh of {cluster} holds its lease ({holder.owner if holder else 'unknown owner'}{left}); "
+            "if that process is gone, run again with --resume once the lease has expired"
+        ) from None
     try:
         progress = yield from store.get_document(table, *PROGRESS)
         active = progress is not None and progress.get("phase") in ACTIVE_PHASES
@@ -95,16 +111,36 @@ def refresh(
             )
         if not active:
             if not start_new:
-                return RefreshResult(cluster, "idle", progress.get("image_id") if progress else None, reason="no refresh in progress")
+                return (yield from _released(table, owner, RefreshResult(cluster, "idle", progress.get("image_id") if progress else None, reason="no refresh in progress")))
             target = yield from _target_image(spec, ami)
             progress = yield from _start(spec, target, batch_size, min_healthy_percent)
             if progress is None:
-                return RefreshResult(cluster, "up_to_date", target, reason="every instance already runs the target image")
+                return (yield from _released(table, owner, RefreshResult(cluster, "up_to_date", target, reason="every instance already runs the target image")))
             yield from _save(table, progress)
-        run = _Run(spec, progress, owner, stop_at, on_progress)
-        return (yield from run.go())
-    finally:
+        run = _Run(spec, progress, owner, stop_at, on_progress, leased_at=now, target_groups=(*spec.target_groups, *cached_groups))
+        result = yield from run.go()
+    except GeneratorExit:
+        # Closed without being driven on (the process is going away): the lease expires by itself.
+        raise
+    except BaseException:
+        yield from _release_quietly(table, owner)
+        raise
+    return (yield from _released(table, owner, result))
+
+
+def _released(table: str, owner: str, result: RefreshResult) -> Workflow[RefreshResult]:
+    yield from _release_quietly(table, owner)
+    return result
+
+
+def _release_quietly(table: str, owner: str) -> Workflow[None]:
+    """Give the lease back; a failure here must not hide the error that got us here (it expires anyway)."""
+    from ecsspot.errors import EcsspotError
+
+    try:
         yield from store.release_lease(table, LEASE, owner)
+    except EcsspotError:
+        pass
 
 
 def _target_image(spec: ClusterSpec, ami: str | None) -> Workflow[str]:
@@ -117,31 +153,36 @@ def _target_image(spec: ClusterSpec, ami: str | None) -> Workflow[str]:
     return (yield from resolve_ami(spec.instances.ami))
 
 
-def _groups(spec: ClusterSpec) -> Workflow[dict[str, dict[str, Any]]]:
-    names = [spec.asg_name(p) for p in spec.pools]
+def _groups(spec: ClusterSpec, names: Sequence[str] | None = None) -> Workflow[dict[str, dict[str, Any]]]:
+    names = list(names) if names is not None else [spec.asg_name(p) for p in spec.pools]
     answer = yield paginate("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=names)
     return {g["AutoScalingGroupName"]: g for g in answer.get("AutoScalingGroups", ())}
 
 
-def _images(instance_ids: list[str]) -> Workflow[dict[str, str]]:
+def _images(instance_ids: Sequence[str]) -> Workflow[dict[str, str]]:
     if not instance_ids:
         return {}
-    answer = yield paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": instance_ids}])
+    answer = yield paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": list(instance_ids)}])
     return {i["InstanceId"]: i.get("ImageId", "") for r in answer.get("Reservations", ()) for i in r.get("Instances", ())}
 
 
-def _live(group: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [i for i in group.get("Instances", ()) if not str(i.get("LifecycleState", "")).startswith(("Terminat", "Detach"))]
+def _counted(group: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Members that count toward desired capacity (not Terminating*, Detach*, Standby)."""
+    return [i for i in (group or {}).get("Instances", ()) if i.get("LifecycleState") in _COUNTED]
+
+
+def _units(members: Sequence[Mapping[str, Any]]) -> int:
+    return sum(int(m.get("WeightedCapacity") or 1) for m in members)
 
 
 def _start(spec: ClusterSpec, target: str, batch_size: int | str | None, min_healthy: int | None) -> Workflow[dict[str, Any] | None]:
     groups = yield from _groups(spec)
-    images = yield from _images([i["InstanceId"] for g in groups.values() for i in _live(g)])
-    if all(images.get(i["InstanceId"]) == target for g in groups.values() for i in _live(g)):
-        # Nothing runs an old image; still up to date only if new launches get the target too.
-        used = sorted({int(v) for g in groups.values() if (v := _version_of(g)).isdigit()})
-        template = yield from _template(spec, used[-1:] or ["$Latest"])
-        if all(data.get("ImageId") == target for data in template["versions"].values()):
+    images = yield from _images([i["InstanceId"] for g in groups.values() for i in _counted(g)])
+    if all(images.get(i["InstanceId"]) == target for g in groups.values() for i in _counted(g)):
+        # Nothing runs an old image; up to date only if every group's launches get the target too.
+        versions = sorted({_version_of(g) or "$Default" for g in groups.values()})
+        template = yield from _template(spec, versions or ["$Latest"])
+        if template["versions"] and all(data.get("ImageId") == target for data in template["versions"].values()):
             return None
     now = yield NOW
     pools = []
@@ -149,14 +190,15 @@ def _start(spec: ClusterSpec, target: str, batch_size: int | str | None, min_hea
         g = groups.get(spec.asg_name(pool))
         if g is None:
             continue
-        old = sorted(i["InstanceId"] for i in _live(g) if images.get(i["InstanceId"]) != target)
+        old = sorted(i["InstanceId"] for i in _counted(g) if images.get(i["InstanceId"]) != target)
         pools.append(
             {
                 "pool": pool.name,
                 "asg": g["AutoScalingGroupName"],
-                "original": {"min": g["MinSize"], "max": g["MaxSize"], "desired": g["DesiredCapacity"]},
+                "original": {"min": g["MinSize"], "max": g["MaxSize"], "desired": g["DesiredCapacity"], "running": _units(_counted(g))},
                 "old": old,
                 "replaced": [],
+                "surplus": 0,
                 "batch": None,
                 "state": "pending" if old else "done",
             }
@@ -204,24 +246,50 @@ def _save(table: str, progress: Mapping[str, Any]) -> Workflow[None]:
 class _Run:
     """One invocation's walk through the saved progress (steps are repeatable)."""
 
-    def __init__(self, spec: ClusterSpec, progress: dict[str, Any], owner: str, stop_at: float | None, on_progress: Any) -> None:
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        progress: dict[str, Any],
+        owner: str,
+        stop_at: float | None,
+        on_progress: Any,
+        *,
+        leased_at: float | None = None,
+        target_groups: Sequence[str] = (),
+    ) -> None:
         self.spec = spec
         self.p = progress
         self.owner = owner
         self.stop_at = stop_at
         self.on_progress = on_progress
         self.table = spec.table_name
+        self.leased_at = leased_at
+        self.target_groups = tuple(dict.fromkeys(target_groups))
+        self._images: dict[str, str] = {}
+
+    def images(self, instance_ids: Sequence[str]) -> Workflow[dict[str, str]]:
+        """Instance id → image id; an instance's image never changes, so each is described once."""
+        unknown = [i for i in instance_ids if i not in self._images]
+        if unknown:
+            self._images.update((yield from _images(unknown)))
+        return {i: self._images[i] for i in instance_ids if i in self._images}
+
+    def keep_lease(self) -> Workflow[None]:
+        """Renew the lease once a third of it is spent; ConflictError if someone took it over."""
+        now = yield NOW
+        if self.leased_at is None or now - self.leased_at >= LEASE_RENEW_SECONDS:
+            yield from store.acquire_lease(self.table, LEASE, self.owner, now=now, ttl=LEASE_SECONDS)
+            self.leased_at = now
 
     def save(self) -> Workflow[None]:
+        # The lease first: never write progress over a refresher that took over an expired lease.
+        yield from self.keep_lease()
         yield from _save(self.table, self.p)
-        now = yield NOW
-        # Renew the lease as we go: a long refresh outlives one lease period.
-        yield from store.acquire_lease(self.table, LEASE, self.owner, now=now, ttl=LEASE_SECONDS)
         if self.on_progress is not None:
             self.on_progress(self.p)
 
     def budget(self) -> Workflow[float | None]:
-        """Seconds left before we must stop (None: no limit); pauses when too little is left."""
+        """Seconds left before we must stop (None: no limit); pauses when none is left."""
         if self.stop_at is None:
             return None
         now = yield NOW
@@ -265,11 +333,21 @@ class _Run:
 
     # --- steps ---------------------------------------------------------------------------
 
+    def group(self, pool: Mapping[str, Any]) -> Workflow[dict[str, Any] | None]:
+        return (yield from _groups(self.spec, [pool["asg"]])).get(pool["asg"])
+
     def new_version(self) -> Workflow[None]:
         template = yield from _template(self.spec)
-        groups = yield from _groups(self.spec)
-        used = sorted({int(v) for g in groups.values() if (v := _version_of(g)).isdigit()})
-        self.p["previous_version"] = used[-1] if used else template["latest"]
+        if self.p.get("previous_version") is None:
+            # Decided once and saved before any change: after the groups point at the new version,
+            # a repeat of this step could no longer tell what they used before.
+            groups = yield from _groups(self.spec)
+            for pool in self.p["pools"]:
+                v = _version_of(groups.get(pool["asg"], {}))
+                pool["previous_version"] = int(v) if v.isdigit() else template["latest"]
+            self.p["previous_version"] = max((pool["previous_version"] for pool in self.p["pools"]), default=template["latest"])
+            self.p["template_id"] = template["id"]
+            yield from self.save()
         marker = f"ecsspot refresh {self.p['id']}"
         latest = template["latest"]
         if template["descriptions"].get(latest) == marker:
@@ -282,15 +360,15 @@ class _Run:
             version = int(answer["LaunchTemplateVersion"]["VersionNumber"])
         self.p["new_version"] = version
         self.p["template_id"] = template["id"]
-        yield from self.point_groups(version)
+        yield from self.point_groups({pool["pool"]: version for pool in self.p["pools"]})
         self.p["phase"] = "rolling"
         yield from self.save()
 
-    def point_groups(self, version: int) -> Workflow[None]:
+    def point_groups(self, versions: Mapping[str, int]) -> Workflow[None]:
         calls = []
         for pool in self.p["pools"]:
             spec_pool = self.spec.pool(pool["pool"])
-            params = asg_params(self.spec, spec_pool, self.p["template_id"], version)
+            params = asg_params(self.spec, spec_pool, self.p["template_id"], versions[pool["pool"]])
             # Only the template pointer changes here; sizes stay whatever they are now.
             for key in ("MinSize", "MaxSize"):
                 params.pop(key)
@@ -299,26 +377,36 @@ class _Run:
             yield tuple(calls)
 
     def roll(self, pool: dict[str, Any]) -> Workflow[bool]:
-        """Replace a pool's old instances batch by batch; False when it rolled back."""
+        """Replace a pool's old instances batch by batch; False when it must roll back."""
         while True:
             batch = pool.get("batch")
             if batch is None:
-                left = [i for i in pool["old"] if i not in pool["replaced"]]
-                groups = yield from _groups(self.spec)
-                group = groups.get(pool["asg"])
-                alive = {i["InstanceId"] for i in _live(group)} if group else set()
-                left = [i for i in left if i in alive]
-                if not left:
+                yield from self.budget()  # no new batch without time left for it
+                group = yield from self.group(pool)
+                members = _counted(group)
+                images = yield from self.images([i["InstanceId"] for i in members])
+                # Old = not on the target image, whatever the saved list says: an instance launched
+                # from the previous version meanwhile is old too, a dead one is gone.
+                left = sorted(
+                    (i["InstanceId"] for i in members if images.get(i["InstanceId"]) != self.p["image_id"]),
+                    key=lambda i: (i not in pool["old"], i),
+                )
+                pool["old"] = pool["old"] + [i for i in left if i not in pool["old"]]
+                if group is None or not left:
                     yield from self.restore(pool)
                     pool["state"] = "done"
                     yield from self.save()
                     return True
                 k = min(batch_count(self.p["batch_size"], max(pool["original"]["desired"], 1)), len(left))
-                desired = group["DesiredCapacity"] + k
+                # Instances that replaced lost old ones (spot reclaimed them) already stand in for this batch.
+                add = max(k - pool.get("surplus", 0), 0)
+                pool["surplus"] = pool.get("surplus", 0) - (k - add)
+                desired = group["DesiredCapacity"] + add
                 pool["batch"] = batch = {
                     "old": left[:k],
                     "desired": desired,
                     "max": max(group["MaxSize"], desired),
+                    "fresh_before": sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p["image_id"]),
                     "step": "scale_up",
                     "since": (yield NOW),
                 }
@@ -346,19 +434,24 @@ class _Run:
         yield from self.save()
 
     def wait_new(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[bool]:
-        """Until the batch's new instances (on the new version) are InService and ACTIVE container instances."""
+        """Until the group is at desired capacity with every new instance InService and an ACTIVE
+        container instance, and the pool keeps ``min_healthy_percent`` once the batch drains."""
         timeout = self.spec.refresh.timeout_seconds
-        # Earlier batches each brought their own replacements: this batch needs that many more.
-        needed = len(pool["replaced"]) + len(batch["old"])
+        original = pool["original"]
+        base = min(original["desired"], original.get("running", original["desired"]))
+        required = math.ceil(base * int(self.p["min_healthy_percent"]) / 100)
         while True:
-            groups = yield from _groups(self.spec)
-            members = _live(groups.get(pool["asg"], {}))
+            group = yield from self.group(pool)
+            members = _counted(group)
             # New by image, not by the ASG's per-instance template version (moto misreports it).
-            images = yield from _images([i["InstanceId"] for i in members if i["InstanceId"] not in pool["old"]])
-            new = sorted(i for i, image in images.items() if image == self.p["image_id"])
-            in_service = [i["InstanceId"] for i in members if i.get("LifecycleState") == "InService" and i["InstanceId"] in new]
-            active = yield from self.active_container_instances(in_service)
-            if len(active) >= needed:
+            images = yield from self.images([i["InstanceId"] for i in members])
+            new = sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p["image_id"])
+            in_service = [i["InstanceId"] for i in members if i.get("LifecycleState") == "InService"]
+            active = set((yield from self.active_container_instances(in_service)))
+            waiting = [i for i in new if i not in active]
+            launched = group is not None and _units(members) >= group["DesiredCapacity"]
+            healthy = len(active - set(batch["old"]))
+            if launched and not waiting and healthy >= required:
                 batch["step"] = "drain"
                 batch["new"] = new
                 batch["since"] = yield NOW
@@ -366,13 +459,18 @@ class _Run:
                 return True
             now = yield NOW
             if now - batch["since"] > timeout:
-                self.p["reason"] = (
-                    f"pool {pool['pool']}: {needed - len(active)} new instance(s) on {self.p['image_id']} did not become "
-                    f"ACTIVE container instances within {timeout} s"
-                )
-                pool["failed_new"] = sorted(set(new) - set(active))
+                missing = max((group or {}).get("DesiredCapacity", 0) - _units(members), 0)
+                if waiting:
+                    why = f"{len(waiting)} new instance(s) on {self.p['image_id']} did not become ACTIVE container instances"
+                elif missing:
+                    why = f"{missing} instance(s) of the group's desired capacity did not launch"
+                else:
+                    why = f"only {healthy} ACTIVE instance(s) would remain, below min_healthy_percent ({required} needed)"
+                self.p["reason"] = f"pool {pool['pool']}: {why} within {timeout} s"
+                pool["failed_new"] = waiting
                 return False
             yield from self.budget()
+            yield from self.keep_lease()
             yield Sleep(POLL_SECONDS)
 
     def active_container_instances(self, instance_ids: list[str]) -> Workflow[list[str]]:
@@ -389,27 +487,54 @@ class _Run:
         wanted = set(instance_ids)
         return [ci["ec2InstanceId"] for a in described for ci in a.get("containerInstances", ()) if ci.get("status") == "ACTIVE" and ci.get("ec2InstanceId") in wanted]
 
+    def verified_drain(self, instance_ids: list[str], holder: dict[str, Any], key: str) -> Workflow[DrainResult]:
+        """The verified drain, given ``lifecycle_timeout_seconds`` of running time in all (``holder[key]``
+        keeps what was spent, saved between slices): a resume after a long crash still verifies
+        rather than finding its deadline passed. In slices, so the lease is renewed between them
+        and a Lambda pauses when its budget ends first."""
+        total = float(self.spec.drain.lifecycle_timeout_seconds)
+        while True:
+            left = max(total - holder.get(key, 0.0), 0.0)
+            budget = yield from self.budget()
+            window = min(left, LEASE_RENEW_SECONDS, left if budget is None else budget)
+            began = yield NOW
+            result = yield from drain(self.spec.cluster, instance_ids, deadline=window, target_groups=self.target_groups)
+            holder[key] = holder.get(key, 0.0) + ((yield NOW) - began)
+            if result.drained or window >= left:
+                return result  # drained, or the drain's own deadline passed (timed_out actions)
+            yield from self.save()
+
     def drain_batch(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[None]:
-        now = yield NOW
-        deadline_total = float(self.spec.drain.lifecycle_timeout_seconds)
-        spent = now - batch["since"]
-        left = max(deadline_total - spent, 0.0)
-        budget = yield from self.budget()
-        window = left if budget is None else min(left, max(budget - STOP_MARGIN_SECONDS, 0.0))
-        result = yield from drain(self.spec.cluster, batch["old"], deadline=window, target_groups=self.spec.target_groups)
-        if not result.drained and window < left:
-            raise _Paused()  # the budget ran out, not the drain's deadline: continue next time
+        result = yield from self.verified_drain(batch["old"], batch, "drain_seconds")
         batch["drain"] = [{"instance_id": a.instance_id, "status": a.status, "reason": a.reason} for a in result.actions]
         batch["step"] = "terminate"
         yield from self.save()
 
+    def terminate_decrementing(self, container: dict[str, Any], key: str, asg: str, instance_ids: list[str]) -> Workflow[None]:
+        """Terminate with decrement exactly once each, also across a crash: which instances we
+        terminate is decided and saved before the calls; a repeat skips those already terminating."""
+        group = yield from _groups(self.spec, [asg])
+        counted = {i["InstanceId"] for i in _counted(group.get(asg))}
+        if key not in container:
+            container[key] = [i for i in instance_ids if i in counted]
+            container[key + "_desired_before"] = (group.get(asg) or {}).get("DesiredCapacity")
+            yield from self.save()
+        todo = [i for i in container[key] if i in counted]
+        if todo:
+            yield tuple(
+                lookup("autoscaling", "terminate_instance_in_auto_scaling_group", ("ValidationError",), InstanceId=i, ShouldDecrementDesiredCapacity=True)
+                for i in todo
+            )
+        yield from self.complete_hooks(asg, instance_ids)
+
     def terminate(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[None]:
-        yield tuple(
-            # Absent when a previous run already terminated it (or it died meanwhile).
-            lookup("autoscaling", "terminate_instance_in_auto_scaling_group", ("ValidationError",), InstanceId=i, ShouldDecrementDesiredCapacity=True)
-            for i in batch["old"]
-        )
-        yield from self.complete_hooks(pool["asg"], batch["old"])
+        yield from self.terminate_decrementing(batch, "terminating", pool["asg"], batch["old"])
+        # A batch instance that was gone before we terminated it (spot reclaimed it) was replaced by
+        # the group without a decrement: that replacement stands in for the next batch's new capacity.
+        lost = len(batch["old"]) - len(batch["terminating"])
+        # ... unless someone else terminated it with decrement (the group's desired says which).
+        decremented = max(batch["desired"] - (batch.get("terminating_desired_before") or batch["desired"]), 0)
+        pool["surplus"] = pool.get("surplus", 0) + max(lost - decremented, 0)
         pool["replaced"] = sorted(set(pool["replaced"]) | set(batch["old"]))
         pool["batch"] = None
         yield from self.save()
@@ -438,35 +563,44 @@ class _Run:
             )
 
     def restore(self, pool: dict[str, Any], *, desired: int | None = None) -> Workflow[None]:
-        """Back to the pool's original min/max (and ``desired`` when given)."""
+        """Back to the pool's original min/max and ``desired`` (default: the group's own, less any
+        surplus a lost instance's replacement left)."""
         original = pool["original"]
-        groups = yield from _groups(self.spec)
-        group = groups.get(pool["asg"])
+        group = yield from self.group(pool)
         if group is None:
             return
         rolling_back = self.p["phase"] == "rolling_back"
-        params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], self.p["previous_version" if rolling_back else "new_version"])
+        version = pool.get("previous_version", self.p["previous_version"]) if rolling_back else self.p["new_version"]
+        params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], version)
         params.update(MinSize=original["min"], MaxSize=original["max"])
-        want = group["DesiredCapacity"] if desired is None else desired
+        want = group["DesiredCapacity"] - pool.get("surplus", 0) if desired is None else desired
         params["DesiredCapacity"] = min(max(want, original["min"]), original["max"])
         yield call("autoscaling", "update_auto_scaling_group", **params)
 
     def rollback(self) -> Workflow[None]:
-        previous = self.p["previous_version"]
+        """Groups back to their previous versions; the failed batch's new instances drained and
+        terminated; sizes restored. Instances earlier batches replaced keep running (they worked)."""
+        previous = {pool["pool"]: pool.get("previous_version", self.p["previous_version"]) for pool in self.p["pools"]}
         yield from self.point_groups(previous)
         for pool in self.p["pools"]:
             batch = pool.get("batch")
-            failed = sorted(set(pool.get("failed_new", [])) | set((batch or {}).get("new", [])))
-            if failed:
-                yield tuple(
-                    lookup("autoscaling", "terminate_instance_in_auto_scaling_group", ("ValidationError",), InstanceId=i, ShouldDecrementDesiredCapacity=True)
-                    for i in failed
+            if batch is not None and pool["state"] == "rolling":
+                group = yield from self.group(pool)
+                launched = sorted(
+                    i["InstanceId"] for i in _counted(group) if i["InstanceId"] not in batch["old"] and i["InstanceId"] not in batch.get("fresh_before", ())
                 )
-                yield from self.complete_hooks(pool["asg"], failed)
-            if pool["state"] != "done":
+                images = yield from self.images(launched)
+                launched = [i for i in launched if images.get(i) == self.p["image_id"]]
+                if launched:
+                    # Those that became ACTIVE may have tasks by now (the drain passes over the others).
+                    yield from self.verified_drain(launched, batch, "rollback_drain_seconds")
+                yield from self.terminate_decrementing(batch, "rollback_terminating", pool["asg"], launched)
+            if pool["state"] == "rolling":
                 yield from self.restore(pool, desired=pool["original"]["desired"])
+            if pool["state"] != "done":
                 pool["state"] = "rolled_back"
             pool["batch"] = None
+            yield from self.save()
         self.p["phase"] = "rolled_back"
         yield from self.save()
 
@@ -476,6 +610,32 @@ def progress_of(cluster: str) -> Workflow[dict[str, Any] | None]:
     from ecsspot.spec import table_name
 
     return (yield from store.get_document(table_name(cluster), *PROGRESS))
+
+
+def summary(progress: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A compact view of saved progress for ``status`` (None when no refresh is under way)."""
+    if not progress or progress.get("phase") not in ACTIVE_PHASES:
+        return None
+    return {
+        "id": progress.get("id"),
+        "phase": progress["phase"],
+        "image_id": progress.get("image_id"),
+        "previous_version": progress.get("previous_version"),
+        "new_version": progress.get("new_version"),
+        "started_at": progress.get("started_at"),
+        "updated_at": progress.get("updated_at"),
+        "pools": [
+            {
+                "pool": p["pool"],
+                "state": p["state"],
+                "replaced": len(p["replaced"]),
+                "old": len(p["old"]),
+                "step": (p.get("batch") or {}).get("step"),
+                "batch": list((p.get("batch") or {}).get("old", [])),
+            }
+            for p in progress.get("pools", ())
+        ],
+    }
 
 
 def handle_tick(driver: Any, event: Mapping[str, Any], *, remaining_seconds: float | None, default_cluster: str | None, owner: str) -> dict[str, Any]:
@@ -503,4 +663,4 @@ def handle_tick(driver: Any, event: Mapping[str, Any], *, remaining_seconds: flo
     return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced)}
 
 
-__all__ = ["RefreshResult", "handle_tick", "progress_of", "refresh"]
+__all__ = ["RefreshResult", "handle_tick", "progress_of", "refresh", "summary"]

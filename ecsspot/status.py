@@ -53,11 +53,15 @@ class Status:
 
 def status(cluster: str) -> Workflow[Status]:
     """Instances of the cluster's ecsspot pools with their ECS state."""
-    groups_answer, instances_answer, listed, clusters = yield (
+    from ecsspot import refresh, store
+    from ecsspot.spec import table_name
+
+    groups_answer, instances_answer, listed, clusters, progress = yield (
         paginate("autoscaling", "describe_auto_scaling_groups", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
         paginate("ec2", "describe_instances", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
         lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=cluster),
         call("ecs", "describe_clusters", clusters=[cluster]),
+        store.get_document_call(table_name(cluster), *refresh.PROGRESS),
     )
     exists = any(c.get("status") == "ACTIVE" for c in clusters.get("clusters", ()))
     if not exists and not groups_answer.get("AutoScalingGroups"):
@@ -114,4 +118,4 @@ def status(cluster: str) -> Workflow[Status]:
                 draining=counts["draining"],
             )
         )
-    return Status(cluster=cluster, instances=tuple(rows), pools=tuple(pools))
+    return Status(cluster=cluster, instances=tuple(rows), pools=tuple(pools), refresh=refresh.summary(store.document_of(progress)))

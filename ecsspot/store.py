@@ -169,10 +169,19 @@ def put_document(table: str, pk: str, sk: str, document: Mapping[str, Any], *, n
     )
 
 
-def get_document(table: str, pk: str, sk: str) -> Workflow[dict[str, Any] | None]:
-    answer = yield lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key(pk, sk), ConsistentRead=True)
+def get_document_call(table: str, pk: str, sk: str) -> Call:
+    """The read of a JSON document, to send in a batch with other calls (see :func:`document_of`)."""
+    return lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key(pk, sk), ConsistentRead=True)
+
+
+def document_of(answer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The document in a :func:`get_document_call` answer, or None."""
     item = (answer or {}).get("Item")
     return json.loads(item["doc"]["S"]) if item and "doc" in item else None
+
+
+def get_document(table: str, pk: str, sk: str) -> Workflow[dict[str, Any] | None]:
+    return document_of((yield get_document_call(table, pk, sk)))
 
 
 def delete_document(table: str, pk: str, sk: str) -> Workflow[None]:

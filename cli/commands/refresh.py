@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -40,25 +41,76 @@ def refresh(obj: Context, cluster: str, ami: str | None, latest: bool, batch_siz
     if ami and latest:
         raise InputError("--ami and --latest exclude each other")
     quiet = obj.verbosity < 0
-    seen: dict[str, Any] = {}
+    show = _Progress(quiet=quiet, bar=not quiet and sys.stderr.isatty())
 
-    def on_progress(progress: Any) -> None:
-        for pool in progress.get("pools", ()):
-            batch = pool.get("batch") or {}
-            line = f"{pool['pool']}: {len(pool['replaced'])}/{len(pool['old'])} replaced" + (f", {batch['step']}" if batch else f", {pool['state']}")
-            if seen.get(pool["pool"]) != line:
-                seen[pool["pool"]] = line
-                output.progress(f"refresh {progress['phase']}: {line}", quiet=quiet)
-
-    result = obj.manager().refresh(
-        cluster, ami=ami, batch_size=_batch(batch_size), min_healthy_percent=min_healthy_percent, resume=resume, on_progress=on_progress
-    )
+    manager = obj.manager()
+    try:
+        result = manager.refresh(
+            cluster, ami=ami, batch_size=_batch(batch_size), min_healthy_percent=min_healthy_percent, resume=resume, on_progress=show
+        )
+    except KeyboardInterrupt:
+        show.close()
+        # Progress is saved after every step; give the lease back so --resume need not wait for it to expire.
+        _release_lease(manager, cluster)
+        output.progress(f"refresh interrupted; continue it with `ecsspot refresh {cluster} --resume`", quiet=quiet)
+        raise
+    finally:
+        show.close()
     if obj.json:
         output.emit_json(result)
     else:
         click.echo(output.render_refresh(result))
     if result.status == "rolled_back":
         raise DeadlineError(f"refresh rolled back: {result.reason}")
+
+
+class _Progress:
+    """Refresh progress on stderr: a bar on a terminal, else one line per change (logs, CI)."""
+
+    def __init__(self, *, quiet: bool, bar: bool) -> None:
+        self.quiet = quiet
+        self.use_bar = bar
+        self.bar: Any = None
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, progress: Any) -> None:
+        if self.quiet:
+            return
+        pools = progress.get("pools", ())
+        if self.use_bar:
+            total = max(sum(len(p["old"]) for p in pools), 1)
+            done = sum(len(p["replaced"]) for p in pools)
+            now = ", ".join(f"{p['pool']} {(p.get('batch') or {}).get('step') or p['state']}" for p in pools)
+            if self.bar is None:
+                self.bar = click.progressbar(
+                    length=total, label=f"refresh to {progress['image_id']}", file=sys.stderr,
+                    show_pos=True, show_eta=False, item_show_func=lambda item: item,
+                )
+            self.bar.length = total
+            self.bar.update(done - self.bar.pos, f"{progress['phase']}: {now}")
+            return
+        for pool in pools:
+            batch = pool.get("batch") or {}
+            line = f"{pool['pool']}: {len(pool['replaced'])}/{len(pool['old'])} replaced" + (f", {batch['step']}" if batch else f", {pool['state']}")
+            if self.seen.get(pool["pool"]) != line:
+                self.seen[pool["pool"]] = line
+                output.progress(f"refresh {progress['phase']}: {line}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.render_finish()
+            self.bar = None
+
+
+def _release_lease(manager: Any, cluster: str) -> None:
+    from ecsspot import store
+    from ecsspot.refresh import LEASE
+    from ecsspot.spec import table_name
+
+    try:
+        manager.run(store.release_lease(table_name(cluster), LEASE, manager.owner))
+    except Exception:  # noqa: BLE001 - best effort: the lease expires by itself anyway
+        pass
 
 
 COMMANDS = [refresh]

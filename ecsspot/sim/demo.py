@@ -100,7 +100,13 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
     with Simulator(seed=seed) as sim:
         start = sim.now()
         say(f"applying the demo spec (cluster {scenario.BASE_SPEC['cluster']}, pools: spot + on-demand) on the simulator, seed {seed}")
-        stack = scenario.build(sim, config)
+        def lambda_said(started: float, finished: float, response: dict[str, Any]) -> None:
+            for a in response.get("actions", ()):
+                if a["kind"] != "ignore":
+                    say(f"{started - start:6.0f}  interruption Lambda: {a['kind']} {a['instance_id'] or ''} → {a['status']} "
+                        f"at {finished - start:.0f} s ({a['reason']})")
+
+        stack = scenario.build(sim, config, on_result=lambda_said)
         warnings = tuple(f"{w.code} {w.path}" for w in stack.manager.plan(stack.spec).warnings)
         for w in stack.manager.plan(stack.spec).warnings:
             say(f"  lint {w.code} {w.path}: {w.message}")

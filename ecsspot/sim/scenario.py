@@ -118,8 +118,11 @@ def manager_for(sim: Simulator) -> Any:
     return Manager(region=sim.region, endpoint_url=sim.endpoint_url, clock=sim.clock)
 
 
-def wire_interruption_handler(sim: Simulator, cluster: str) -> None:
-    """EventBridge rules → the interruption Lambda, running in-process on the simulator's clock."""
+def wire_interruption_handler(sim: Simulator, cluster: str, on_result: Callable[[float, float, dict[str, Any]], None] | None = None) -> None:
+    """EventBridge rules → the interruption Lambda, running in-process on the simulator's clock.
+
+    ``on_result(started, finished, response)`` sees each invocation's response (virtual times).
+    """
     from ecsspot.aws.clients import ClientOptions
     from ecsspot.aws.driver import Driver
     from ecsspot.handlers import Handlers
@@ -132,10 +135,26 @@ def wire_interruption_handler(sim: Simulator, cluster: str) -> None:
         events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
         events.put_targets(Rule=name, Targets=[{"Id": "interruption", "Arn": arn}])
     handlers = Handlers(Driver(ClientOptions(region=sim.region, endpoint_url=sim.endpoint_url), clock=sim.clock), default_cluster=cluster)
-    sim.register_lambda(INTERRUPTION_FUNCTION, handlers.interruption)
+    if on_result is None:
+        sim.register_lambda(INTERRUPTION_FUNCTION, handlers.interruption)
+        return
+
+    def observed(event: Any, context: Any) -> dict[str, Any]:
+        started = sim.now()
+        response = handlers.interruption(event, context)
+        on_result(started, sim.now(), response)
+        return response
+
+    sim.register_lambda(INTERRUPTION_FUNCTION, observed)
 
 
-def build(sim: Simulator, config: DemoConfig = DemoConfig(), *, boot_timeout: float = 600.0) -> Stack:
+def build(
+    sim: Simulator,
+    config: DemoConfig = DemoConfig(),
+    *,
+    boot_timeout: float = 600.0,
+    on_result: Callable[[float, float, dict[str, Any]], None] | None = None,
+) -> Stack:
     """Apply the demo spec, start the service behind an ALB, wait until it serves, start traffic."""
     from ecsspot.spec import load_spec
 
@@ -147,7 +166,7 @@ def build(sim: Simulator, config: DemoConfig = DemoConfig(), *, boot_timeout: fl
     asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("on-demand")), DesiredCapacity=config.on_demand_instances)
     asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("spot")), DesiredCapacity=config.spot_instances)
     if config.handle_events:
-        wire_interruption_handler(sim, spec.cluster)
+        wire_interruption_handler(sim, spec.cluster, on_result)
 
     ec2, elb, ecs = sim.client("ec2"), sim.client("elbv2"), sim.client("ecs")
     subnets = list(spec.network.subnets)
