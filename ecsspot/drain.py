@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, chunks, lookup, paginate
+from ecsspot.errors import EcsspotError
 
 POLL_SECONDS = 5.0
 #: Instance ids per ListContainerInstances filter expression (kept well inside the length limit).
@@ -97,6 +98,7 @@ def drain(
     target_groups: Sequence[str] = (),
     deadlines: Mapping[str, float] | None = None,
     act: bool = True,
+    every_service: bool = False,
     heartbeat: Sequence[Call] = (),
     heartbeat_every: float = 0.0,
     poll: float = POLL_SECONDS,
@@ -105,7 +107,9 @@ def drain(
 
     ``deadline`` is in seconds from now (``deadlines`` overrides it per instance). With
     ``act=False`` nothing is changed, only verified (someone else holds the instance's drain
-    lease). ``heartbeat`` calls (lifecycle hook heartbeats) go out every ``heartbeat_every``
+    lease). ``every_service`` waits for every load-balanced service of the cluster to be back at
+    its desired count of healthy targets, not only those that had targets on these instances
+    (a refresh gates each batch on it: replacements on a new image must be healthy). ``heartbeat`` calls (lifecycle hook heartbeats) go out every ``heartbeat_every``
     seconds while waiting.
     """
     ids = list(dict.fromkeys(instance_ids))
@@ -147,7 +151,11 @@ def drain(
     dereg = (_deregister(late) or ()) if act else ()
     answers = yield (*dereg, *_delay_calls(holding)) if dereg or holding else ()
     delays = _short_delays(holding, answers[len(dereg) :], deadline)
-    affected_services = {s["serviceName"] for s in services if any(lb.get("targetGroupArn") in holding for lb in s.get("loadBalancers", ()))}
+    affected_services = {
+        s["serviceName"]
+        for s in services
+        if any(lb.get("targetGroupArn") in holding or (every_service and lb.get("targetGroupArn")) for lb in s.get("loadBalancers", ()))
+    }
 
     notes = {}
     for iid in ids:
@@ -163,12 +171,15 @@ def drain(
         )
 
     last_beat = start
+    beats = list(heartbeat)
     pending = set(ids)
+    terminated: set[str] = set()
     left: dict[str, dict[str, Any]] = {}
     done_at: dict[str, float] = {}
     while True:
-        remaining = yield from _what_is_left(cluster, instances_by_id, pending, group_arns, affected_services)
+        remaining, gone = yield from _what_is_left(cluster, instances_by_id, pending, group_arns, affected_services)
         now = yield NOW
+        terminated.update(gone & pending)
         for iid in list(pending):
             if not remaining.get(iid):
                 pending.discard(iid)
@@ -178,8 +189,8 @@ def drain(
         live = [iid for iid in pending if now < deadline_at[iid]]
         if not live:
             break
-        if heartbeat and heartbeat_every and now - last_beat >= heartbeat_every:
-            yield tuple(heartbeat)
+        if beats and heartbeat_every and now - last_beat >= heartbeat_every:
+            beats = yield from _beat(beats)
             last_beat = now
         yield Sleep(min(poll, min(deadline_at[iid] for iid in live) - now))
 
@@ -189,8 +200,24 @@ def drain(
             what = left.get(iid, {})
             actions.append(Action("drain", iid, "timed_out", _join(f"deadline passed with {_describe(what)} left", notes.get(iid), delays), what))
         else:
-            actions.append(Action("drain", iid, "drained", _join(f"drained in {done_at[iid] - start:.0f} s", notes.get(iid), delays)))
+            verified = f"instance terminated after {done_at[iid] - start:.0f} s" if iid in terminated else f"drained in {done_at[iid] - start:.0f} s"
+            actions.append(Action("drain", iid, "drained", _join(verified, notes.get(iid), delays)))
     return DrainResult(cluster, tuple(actions), tuple(sorted(service_groups)))
+
+
+def _beat(beats: list[Call]) -> Workflow[list[Call]]:
+    """Send the lifecycle heartbeats; keep those whose lifecycle action still waits.
+
+    A heartbeat answered "absent" (AutoScaling's ValidationError "No active Lifecycle Action
+    found": completed elsewhere, timed out, or its instance already terminated, as Spot does two
+    minutes after the warning) is dropped; any other failure is retried at the next beat. Neither
+    may end the drain: the heartbeat only keeps the instance waiting, the drain is the work.
+    """
+    try:
+        answers = yield tuple(beats)
+    except EcsspotError:
+        return beats
+    return [b for b, a in zip(beats, answers) if a is not None]
 
 
 def _list_calls(cluster: str, ids: Sequence[str]) -> tuple[Call, ...]:
@@ -236,7 +263,8 @@ def _what_is_left(
     pending: set[str],
     group_arns: set[str],
     affected_services: set[str],
-) -> Workflow[dict[str, dict[str, Any]]]:
+) -> Workflow[tuple[dict[str, dict[str, Any]], set[str]]]:
+    """What is still on each pending instance, and which instances are gone (terminated)."""
     arns = [instances_by_id[i]["containerInstanceArn"] for i in sorted(pending) if i in instances_by_id]
     calls: list[Call] = [
         call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)
@@ -247,27 +275,47 @@ def _what_is_left(
     calls += [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(sorted(affected_services), 10)]
     answers = (yield tuple(calls)) if calls else ()
     left: dict[str, dict[str, Any]] = {}
+    gone: set[str] = set()
     for answer in answers[:n_ci]:
         for ci in answer.get("containerInstances", ()):
+            if ci.get("status") == "INACTIVE":
+                # Terminated (Spot reclaims two minutes after the warning): its tasks died with it
+                # and the load balancer drops its targets; there is nothing left to wait for here.
+                gone.add(ci["ec2InstanceId"])
+                continue
             tasks = int(ci.get("runningTasksCount", 0)) + int(ci.get("pendingTasksCount", 0))
             if tasks:
                 left.setdefault(ci["ec2InstanceId"], {})["tasks"] = tasks
             if ci.get("status") == "ACTIVE":
                 # Someone set it back to ACTIVE: tasks may land here again, so it is not drained.
                 left.setdefault(ci["ec2InstanceId"], {})["status"] = "ACTIVE"
-    for t in _targets_from(group_arns, answers[n_ci : n_ci + n_tg], pending):
+    for t in _targets_from(group_arns, answers[n_ci : n_ci + n_tg], pending - gone):
         left.setdefault(t.instance_id, {}).setdefault("targets", []).append(f"{t.label} ({t.state})")
-    short = [
-        f"{s['serviceName']} {s.get('runningCount', 0)}/{s.get('desiredCount', 0)}"
-        for answer in answers[n_ci + n_tg :]
-        for s in answer.get("services", ())
-        if s.get("runningCount", 0) < s.get("desiredCount", 0)
-    ]
+    # Healthy targets elsewhere, per group: a RUNNING replacement that fails its health checks
+    # serves nothing, so ECS's runningCount alone would call a broken replacement good.
+    healthy_elsewhere: dict[str, int] = {}
+    for arn, answer in zip(sorted(group_arns), answers[n_ci : n_ci + n_tg]):
+        healthy_elsewhere[arn] = sum(
+            1
+            for d in (answer or {}).get("TargetHealthDescriptions", ())
+            if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in pending
+        )
+    short = []
+    for answer in answers[n_ci + n_tg :]:
+        for s in answer.get("services", ()):
+            up = s.get("runningCount", 0)
+            groups = [lb["targetGroupArn"] for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn") in healthy_elsewhere]
+            if groups:
+                up = min(up, *(healthy_elsewhere[g] for g in groups))
+            if up < s.get("desiredCount", 0):
+                short.append(f"{s['serviceName']} {up}/{s.get('desiredCount', 0)}")
     if short:
-        # Replacements are not running yet: the drain is not over for anyone still pending.
-        for iid in pending:
+        # Replacements are not running and healthy yet: the drain is not over for anyone pending.
+        for iid in pending - gone:
             left.setdefault(iid, {})["services_below_desired"] = short
-    return left
+    for iid in gone:
+        left[iid] = {}
+    return left, gone
 
 
 def _describe(what: Mapping[str, Any]) -> str:

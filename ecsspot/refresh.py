@@ -421,7 +421,11 @@ class _Run:
                     yield from self.save()
                     return False
             if batch["step"] == "drain":
-                yield from self.drain_batch(pool, batch)
+                ok = yield from self.drain_batch(pool, batch)
+                if not ok:
+                    self.p["phase"] = "rolling_back"
+                    yield from self.save()
+                    return False
             if batch["step"] == "terminate":
                 yield from self.terminate(pool, batch)
 
@@ -474,18 +478,22 @@ class _Run:
             yield Sleep(POLL_SECONDS)
 
     def active_container_instances(self, instance_ids: list[str]) -> Workflow[list[str]]:
+        return [ci["ec2InstanceId"] for ci in (yield from self.container_instances(instance_ids, "ACTIVE"))]
+
+    def container_instances(self, instance_ids: list[str], status: str) -> Workflow[list[dict[str, Any]]]:
+        """The container instances (describe form) of these EC2 instances that are in ``status``."""
         if not instance_ids:
             return []
-        listed = yield lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=self.spec.cluster, status="ACTIVE")
+        listed = yield lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=self.spec.cluster, status=status)
         arns = (listed or {}).get("containerInstanceArns", [])
         while listed and listed.get("nextToken"):
-            listed = yield call("ecs", "list_container_instances", cluster=self.spec.cluster, status="ACTIVE", nextToken=listed["nextToken"])
+            listed = yield call("ecs", "list_container_instances", cluster=self.spec.cluster, status=status, nextToken=listed["nextToken"])
             arns += listed.get("containerInstanceArns", [])
         if not arns:
             return []
         described = yield tuple(call("ecs", "describe_container_instances", cluster=self.spec.cluster, containerInstances=b) for b in chunks(arns, 100))
         wanted = set(instance_ids)
-        return [ci["ec2InstanceId"] for a in described for ci in a.get("containerInstances", ()) if ci.get("status") == "ACTIVE" and ci.get("ec2InstanceId") in wanted]
+        return [ci for a in described for ci in a.get("containerInstances", ()) if ci.get("status") == status and ci.get("ec2InstanceId") in wanted]
 
     def verified_drain(self, instance_ids: list[str], holder: dict[str, Any], key: str) -> Workflow[DrainResult]:
         """The verified drain, given ``lifecycle_timeout_seconds`` of running time in all (``holder[key]``
@@ -498,17 +506,30 @@ class _Run:
             budget = yield from self.budget()
             window = min(left, LEASE_RENEW_SECONDS, left if budget is None else budget)
             began = yield NOW
-            result = yield from drain(self.spec.cluster, instance_ids, deadline=window, target_groups=self.target_groups)
+            result = yield from drain(self.spec.cluster, instance_ids, deadline=window, target_groups=self.target_groups, every_service=True)
             holder[key] = holder.get(key, 0.0) + ((yield NOW) - began)
             if result.drained or window >= left:
                 return result  # drained, or the drain's own deadline passed (timed_out actions)
             yield from self.save()
 
-    def drain_batch(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[None]:
+    def drain_batch(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[bool]:
+        """Drain the batch's old instances; False (roll back) when the services never got back to
+        their desired count, i.e. the replacement tasks on the new image never became healthy."""
         result = yield from self.verified_drain(batch["old"], batch, "drain_seconds")
         batch["drain"] = [{"instance_id": a.instance_id, "status": a.status, "reason": a.reason} for a in result.actions]
+        # A drain that ran out of time because a target still drains (it takes no new requests)
+        # or a task still stops may go on; services short of healthy replacements may not.
+        short = sorted({s for a in result.actions if a.status == "timed_out" for s in a.left.get("services_below_desired", ())})
+        if short:
+            self.p["reason"] = (
+                f"pool {pool['pool']}: replacement tasks did not become healthy on {self.p['image_id']} within "
+                f"{self.spec.drain.lifecycle_timeout_seconds} s (services below desired count: {', '.join(short)})"
+            )
+            pool["failed_new"] = list(batch.get("new", ()))
+            return False
         batch["step"] = "terminate"
         yield from self.save()
+        return True
 
     def terminate_decrementing(self, container: dict[str, Any], key: str, asg: str, instance_ids: list[str]) -> Workflow[None]:
         """Terminate with decrement exactly once each, also across a crash: which instances we
@@ -577,6 +598,14 @@ class _Run:
         params["DesiredCapacity"] = min(max(want, original["min"]), original["max"])
         yield call("autoscaling", "update_auto_scaling_group", **params)
 
+    def reactivate(self, instance_ids: list[str]) -> Workflow[None]:
+        arns = [ci["containerInstanceArn"] for ci in (yield from self.container_instances(instance_ids, "DRAINING"))]
+        if arns:
+            yield tuple(
+                call("ecs", "update_container_instances_state", cluster=self.spec.cluster, containerInstances=b, status="ACTIVE")
+                for b in chunks(arns, 10)
+            )
+
     def rollback(self) -> Workflow[None]:
         """Groups back to their previous versions; the failed batch's new instances drained and
         terminated; sizes restored. Instances earlier batches replaced keep running (they worked)."""
@@ -585,6 +614,9 @@ class _Run:
         for pool in self.p["pools"]:
             batch = pool.get("batch")
             if batch is not None and pool["state"] == "rolling":
+                # Old instances the failed batch had set DRAINING take tasks again, before the new
+                # ones are drained (their tasks need somewhere to go).
+                yield from self.reactivate(batch["old"])
                 group = yield from self.group(pool)
                 launched = sorted(
                     i["InstanceId"] for i in _counted(group) if i["InstanceId"] not in batch["old"] and i["InstanceId"] not in batch.get("fresh_before", ())

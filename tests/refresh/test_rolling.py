@@ -323,7 +323,8 @@ def test_a_resume_after_a_long_crash_still_verifies_the_drain(sim: Simulator) ->
     with pytest.raises(Crash):
         dies.refresh(CLUSTER, ami=image)
     sim.advance(901)
-    assert manager(sim).refresh(CLUSTER, resume=True).status == "done"
+    resumed = manager(sim).refresh(CLUSTER, resume=True)
+    assert resumed.status == "done", resumed.reason
 
     unused = min(r.time for r in sim.records("target.state") if r.subject.startswith(first + ":") and r.detail["state"] == "unused")
     terminating = min(r.time for r in sim.records("asg.lifecycle", first) if r.detail["state"] == "Terminating")
@@ -347,3 +348,45 @@ def test_the_lease_is_renewed_through_a_drain_longer_than_it(sim: Simulator) -> 
 
     assert c.manager.refresh(CLUSTER, ami=image, on_progress=meanwhile).status == "done"
     assert tried, "the drain never outlasted a lease period"
+
+
+def test_rollback_when_replacement_tasks_never_become_healthy(sim: Simulator, run_cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """New instances register, but the service's tasks on the new image never pass health checks
+    (an AMI that breaks the application): the batch's drain cannot finish, the refresh rolls back
+    and the old instance it had set DRAINING takes tasks again."""
+    c = build(sim, spot=2, on_demand=2, tasks=4, rps=20)
+    bad = c.new_images[0]
+    _tasks_never_healthy_on(monkeypatch, sim, bad)
+    old = {p: c.members(p) for p in ("spot", "on-demand")}
+
+    result = run_cli("--output", "json", "refresh", CLUSTER, "--ami", bad)
+
+    assert result.exit_code == 6, result.stderr
+    report = result.json
+    assert report["status"] == "rolled_back"
+    assert "replacement tasks did not become healthy on " + bad in report["reason"]
+    assert "services below desired count: web" in report["reason"]
+    assert report["replaced"] == []
+    sim.advance(120)
+    for pool in ("spot", "on-demand"):
+        assert c.members(pool) == old[pool]
+        assert c.version_of(pool) == "1"
+    assert set(active_instances(sim)) == set(old["spot"] + old["on-demand"])  # none left DRAINING
+    ecs = sim.client("ecs")
+    assert ecs.describe_services(cluster=CLUSTER, services=["web"])["services"][0]["runningCount"] == 4
+    assert sim.traffic_stats(c.target_group_arn).failed == 0
+
+
+def _tasks_never_healthy_on(monkeypatch: pytest.MonkeyPatch, sim: Simulator, image: str) -> None:
+    """Tasks on instances of ``image`` run but fail every health check (the simulator has no control)."""
+    from ecsspot.sim.scheduler import Scheduler
+
+    original = Scheduler.listening
+
+    def listening(self: Scheduler, instance_id: str, port: int) -> bool:
+        instance = self.world.ec2.get_instance_by_id(instance_id)
+        if instance is not None and instance.image_id == image and (instance_id, int(port)) in self._listeners:
+            return False
+        return original(self, instance_id, port)
+
+    monkeypatch.setattr(Scheduler, "listening", listening)

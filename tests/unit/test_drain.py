@@ -93,8 +93,16 @@ class Fake:
 
 
 def tasks_move_off(fake: Fake) -> None:
+    """ECS moves tasks off DRAINING instances: each starts again, healthy, on an ACTIVE one."""
+    hosts = [ci for ci in fake.instances.values() if ci["status"] == "ACTIVE"]
     for ci in fake.instances.values():
-        if ci["status"] == "DRAINING":
+        if ci["status"] == "DRAINING" and ci["runningTasksCount"]:
+            for n in range(ci["runningTasksCount"]):
+                if hosts:
+                    host = hosts[n % len(hosts)]
+                    host["runningTasksCount"] += 1
+                    port = 33000 + len(fake.targets)
+                    fake.targets.append({"Target": {"Id": host["ec2InstanceId"], "Port": port}, "TargetHealth": {"State": "healthy"}})
             ci["runningTasksCount"] = 0
 
 
@@ -147,7 +155,8 @@ def test_never_drained_while_service_is_below_desired() -> None:
     fake.service["runningCount"] = 1
     result = fake.run(drain("c", ["i-0000000000000000a"], deadline=20))
     assert result.actions[0].status == "timed_out"
-    assert result.actions[0].left["services_below_desired"] == ["web 1/2"]
+    # One task runs, but nowhere healthy apart from the instance being drained.
+    assert result.actions[0].left["services_below_desired"] == ["web 0/2"]
 
 
 def test_reactivated_instance_is_not_drained() -> None:
