@@ -19,9 +19,30 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from ecsspot.interruption import handle_event
+from ecsspot.drain import Action
+from ecsspot.errors import EcsspotError
+from ecsspot.interruption import HandleResult, handle_event
 
 log = logging.getLogger("ecsspot.handlers")
+
+
+class HandlingFailed(EcsspotError):
+    """A direct (EventBridge) event could not be handled; raised so that Lambda retries it."""
+
+    #: What failed is an AWS call (the action's reason names it), as for AwsError.
+    exit_code = 4
+
+
+def failed_actions(result: HandleResult) -> list[Action]:
+    """Actions of a single (non-batch) event that failed and may succeed when tried again."""
+    if result.batch:
+        return []
+    # A malformed event ("error") would fail the same way again.
+    return [a for a in result.actions if a.status == "failed" and a.kind != "error"]
+
+
+def handling_failed(failed: list[Action]) -> HandlingFailed:
+    return HandlingFailed("; ".join(f"{a.kind} {a.instance_id}: {a.reason}" for a in failed))
 
 
 class Handlers:
@@ -41,6 +62,11 @@ class Handlers:
         )
         for action in result.actions:
             log.info(json.dumps({"kind": action.kind, "instance_id": action.instance_id, "status": action.status, "reason": action.reason}))
+        # An SQS batch reports failed records in batchItemFailures; a direct invocation only gets
+        # Lambda's retries (asynchronous invocation: twice more) by failing.
+        failed = failed_actions(result)
+        if failed:
+            raise handling_failed(failed)
         return result.lambda_response()
 
     def refresh(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:

@@ -29,6 +29,8 @@ from ecsspot.state import CLUSTER_TAG
 #: Stop this long before a Lambda's remaining time runs out, to report and release cleanly.
 LAMBDA_MARGIN_SECONDS = 15.0
 SPOT_MARGIN_SECONDS = 10.0
+#: What Auto Scaling answers for a lifecycle action that is no longer waiting.
+_ACTION_GONE = ("ValidationError",)
 
 
 @attrs.frozen
@@ -134,6 +136,10 @@ def handle_event(
             # One cluster's failure (AWS refusing, say) goes back to the queue; others carry on.
             handled = [Action(w.decision.kind, w.instance_id, "failed", str(exc)) for w in items]
             failures += [w.record_id for w in items if w.record_id]
+        else:
+            # A record whose own step failed (its lifecycle completion) goes back on its own.
+            failed = {a.instance_id for a in handled if a.status == "failed"}
+            failures += [w.record_id for w in items if w.record_id and w.instance_id in failed]
         actions += handled
     return HandleResult(tuple(actions), tuple(dict.fromkeys(failures)), batch)
 
@@ -184,93 +190,155 @@ def _handle_cluster(cluster: str, items: list[_Work], *, owner: str, start: floa
         else:
             status = "duplicate" if state == "done" else "skipped"
             actions.append(Action(w.decision.kind, w.instance_id, status, f"event {keys[w.instance_id]} already {'handled' if state == 'done' else 'in hand elsewhere'}"))
-    leases = yield from store.acquire_leases(table, sorted({f"drain#{w.instance_id}" for w in fresh}), owner, now=start, ttl=max(deadlines.values(), default=60.0) + 90)
-    claimed: list[tuple[_Work, str, float]] = []  # (work, event key, deadline seconds from now)
-    verify_ids: set[str] = set()
-    for w in fresh:
-        key, deadline = keys[w.instance_id], deadlines[w.instance_id]
-        if leases.get(f"drain#{w.instance_id}") is None:
-            if w.decision.lifecycle is None:
-                yield from store.finish_event(table, key, now=start)
-                actions.append(Action(w.decision.kind, w.instance_id, "skipped", "already being drained by another handler"))
-                continue
-            # Someone else drains it; we still owe the lifecycle hook its answer after verifying.
-            verify_ids.add(w.instance_id)
-        claimed.append((w, key, deadline))
+    try:
+        leases = yield from store.acquire_leases(table, sorted({f"drain#{w.instance_id}" for w in fresh}), owner, now=start, ttl=max(deadlines.values(), default=60.0) + 90)
+        claimed: list[tuple[_Work, str, float]] = []  # (work, event key, deadline seconds from now)
+        verify_ids: set[str] = set()
+        for w in fresh:
+            key, deadline = keys[w.instance_id], deadlines[w.instance_id]
+            if leases.get(f"drain#{w.instance_id}") is None:
+                if w.decision.lifecycle is None:
+                    yield from store.finish_event(table, key, now=start)
+                    actions.append(Action(w.decision.kind, w.instance_id, "skipped", "already being drained by another handler"))
+                    continue
+                # Someone else drains it; we still owe the lifecycle hook its answer after verifying.
+                verify_ids.add(w.instance_id)
+            claimed.append((w, key, deadline))
 
-    rebalance = [w for w, _, _ in claimed if w.decision.kind == "rebalance"]
-    if rebalance:
-        actions += yield from _ensure_replacements(spec, [w.instance_id for w in rebalance])
+        rebalance = [w for w, _, _ in claimed if w.decision.kind == "rebalance"]
+        if rebalance:
+            actions += yield from _ensure_replacements(spec, [w.instance_id for w in rebalance])
 
-    to_drain = [(w, d) for w, _, d in claimed if w.instance_id not in verify_ids]
-    verify_only = [(w, d) for w, _, d in claimed if w.instance_id in verify_ids]
-    heartbeats = [
-        call(
-            "autoscaling",
-            "record_lifecycle_action_heartbeat",
-            AutoScalingGroupName=w.decision.lifecycle.group_name,
-            LifecycleHookName=w.decision.lifecycle.hook_name,
-            LifecycleActionToken=w.decision.lifecycle.token,
-            InstanceId=w.instance_id,
-        )
-        for w, _, _ in claimed
-        if w.decision.lifecycle is not None
-    ]
-    results: dict[str, Action] = {}
-    if to_drain:
-        result = yield from drain(
-            cluster,
-            [w.instance_id for w, _ in to_drain],
-            deadline=max(d for _, d in to_drain),
-            deadlines={w.instance_id: d for w, d in to_drain},
-            target_groups=(*spec.target_groups, *cached_groups),
-            heartbeat=heartbeats,
-            heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
-        )
-        results.update({a.instance_id or "": a for a in result.actions})
-        if set(result.service_target_groups) - set(cached_groups):
-            yield from store.remember_target_groups(table, result.service_target_groups, now=start)
-    if verify_only:
-        result = yield from drain(
-            cluster,
-            [w.instance_id for w, _ in verify_only],
-            deadline=max(d for _, d in verify_only),
-            deadlines={w.instance_id: d for w, d in verify_only},
-            target_groups=(*spec.target_groups, *cached_groups),
-            act=False,
-            heartbeat=heartbeats,
-            heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
-        )
-        results.update({a.instance_id or "": a for a in result.actions})
-
-    now = yield NOW
-    completions: list[Call] = []
-    for w, key, _ in claimed:
-        drained = results.get(w.instance_id)
-        if drained is not None:
-            actions.append(attrs.evolve(drained, kind=w.decision.kind if w.decision.kind != "rebalance" else "drain"))
-        life = w.decision.lifecycle
-        if life is not None and life.transition == "TERMINATING":
-            completions.append(
-                call(
-                    "autoscaling",
-                    "complete_lifecycle_action",
-                    AutoScalingGroupName=life.group_name,
-                    LifecycleHookName=life.hook_name,
-                    LifecycleActionToken=life.token,
-                    LifecycleActionResult="CONTINUE",
-                    InstanceId=w.instance_id,
-                )
+        to_drain = [(w, d) for w, _, d in claimed if w.instance_id not in verify_ids]
+        verify_only = [(w, d) for w, _, d in claimed if w.instance_id in verify_ids]
+        # "Absent" (ValidationError: no active lifecycle action) when the action already ended: the
+        # instance was terminated (Spot reclaims it 120 s after the warning) or someone completed it.
+        heartbeats = [
+            lookup(
+                "autoscaling",
+                "record_lifecycle_action_heartbeat",
+                _ACTION_GONE,
+                AutoScalingGroupName=w.decision.lifecycle.group_name,
+                LifecycleHookName=w.decision.lifecycle.hook_name,
+                LifecycleActionToken=w.decision.lifecycle.token,
+                InstanceId=w.instance_id,
             )
-            why = "drain verified" if drained and drained.status == "drained" else "drain deadline passed"
-            actions.append(Action("complete_lifecycle_action", w.instance_id, "done", f"CONTINUE: {why}"))
-    if completions:
-        yield tuple(completions)
-    for w, key, _ in claimed:
-        yield from store.finish_event(table, key, now=now)
-        if w.instance_id not in verify_ids:
-            yield from store.release_lease(table, f"drain#{w.instance_id}", owner)
-    return actions
+            for w, _, _ in claimed
+            if w.decision.lifecycle is not None
+        ]
+        results: dict[str, Action] = {}
+        if to_drain:
+            result = yield from drain(
+                cluster,
+                [w.instance_id for w, _ in to_drain],
+                deadline=max(d for _, d in to_drain),
+                deadlines={w.instance_id: d for w, d in to_drain},
+                target_groups=(*spec.target_groups, *cached_groups),
+                heartbeat=heartbeats,
+                heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
+            )
+            results.update({a.instance_id or "": a for a in result.actions})
+            if set(result.service_target_groups) - set(cached_groups):
+                yield from store.remember_target_groups(table, result.service_target_groups, now=start)
+        if verify_only:
+            result = yield from drain(
+                cluster,
+                [w.instance_id for w, _ in verify_only],
+                deadline=max(d for _, d in verify_only),
+                deadlines={w.instance_id: d for w, d in verify_only},
+                target_groups=(*spec.target_groups, *cached_groups),
+                act=False,
+                heartbeat=heartbeats,
+                heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
+            )
+            results.update({a.instance_id or "": a for a in result.actions})
+
+        now = yield NOW
+        completions: list[Call] = []
+        #: (index in ``actions`` of the completion's placeholder, why, event key), as ``completions``
+        slots: list[tuple[int, str, str]] = []
+        unfinished: set[str] = set()  # event keys to hand back for a retry
+        for w, key, _ in claimed:
+            drained = results.get(w.instance_id)
+            if drained is not None:
+                actions.append(attrs.evolve(drained, kind=w.decision.kind if w.decision.kind != "rebalance" else "drain"))
+            life = w.decision.lifecycle
+            if life is not None and _completes(w):
+                completions.append(
+                    lookup(
+                        "autoscaling",
+                        "complete_lifecycle_action",
+                        _ACTION_GONE,
+                        AutoScalingGroupName=life.group_name,
+                        LifecycleHookName=life.hook_name,
+                        LifecycleActionToken=life.token,
+                        LifecycleActionResult="CONTINUE",
+                        InstanceId=w.instance_id,
+                    )
+                )
+                why = "drain verified" if drained and drained.status == "drained" else "drain deadline passed"
+                slots.append((len(actions), why, key))
+                actions.append(Action("complete_lifecycle_action", w.instance_id, "done", f"CONTINUE: {why}"))
+        if completions:
+            answers = yield from _each(completions)
+            for (index, why, key), answer in zip(slots, answers):
+                if isinstance(answer, EcsspotError):
+                    # This record only (a token AWS refuses, say): the hook keeps waiting until its
+                    # timeout, and the record goes back to the queue for another try.
+                    actions[index] = attrs.evolve(actions[index], status="failed", reason=f"{why}; completing the lifecycle action failed: {answer}")
+                    unfinished.add(key)
+                elif answer is None:
+                    # Nothing waits any more: say so rather than claim we let the instance go.
+                    gone = f"{why}; the lifecycle action had already ended (completed elsewhere, timed out, or the instance is gone)"
+                    actions[index] = attrs.evolve(actions[index], reason=gone)
+        for w, key, _ in claimed:
+            if key in unfinished:
+                yield from store.release_event(table, key, owner)
+            else:
+                yield from store.finish_event(table, key, now=now)
+            if w.instance_id not in verify_ids:
+                yield from store.release_lease(table, f"drain#{w.instance_id}", owner)
+        return actions
+    except EcsspotError:
+        # Let go of what we took, so the retry (SQS redelivery, Lambda's async retry) can take
+        # these events and instances at once instead of finding them "in hand elsewhere".
+        yield from _let_go(table, [keys[w.instance_id] for w in fresh], [f"drain#{w.instance_id}" for w in fresh], owner)
+        raise
+
+
+def _let_go(table: str, event_keys: Sequence[str], lease_names: Sequence[str], owner: str) -> Workflow[None]:
+    """Best effort: drop our unfinished event claims and our leases (each only if still ours)."""
+    try:
+        for key in event_keys:
+            yield from store.release_event(table, key, owner)
+        for name in lease_names:
+            yield from store.release_lease(table, name, owner)
+    except EcsspotError:
+        pass  # they expire on their own (TTL)
+
+
+def _completes(work: _Work) -> bool:
+    """Whether handling ``work`` ends with completing a terminate lifecycle action."""
+    return work.decision.lifecycle is not None and work.decision.lifecycle.transition == "TERMINATING"
+
+
+def _each(calls: Sequence[Call]) -> Workflow[list[Any]]:
+    """Answers of independent calls, each failed call's error in place of its answer.
+
+    Together in one round when all succeed; after a failure, one by one to tell which failed (a
+    call that had succeeded in the round may then answer "absent", which callers accept).
+    """
+    try:
+        return list((yield tuple(calls)))
+    except EcsspotError:
+        pass
+    answers: list[Any] = []
+    for c in calls:
+        try:
+            answers.append((yield c))
+        except EcsspotError as exc:
+            answers.append(exc)
+    return answers
 
 
 def _deadline_seconds(decision: events.Decision, spec: ClusterSpec, now: float) -> float:

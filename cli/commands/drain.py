@@ -50,7 +50,8 @@ def handle_event(obj: Context, source: str, dry_run: bool, default_cluster: str 
     """Handle an event payload as the interruption Lambda would (EventBridge event, SQS or SNS batch).
 
     Succeeds once the event is handled, even when a drain ran out of deadline (its action says
-    timed_out). A payload that is not an event at all exits 3.
+    timed_out). A payload that is not an event at all exits 3; an event whose handling failed
+    (AWS refused a call) exits 4.
     """
     payload = _read_payload(source)
     if dry_run:
@@ -66,6 +67,13 @@ def handle_event(obj: Context, source: str, dry_run: bool, default_cluster: str 
     errors = [a.reason for a in result.actions if a.kind == "error"]
     if errors and not result.batch:
         raise EventError(errors[0])
+    from ecsspot.handlers import failed_actions, handling_failed
+
+    # Handled means handled: an event whose handling failed (AWS refused) exits 4, like the
+    # Lambda, which fails so that it is retried.
+    failed = failed_actions(result)
+    if failed:
+        raise handling_failed(failed)
 
 
 def _read_payload(source: str) -> Any:

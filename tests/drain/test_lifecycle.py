@@ -1,0 +1,80 @@
+"""The terminate lifecycle hook flow on the simulator: a scale-in picks an instance that runs
+tasks behind the ALB; Auto Scaling holds it in Terminating:Wait on ``ecsspot-drain`` (the hook
+``ecsspot apply`` creates) and says so on EventBridge; ecsspot's Lambda drains it, heartbeats
+while the 300 s deregistration delay runs, and completes the action with CONTINUE only once the
+instance's tasks and targets are gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecsspot.sim import Simulator, scenario
+from tests.drain.conftest import build, first, handlers, spot_instances_with_tasks, targets
+
+HOOK = "ecsspot-drain"
+
+
+def test_instance_leaves_terminating_wait_only_after_its_tasks_and_targets_are_gone(sim: Simulator) -> None:
+    # handle_events wires the Terraform module's rules (spot warning, rebalance, terminate hook)
+    # to the interruption Lambda; ours replaces the scenario's so its answers can be read.
+    stack = build(sim, deregistration_delay=300, handle_events=True)
+    responses: list[tuple[str, dict[str, Any]]] = []
+    h = handlers(sim)
+
+    def interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = h.interruption(event, context)
+        responses.append((event["detail-type"], response))
+        return response
+
+    sim.register_lambda(scenario.INTERRUPTION_FUNCTION, interruption)
+
+    group = stack.spec.asg_name(stack.spec.pool("spot"))
+    asg = sim.client("autoscaling")
+    (hook,) = asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]
+    assert (hook["LifecycleHookName"], hook["LifecycleTransition"]) == (HOOK, "autoscaling:EC2_INSTANCE_TERMINATING")
+    timeout = hook["HeartbeatTimeout"]
+    victim = spot_instances_with_tasks(sim, stack)[0]
+    ports = {p for (iid, p) in targets(sim, stack.target_group_arn) if iid == victim}
+    assert ports, "the victim serves traffic"
+
+    # Scale in by one, the victim being the only instance not protected from scale-in.
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
+    desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
+    asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired - 1)
+    waiting = first(sim, "asg.lifecycle", victim, state="Terminating:Wait")
+    assert waiting is not None
+    sim.advance(60)  # EventBridge → Lambda; the drain runs on the simulator's clock
+
+    proceed = first(sim, "asg.lifecycle", victim, state="Terminating:Proceed")
+    assert proceed is not None, "the lifecycle action was completed"
+    assert first(sim, "asg.lifecycle_complete", victim, hook=HOOK, result="CONTINUE") == proceed
+    assert not sim.records("asg.lifecycle_timeout", victim)
+
+    # Its tasks stopped and its targets left the target group before it left Terminating:Wait.
+    task_records = [r for r in sim.records("task.status") if r.detail.get("instance_id") == victim]
+    tasks = {r.subject for r in task_records}
+    assert tasks
+    stopped = {r.subject: r.time for r in task_records if r.detail.get("status") == "STOPPED"}
+    assert set(stopped) == tasks and max(stopped.values()) <= proceed
+    for port in ports:
+        assert first(sim, "target.state", f"{victim}:{port}", state="draining") == waiting
+        gone = first(sim, "target.state", f"{victim}:{port}", state="unused")
+        assert gone is not None and waiting + 300 <= gone <= proceed
+
+    # The drain outlasted a third of the heartbeat timeout: heartbeats kept the action alive.
+    assert proceed - waiting > timeout / 3
+    beats = [r.time for r in sim.records("asg.lifecycle_heartbeat", victim)]
+    assert beats and all(waiting < t < proceed for t in beats)
+
+    (detail_type, response), = responses
+    assert detail_type == "EC2 Instance-terminate Lifecycle Action"
+    assert [(a["kind"], a["instance_id"], a["status"]) for a in response["actions"]] == [
+        ("drain", victim, "drained"),
+        ("complete_lifecycle_action", victim, "done"),
+    ]
+    assert response["actions"][1]["reason"] == "CONTINUE: drain verified"
+    assert sim.traffic_stats(stack.target_group_arn).failed == 0
+    assert first(sim, "ec2.state", victim, state="terminated") == proceed
+    print(f"\nlifecycle hook: Terminating:Wait at +0 s, heartbeats at {[round(t - waiting) for t in beats]} s, CONTINUE at +{proceed - waiting:.0f} s (heartbeat timeout {timeout} s)")
+
