@@ -4,6 +4,8 @@ Kept light for cold starts: no click, PyYAML, moto or aiobotocore on this import
 checks). Configuration comes from the environment:
 
     ECSSPOT_CLUSTER        default cluster for instances without an ``ecsspot:cluster`` tag
+    ECSSPOT_TABLE          optional check: the state table is always ``ecsspot-<cluster>``; a value
+                           naming another table is a configuration error, reported at once
     ECSSPOT_ENDPOINT_URL   override every AWS endpoint (testing); boto3's AWS_ENDPOINT_URL works too
     AWS_REGION             set by Lambda itself
 
@@ -84,12 +86,23 @@ def _remaining(context: Any) -> float | None:
 _default: Handlers | None = None
 
 
+def check_environment(environ: Mapping[str, str]) -> None:
+    """Refuse a configuration that cannot work, before handling anything."""
+    from ecsspot.errors import InputError
+    from ecsspot.spec import table_name
+
+    cluster, table = environ.get("ECSSPOT_CLUSTER"), environ.get("ECSSPOT_TABLE")
+    if table and cluster and table != table_name(cluster):
+        raise InputError(f"ECSSPOT_TABLE={table} but cluster {cluster}'s state table is {table_name(cluster)}; unset it or fix it")
+
+
 def _handlers() -> Handlers:
     global _default
     if _default is None:
         from ecsspot.aws.clients import ClientOptions
         from ecsspot.aws.driver import Driver
 
+        check_environment(os.environ)
         options = ClientOptions(region=os.environ.get("AWS_REGION"), endpoint_url=os.environ.get("ECSSPOT_ENDPOINT_URL"))
         # Reused across warm invocations: clients (and their connection pools) survive.
         _default = Handlers(Driver(options), default_cluster=os.environ.get("ECSSPOT_CLUSTER"))

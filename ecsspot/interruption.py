@@ -29,6 +29,7 @@ from ecsspot.state import CLUSTER_TAG
 #: Stop this long before a Lambda's remaining time runs out, to report and release cleanly.
 LAMBDA_MARGIN_SECONDS = 15.0
 SPOT_MARGIN_SECONDS = 10.0
+REFRESH_ELSEWHERE = "parameter changes are handled by the refresh handler (ecsspot.handlers.refresh)"
 #: What Auto Scaling answers for a lifecycle action that is no longer waiting.
 _ACTION_GONE = ("ValidationError",)
 
@@ -78,6 +79,10 @@ def dry_run(payload: Mapping[str, Any]) -> HandleResult:
             actions.append(Action("error", None, "failed", str(record.error)))
             failures.append(record.message_id or "")
             continue
+        if decision.kind == "refresh":
+            # As the real path says: the interruption handler leaves these to the refresh handler.
+            actions.append(Action("ignore", None, "ignored", REFRESH_ELSEWHERE))
+            continue
         for iid in decision.instance_ids or (None,):
             status = "ignored" if decision.kind == "ignore" else "planned"
             actions.append(Action(decision.kind, iid, status, decision.reason))
@@ -107,7 +112,7 @@ def handle_event(
                 failures.append(record.message_id)
             continue
         if decision.kind in ("ignore", "refresh"):
-            reason = decision.reason if decision.kind == "ignore" else "parameter changes are handled by the refresh handler"
+            reason = decision.reason if decision.kind == "ignore" else REFRESH_ELSEWHERE
             actions.append(Action("ignore", decision.instance_ids[0] if decision.instance_ids else None, "ignored", reason))
             continue
         for iid in decision.instance_ids:
@@ -291,13 +296,13 @@ def _handle_cluster(cluster: str, items: list[_Work], *, owner: str, start: floa
                     # Nothing waits any more: say so rather than claim we let the instance go.
                     gone = f"{why}; the lifecycle action had already ended (completed elsewhere, timed out, or the instance is gone)"
                     actions[index] = attrs.evolve(actions[index], reason=gone)
-        for w, key, _ in claimed:
-            if key in unfinished:
-                yield from store.release_event(table, key, owner)
-            else:
-                yield from store.finish_event(table, key, now=now)
-            if w.instance_id not in verify_ids:
-                yield from store.release_lease(table, f"drain#{w.instance_id}", owner)
+        bookkeeping = [
+            store.release_event_call(table, key, owner) if key in unfinished else store.finish_event_call(table, key, now=now)
+            for _, key, _ in claimed
+        ]
+        bookkeeping += [store.release_lease_call(table, f"drain#{w.instance_id}", owner) for w, _, _ in claimed if w.instance_id not in verify_ids]
+        if bookkeeping:
+            yield tuple(bookkeeping)  # one round, however large the batch
         return actions
     except EcsspotError:
         # Let go of what we took, so the retry (SQS redelivery, Lambda's async retry) can take

@@ -77,21 +77,25 @@ def read_lease(table: str, name: str) -> Workflow[Lease | None]:
     return Lease(name, item["owner"]["S"], float(item["expires_at"]["N"]))
 
 
+def release_lease_call(table: str, name: str, owner: str) -> Call:
+    """Giving a lease back, as a call to batch; answered None when it had passed to someone else."""
+    return Call(
+        "dynamodb",
+        "delete_item",
+        {
+            "TableName": table,
+            "Key": _key(f"lease#{name}", "lease"),
+            "ConditionExpression": "attribute_not_exists(pk) OR #o = :me",
+            "ExpressionAttributeNames": {"#o": "owner"},
+            "ExpressionAttributeValues": {":me": {"S": owner}},
+        },
+        absent=_LOST,
+    )
+
+
 def release_lease(table: str, name: str, owner: str) -> Workflow[bool]:
     """Give the lease back if we still hold it; False when it had passed to someone else."""
-    try:
-        yield call(
-            "dynamodb",
-            "delete_item",
-            TableName=table,
-            Key=_key(f"lease#{name}", "lease"),
-            ConditionExpression="attribute_not_exists(pk) OR #o = :me",
-            ExpressionAttributeNames={"#o": "owner"},
-            ExpressionAttributeValues={":me": {"S": owner}},
-        )
-    except ConditionFailedError:
-        return False
-    return True
+    return (yield release_lease_call(table, name, owner)) is not None
 
 
 def claim_events(table: str, keys: Sequence[str], owner: str, *, now: float, ttl: float) -> Workflow[dict[str, str]]:
@@ -130,9 +134,9 @@ def claim_event(table: str, key: str, owner: str, *, now: float, ttl: float) -> 
     return (yield from claim_events(table, [key], owner, now=now, ttl=ttl))[key]
 
 
-def finish_event(table: str, key: str, *, now: float, keep: float = 7 * 86400) -> Workflow[None]:
-    """Mark an event handled; duplicates within ``keep`` seconds are then ignored."""
-    yield call(
+def finish_event_call(table: str, key: str, *, now: float, keep: float = 7 * 86400) -> Call:
+    """Marking an event handled, as a call to batch; duplicates within ``keep`` seconds are then ignored."""
+    return call(
         "dynamodb",
         "update_item",
         TableName=table,
@@ -143,20 +147,30 @@ def finish_event(table: str, key: str, *, now: float, keep: float = 7 * 86400) -
     )
 
 
+def finish_event(table: str, key: str, *, now: float, keep: float = 7 * 86400) -> Workflow[None]:
+    """Mark an event handled (see :func:`finish_event_call`)."""
+    yield finish_event_call(table, key, now=now, keep=keep)
+
+
+def release_event_call(table: str, key: str, owner: str) -> Call:
+    """Dropping our claim so a retry can handle the event, as a call to batch (None: not ours any more)."""
+    return Call(
+        "dynamodb",
+        "delete_item",
+        {
+            "TableName": table,
+            "Key": _key(f"event#{key}", "event"),
+            "ConditionExpression": "#o = :me AND #s = :claimed",
+            "ExpressionAttributeNames": {"#o": "owner", "#s": "state"},
+            "ExpressionAttributeValues": {":me": {"S": owner}, ":claimed": {"S": "claimed"}},
+        },
+        absent=_LOST,
+    )
+
+
 def release_event(table: str, key: str, owner: str) -> Workflow[None]:
     """Drop our claim so a retry can handle the event (after a failure)."""
-    try:
-        yield call(
-            "dynamodb",
-            "delete_item",
-            TableName=table,
-            Key=_key(f"event#{key}", "event"),
-            ConditionExpression="#o = :me AND #s = :claimed",
-            ExpressionAttributeNames={"#o": "owner", "#s": "state"},
-            ExpressionAttributeValues={":me": {"S": owner}, ":claimed": {"S": "claimed"}},
-        )
-    except ConditionFailedError:
-        pass
+    yield release_event_call(table, key, owner)
 
 
 def put_document(table: str, pk: str, sk: str, document: Mapping[str, Any], *, now: float) -> Workflow[None]:

@@ -5,6 +5,8 @@ and for a direct EventBridge event.
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from collections import Counter
 from typing import Any
@@ -171,3 +173,13 @@ def test_a_failed_direct_invocation_is_retried_by_lambda_and_then_drains(server_
     assert not [k for k in targets(sim, stack.target_group_arn) if k[0] == victim]
     assert draining_transitions(sim) == Counter({victim: 1})
     assert set(target_deregistrations(sim).values()) == {1}
+
+
+def test_a_table_that_does_not_match_the_cluster_is_refused() -> None:
+    from ecsspot.errors import InputError
+    from ecsspot.handlers import check_environment
+
+    check_environment({"ECSSPOT_CLUSTER": "demo-api", "ECSSPOT_TABLE": "ecsspot-demo-api"})
+    check_environment({"ECSSPOT_CLUSTER": "demo-api"})
+    with pytest.raises(InputError, match="state table is ecsspot-demo-api"):
+        check_environment({"ECSSPOT_CLUSTER": "demo-api", "ECSSPOT_TABLE": "other"})
