@@ -5,11 +5,11 @@ and for a direct EventBridge event.
 
 from __future__ import annotations
 
-import pytest
-
 import json
 from collections import Counter
 from typing import Any
+
+import pytest
 
 from ecsspot.sim import Simulator
 from tests.drain.conftest import (
