@@ -232,31 +232,23 @@ def _handle_cluster(cluster: str, items: list[_Work], *, owner: str, start: floa
             if w.decision.lifecycle is not None
         ]
         results: dict[str, Action] = {}
-        if to_drain:
+        # Ours to drain, then (act=False) those another handler drains, which we only verify.
+        for group, act in ((to_drain, True), (verify_only, False)):
+            if not group:
+                continue
             result = yield from drain(
                 cluster,
-                [w.instance_id for w, _ in to_drain],
-                deadline=max(d for _, d in to_drain),
-                deadlines={w.instance_id: d for w, d in to_drain},
+                [w.instance_id for w, _ in group],
+                deadline=max(d for _, d in group),
+                deadlines={w.instance_id: d for w, d in group},
                 target_groups=(*spec.target_groups, *cached_groups),
+                act=act,
                 heartbeat=heartbeats,
                 heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
             )
             results.update({a.instance_id or "": a for a in result.actions})
-            if set(result.service_target_groups) - set(cached_groups):
+            if act and set(result.service_target_groups) - set(cached_groups):
                 yield from store.remember_target_groups(table, result.service_target_groups, now=start)
-        if verify_only:
-            result = yield from drain(
-                cluster,
-                [w.instance_id for w, _ in verify_only],
-                deadline=max(d for _, d in verify_only),
-                deadlines={w.instance_id: d for w, d in verify_only},
-                target_groups=(*spec.target_groups, *cached_groups),
-                act=False,
-                heartbeat=heartbeats,
-                heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
-            )
-            results.update({a.instance_id or "": a for a in result.actions})
 
         now = yield NOW
         completions: list[Call] = []

@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from ecsspot.aws.calls import Call, Workflow, call, lookup
-from ecsspot.errors import ConditionFailedError, ConflictError
+from ecsspot.errors import ConflictError
 
 _NOT_FOUND = ("ResourceNotFoundException",)
 

@@ -33,6 +33,18 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 
 
+@pytest.fixture(autouse=True)
+def _restore_loggers() -> Iterator[None]:
+    """The CLI configures the ecsspot/botocore loggers when run in-process; put them back."""
+    loggers = [logging.getLogger(name) for name in ("ecsspot", "botocore", "boto3")]
+    saved = [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
+    yield
+    for lg, (level, handlers, propagate) in zip(loggers, saved):
+        lg.setLevel(level)
+        lg.handlers[:] = handlers
+        lg.propagate = propagate
+
+
 def example_spec_dict() -> dict[str, Any]:
     return copy.deepcopy(yaml.safe_load(EXAMPLE_SPEC.read_text()))
 

@@ -7,7 +7,6 @@ same seam moto itself uses), so a test can assert how many calls a command made,
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,18 +53,6 @@ def _aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     for name, value in isolated_env(tmp_path).items():
         monkeypatch.setenv(name, value)
-
-
-@pytest.fixture(autouse=True)
-def _restore_loggers() -> Iterator[None]:
-    """The CLI configures the ecsspot/botocore loggers in-process; leave them as they were."""
-    loggers = [logging.getLogger(name) for name in ("ecsspot", "botocore", "boto3")]
-    saved = [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
-    yield
-    for lg, (level, handlers, propagate) in zip(loggers, saved):
-        lg.setLevel(level)
-        lg.handlers[:] = handlers
-        lg.propagate = propagate
 
 
 @attrs.frozen

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,18 +39,6 @@ SMALL = scenario.DemoConfig(
 def load(name: str) -> Any:
     """A recorded payload from tests/events/ (a fresh copy)."""
     return json.loads((EVENTS / name).read_text())
-
-
-@pytest.fixture(autouse=True)
-def _restore_loggers() -> Iterator[None]:
-    """The CLI configures the ecsspot/botocore loggers when run in-process; put them back."""
-    loggers = [logging.getLogger(name) for name in ("ecsspot", "botocore", "boto3")]
-    saved = [(lg.level, list(lg.handlers), lg.propagate) for lg in loggers]
-    yield
-    for lg, (level, handlers, propagate) in zip(loggers, saved):
-        lg.setLevel(level)
-        lg.handlers[:] = handlers
-        lg.propagate = propagate
 
 
 @pytest.fixture(name="sim")
