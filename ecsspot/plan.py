@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ecsspot import userdata
-from ecsspot.aws.calls import NOW, Sleep, Workflow, call, lookup
+from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, lookup
 from ecsspot.errors import DeadlineError, InputError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, Pool, StrategyItem, dump_spec
 from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed, tags_of
@@ -365,15 +365,27 @@ def _user_data_summary(text: str | None) -> Any:
 # --- reading what plan needs -----------------------------------------------------------------
 
 
-def resolve_ami(ami: str) -> Workflow[str]:
-    """An AMI id from ``ami-…`` or ``ssm:/param`` (plain id or the JSON ``…/recommended`` value)."""
+def ami_lookup(ami: str) -> Call | None:
+    """The SSM read an ``ssm:/param`` AMI needs (None for a literal ``ami-…``)."""
+    if not ami.startswith("ssm:"):
+        return None
+    return lookup("ssm", "get_parameter", ("ParameterNotFound",), Name=ami[len("ssm:") :])
+
+
+def image_from(ami: str, answer: Mapping[str, Any] | None) -> str:
+    """The AMI id, from ``ami`` itself or from the answer to :func:`ami_lookup`."""
     if not ami.startswith("ssm:"):
         return ami
     name = ami[len("ssm:") :]
-    answer = yield lookup("ssm", "get_parameter", ("ParameterNotFound",), Name=name)
     if answer is None:
         raise InputError(f"instances.ami: SSM parameter {name} not found")
     return image_id_from_parameter(answer["Parameter"]["Value"], name)
+
+
+def resolve_ami(ami: str) -> Workflow[str]:
+    """An AMI id from ``ami-…`` or ``ssm:/param`` (plain id or the JSON ``…/recommended`` value)."""
+    read = ami_lookup(ami)
+    return image_from(ami, (yield read) if read is not None else None)
 
 
 def image_id_from_parameter(value: str, name: str = "") -> str:
@@ -396,9 +408,12 @@ def image_id_from_parameter(value: str, name: str = "") -> str:
     raise InputError(f"SSM parameter {name or '?'} does not hold an AMI id: {value[:60]!r}")
 
 
-def read_settings(table: str) -> Workflow[str | None]:
-    """The spec JSON apply recorded in the state table, or None."""
-    answer = yield lookup("dynamodb", "get_item", ("ResourceNotFoundException",), TableName=table, Key=SETTINGS_KEY, ConsistentRead=True)
+def settings_lookup(table: str) -> Call:
+    """The read of the spec JSON apply recorded in the state table (see :func:`settings_from`)."""
+    return lookup("dynamodb", "get_item", ("ResourceNotFoundException",), TableName=table, Key=SETTINGS_KEY, ConsistentRead=True)
+
+
+def settings_from(answer: Mapping[str, Any] | None) -> str | None:
     if not answer or "Item" not in answer:
         return None
     return answer["Item"].get("spec", {}).get("S")

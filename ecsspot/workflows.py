@@ -3,53 +3,62 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import NOW, Workflow
+from ecsspot.aws.calls import NOW, Call, Workflow, call
 from ecsspot.drain import Action, DrainResult, drain
-from ecsspot.aws.calls import call
 from ecsspot.errors import ConflictError, Problem, SpecError
 from ecsspot.interruption import load_cluster
 from ecsspot.lint import lint
-from ecsspot.plan import ApplyResult, Plan, apply_plan, plan, read_settings, resolve_ami
+from ecsspot.plan import ApplyResult, Plan, ami_lookup, apply_plan, image_from, plan, settings_from, settings_lookup
 from ecsspot.spec import ClusterSpec, validate
 from ecsspot.state import Observed, observe
 
 
 def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
-    """Validate (before any call), resolve the AMI, observe, lint, and diff."""
+    """Validate (before any call), then read the AMI, the network and the recorded settings in one
+    round, observe, lint, and diff."""
     validate(spec)
-    image_id = yield from resolve_ami(spec.instances.ami)
-    yield from check_network(spec)
+    ami = ami_lookup(spec.instances.ami)
+    network = network_calls(spec)
+    answers = list((yield (*((ami,) if ami else ()), *network, settings_lookup(spec.table_name))))
+    image_id = image_from(spec.instances.ami, answers.pop(0) if ami else None)
+    problems = network_problems(spec, answers[: len(network)])
+    if problems:
+        # Checked before anything is created: a bad subnet must not leave apply half done.
+        raise SpecError(problems)
+    settings = settings_from(answers[len(network)])
     observed = yield from observe(spec)
-    settings = (yield from read_settings(spec.table_name)) if observed.table else None
     return plan(spec, observed, image_id, lint(spec, observed), settings), observed
 
 
-def check_network(spec: ClusterSpec) -> Workflow[None]:
-    """Subnets and security groups must exist before anything is created (nothing half-applied)."""
-    subnets, groups = yield (
-        call("ec2", "describe_subnets", Filters=[{"Name": "subnet-id", "Values": list(spec.network.subnets)}]),
-        call("ec2", "describe_security_groups", Filters=[{"Name": "group-id", "Values": list(spec.network.security_groups)}])
-        if spec.network.security_groups
-        else call("ec2", "describe_security_groups", GroupIds=[]),
-    )
+def network_calls(spec: ClusterSpec) -> tuple[Call, ...]:
+    """Reads that show whether the spec's subnets and security groups exist."""
+    calls = [call("ec2", "describe_subnets", Filters=[{"Name": "subnet-id", "Values": list(spec.network.subnets)}])]
+    if spec.network.security_groups:
+        calls.append(call("ec2", "describe_security_groups", Filters=[{"Name": "group-id", "Values": list(spec.network.security_groups)}]))
+    return tuple(calls)
+
+
+def network_problems(spec: ClusterSpec, answers: Sequence[Any]) -> list[Problem]:
+    """Subnets and security groups the answers to :func:`network_calls` do not show."""
+    subnets = {x["SubnetId"] for x in answers[0].get("Subnets", ())}
     problems = [
         Problem(f"network.subnets[{i}]", f"{s!r} does not exist in this account and region")
         for i, s in enumerate(spec.network.subnets)
-        if s not in {x["SubnetId"] for x in subnets.get("Subnets", ())}
+        if s not in subnets
     ]
     if spec.network.security_groups:
-        found = {g["GroupId"] for g in groups.get("SecurityGroups", ())}
+        groups = {g["GroupId"] for g in answers[1].get("SecurityGroups", ())}
         problems += [
             Problem(f"network.security_groups[{i}]", f"{g!r} does not exist in this account and region")
             for i, g in enumerate(spec.network.security_groups)
-            if g not in found
+            if g not in groups
         ]
-    if problems:
-        raise SpecError(problems)
+    return problems
 
 
 def apply_cluster(spec: ClusterSpec, approved: Plan | None = None) -> Workflow[ApplyResult]:
