@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from ecsspot import events, store
-from ecsspot.aws.calls import NOW, Call, Workflow, call, lookup, paginate
+from ecsspot.aws.calls import NOW, Call, Workflow, call, chunks, lookup, paginate
 from ecsspot.drain import Action, drain
 from ecsspot.errors import EcsspotError
 from ecsspot.spec import ClusterSpec, load_spec, table_name
@@ -151,9 +151,12 @@ def handle_event(
 
 def _clusters_of(instance_ids: Sequence[str], default_cluster: str | None) -> Workflow[dict[str, str | None]]:
     """Each instance's cluster from its tags; a filter (not InstanceIds) so unknown ids don't fail the call."""
-    answer = yield paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": sorted(set(instance_ids))}])
+    # EC2 takes at most 200 values in one filter; an SQS batch may hold more records than that.
+    answers = yield tuple(
+        paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": batch}]) for batch in chunks(sorted(set(instance_ids)), 200)
+    )
     found: dict[str, str | None] = {}
-    for reservation in answer.get("Reservations", ()):
+    for reservation in (r for a in answers for r in a.get("Reservations", ())):
         for inst in reservation.get("Instances", ()):
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags", ())}
             found[inst["InstanceId"]] = tags.get(CLUSTER_TAG) or default_cluster

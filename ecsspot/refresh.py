@@ -162,8 +162,11 @@ def _groups(spec: ClusterSpec, names: Sequence[str] | None = None) -> Workflow[d
 def _images(instance_ids: Sequence[str]) -> Workflow[dict[str, str]]:
     if not instance_ids:
         return {}
-    answer = yield paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": list(instance_ids)}])
-    return {i["InstanceId"]: i.get("ImageId", "") for r in answer.get("Reservations", ()) for i in r.get("Instances", ())}
+    # EC2 takes at most 200 values in one filter: large pools go out in concurrent chunks.
+    answers = yield tuple(
+        paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": batch}]) for batch in chunks(list(instance_ids), 200)
+    )
+    return {i["InstanceId"]: i.get("ImageId", "") for a in answers for r in a.get("Reservations", ()) for i in r.get("Instances", ())}
 
 
 def _counted(group: Mapping[str, Any] | None) -> list[dict[str, Any]]:
