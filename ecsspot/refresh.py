@@ -434,7 +434,10 @@ class _Run:
 
     def scale_up(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[None]:
         params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], self.p["new_version"])
-        params.update(MinSize=min(pool["original"]["min"], batch["desired"]), MaxSize=batch["max"], DesiredCapacity=batch["desired"])
+        # MinSize held at the raised count: ECS managed scaling's target tracking cannot take the
+        # batch's new capacity back (its low alarm fires after 15 quiet minutes, and a refresh's
+        # spare instance looks quiet) while we still count on it.
+        params.update(MinSize=max(pool["original"]["min"], batch["desired"]), MaxSize=batch["max"], DesiredCapacity=batch["desired"])
         yield call("autoscaling", "update_auto_scaling_group", **params)
         batch["step"] = "wait_new"
         batch["since"] = yield NOW
@@ -545,6 +548,15 @@ class _Run:
             yield from self.save()
         todo = [i for i in container[key] if i in counted]
         if todo:
+            pool = next(p for p in self.p["pools"] if p["asg"] == asg)
+            desired = (group.get(asg) or {}).get("DesiredCapacity", 0)
+            floor = max(min(pool["original"]["min"], desired), desired - len(todo), 0)
+            if (group.get(asg) or {}).get("MinSize", 0) > floor:
+                # Room for the decrement (AWS refuses one below MinSize), and no more.
+                params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], self.version_for(pool))
+                # The whole policy again: moto drops a mixed policy an update leaves out.
+                params.update(MinSize=floor, MaxSize=(group.get(asg) or {}).get("MaxSize", params["MaxSize"]))
+                yield call("autoscaling", "update_auto_scaling_group", **params)
             yield tuple(
                 lookup("autoscaling", "terminate_instance_in_auto_scaling_group", ("ValidationError",), InstanceId=i, ShouldDecrementDesiredCapacity=True)
                 for i in todo
@@ -593,13 +605,18 @@ class _Run:
         group = yield from self.group(pool)
         if group is None:
             return
-        rolling_back = self.p["phase"] == "rolling_back"
-        version = pool.get("previous_version", self.p["previous_version"]) if rolling_back else self.p["new_version"]
-        params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], version)
+        params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], self.version_for(pool))
         params.update(MinSize=original["min"], MaxSize=original["max"])
         want = group["DesiredCapacity"] - pool.get("surplus", 0) if desired is None else desired
         params["DesiredCapacity"] = min(max(want, original["min"]), original["max"])
         yield call("autoscaling", "update_auto_scaling_group", **params)
+
+    def version_for(self, pool: Mapping[str, Any]) -> int:
+        """The template version the pool's group should point at now: the new one, or while
+        rolling back the one it had before."""
+        if self.p["phase"] == "rolling_back":
+            return pool.get("previous_version", self.p["previous_version"])
+        return self.p["new_version"]
 
     def reactivate(self, instance_ids: list[str]) -> Workflow[None]:
         arns = [ci["containerInstanceArn"] for ci in (yield from self.container_instances(instance_ids, "DRAINING"))]

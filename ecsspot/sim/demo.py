@@ -87,7 +87,7 @@ def _storm(sim: Simulator, stack: scenario.Stack, *, fraction: float, outage: fl
 def baseline_storm(seed: int, config: scenario.DemoConfig) -> StormSummary:
     """The same storm with only the ECS agent's spot draining and the default 300 s delay."""
     plain = attrs.evolve(config, handle_events=False, deregistration_delay=300)
-    with Simulator(seed=seed) as sim:
+    with Simulator(seed=seed, managed_scaling=config.managed_scaling) as sim:
         stack = scenario.build(sim, plain)
         scenario.play(sim, 60, 60, stack)
         return _storm(sim, stack, fraction=0.3, outage=300, after=120, every=420, line=None, start=sim.now())
@@ -97,7 +97,7 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
     """Play the demo; ``line`` receives the human-readable timeline (None: silent)."""
     config = config or scenario.DemoConfig()
     say = line or (lambda _text: None)
-    with Simulator(seed=seed) as sim:
+    with Simulator(seed=seed, managed_scaling=config.managed_scaling) as sim:
         start = sim.now()
         say(f"applying the demo spec (cluster {scenario.BASE_SPEC['cluster']}, pools: spot + on-demand) on the simulator, seed {seed}")
         def lambda_said(started: float, finished: float, response: dict[str, Any]) -> None:

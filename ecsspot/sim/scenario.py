@@ -59,6 +59,7 @@ class DemoConfig:
     instances that are about to die.
     """
 
+    #: Group sizes when ``managed_scaling`` is off (with it on, ECS sizes the groups itself).
     spot_instances: int = 6
     on_demand_instances: int = 3
     tasks: int = 15
@@ -71,6 +72,8 @@ class DemoConfig:
     minimum_healthy_percent: int = 100
     maximum_percent: int = 200
     container_stop_timeout: int = 30
+    #: Simulate ECS managed scaling and managed termination protection (the spec turns both on).
+    managed_scaling: bool = True
 
 
 @attrs.frozen
@@ -161,10 +164,11 @@ def build(
     spec = load_spec(spec_dict(sim, config))
     m = manager_for(sim)
     m.apply(spec)
-    asg = sim.client("autoscaling")
-    # The simulator has no ECS managed scaling: size the groups the way it would for the service.
-    asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("on-demand")), DesiredCapacity=config.on_demand_instances)
-    asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("spot")), DesiredCapacity=config.spot_instances)
+    if not sim.managed_scaling:
+        # Without simulated ECS managed scaling, size the groups the way it would for the service.
+        asg = sim.client("autoscaling")
+        asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("on-demand")), DesiredCapacity=config.on_demand_instances)
+        asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("spot")), DesiredCapacity=config.spot_instances)
     if config.handle_events:
         wire_interruption_handler(sim, spec.cluster, on_result)
 

@@ -12,6 +12,7 @@ stopped only after their targets have drained (deregistration delay) plus the st
 from __future__ import annotations
 
 import math
+import types
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -123,6 +124,9 @@ class Scheduler:
         self._listeners: dict[tuple[str, int], str] = {}
         self._steady: dict[str, bool] = {}
         self._said: set[tuple[str, str]] = set()
+        #: Capacity provider → (CPU, memory) of the tasks it could not place this tick: what
+        #: ECS managed scaling counts as waiting for capacity (ecsspot.sim.capacity).
+        self.unplaced: dict[str | None, tuple[int, int]] = {}
 
     # what the load balancer asks
     def listening(self, instance_id: str, port: int) -> bool:
@@ -139,6 +143,7 @@ class Scheduler:
         for run in list(self.runs.values()):
             if run.status != STOPPED:
                 self._progress(run)
+        self.unplaced = {}
         for key, service in list(self.world.ecs.services.items()):
             self._reconcile(key, service)
         self.publish()
@@ -208,9 +213,11 @@ class Scheduler:
         # Start replacements while the running count stays within maximumPercent.
         room = maximum - len(runs)
         started = []
-        for _ in range(max(0, min(desired - len(current), room))):
+        wanted = max(0, min(desired - len(current), room))
+        for _ in range(wanted):
             run = self._place(key, service, task_definition, needs, current + started)
             if run is None:
+                self._count_unplaced(service, needs, current + started, wanted - len(started))
                 break
             started.append(run)
         if started:
@@ -231,6 +238,16 @@ class Scheduler:
         if steady and not self._steady.get(key):
             self._event(service, f"(service {service.name}) has reached a steady state.")
         self._steady[key] = steady
+
+    def _count_unplaced(self, service: Any, needs: Needs, runs: list[Run], missing: int) -> None:
+        """Charge the tasks that found no room to the providers the strategy would give them."""
+        strategy = self._strategy(service)
+        assigned: list[Any] = list(runs)
+        for _ in range(missing):
+            provider = self._pick_provider(strategy, assigned) if strategy else None
+            assigned.append(types.SimpleNamespace(provider=provider))
+            cpu, memory = self.unplaced.get(provider, (0, 0))
+            self.unplaced[provider] = (cpu + needs.cpu, memory + needs.memory)
 
     def _outdated(self, run: Run, task_definition_arn: str) -> bool:
         node = self._node(run)

@@ -31,11 +31,15 @@ class Simulator:
         *,
         server: bool = False,
         timings: Timings | None = None,
+        managed_scaling: bool = False,
     ) -> None:
         self.region = region
         self.seed = seed
         self.server = server
         self.timings = timings or Timings()
+        #: Simulate ECS cluster auto scaling (capacity providers' managed scaling and managed
+        #: termination protection); off by default so hand-sized groups stay as they are.
+        self.managed_scaling = managed_scaling
         self.endpoint_url: str | None = None
         self._world: World | None = None
         self._seam: Seam | None = None
@@ -51,7 +55,7 @@ class Simulator:
         self._mock = mock_aws()
         self._mock.start()
         try:
-            self._world = World(region=self.region, seed=self.seed, timings=self.timings)
+            self._world = World(region=self.region, seed=self.seed, timings=self.timings, managed_scaling=self.managed_scaling)
             # moto's ids (instances, ARNs) come from its own random source: seed it too, once the
             # backends exist (a reset creates some eagerly, drawing from it, others lazily).
             for backend in (self._world.ec2, self._world.asg, self._world.ecs, self._world.elbv2, self._world.eventbridge):

@@ -116,8 +116,10 @@ class World:
         timings: Timings,
         account_id: str = DEFAULT_ACCOUNT_ID,
         start: float = 1_700_000_000.0,
+        managed_scaling: bool = False,
     ) -> None:
         from ecsspot.sim.agent import Agent
+        from ecsspot.sim.capacity import ClusterAutoScaling
         from ecsspot.sim.alb import LoadBalancing
         from ecsspot.sim.autoscaling import AutoScaling
         from ecsspot.sim.eventbridge import EventBus
@@ -147,6 +149,7 @@ class World:
         self.alb = LoadBalancing(self)
         self.scheduler = Scheduler(self)
         self.traffic = Traffic(self)
+        self.capacity = ClusterAutoScaling(self, enabled=managed_scaling)
 
     # moto backends of this world's account and region (global dicts shared with the server;
     # looked up once: the simulator's lifetime is within one moto mock)
@@ -275,4 +278,6 @@ class World:
         # its task get SIGTERM in the same tick.
         self.alb.tick()
         self.scheduler.tick()
+        # After the scheduler: it just said what it could not place.
+        self.capacity.tick()
         self.traffic.tick(seconds)
