@@ -1,5 +1,5 @@
-"""ecsspot's AWS behaviour layer over moto: spot, ECS agent and scheduler, Auto Scaling, ALB,
-EventBridge, on a seeded virtual clock. See :class:`Simulator`; the modules are named after what
+"""ecsspot's AWS behaviour layer over moto: spot, ECS agent and scheduler, Auto Scaling, ECS
+cluster auto scaling (opt-in), ALB, EventBridge, on a seeded virtual clock. See :class:`Simulator`; the modules are named after what
 they simulate, and :mod:`ecsspot.sim.seam` lists every change made to moto.
 """
 
