@@ -161,10 +161,10 @@ Exit codes:
   0  success (plan --detailed-exitcode: no changes)
   1  unexpected failure (a bug: run with -v for the traceback)
   2  plan --detailed-exitcode: there are changes; also a command-line usage error
-  3  invalid input: spec, confirmation not given (apply/teardown without --yes), no region
-  4  AWS refused a call (access denied, throttled, not found by AWS, unreachable endpoint)
+  3  invalid input: spec, event payload, Terraform query, confirmation not given, no region
+  4  AWS refused a call (access denied, throttled, unreachable endpoint; handle-event: handling failed)
   5  conflict: the cluster changed since the plan was shown, or another operation holds it
-  6  a deadline passed with work left (teardown --deadline)
+  6  a deadline passed with work left (drain, teardown), or a refresh rolled back
   7  not found: nothing of that cluster to act on
 """
 

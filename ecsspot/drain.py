@@ -109,8 +109,9 @@ def drain(
     ``act=False`` nothing is changed, only verified (someone else holds the instance's drain
     lease). ``every_service`` waits for every load-balanced service of the cluster to be back at
     its desired count of healthy targets, not only those that had targets on these instances
-    (a refresh gates each batch on it: replacements on a new image must be healthy). ``heartbeat`` calls (lifecycle hook heartbeats) go out every ``heartbeat_every``
-    seconds while waiting.
+    (a refresh gates each batch on it: replacements on a new image must be healthy).
+    ``heartbeat`` calls (lifecycle hook heartbeats) go out every ``heartbeat_every`` seconds
+    while waiting.
     """
     ids = list(dict.fromkeys(instance_ids))
     wanted = set(ids)
@@ -149,7 +150,7 @@ def drain(
     # and the deregistration delays, to say when a group's delay cannot fit the deadline.
     holding = sorted({t.group_arn for t in targets})
     dereg = (_deregister(late) or ()) if act else ()
-    answers = yield (*dereg, *_delay_calls(holding)) if dereg or holding else ()
+    answers = (yield (*dereg, *_delay_calls(holding))) if dereg or holding else ()
     delays = _short_delays(holding, answers[len(dereg) :], deadline)
     affected_services = {
         s["serviceName"]
