@@ -25,7 +25,8 @@ from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, chunks, lookup, 
 from ecsspot.errors import EcsspotError
 
 POLL_SECONDS = 5.0
-#: Instance ids per ListContainerInstances filter expression (kept well inside the length limit).
+#: Instance ids per ListContainerInstances filter: ``ec2InstanceId in [...]`` with 50 ids is about
+#: 1,170 characters, inside the 2,000 AWS documents for cluster query expressions.
 _FILTER_IDS = 50
 
 
