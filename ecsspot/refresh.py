@@ -417,15 +417,10 @@ class _Run:
                 yield from self.save()
             if batch["step"] == "scale_up":
                 yield from self.scale_up(pool, batch)
-            if batch["step"] == "wait_new":
-                ok = yield from self.wait_new(pool, batch)
-                if not ok:
-                    self.p["phase"] = "rolling_back"
-                    yield from self.save()
-                    return False
-            if batch["step"] == "drain":
-                ok = yield from self.drain_batch(pool, batch)
-                if not ok:
+            # The two steps that can fail the batch (new capacity never ready, replacements never
+            # healthy), in order: the first moves the batch on to the second.
+            for step, check in (("wait_new", self.wait_new), ("drain", self.drain_batch)):
+                if batch["step"] == step and not (yield from check(pool, batch)):
                     self.p["phase"] = "rolling_back"
                     yield from self.save()
                     return False

@@ -166,6 +166,21 @@ def handlers(sim: Simulator, *, event_handlers: Sequence[tuple[str, Callable[...
     return Handlers(Driver(options, clock=sim.clock), default_cluster=default_cluster, owner=owner)
 
 
+def recording_interruption(sim: Simulator) -> list[tuple[str, dict[str, Any]]]:
+    """Put ecsspot's interruption function behind the scenario's EventBridge rules, keeping
+    (detail-type, response) of every invocation in the returned list."""
+    h = handlers(sim)
+    responses: list[tuple[str, dict[str, Any]]] = []
+
+    def interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = h.interruption(event, context)
+        responses.append((event["detail-type"], response))
+        return response
+
+    sim.register_lambda(scenario.INTERRUPTION_FUNCTION, interruption)
+    return responses
+
+
 # --- events, as AWS delivers them --------------------------------------------------------------
 
 

@@ -7,10 +7,8 @@ instance's tasks and targets are gone.
 
 from __future__ import annotations
 
-from typing import Any
-
-from ecsspot.sim import Simulator, scenario
-from tests.drain.conftest import build, first, handlers, spot_instances_with_tasks, targets
+from ecsspot.sim import Simulator
+from tests.drain.conftest import build, first, recording_interruption, spot_instances_with_tasks, targets
 
 HOOK = "ecsspot-drain"
 
@@ -19,15 +17,7 @@ def test_instance_leaves_terminating_wait_only_after_its_tasks_and_targets_are_g
     # handle_events wires the Terraform module's rules (spot warning, rebalance, terminate hook)
     # to the interruption Lambda; ours replaces the scenario's so its answers can be read.
     stack = build(sim, deregistration_delay=300, handle_events=True)
-    responses: list[tuple[str, dict[str, Any]]] = []
-    h = handlers(sim)
-
-    def interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        response = h.interruption(event, context)
-        responses.append((event["detail-type"], response))
-        return response
-
-    sim.register_lambda(scenario.INTERRUPTION_FUNCTION, interruption)
+    responses = recording_interruption(sim)
 
     group = stack.spec.asg_name(stack.spec.pool("spot"))
     asg = sim.client("autoscaling")

@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from ecsspot.sim import Simulator, scenario
-from tests.drain.conftest import REGION, handlers
+from tests.drain.conftest import REGION, recording_interruption
 
 SEED = 7
 FRACTION = 0.3
@@ -50,16 +50,8 @@ def storm(*, ecsspot: bool) -> Storm:
         responses: list[tuple[str, dict[str, Any]]] = []
         rules: list[tuple[str, str]] = []
         if ecsspot:
-            # The function behind the scenario's EventBridge rules: Handlers on a boto3 driver on
-            # the simulator's clock, wrapped to keep what it returns.
-            h = handlers(sim)
-
-            def interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
-                response = h.interruption(event, context)
-                responses.append((event["detail-type"], response))
-                return response
-
-            sim.register_lambda(scenario.INTERRUPTION_FUNCTION, interruption)
+            # The function behind the scenario's EventBridge rules, keeping what it returns.
+            responses = recording_interruption(sim)
             events = sim.client("events")
             for rule in events.list_rules()["Rules"]:
                 pattern = json.loads(rule["EventPattern"])
