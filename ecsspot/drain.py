@@ -51,7 +51,12 @@ class DrainResult:
 
     @property
     def drained(self) -> bool:
-        return all(a.status in ("drained", "draining") for a in self.actions if a.kind == "drain")
+        """Nothing left on any instance (one that was not there has nothing left either)."""
+        return all(a.status in ("drained", "draining", "not_found") for a in self.actions if a.kind == "drain")
+
+    @property
+    def not_found(self) -> tuple[str, ...]:
+        return tuple(a.instance_id or "" for a in self.actions if a.status == "not_found")
 
     @property
     def timed_out(self) -> tuple[str, ...]:
@@ -160,21 +165,30 @@ def drain(
     }
 
     notes = {}
+    holders = {t.instance_id for t in targets}
+    # Neither a container instance of the cluster nor holding a target: nothing to drain, and
+    # saying "drained" would hide a typo'd or foreign id.
+    missing = {iid for iid in ids if iid not in instances_by_id and iid not in holders}
     for iid in ids:
-        if iid not in instances_by_id:
+        if iid in missing:
+            notes[iid] = f"not found: no container instance of cluster {cluster} and no target of its load-balanced services"
+        elif iid not in instances_by_id:
             notes[iid] = "not a container instance of this cluster (targets deregistered only)"
         elif instances_by_id[iid].get("containerInstanceArn", "").rsplit("/", 1)[-1] in failures:
             notes[iid] = "ECS refused DRAINING: " + failures[instances_by_id[iid]["containerInstanceArn"].rsplit("/", 1)[-1]]
     if not wait:
         return DrainResult(
             cluster,
-            tuple(Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), delays)) for iid in ids),
+            tuple(
+                Action("drain", iid, "not_found", notes[iid]) if iid in missing else Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), delays))
+                for iid in ids
+            ),
             tuple(sorted(service_groups)),
         )
 
     last_beat = start
     beats = list(heartbeat)
-    pending = set(ids)
+    pending = set(ids) - missing
     terminated: set[str] = set()
     left: dict[str, dict[str, Any]] = {}
     done_at: dict[str, float] = {}
@@ -198,7 +212,9 @@ def drain(
 
     actions = []
     for iid in ids:
-        if iid in pending:
+        if iid in missing:
+            actions.append(Action("drain", iid, "not_found", notes[iid]))
+        elif iid in pending:
             what = left.get(iid, {})
             actions.append(Action("drain", iid, "timed_out", _join(f"deadline passed with {_describe(what)} left", notes.get(iid), delays), what))
         else:

@@ -276,6 +276,12 @@ class Record:
     message_id: str | None
     event: Event | None
     error: EventError | None = None
+    #: How the record came: "sqs", "sns", or None (a direct EventBridge invocation).
+    via: str | None = None
+    #: SQS only: what a handler needs to hand a failed record back early (ChangeMessageVisibility).
+    receipt_handle: str | None = None
+    queue_arn: str | None = None
+    receive_count: int = 0
 
     @property
     def ok(self) -> bool:
@@ -751,7 +757,31 @@ def _message_id(item: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _delivery(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a batch record came from and how to hand it back (never raises)."""
+    src = item.get("eventSource", item.get("EventSource"))
+    if "Sns" in item or src == "aws:sns":
+        return {"via": "sns"}
+    if src != "aws:sqs" and "receiptHandle" not in item and "ReceiptHandle" not in item:
+        return {}
+    attributes = item.get("attributes", item.get("Attributes"))
+    count = attributes.get("ApproximateReceiveCount") if isinstance(attributes, Mapping) else None
+    handle = item.get("receiptHandle", item.get("ReceiptHandle"))
+    arn = item.get("eventSourceARN")
+    return {
+        "via": "sqs",
+        "receipt_handle": handle if isinstance(handle, str) and handle else None,
+        "queue_arn": arn if isinstance(arn, str) and arn.startswith("arn:") else None,
+        "receive_count": int(count) if isinstance(count, str) and count.isdigit() and len(count) < 10 else 0,
+    }
+
+
 def _record(item: object, path: str) -> Record:
+    delivery = _delivery(item) if isinstance(item, Mapping) else {}
+    return attrs.evolve(_parse_record(item, path), **delivery)
+
+
+def _parse_record(item: object, path: str) -> Record:
     message_id = None
     try:
         if not isinstance(item, Mapping):

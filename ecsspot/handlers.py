@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ecsspot.drain import Action
 from ecsspot.errors import EcsspotError
-from ecsspot.interruption import HandleResult, handle_event
+from ecsspot.aws.calls import Workflow
+from ecsspot.interruption import HandleResult, Retry, handle_event
 
 log = logging.getLogger("ecsspot.handlers")
 
@@ -58,17 +59,25 @@ class Handlers:
         self.owner = owner or owner_id()
 
     def interruption(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        """Spot warnings, rebalance recommendations and terminate lifecycle actions (EventBridge or SQS)."""
-        result = self.driver.run(
-            handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context))
-        )
+        """Spot warnings, rebalance recommendations and terminate lifecycle actions (EventBridge, SQS, SNS)."""
+        try:
+            result = self.driver.run(
+                handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context))
+            )
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, no record may be lost
+            result = every_record_failed(event, exc)
+            log.exception("handling failed as a whole; every record goes back: %s", exc)
         for action in result.actions:
             log.info(json.dumps({"kind": action.kind, "instance_id": action.instance_id, "status": action.status, "reason": action.reason}))
-        # An SQS batch reports failed records in batchItemFailures; a direct invocation only gets
-        # Lambda's retries (asynchronous invocation: twice more) by failing.
+        if result.retries:
+            self.driver.run(hand_back(result.retries))
+        # SNS ignores batchItemFailures and retries an asynchronous invocation only when it
+        # fails; a direct EventBridge invocation likewise. So both fail for Lambda to retry them.
         failed = failed_actions(result)
         if failed:
             raise handling_failed(failed)
+        if result.via == "sns" and result.batch_item_failures:
+            raise HandlingFailed(f"{len(result.batch_item_failures)} SNS record(s) failed; failing the invocation so that Lambda retries it")
         return result.lambda_response()
 
     def refresh(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -76,6 +85,54 @@ class Handlers:
         from ecsspot.refresh import handle_tick
 
         return handle_tick(self.driver, event, remaining_seconds=_remaining(context), default_cluster=self.default_cluster, owner=self.owner)
+
+
+def every_record_failed(payload: Mapping[str, Any], exc: BaseException) -> HandleResult:
+    """The result when handling failed as a whole: every record reported for a retry."""
+    from ecsspot.errors import EventError
+    from ecsspot.events import parse_batch
+    from ecsspot.interruption import Retry, retry_delay
+
+    try:
+        records = parse_batch(payload)
+    except EventError:
+        records = ()
+    batch = isinstance(payload, Mapping) and ("Records" in payload or "Messages" in payload)
+    why = f"handling failed: {exc}"
+    return HandleResult(
+        (Action("handle_event", None, "failed", why),),
+        tuple(dict.fromkeys(r.message_id or "" for r in records)) if batch else (),
+        batch,
+        next((r.via for r in records if r.via), None),
+        tuple(Retry(r.receipt_handle, r.queue_arn, retry_delay(r.receive_count)) for r in records if r.receipt_handle and r.queue_arn),
+    )
+
+
+def hand_back(retries: Sequence[Retry]) -> Workflow[None]:
+    """Bring failed SQS records back within seconds rather than after the queue's visibility
+    timeout (930 s in the module, far past a spot warning's 120 s). Best effort: if this fails,
+    the records still come back, later."""
+    from ecsspot.aws.calls import call, chunks, settle
+
+    by_queue: dict[str, list[Retry]] = {}
+    for r in retries:
+        by_queue.setdefault(r.queue_arn, []).append(r)
+    queues = sorted(by_queue)
+    # arn:aws:sqs:REGION:ACCOUNT:NAME; GetQueueUrl finds it whatever the endpoint (moto, VPC endpoint).
+    urls = yield settle([call("sqs", "get_queue_url", QueueName=q.split(":")[-1], QueueOwnerAWSAccountId=q.split(":")[4]) for q in queues])
+    changes = [
+        call(
+            "sqs",
+            "change_message_visibility_batch",
+            QueueUrl=url["QueueUrl"],
+            Entries=[{"Id": str(i), "ReceiptHandle": r.receipt_handle, "VisibilityTimeout": int(r.after)} for i, r in enumerate(batch)],
+        )
+        for q, url in zip(queues, urls)
+        if isinstance(url, Mapping) and "QueueUrl" in url
+        for batch in chunks(by_queue[q], 10)  # the API's limit per call
+    ]
+    if changes:
+        yield settle(changes)
 
 
 def _remaining(context: Any) -> float | None:
@@ -99,11 +156,11 @@ def check_environment(environ: Mapping[str, str]) -> None:
 def _handlers() -> Handlers:
     global _default
     if _default is None:
-        from ecsspot.aws.clients import ClientOptions
+        from ecsspot.aws.clients import ClientOptions, lambda_config
         from ecsspot.aws.driver import Driver
 
         check_environment(os.environ)
-        options = ClientOptions(region=os.environ.get("AWS_REGION"), endpoint_url=os.environ.get("ECSSPOT_ENDPOINT_URL"))
+        options = ClientOptions(region=os.environ.get("AWS_REGION"), endpoint_url=os.environ.get("ECSSPOT_ENDPOINT_URL"), config=lambda_config())
         # Reused across warm invocations: clients (and their connection pools) survive.
         _default = Handlers(Driver(options), default_cluster=os.environ.get("ECSSPOT_CLUSTER"))
     return _default

@@ -1,13 +1,23 @@
 """Handle interruption and lifecycle events: the path shared by the Lambda and `handle-event`.
 
-parse (ecsspot.events, eager, per record) → decide (pure) → find each instance's cluster from
-the instance itself (its ``ecsspot:cluster`` tag, or the configured default) → claim the event
-(idempotency key in the cluster's table: a duplicate does nothing) and a lease per instance (two
-handlers never drain one instance twice) → one batched verified drain per cluster → complete
-lifecycle actions (CONTINUE) once the drain is verified or its deadline passes.
+parse (ecsspot.events, eager, per record) → decide (pure; only ecsspot's own lifecycle hook) →
+find each instance's cluster and Auto Scaling group from the instance itself (its
+``ecsspot:cluster`` tag, or the configured default) → act only on instances of that cluster's
+own groups (anything else is ``ignore`` with the reason) → claim each (event, instance) and mark
+the instance as going away, in one round → one batched verified drain per cluster → complete
+lifecycle actions (CONTINUE) once the drain is verified or its deadline passes → record the
+events as done, in one round.
 
-A record that cannot be parsed, or whose handling fails, is reported on its own (SQS
-``batchItemFailures``) and never blocks the other records.
+The rule: a record is reported done only when its work is done. Every other outcome (a call
+AWS refused, an event in hand elsewhere, a claim that failed) is a ``batchItemFailure`` that
+comes back within seconds (:class:`Retry`), and its claim can be taken over on redelivery. One
+record's failure never fails another's: a cluster's batch that fails is handled again record by
+record.
+
+What guards what: the event's claim makes completing a lifecycle action happen once; drains are
+idempotent (a second DRAINING or deregistration is harmless), so a spot warning is acted on even
+while someone else drains the instance; the "going away" mark keeps a refresh rollback from
+setting the instance ACTIVE again (see :func:`ecsspot.refresh`).
 """
 
 from __future__ import annotations
@@ -20,11 +30,14 @@ from typing import Any
 import attrs
 
 from ecsspot import events, store
-from ecsspot.aws.calls import NOW, Call, Workflow, call, chunks, lookup, paginate
+from ecsspot.aws.calls import NOW, Call, Settle, Workflow, call, chunks, failed, lookup, paginate, settle
 from ecsspot.drain import Action, drain
 from ecsspot.errors import EcsspotError
-from ecsspot.spec import ClusterSpec, load_spec, table_name
+from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, load_spec, table_name
 from ecsspot.state import CLUSTER_TAG
+
+#: The tag Auto Scaling puts on every instance it launches.
+GROUP_TAG = "aws:autoscaling:groupName"
 
 #: Stop this long before a Lambda's remaining time runs out, to report and release cleanly.
 LAMBDA_MARGIN_SECONDS = 15.0
@@ -35,12 +48,27 @@ _ACTION_GONE = ("ValidationError",)
 
 
 @attrs.frozen
+class Retry:
+    """A failed SQS record to hand back to its queue early (ChangeMessageVisibility)."""
+
+    receipt_handle: str
+    queue_arn: str
+    #: Seconds until the queue delivers it again.
+    after: float
+
+
+@attrs.frozen
 class HandleResult:
     actions: tuple[Action, ...]
-    #: SQS message ids to hand back to the queue (malformed, or failed while handling).
+    #: SQS message ids to hand back to the queue (malformed, or failed while handling). An empty
+    #: id stands for a failed record that has none: Lambda then retries the whole batch.
     batch_item_failures: tuple[str, ...] = ()
     #: True when the payload was a batch (SQS/SNS records) rather than a single event.
     batch: bool = False
+    #: How the records came: "sqs", "sns", or None (a direct EventBridge invocation).
+    via: str | None = None
+    #: Failed SQS records with what is needed to bring them back within seconds.
+    retries: tuple[Retry, ...] = ()
 
     def lambda_response(self) -> dict[str, Any]:
         """What the Lambda returns: SQS's partial batch response, or the actions."""
@@ -51,9 +79,35 @@ class HandleResult:
 
 @attrs.frozen
 class _Work:
-    record_id: str | None
+    """One (record, instance) pair: two events for one instance in one batch are two works."""
+
+    index: int
+    record: events.Record
     decision: events.Decision
     instance_id: str
+
+    @property
+    def key(self) -> str:
+        """The idempotency key: one event about one instance, whichever message carried it."""
+        return f"{self.decision.event_key or self.record.message_id}:{self.instance_id}"
+
+
+@attrs.frozen
+class _Outcome:
+    """How one work ended: its actions, and whether its record must come back (``retry_after``)."""
+
+    actions: tuple[Action, ...]
+    retry_after: float | None = None
+
+
+#: Seconds before a failed record comes back, by SQS receive count (1, 2, …): fast first, inside
+#: the two-minute spot window, then backing off so a lasting failure is not spun on.
+_RETRY_BACKOFF = (5.0, 10.0, 20.0, 40.0, 60.0)
+
+
+def retry_delay(receive_count: int) -> float:
+    """How long a failed record waits before the queue delivers it again."""
+    return _RETRY_BACKOFF[min(max(receive_count, 1), len(_RETRY_BACKOFF)) - 1]
 
 
 def decide_all(payload: Mapping[str, Any], *, now: datetime | None = None) -> tuple[list[tuple[events.Record, events.Decision | None]], bool]:
@@ -65,30 +119,71 @@ def decide_all(payload: Mapping[str, Any], *, now: datetime | None = None) -> tu
         if record.event is None:
             out.append((record, None))
         else:
-            out.append((record, events.decide(record.event, spot_margin_seconds=SPOT_MARGIN_SECONDS, now=now)))
+            out.append((record, own_hook(events.decide(record.event, spot_margin_seconds=SPOT_MARGIN_SECONDS, now=now))))
     return out, batch
+
+
+def own_hook(decision: events.Decision) -> events.Decision:
+    """Lifecycle actions of any hook but ecsspot's are their owner's to complete, never ours."""
+    life = decision.lifecycle
+    if life is None or life.hook_name == LIFECYCLE_HOOK_NAME:
+        return decision
+    return events.Decision(
+        "ignore",
+        (life.instance_id,),
+        f"lifecycle hook {life.hook_name!r} of {life.group_name} is not ecsspot's ({LIFECYCLE_HOOK_NAME}); its owner completes it",
+        event_key=decision.event_key,
+    )
+
+
+def triage(decided: Sequence[tuple[events.Record, events.Decision | None]]) -> tuple[list[Action], list[_Work], list[events.Record]]:
+    """Pure: split decided records into immediate actions, work to do, and malformed records."""
+    actions: list[Action] = []
+    work: list[_Work] = []
+    malformed: list[events.Record] = []
+    seen: set[str] = set()
+    for record, decision in decided:
+        if decision is None:
+            actions.append(Action("error", None, "failed", str(record.error)))
+            malformed.append(record)
+            continue
+        if decision.kind in ("ignore", "refresh"):
+            reason = decision.reason if decision.kind == "ignore" else REFRESH_ELSEWHERE
+            actions.append(Action("ignore", decision.instance_ids[0] if decision.instance_ids else None, "ignored", reason))
+            continue
+        for iid in decision.instance_ids:
+            w = _Work(len(work), record, decision, iid)
+            if w.key in seen:
+                actions.append(Action(decision.kind, iid, "duplicate", "the same event appears twice in this batch"))
+                continue
+            seen.add(w.key)
+            work.append(w)
+    return actions, work, malformed
 
 
 def dry_run(payload: Mapping[str, Any]) -> HandleResult:
     """The actions a payload asks for, from the payload alone (no AWS call)."""
     decided, batch = decide_all(payload)
-    actions: list[Action] = []
-    failures: list[str] = []
-    for record, decision in decided:
-        if decision is None:
-            actions.append(Action("error", None, "failed", str(record.error)))
-            failures.append(record.message_id or "")
-            continue
-        if decision.kind == "refresh":
-            # As the real path says: the interruption handler leaves these to the refresh handler.
-            actions.append(Action("ignore", None, "ignored", REFRESH_ELSEWHERE))
-            continue
-        for iid in decision.instance_ids or (None,):
-            status = "ignored" if decision.kind == "ignore" else "planned"
-            actions.append(Action(decision.kind, iid, status, decision.reason))
-        if decision.lifecycle and decision.lifecycle.transition == "TERMINATING":
-            actions.append(Action("complete_lifecycle_action", decision.lifecycle.instance_id, "planned", "CONTINUE after the verified drain"))
-    return HandleResult(tuple(actions), tuple(f for f in failures if f), batch)
+    actions, work, malformed = triage(decided)
+    for w in work:
+        actions.append(Action(w.decision.kind, w.instance_id, "planned", w.decision.reason))
+        if _completes(w):
+            actions.append(Action("complete_lifecycle_action", w.instance_id, "planned", "CONTINUE after the verified drain"))
+    return _result(actions, malformed, [], batch, decided)
+
+
+def _result(
+    actions: list[Action], malformed: Sequence[events.Record], failed: Sequence[tuple[events.Record, float]], batch: bool, decided: Sequence[tuple[events.Record, Any]]
+) -> HandleResult:
+    records = [r for r, _ in decided]
+    via = next((r.via for r in records if r.via), None)
+    back = [(r, retry_delay(r.receive_count)) for r in malformed] + list(failed)
+    ids = tuple(dict.fromkeys(r.message_id or "" for r, _ in back))
+    retries = {}
+    for r, after in back:
+        if r.receipt_handle and r.queue_arn:
+            retries[r.receipt_handle] = Retry(r.receipt_handle, r.queue_arn, max(after, retries.get(r.receipt_handle, Retry("", "", 0.0)).after))
+    return HandleResult(tuple(actions), ids, batch, via, tuple(retries.values()))
 
 
 def handle_event(
@@ -98,69 +193,65 @@ def handle_event(
     default_cluster: str | None = None,
     remaining_seconds: float | None = None,
 ) -> Workflow[HandleResult]:
-    """Handle one Lambda payload (an event, or an SQS/SNS batch) end to end."""
+    """Handle one Lambda payload (an event, or an SQS/SNS batch) end to end.
+
+    Every record ends handled (its work done, or nothing of ours to do) or reported for a retry;
+    one record's failure never fails another's.
+    """
     start = yield NOW
     decided, batch = decide_all(payload, now=datetime.fromtimestamp(start, tz=timezone.utc))
-    actions: list[Action] = []
-    failures: list[str] = []
-    work: list[_Work] = []
-    seen: set[str] = set()
-    for record, decision in decided:
-        if decision is None:
-            actions.append(Action("error", None, "failed", str(record.error)))
-            if record.message_id:
-                failures.append(record.message_id)
-            continue
-        if decision.kind in ("ignore", "refresh"):
-            reason = decision.reason if decision.kind == "ignore" else REFRESH_ELSEWHERE
-            actions.append(Action("ignore", decision.instance_ids[0] if decision.instance_ids else None, "ignored", reason))
-            continue
-        for iid in decision.instance_ids:
-            key = f"{decision.event_key or record.message_id}:{iid}"
-            if key in seen:
-                actions.append(Action(decision.kind, iid, "duplicate", "the same event appears twice in this batch"))
-                continue
-            seen.add(key)
-            work.append(_Work(record.message_id, decision, iid))
-    if not work:
-        return HandleResult(tuple(actions), tuple(failures), batch)
-
-    clusters = yield from _clusters_of([w.instance_id for w in work], default_cluster)
-    by_cluster: dict[str, list[_Work]] = {}
-    for w in work:
-        cluster = clusters.get(w.instance_id)
-        if cluster is None:
-            actions.append(Action("ignore", w.instance_id, "ignored", "not an instance of an ecsspot-managed cluster (no ecsspot:cluster tag and no default cluster)"))
-        else:
-            by_cluster.setdefault(cluster, []).append(w)
-
-    for cluster, items in sorted(by_cluster.items()):
-        try:
-            handled = yield from _handle_cluster(cluster, items, owner=owner, start=start, remaining_seconds=remaining_seconds)
-        except EcsspotError as exc:
-            # One cluster's failure (AWS refusing, say) goes back to the queue; others carry on.
-            handled = [Action(w.decision.kind, w.instance_id, "failed", str(exc)) for w in items]
-            failures += [w.record_id for w in items if w.record_id]
-        else:
-            # A record whose own step failed (its lifecycle completion) goes back on its own.
-            failed = {a.instance_id for a in handled if a.status == "failed"}
-            failures += [w.record_id for w in items if w.record_id and w.instance_id in failed]
-        actions += handled
-    return HandleResult(tuple(actions), tuple(dict.fromkeys(failures)), batch)
+    actions, work, malformed = triage(decided)
+    failed: list[tuple[events.Record, float]] = []
+    if work:
+        clusters = yield from _clusters_of([w.instance_id for w in work], default_cluster)
+        by_cluster: dict[str, list[_Work]] = {}
+        for w in work:
+            cluster, _ = clusters.get(w.instance_id, (None, None))
+            if cluster is None:
+                actions.append(Action("ignore", w.instance_id, "ignored", "not an instance of an ecsspot-managed cluster (no ecsspot:cluster tag and no default cluster)"))
+            else:
+                by_cluster.setdefault(cluster, []).append(w)
+        for cluster, items in sorted(by_cluster.items()):
+            groups = {w.index: clusters[w.instance_id][1] for w in items}
+            outcomes = yield from _isolated(cluster, items, groups, owner=owner, start=start, remaining_seconds=remaining_seconds)
+            for w in items:
+                outcome = outcomes[w.index]
+                actions += outcome.actions
+                if outcome.retry_after is not None:
+                    failed.append((w.record, outcome.retry_after))
+    return _result(actions, malformed, failed, batch, decided)
 
 
-def _clusters_of(instance_ids: Sequence[str], default_cluster: str | None) -> Workflow[dict[str, str | None]]:
-    """Each instance's cluster from its tags; a filter (not InstanceIds) so unknown ids don't fail the call."""
+def _isolated(
+    cluster: str, items: list[_Work], groups: Mapping[int, str | None], *, owner: str, start: float, remaining_seconds: float | None
+) -> Workflow[dict[int, _Outcome]]:
+    """Handle a cluster's works together; when that fails, each on its own, so that one record
+    AWS refuses (a foreign instance, a revoked token) never sends the others back to the queue."""
+    try:
+        return (yield from _handle_cluster(cluster, items, groups, owner=owner, start=start, remaining_seconds=remaining_seconds))
+    except EcsspotError as exc:
+        if len(items) == 1:
+            w = items[0]
+            return {w.index: _Outcome((Action(w.decision.kind, w.instance_id, "failed", str(exc)),), retry_delay(w.record.receive_count))}
+    outcomes: dict[int, _Outcome] = {}
+    for w in items:
+        outcomes.update((yield from _isolated(cluster, [w], groups, owner=owner, start=start, remaining_seconds=remaining_seconds)))
+    return outcomes
+
+
+def _clusters_of(instance_ids: Sequence[str], default_cluster: str | None) -> Workflow[dict[str, tuple[str | None, str | None]]]:
+    """Each instance's cluster (its tag, else the default) and Auto Scaling group (its
+    ``aws:autoscaling:groupName`` tag); a filter, not InstanceIds, so unknown ids don't fail the call."""
     # EC2 takes at most 200 values in one filter; an SQS batch may hold more records than that.
     answers = yield tuple(
         paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": batch}]) for batch in chunks(sorted(set(instance_ids)), 200)
     )
-    found: dict[str, str | None] = {}
+    found: dict[str, tuple[str | None, str | None]] = {}
     for reservation in (r for a in answers for r in a.get("Reservations", ())):
         for inst in reservation.get("Instances", ()):
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags", ())}
-            found[inst["InstanceId"]] = tags.get(CLUSTER_TAG) or default_cluster
-    return {iid: found.get(iid) for iid in instance_ids}
+            found[inst["InstanceId"]] = (tags.get(CLUSTER_TAG) or default_cluster, tags.get(GROUP_TAG))
+    return {iid: found.get(iid, (default_cluster, None)) for iid in instance_ids}
 
 
 def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:
@@ -176,95 +267,145 @@ def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
     return (yield from load_cluster(cluster))[0]
 
 
-def _handle_cluster(cluster: str, items: list[_Work], *, owner: str, start: float, remaining_seconds: float | None) -> Workflow[list[Action]]:
+def foreign(spec: ClusterSpec, work: _Work, group: str | None) -> str | None:
+    """Pure: why ``work`` is not this cluster's to act on, or None when it is."""
+    ours = {spec.asg_name(p) for p in spec.pools}
+    if work.decision.lifecycle is not None:
+        group = work.decision.lifecycle.group_name
+    if group is None:
+        return f"not in one of cluster {spec.cluster}'s Auto Scaling groups (no aws:autoscaling:groupName tag)"
+    if group not in ours:
+        return f"Auto Scaling group {group} is not one of cluster {spec.cluster}'s ({', '.join(sorted(ours))})"
+    return None
+
+
+def _handle_cluster(
+    cluster: str, items: list[_Work], groups: Mapping[int, str | None], *, owner: str, start: float, remaining_seconds: float | None
+) -> Workflow[dict[int, _Outcome]]:
     spec, cached_groups = yield from load_cluster(cluster)
     if spec is None:
-        return [Action("ignore", w.instance_id, "ignored", f"cluster {cluster} has no ecsspot state table (not managed by ecsspot)") for w in items]
+        why = f"cluster {cluster} has no ecsspot state table (not managed by ecsspot)"
+        return {w.index: _Outcome((Action("ignore", w.instance_id, "ignored", why),)) for w in items}
     table = spec.table_name
+    outcomes: dict[int, _Outcome] = {}
+    mine = []
+    for w in items:
+        why = foreign(spec, w, groups.get(w.index))
+        if why is None:
+            mine.append(w)
+        else:
+            outcomes[w.index] = _Outcome((Action("ignore", w.instance_id, "ignored", why),))
+    if not mine:
+        return outcomes
     budget = None if remaining_seconds is None else max(remaining_seconds - LAMBDA_MARGIN_SECONDS, 0.0)
-    actions: list[Action] = []
     deadlines = {}
-    for w in items:
+    for w in mine:
         deadline = _deadline_seconds(w.decision, spec, start)
-        deadlines[w.instance_id] = deadline if budget is None else min(deadline, budget)
-    keys = {w.instance_id: f"{w.decision.event_key or w.record_id}:{w.instance_id}" for w in items}
-    # Claims and leases for the whole batch go out together: constant rounds in a storm.
-    states = yield from store.claim_events(table, [keys[w.instance_id] for w in items], owner, now=start, ttl=max(deadlines.values()) + 120)
-    fresh = []
-    for w in items:
-        state = states[keys[w.instance_id]]
+        deadlines[w.index] = deadline if budget is None else min(deadline, budget)
+
+    # Round: claim every event and mark every instance as going away (a refresh rolling back
+    # must not set it ACTIVE again), all at once.
+    deliveries = {w.key: (w.record.message_id or "", w.record.receive_count) for w in mine}
+    ttl = max(deadlines.values()) + 120
+    doom = [store.mark_doomed_call(table, iid, f"{cluster}: being drained", now=start) for iid in sorted({w.instance_id for w in mine})]
+    claims = store.claim_events(table, [w.key for w in mine], owner, now=start, ttl=ttl, deliveries=deliveries)
+    states = yield from _with(claims, doom)
+    fresh: list[_Work] = []
+    for w in mine:
+        state = states[w.key]
         if state == "claimed":
             fresh.append(w)
+        elif state == "done":
+            outcomes[w.index] = _Outcome((Action(w.decision.kind, w.instance_id, "duplicate", f"event {w.key} already handled"),))
         else:
-            status = "duplicate" if state == "done" else "skipped"
-            actions.append(Action(w.decision.kind, w.instance_id, status, f"event {keys[w.instance_id]} already {'handled' if state == 'done' else 'in hand elsewhere'}"))
+            # In hand elsewhere (or the claim failed): not done yet, so never reported done. It
+            # comes back once the other handler has had time to finish or let go.
+            why = f"event {w.key} is in hand elsewhere; back to the queue" if state == "busy" else f"claiming event {w.key} failed: {state}"
+            after = retry_delay(w.record.receive_count) if state != "busy" else min(ttl, 900.0)
+            outcomes[w.index] = _Outcome((Action(w.decision.kind, w.instance_id, "failed", why),), after)
+    if not fresh:
+        return outcomes
     try:
-        leases = yield from store.acquire_leases(table, sorted({f"drain#{w.instance_id}" for w in fresh}), owner, now=start, ttl=max(deadlines.values(), default=60.0) + 90)
-        claimed: list[tuple[_Work, str, float]] = []  # (work, event key, deadline seconds from now)
-        verify_ids: set[str] = set()
-        for w in fresh:
-            key, deadline = keys[w.instance_id], deadlines[w.instance_id]
-            if leases.get(f"drain#{w.instance_id}") is None:
-                if w.decision.lifecycle is None:
-                    yield from store.finish_event(table, key, now=start)
-                    actions.append(Action(w.decision.kind, w.instance_id, "skipped", "already being drained by another handler"))
-                    continue
-                # Someone else drains it; we still owe the lifecycle hook its answer after verifying.
-                verify_ids.add(w.instance_id)
-            claimed.append((w, key, deadline))
+        outcomes.update((yield from _act(spec, cluster, fresh, deadlines, cached_groups, owner=owner)))
+    except BaseException:
+        # Let go of what we took, so the retry (SQS redelivery, Lambda's async retry, the
+        # per-record pass) can take these events at once instead of finding them "in hand elsewhere".
+        yield from store.let_go(table, [w.key for w in fresh], (), owner)
+        raise
+    return outcomes
 
-        rebalance = [w for w, _, _ in claimed if w.decision.kind == "rebalance"]
-        if rebalance:
-            actions += yield from _ensure_replacements(spec, [w.instance_id for w in rebalance])
 
-        to_drain = [(w, d) for w, _, d in claimed if w.instance_id not in verify_ids]
-        verify_only = [(w, d) for w, _, d in claimed if w.instance_id in verify_ids]
-        # "Absent" (ValidationError: no active lifecycle action) when the action already ended: the
-        # instance was terminated (Spot reclaims it 120 s after the warning) or someone completed it.
-        heartbeats = [
-            lookup(
-                "autoscaling",
-                "record_lifecycle_action_heartbeat",
-                _ACTION_GONE,
-                AutoScalingGroupName=w.decision.lifecycle.group_name,
-                LifecycleHookName=w.decision.lifecycle.hook_name,
-                LifecycleActionToken=w.decision.lifecycle.token,
-                InstanceId=w.instance_id,
-            )
-            for w, _, _ in claimed
-            if w.decision.lifecycle is not None
-        ]
-        results: dict[str, Action] = {}
-        # Ours to drain, then (act=False) those another handler drains, which we only verify.
-        for group, act in ((to_drain, True), (verify_only, False)):
-            if not group:
-                continue
-            result = yield from drain(
-                cluster,
-                [w.instance_id for w, _ in group],
-                deadline=max(d for _, d in group),
-                deadlines={w.instance_id: d for w, d in group},
-                target_groups=(*spec.target_groups, *cached_groups),
-                act=act,
-                heartbeat=heartbeats,
-                heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
-            )
-            results.update({a.instance_id or "": a for a in result.actions})
-            if act and set(result.service_target_groups) - set(cached_groups):
-                yield from store.remember_target_groups(table, result.service_target_groups, now=start)
+def _with(workflow: Workflow[Any], extra: Sequence[Call]) -> Workflow[Any]:
+    """Run ``workflow`` with ``extra`` calls riding along in its first batch (their answers unused)."""
+    request = next(workflow)
+    if not extra:
+        answer = yield request
+    elif isinstance(request, Settle):
+        answer = (yield settle((*request.calls, *extra)))[: len(request.calls)]
+    else:
+        answer = (yield (*request, *extra))[: len(request)]
+    try:
+        while True:
+            answer = yield workflow.send(answer)
+    except StopIteration as stop:
+        return stop.value
 
-        now = yield NOW
-        completions: list[Call] = []
-        #: (index in ``actions`` of the completion's placeholder, why, event key), as ``completions``
-        slots: list[tuple[int, str, str]] = []
-        unfinished: set[str] = set()  # event keys to hand back for a retry
-        for w, key, _ in claimed:
-            drained = results.get(w.instance_id)
-            if drained is not None:
-                actions.append(attrs.evolve(drained, kind=w.decision.kind if w.decision.kind != "rebalance" else "drain"))
-            life = w.decision.lifecycle
-            if life is not None and _completes(w):
-                completions.append(
+
+def _act(
+    spec: ClusterSpec, cluster: str, fresh: list[_Work], deadlines: Mapping[int, float], cached_groups: Sequence[str], *, owner: str
+) -> Workflow[dict[int, _Outcome]]:
+    """Drain the claimed works' instances, complete their lifecycle actions, record the events."""
+    table = spec.table_name
+    outcomes: dict[int, _Outcome] = {}
+    rebalance = [w for w in fresh if w.decision.kind == "rebalance"]
+    replaced: dict[str, Action] = {}
+    if rebalance:
+        for a in (yield from _ensure_replacements(spec, sorted({w.instance_id for w in rebalance}))):
+            replaced[a.instance_id or ""] = a
+
+    # "Absent" (ValidationError: no active lifecycle action) when the action already ended: the
+    # instance was terminated (Spot reclaims it 120 s after the warning) or someone completed it.
+    heartbeats = [
+        lookup(
+            "autoscaling",
+            "record_lifecycle_action_heartbeat",
+            _ACTION_GONE,
+            AutoScalingGroupName=w.decision.lifecycle.group_name,
+            LifecycleHookName=w.decision.lifecycle.hook_name,
+            LifecycleActionToken=w.decision.lifecycle.token,
+            InstanceId=w.instance_id,
+        )
+        for w in fresh
+        if w.decision.lifecycle is not None
+    ]
+    # A second DRAINING and a second deregistration are harmless, so one drain serves every work
+    # on an instance, whoever else drains it too; what must happen once (completing a lifecycle
+    # action) is guarded by the event's claim.
+    per_instance: dict[str, float] = {}
+    for w in fresh:
+        per_instance[w.instance_id] = max(per_instance.get(w.instance_id, 0.0), deadlines[w.index])
+    result = yield from drain(
+        cluster,
+        sorted(per_instance),
+        deadline=max(per_instance.values()),
+        deadlines=per_instance,
+        target_groups=(*spec.target_groups, *cached_groups),
+        heartbeat=heartbeats,
+        heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
+    )
+    drained = {a.instance_id or "": a for a in result.actions}
+    remember = set(result.service_target_groups) - set(cached_groups)
+
+    completions: list[tuple[_Work, str, Call]] = []
+    for w in fresh:
+        life = w.decision.lifecycle
+        if life is not None and _completes(w):
+            d = drained.get(w.instance_id)
+            why = "drain verified" if d is not None and d.status in ("drained", "not_found") else "drain deadline passed"
+            completions.append(
+                (
+                    w,
+                    why,
                     lookup(
                         "autoscaling",
                         "complete_lifecycle_action",
@@ -274,71 +415,58 @@ def _handle_cluster(cluster: str, items: list[_Work], *, owner: str, start: floa
                         LifecycleActionToken=life.token,
                         LifecycleActionResult="CONTINUE",
                         InstanceId=w.instance_id,
-                    )
+                    ),
                 )
-                why = "drain verified" if drained and drained.status == "drained" else "drain deadline passed"
-                slots.append((len(actions), why, key))
-                actions.append(Action("complete_lifecycle_action", w.instance_id, "done", f"CONTINUE: {why}"))
-        if completions:
-            answers = yield from _each(completions)
-            for (index, why, key), answer in zip(slots, answers):
-                if isinstance(answer, EcsspotError):
-                    # This record only (a token AWS refuses, say): the hook keeps waiting until its
-                    # timeout, and the record goes back to the queue for another try.
-                    actions[index] = attrs.evolve(actions[index], status="failed", reason=f"{why}; completing the lifecycle action failed: {answer}")
-                    unfinished.add(key)
-                elif answer is None:
-                    # Nothing waits any more: say so rather than claim we let the instance go.
-                    gone = f"{why}; the lifecycle action had already ended (completed elsewhere, timed out, or the instance is gone)"
-                    actions[index] = attrs.evolve(actions[index], reason=gone)
-        bookkeeping = [
-            store.release_event_call(table, key, owner) if key in unfinished else store.finish_event_call(table, key, now=now)
-            for _, key, _ in claimed
-        ]
-        bookkeeping += [store.release_lease_call(table, f"drain#{w.instance_id}", owner) for w, _, _ in claimed if w.instance_id not in verify_ids]
-        if bookkeeping:
-            yield tuple(bookkeeping)  # one round, however large the batch
-        return actions
-    except EcsspotError:
-        # Let go of what we took, so the retry (SQS redelivery, Lambda's async retry) can take
-        # these events and instances at once instead of finding them "in hand elsewhere".
-        yield from _let_go(table, [keys[w.instance_id] for w in fresh], [f"drain#{w.instance_id}" for w in fresh], owner)
-        raise
+            )
+    answers = (yield settle([c for _, _, c in completions])) if completions else ()
+    completion: dict[int, tuple[Action, bool]] = {}
+    for (w, why, _), answer in zip(completions, answers):
+        if failed(answer):
+            # This record only (a token AWS refuses, say): the hook keeps waiting until its
+            # timeout, and the record goes back to the queue for another try.
+            completion[w.index] = (Action("complete_lifecycle_action", w.instance_id, "failed", f"{why}; completing the lifecycle action failed: {answer}"), False)
+        elif answer is None:
+            # Nothing waits any more: say so rather than claim we let the instance go.
+            gone = f"{why}; the lifecycle action had already ended (completed elsewhere, timed out, or the instance is gone)"
+            completion[w.index] = (Action("complete_lifecycle_action", w.instance_id, "done", f"CONTINUE: {gone}"), True)
+        else:
+            completion[w.index] = (Action("complete_lifecycle_action", w.instance_id, "done", f"CONTINUE: {why}"), True)
 
-
-def _let_go(table: str, event_keys: Sequence[str], lease_names: Sequence[str], owner: str) -> Workflow[None]:
-    """Best effort: drop our unfinished event claims and our leases (each only if still ours)."""
-    try:
-        for key in event_keys:
-            yield from store.release_event(table, key, owner)
-        for name in lease_names:
-            yield from store.release_lease(table, name, owner)
-    except EcsspotError:
-        pass  # they expire on their own (TTL)
+    now = yield NOW
+    finished: list[str] = []
+    unfinished: list[str] = []
+    for w in fresh:
+        acts: list[Action] = []
+        if w.index in {x.index for x in rebalance} and w.instance_id in replaced:
+            acts.append(replaced[w.instance_id])
+        d = drained.get(w.instance_id)
+        if d is not None:
+            acts.append(attrs.evolve(d, kind=w.decision.kind if w.decision.kind != "rebalance" else "drain"))
+        ok = True
+        if w.index in completion:
+            act, ok = completion[w.index]
+            acts.append(act)
+        outcomes[w.index] = _Outcome(tuple(acts), None if ok else retry_delay(w.record.receive_count))
+        (finished if ok else unfinished).append(w.key)
+    bookkeeping = [store.finish_event_call(table, key, now=now) for key in finished]
+    bookkeeping += [store.release_event_call(table, key, owner) for key in unfinished]
+    if remember:
+        bookkeeping.append(store.put_document_call(table, "cluster", "target_groups", {"service_target_groups": sorted(result.service_target_groups)}, now=now))
+    answers = yield settle(bookkeeping)  # one round, however large the batch
+    # An event whose "done" could not be written is not reported done: its record comes back
+    # (redoing a finished drain is cheap), and our claim is let go so the retry can take it.
+    lost = {key for key, answer in zip(finished, answers) if failed(answer)}
+    if lost:
+        for w in fresh:
+            if w.key in lost:
+                outcomes[w.index] = attrs.evolve(outcomes[w.index], retry_after=retry_delay(w.record.receive_count))
+        yield from store.let_go(table, sorted(lost), (), owner)
+    return outcomes
 
 
 def _completes(work: _Work) -> bool:
     """Whether handling ``work`` ends with completing a terminate lifecycle action."""
     return work.decision.lifecycle is not None and work.decision.lifecycle.transition == "TERMINATING"
-
-
-def _each(calls: Sequence[Call]) -> Workflow[list[Any]]:
-    """Answers of independent calls, each failed call's error in place of its answer.
-
-    Together in one round when all succeed; after a failure, one by one to tell which failed (a
-    call that had succeeded in the round may then answer "absent", which callers accept).
-    """
-    try:
-        return list((yield tuple(calls)))
-    except EcsspotError:
-        pass
-    answers: list[Any] = []
-    for c in calls:
-        try:
-            answers.append((yield c))
-        except EcsspotError as exc:
-            answers.append(exc)
-    return answers
 
 
 def _deadline_seconds(decision: events.Decision, spec: ClusterSpec, now: float) -> float:

@@ -614,10 +614,33 @@ class _Run:
         return self.p["new_version"]
 
     def reactivate(self, instance_ids: list[str]) -> Workflow[None]:
-        arns = [ci["containerInstanceArn"] for ci in (yield from self.container_instances(instance_ids, "DRAINING"))]
+        """Set the batch's old instances ACTIVE again, except those going away for another reason.
+
+        An instance the interruption handler is draining (spot warning, terminate hook) is marked
+        "going away" in the table and must stay DRAINING: a task placed on it now would die with it.
+        The instance's drain lease keeps a concurrent ``ecsspot drain`` out while we do this, and a
+        mark that appears meanwhile is checked again afterwards (and the instance set DRAINING back).
+        """
+        now = yield NOW
+        doomed = yield from store.doomed(self.table, instance_ids, now=now)
+        leases = yield from store.acquire_leases(self.table, [f"drain#{i}" for i in instance_ids if i not in doomed], self.owner, now=now, ttl=120.0)
+        mine = [i for i in instance_ids if leases.get(f"drain#{i}") is not None]
+        try:
+            found = yield from self.container_instances(mine, "DRAINING")
+            yield from self._set_state([ci["containerInstanceArn"] for ci in found], "ACTIVE")
+            late = yield from store.doomed(self.table, [ci["ec2InstanceId"] for ci in found], now=(yield NOW))
+            yield from self._set_state([ci["containerInstanceArn"] for ci in found if ci["ec2InstanceId"] in late], "DRAINING")
+        finally:
+            yield from store.let_go(self.table, (), [f"drain#{i}" for i in mine], self.owner)
+        kept = sorted(set(instance_ids) - set(mine) | (late if mine else set()))
+        if kept:
+            self.p.setdefault("kept_draining", [])
+            self.p["kept_draining"] = sorted(set(self.p["kept_draining"]) | set(kept))
+
+    def _set_state(self, arns: list[str], status: str) -> Workflow[None]:
         if arns:
             yield tuple(
-                call("ecs", "update_container_instances_state", cluster=self.spec.cluster, containerInstances=b, status="ACTIVE")
+                call("ecs", "update_container_instances_state", cluster=self.spec.cluster, containerInstances=b, status=status)
                 for b in chunks(arns, 10)
             )
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from ecsspot.aws.calls import Call, Workflow, call, lookup
+from ecsspot.aws.calls import Call, Workflow, call, failed, lookup, settle
 from ecsspot.errors import ConflictError
 
 _NOT_FOUND = ("ResourceNotFoundException",)
@@ -98,34 +98,77 @@ def release_lease(table: str, name: str, owner: str) -> Workflow[bool]:
     return (yield release_lease_call(table, name, owner)) is not None
 
 
-def claim_events(table: str, keys: Sequence[str], owner: str, *, now: float, ttl: float) -> Workflow[dict[str, str]]:
-    """Claim events for handling, all at once. Each key maps to "claimed", "done" (a duplicate) or
-    "busy" (in hand elsewhere). A claim expires after ``ttl`` so an event whose handler died is
-    taken over by the retry.
+def claim_event_call(table: str, key: str, owner: str, *, now: float, ttl: float, message_id: str = "", receive_count: int = 0) -> Call:
+    """The conditional put that claims one event (see :func:`claim_events`)."""
+    return Call(
+        "dynamodb",
+        "put_item",
+        {
+            "TableName": table,
+            "Item": {
+                **_key(f"event#{key}", "event"),
+                "owner": {"S": owner},
+                "state": {"S": "claimed"},
+                "message_id": {"S": message_id or "-"},
+                "receive_count": {"N": str(receive_count)},
+                "expires_at": {"N": f"{now + ttl:.3f}"},
+            },
+            # Ours again when: nobody has it; it was claimed but the claim expired; we claimed it
+            # already (botocore retrying a put whose answer was lost must not lose to itself); or
+            # it was claimed at an earlier SQS receive of the same message: the queue redelivers
+            # a message only once the previous receive's visibility timeout (longer than the
+            # function's) has passed or its handler handed it back, so that handler is gone or
+            # has let go.
+            "ConditionExpression": (
+                "attribute_not_exists(pk) OR (#s = :claimed AND "
+                "(expires_at < :now OR #o = :me OR (:rc > :zero AND message_id = :msg AND receive_count < :rc)))"
+            ),
+            "ExpressionAttributeNames": {"#s": "state", "#o": "owner"},
+            "ExpressionAttributeValues": {
+                ":claimed": {"S": "claimed"},
+                ":now": {"N": f"{now:.3f}"},
+                ":me": {"S": owner},
+                ":rc": {"N": str(receive_count)},
+                ":zero": {"N": "0"},
+                ":msg": {"S": message_id or "-"},
+            },
+        },
+        absent=_LOST,
+    )
+
+
+def claim_events(
+    table: str, keys: Sequence[str], owner: str, *, now: float, ttl: float, deliveries: Mapping[str, tuple[str, int]] | None = None
+) -> Workflow[dict[str, Any]]:
+    """Claim events for handling, all in one round. Each key maps to "claimed", "done" (a
+    duplicate), "busy" (in hand elsewhere) or the :class:`~ecsspot.errors.EcsspotError` its claim
+    failed with (the caller reports that record for a retry). A claim expires after ``ttl``;
+    ``deliveries`` (key → SQS message id and ApproximateReceiveCount) lets a redelivery of the
+    same message take over a claim made at an earlier receive.
     """
+    keys = list(dict.fromkeys(keys))
     if not keys:
         return {}
-    answers = yield tuple(
-        Call(
-            "dynamodb",
-            "put_item",
-            {
-                "TableName": table,
-                "Item": {**_key(f"event#{k}", "event"), "owner": {"S": owner}, "state": {"S": "claimed"}, "expires_at": {"N": f"{now + ttl:.3f}"}},
-                "ConditionExpression": "attribute_not_exists(pk) OR (#s = :claimed AND expires_at < :now)",
-                "ExpressionAttributeNames": {"#s": "state"},
-                "ExpressionAttributeValues": {":claimed": {"S": "claimed"}, ":now": {"N": f"{now:.3f}"}},
-            },
-            absent=_LOST,
-        )
-        for k in keys
+    how = deliveries or {}
+    answers = yield settle(
+        [claim_event_call(table, k, owner, now=now, ttl=ttl, message_id=how.get(k, ("", 0))[0], receive_count=how.get(k, ("", 0))[1]) for k in keys]
     )
-    states = {k: "claimed" for k, a in zip(keys, answers) if a is not None}
-    lost = [k for k, a in zip(keys, answers) if a is None]
+    states: dict[str, Any] = {}
+    lost = []
+    for k, a in zip(keys, answers):
+        if failed(a):
+            states[k] = a
+        elif a is None:
+            lost.append(k)
+        else:
+            states[k] = "claimed"
     if lost:
-        found = yield tuple(call("dynamodb", "get_item", TableName=table, Key=_key(f"event#{k}", "event"), ConsistentRead=True) for k in lost)
+        found = yield settle([call("dynamodb", "get_item", TableName=table, Key=_key(f"event#{k}", "event"), ConsistentRead=True) for k in lost])
         for k, answer in zip(lost, found):
-            states[k] = "done" if answer.get("Item", {}).get("state", {}).get("S") == "done" else "busy"
+            if failed(answer):
+                states[k] = answer
+            else:
+                states[k] = "done" if answer.get("Item", {}).get("state", {}).get("S") == "done" else "busy"
     return states
 
 
@@ -173,14 +216,64 @@ def release_event(table: str, key: str, owner: str) -> Workflow[None]:
     yield release_event_call(table, key, owner)
 
 
-def put_document(table: str, pk: str, sk: str, document: Mapping[str, Any], *, now: float) -> Workflow[None]:
-    """Store a JSON document (refresh progress and the like)."""
-    yield call(
+def let_go(table: str, event_keys: Sequence[str], lease_names: Sequence[str], owner: str) -> Workflow[list[str]]:
+    """Drop our unfinished claims and our leases, each only if still ours, all in one round.
+
+    Every release is sent whatever the others answer; returns what could not be released (those
+    expire on their own, and a redelivery takes a claim over at once: see :func:`claim_event_call`).
+    """
+    calls = [release_event_call(table, k, owner) for k in dict.fromkeys(event_keys)]
+    calls += [release_lease_call(table, n, owner) for n in dict.fromkeys(lease_names)]
+    if not calls:
+        return []
+    answers = yield settle(calls)
+    return [str(c.params["Key"]["pk"]["S"]) for c, a in zip(calls, answers) if failed(a)]
+
+
+#: How long an instance stays marked as going away (longer than any drain or refresh step).
+DOOMED_SECONDS = 6 * 3600.0
+
+
+def mark_doomed_call(table: str, instance_id: str, reason: str, *, now: float) -> Call:
+    """Remember that ``instance_id`` is going away (spot warning, terminate hook), as a call to
+    batch: a refresh rolling back must not set such an instance ACTIVE again."""
+    return call(
+        "dynamodb",
+        "put_item",
+        TableName=table,
+        Item={**_key(f"doomed#{instance_id}", "doomed"), "reason": {"S": reason[:500]}, "expires_at": {"N": f"{now + DOOMED_SECONDS:.3f}"}},
+    )
+
+
+def doomed(table: str, instance_ids: Sequence[str], *, now: float) -> Workflow[set[str]]:
+    """Which of ``instance_ids`` are marked as going away (see :func:`mark_doomed_call`), in one round."""
+    ids = list(dict.fromkeys(instance_ids))
+    if not ids:
+        return set()
+    answers = yield tuple(
+        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key(f"doomed#{i}", "doomed"), ConsistentRead=True) for i in ids
+    )
+    return {
+        i
+        for i, a in zip(ids, answers)
+        # TTL deletion lags by up to days: an expired item counts as gone.
+        if (a or {}).get("Item") and float(a["Item"].get("expires_at", {}).get("N", "0")) > now
+    }
+
+
+def put_document_call(table: str, pk: str, sk: str, document: Mapping[str, Any], *, now: float) -> Call:
+    """Storing a JSON document, as a call to batch."""
+    return call(
         "dynamodb",
         "put_item",
         TableName=table,
         Item={**_key(pk, sk), "doc": {"S": json.dumps(document, sort_keys=True)}, "updated_at": {"N": f"{now:.3f}"}},
     )
+
+
+def put_document(table: str, pk: str, sk: str, document: Mapping[str, Any], *, now: float) -> Workflow[None]:
+    """Store a JSON document (refresh progress and the like)."""
+    yield put_document_call(table, pk, sk, document, now=now)
 
 
 def get_document_call(table: str, pk: str, sk: str) -> Call:

@@ -79,7 +79,11 @@ def owner_id() -> str:
 
 
 def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
-    """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases."""
+    """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases.
+
+    The leases are given back on every exit path, Ctrl-C included (the driver serves the
+    ``finally`` block's calls before the interruption propagates), all in one round.
+    """
     spec, cached_groups = yield from load_cluster(cluster)
     ids = list(dict.fromkeys(instance_ids))
     seconds = float(deadline if deadline is not None else (spec.drain.deadline_seconds if spec else 110))
@@ -94,6 +98,5 @@ def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: floa
         if set(result.service_target_groups) - set(cached_groups):
             yield from store.remember_target_groups(spec.table_name, result.service_target_groups, now=now)
     finally:
-        for iid in leased:
-            yield from store.release_lease(spec.table_name, f"drain#{iid}", owner)
+        yield from store.let_go(spec.table_name, (), [f"drain#{iid}" for iid in leased], owner)
     return attrs.evolve(result, actions=(*result.actions, *skipped))

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ecsspot.errors import DeadlineError, EventError, InputError
+from ecsspot.errors import ConflictError, DeadlineError, EventError, InputError, NotFoundError
 from ecsspot_cli import output
 
 if TYPE_CHECKING:
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 def drain(obj: Context, cluster: str, instance_ids: tuple[str, ...], deadline: float | None, no_wait: bool) -> None:
     """Drain EC2 instances of CLUSTER: DRAINING and ALB targets deregistered first, then verified.
 
-    Exits 6 when any instance still had tasks or targets at the deadline.
+    Exits 6 when any instance still had tasks or targets at the deadline, 7 when an instance is
+    neither a container instance of CLUSTER nor holds a target, 5 when another owner holds an
+    instance's drain lease (nothing was done to it).
     """
     from ecsspot.events import is_instance_id
 
@@ -39,6 +41,11 @@ def drain(obj: Context, cluster: str, instance_ids: tuple[str, ...], deadline: f
         click.echo(output.render_actions(result.actions))
     if result.timed_out:
         raise DeadlineError(f"drain timed out with work left on {', '.join(result.timed_out)}")
+    if result.not_found:
+        raise NotFoundError(f"not found in cluster {cluster}: {', '.join(result.not_found)}")
+    held = [a.instance_id or "" for a in result.actions if a.status == "skipped"]
+    if held:
+        raise ConflictError(f"another owner holds the drain lease of {', '.join(held)}; nothing was done to them")
 
 
 @click.command("handle-event")

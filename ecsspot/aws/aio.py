@@ -1,4 +1,4 @@
-"""The aiobotocore driver: the same workflows, with independent calls run concurrently."""
+"""The aiobotocore driver: the same workflows, the same batch rule, on asyncio."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import asyncio
 import contextlib
 from typing import Any
 
-from ecsspot.aws.calls import NOW, Call, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.aws.errormap import map_error
+from ecsspot.aws.stepper import Stepper, batch_calls
 from ecsspot.clock import Clock, SystemClock
+from ecsspot.errors import EcsspotError
 
 
 class AsyncDriver:
@@ -48,7 +50,8 @@ class AsyncDriver:
                 self._clients[service] = client
             return self._clients[service]
 
-    async def execute(self, call: Call) -> dict[str, Any]:
+    async def execute(self, call: Call) -> Any:
+        """One call's response; its failure raised as an :class:`~ecsspot.errors.EcsspotError`."""
         try:
             client = await self.client(call.service)
             if call.paginate:
@@ -56,36 +59,35 @@ class AsyncDriver:
             return await getattr(client, call.operation)(**call.params)
         except Exception as exc:
             mapped = map_error(exc, call.service, call.operation)
-            if mapped is None:
-                raise
             if call.absent and getattr(mapped, "code", None) in call.absent:
                 return None
             raise mapped from exc
 
     async def run(self, workflow: Workflow[Any]) -> Any:
         """Drive ``workflow`` to completion and return its value."""
-        send: Any = None
-        error: BaseException | None = None
-        while True:
+        stepper = Stepper(workflow)
+        request = stepper.start()
+        while not stepper.done:
             try:
-                request = workflow.throw(error) if error is not None else workflow.send(send)
-            except StopIteration as stop:
-                return stop.value
-            send, error = None, None
-            try:
-                send = await self._handle(request)
-            except Exception as exc:
-                error = exc
+                answer = await self._handle(request)
+            except BaseException as exc:  # cancellation, Ctrl-C: the workflow's cleanup still runs
+                request = stepper.interrupt(exc)
+                continue
+            request = stepper.feed(request, answer)
+        return stepper.value
+
+    async def _outcome(self, call: Call) -> Any:
+        try:
+            return await self.execute(call)
+        except EcsspotError as exc:
+            return exc
 
     async def _handle(self, request: Any) -> Any:
         if isinstance(request, Call):
-            return await self.execute(request)
-        if isinstance(request, tuple):
-            results = await asyncio.gather(*(self.execute(c) for c in request), return_exceptions=True)
-            for r in results:
-                if isinstance(r, BaseException):
-                    raise r
-            return tuple(results)
+            return await self._outcome(request)
+        if isinstance(request, tuple | Settle):
+            # gather without return_exceptions: only an interruption or a bug escapes _outcome.
+            return tuple(await asyncio.gather(*(self._outcome(c) for c in batch_calls(request))))
         if isinstance(request, Sleep):
             await self.clock.asleep(request.seconds)
             return self.clock.now()

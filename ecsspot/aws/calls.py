@@ -3,17 +3,26 @@
 Workflows (plan/apply, drain, refresh, event handling) are generators. They yield:
 
 * a :class:`Call` and receive the response dict;
-* a tuple of calls and receive a tuple of responses: the calls are independent and the async
-  driver runs them concurrently;
+* a tuple of calls (a batch) and receive a tuple of responses;
+* :class:`Settle` (a batch) and receive a tuple holding each call's response or its mapped error;
 * :class:`Sleep` and receive the time after sleeping; ``NOW`` and receive the current time.
 
+Batch semantics, the same on every driver (:mod:`ecsspot.aws.stepper` is the one loop both use):
+the calls of a batch are independent, **every one of them is sent** (concurrently), and each
+gets its own outcome. For a plain tuple, when any call failed, the first failure (by position) is
+thrown into the generator after all the others have completed; :class:`Settle` hands back every
+outcome so the workflow decides call by call (cleanup rounds, per-record handling).
+
 A failed call is thrown into the generator as an :class:`ecsspot.errors.AwsError` (already
-mapped), so a workflow handles AWS errors with ordinary ``try``/``except``.
+mapped: every SDK, HTTP and parser failure is), so a workflow handles AWS errors with ordinary
+``try``/``except``. An interruption (Ctrl-C, cancellation) is thrown in as well, and the calls
+its ``finally``/``except`` blocks yield are still served before it propagates: cleanup that needs
+AWS runs on every exit path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -33,6 +42,13 @@ class Call:
 
 
 @attrs.frozen
+class Settle:
+    """A batch answered call by call: each response, or the mapped error in its place."""
+
+    calls: tuple[Call, ...]
+
+
+@attrs.frozen
 class Sleep:
     seconds: float
 
@@ -44,7 +60,7 @@ class _Now:
 
 NOW = _Now()
 
-Request = Call | tuple[Call, ...] | Sleep | _Now
+Request = Call | tuple[Call, ...] | Settle | Sleep | _Now
 T = TypeVar("T")
 Workflow = Generator[Request, Any, T]
 
@@ -62,6 +78,18 @@ def lookup(service: str, operation: str, /, absent: tuple[str, ...], **params: A
 def paginate(service: str, operation: str, /, **params: Any) -> Call:
     """A call whose pages the driver merges into one response."""
     return Call(service, operation, params, paginate=True)
+
+
+def settle(calls: Sequence[Call]) -> Settle:
+    """A batch whose failures come back in place of answers (see :class:`Settle`)."""
+    return Settle(tuple(calls))
+
+
+def failed(outcome: object) -> bool:
+    """Whether one outcome of a :class:`Settle` batch is an error."""
+    from ecsspot.errors import EcsspotError
+
+    return isinstance(outcome, EcsspotError)
 
 
 def chunks(items: list[T] | tuple[T, ...], size: int) -> list[list[T]]:

@@ -9,7 +9,9 @@ import attrs
 from botocore.config import Config
 
 #: Services ecsspot talks to; clients are created lazily, one per service.
-SERVICES = ("ecs", "autoscaling", "ec2", "elbv2", "dynamodb", "ssm")
+SERVICES = ("ecs", "autoscaling", "ec2", "elbv2", "dynamodb", "ssm", "sqs")
+#: Connections per client: a batch's calls to one service go out together (driver.MAX_CONCURRENCY).
+POOL_CONNECTIONS = 64
 
 
 def default_config() -> Config:
@@ -18,8 +20,37 @@ def default_config() -> Config:
         retries={"mode": "standard", "max_attempts": 8},
         connect_timeout=5,
         read_timeout=30,
+        max_pool_connections=POOL_CONNECTIONS,
         user_agent_extra="ecsspot",
     )
+
+
+#: The interruption Lambda's budget: a spot warning leaves 120 s, and a call that cannot succeed
+#: must fail early enough for the record to come back and be tried again inside that window.
+LAMBDA_ATTEMPTS = 3
+LAMBDA_CONNECT_TIMEOUT = 2.0
+LAMBDA_READ_TIMEOUT = 5.0
+#: botocore's standard mode sleeps at most ``base * 2**attempt`` (base 1 s, jittered) between tries.
+_STANDARD_MAX_BACKOFF = 20.0
+
+
+def lambda_config() -> Config:
+    """Timeouts and attempts that fit the two-minute window (see :func:`worst_case_seconds`)."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": LAMBDA_ATTEMPTS},
+        connect_timeout=LAMBDA_CONNECT_TIMEOUT,
+        read_timeout=LAMBDA_READ_TIMEOUT,
+        max_pool_connections=POOL_CONNECTIONS,
+        user_agent_extra="ecsspot-lambda",
+    )
+
+
+def worst_case_seconds(config: Config) -> float:
+    """How long one call can take to fail: every attempt timing out, plus the backoff between."""
+    attempts = int((config.retries or {}).get("max_attempts", 3))
+    per_attempt = float(config.connect_timeout) + float(config.read_timeout)
+    backoff = sum(min(2.0**i, _STANDARD_MAX_BACKOFF) for i in range(attempts - 1))
+    return attempts * per_attempt + backoff
 
 
 @attrs.frozen

@@ -1,16 +1,27 @@
-"""The boto3 driver: runs a workflow generator against real (or moto) AWS, synchronously."""
+"""The boto3 driver: runs a workflow generator against real (or moto) AWS.
+
+The calls of a batch go out concurrently on a thread pool (boto3 clients are thread-safe), so
+a "round" costs one round trip here as under aiobotocore: the Lambda's drain really is three
+round trips to DRAINING and deregistered.
+"""
 
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
 
-from ecsspot.aws.calls import NOW, Call, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.aws.errormap import map_error
+from ecsspot.aws.stepper import Stepper, batch_calls
 from ecsspot.clock import Clock, SystemClock
+from ecsspot.errors import EcsspotError
+
+#: Threads for one batch at most; botocore's connection pool is sized to match (clients.py).
+MAX_CONCURRENCY = 64
 
 
 class Driver:
@@ -28,6 +39,7 @@ class Driver:
         self._session = session
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def session(self) -> boto3.Session:
@@ -44,7 +56,8 @@ class Driver:
                 self._clients[service] = client
             return self._clients[service]
 
-    def execute(self, call: Call) -> dict[str, Any]:
+    def execute(self, call: Call) -> Any:
+        """One call's response; its failure raised as an :class:`~ecsspot.errors.EcsspotError`."""
         try:
             client = self.client(call.service)
             if call.paginate:
@@ -52,36 +65,57 @@ class Driver:
             return getattr(client, call.operation)(**call.params)
         except Exception as exc:
             mapped = map_error(exc, call.service, call.operation)
-            if mapped is None:
-                raise
             if call.absent and getattr(mapped, "code", None) in call.absent:
                 return None
             raise mapped from exc
 
     def run(self, workflow: Workflow[Any]) -> Any:
         """Drive ``workflow`` to completion and return its value."""
-        send: Any = None
-        error: BaseException | None = None
-        while True:
+        stepper = Stepper(workflow)
+        request = stepper.start()
+        while not stepper.done:
             try:
-                request = workflow.throw(error) if error is not None else workflow.send(send)
-            except StopIteration as stop:
-                return stop.value
-            send, error = None, None
-            try:
-                send = self._handle(request)
-            except Exception as exc:  # mapped AWS errors go back into the workflow
-                error = exc
+                answer = self._handle(request)
+            except BaseException as exc:  # Ctrl-C and the like: the workflow's cleanup still runs
+                request = stepper.interrupt(exc)
+                continue
+            request = stepper.feed(request, answer)
+        return stepper.value
+
+    def _outcome(self, call: Call) -> Any:
+        try:
+            return self.execute(call)
+        except EcsspotError as exc:
+            return exc
 
     def _handle(self, request: Any) -> Any:
         if isinstance(request, Call):
-            return self.execute(request)
-        if isinstance(request, tuple):
-            # boto3 is blocking: run a batch in order (the async driver runs it concurrently).
-            return tuple(self.execute(c) for c in request)
+            return self._outcome(request)
+        if isinstance(request, tuple | Settle):
+            calls = batch_calls(request)
+            if len(calls) <= 1:
+                return tuple(self._outcome(c) for c in calls)
+            # Every call is sent whatever the others answer; result() re-raises only what is not an
+            # AWS outcome (an interruption, a bug), after which the stepper runs the cleanup.
+            futures = [self._executor().submit(self._outcome, c) for c in calls]
+            return tuple(f.result() for f in futures)
         if isinstance(request, Sleep):
             self.clock.sleep(request.seconds)
             return self.clock.now()
         if request is NOW:
             return self.clock.now()
         raise TypeError(f"workflow yielded {request!r}")
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # Threads are started on demand and reused, so a pool this size costs only what a batch uses.
+                self._pool = ThreadPoolExecutor(max_workers=MAX_CONCURRENCY, thread_name_prefix="ecsspot")
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the batch threads (they also stop at interpreter exit)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

@@ -76,9 +76,9 @@ def test_two_functions_at_once_drain_the_instance_once(sim: Simulator) -> None:
     assert all(i.error is None for i in sim.invocations)
     actions = [a for name in responses for r in responses[name] for a in r["actions"]]
     drains = Counter(a["status"] for a in actions if a["kind"] in ("drain", "rebalance") and a["status"] != "done")
-    assert drains == Counter({"drained": 1, "skipped": 1}), actions
-    skipped = next(a for a in actions if a["status"] == "skipped")
-    assert skipped["instance_id"] == victim and "already being drained by another handler" in skipped["reason"]
+    # Each handler reports only what it verified: both see the instance drained (a second
+    # DRAINING would be harmless, so neither waits on the other's lease), and it is drained once.
+    assert drains == Counter({"drained": 2}), actions
 
     arn = container_instances(sim, stack.cluster)[victim]["containerInstanceArn"]
     assert sum(log.set_draining()[arn] for log in logs.values()) == 1

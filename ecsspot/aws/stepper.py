@@ -1,0 +1,79 @@
+"""The one loop that drives a workflow generator; both drivers use it (no I/O here).
+
+A driver asks :meth:`Stepper.start` for the first request, answers it, and hands the answer to
+:meth:`Stepper.feed` for the next, until :attr:`Stepper.done`. How an answer reaches the
+generator is decided here, once, so the sync and async drivers cannot drift apart:
+
+* a :class:`~ecsspot.aws.calls.Call`: its response is sent, its mapped error thrown;
+* a tuple: every call was sent; all responses are sent as a tuple, or the first error is thrown;
+* :class:`~ecsspot.aws.calls.Settle`: the outcomes are sent as they are (errors in place).
+
+When answering fails in the driver itself (Ctrl-C, task cancellation, a driver bug),
+:meth:`Stepper.interrupt` throws that exception into the generator so its cleanup runs, the
+driver keeps serving the calls the cleanup yields, and the exception is raised again at the end:
+a lease is never left held because the user pressed Ctrl-C.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ecsspot.aws.calls import Call, Settle, Workflow
+from ecsspot.errors import EcsspotError
+
+_PENDING = object()
+
+
+class Stepper:
+    """Drives one workflow; holds no I/O, only the generator and how it ended."""
+
+    def __init__(self, workflow: Workflow[Any]) -> None:
+        self._workflow = workflow
+        self._interrupted: BaseException | None = None
+        self.value: Any = _PENDING
+
+    @property
+    def done(self) -> bool:
+        return self.value is not _PENDING
+
+    def start(self) -> Any:
+        """The first request (None when the workflow returned at once; see :attr:`done`)."""
+        return self._resume(None, None)
+
+    def feed(self, request: Any, answer: Any) -> Any:
+        """Deliver the driver's ``answer`` to ``request``; returns the next request."""
+        if isinstance(request, Call):
+            if isinstance(answer, EcsspotError):
+                return self._resume(None, answer)
+            return self._resume(answer, None)
+        if isinstance(request, tuple):
+            error = next((a for a in answer if isinstance(a, EcsspotError)), None)
+            return self._resume(None, error) if error is not None else self._resume(tuple(answer), None)
+        if isinstance(request, Settle):
+            return self._resume(tuple(answer), None)
+        return self._resume(answer, None)
+
+    def interrupt(self, exc: BaseException) -> Any:
+        """Throw ``exc`` (raised while answering) into the workflow; returns its cleanup's next request.
+
+        Once the workflow ends, however it ends, ``exc`` is raised again (a second interruption
+        during the cleanup replaces it).
+        """
+        self._interrupted = exc
+        return self._resume(None, exc)
+
+    def _resume(self, send: Any, error: BaseException | None) -> Any:
+        try:
+            if error is not None:
+                return self._workflow.throw(error)
+            return self._workflow.send(send)
+        except StopIteration as stop:
+            if self._interrupted is not None:
+                raise self._interrupted from None
+            self.value = stop.value
+            return None
+
+
+def batch_calls(request: Any) -> tuple[Call, ...]:
+    """The calls of a batch request (a tuple or :class:`Settle`)."""
+    return request.calls if isinstance(request, Settle) else tuple(request)
