@@ -8,7 +8,6 @@ is drained; no claim is left held once its handler has ended.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import attrs
@@ -109,7 +108,10 @@ def test_faults_at_every_call_lose_no_event(sim: Simulator) -> None:
     assert len(points) > 10
 
     figures = {"batches": 1, "faults": 0, "records": 3, "reported": 0, "lost": 0}
-    for n, (mode, at) in enumerate(itertools.product(("before", "after"), points), start=1):
+    # Before a call is sent, at every point; after it took effect with its answer lost, at every
+    # write (for a read, a lost answer is the same as a failure before it).
+    cases = [("before", i) for i in points] + [("after", i) for i in points if not clean.seen[i].startswith(READS)]
+    for n, (mode, at) in enumerate(cases, start=1):
         _reactivate(sim, stack.cluster, [a, b])
         faults = Faults(fail_at=at, mode=mode)
         payload = _batch(sim, n, a, b)
@@ -147,5 +149,5 @@ def test_faults_at_every_call_lose_no_event(sim: Simulator) -> None:
     assert figures["lost"] == 0, figures
     # A later run can make fewer calls than the clean one (its drain verifies sooner), so a few
     # points may fall past its end; most must have hit.
-    assert figures["faults"] >= len(points), figures
+    assert figures["faults"] >= len(cases) * 2 // 3, figures
     print(f"\nfault injection: {figures}")

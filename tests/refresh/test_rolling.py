@@ -390,3 +390,45 @@ def _tasks_never_healthy_on(monkeypatch: pytest.MonkeyPatch, sim: Simulator, ima
         return original(self, instance_id, port)
 
     monkeypatch.setattr(Scheduler, "listening", listening)
+
+
+def test_rollback_leaves_an_instance_the_spot_handler_drains_draining(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9 item 8: a spot warning for an old instance arrives while its batch drains; the
+    refresh then rolls back. The rollback sets the batch's other old instances ACTIVE again but
+    not that one: it is going away, and a task placed on it now would be killed with it."""
+    from tests.drain.conftest import handlers, spot_warning
+
+    c = build(sim, spot=2, on_demand=2, tasks=4, rps=20)
+    bad = c.new_images[0]
+    _tasks_never_healthy_on(monkeypatch, sim, bad)
+    interruption = handlers(sim, default_cluster=CLUSTER, owner="interruption-lambda")
+    warned: list[tuple[str, float]] = []
+
+    def on_progress(progress: dict[str, Any]) -> None:
+        for pool in progress.get("pools", ()):
+            batch = pool.get("batch") or {}
+            if not warned and batch.get("step") == "drain":
+                victim = batch["old"][0]
+                warned.append((victim, sim.clock.now()))
+                response = interruption.interruption(spot_warning(sim, victim, "5f0c6a1e-0000-4000-8000-00000000aaaa"), None)
+                assert [a["status"] for a in response["actions"] if a["kind"] == "drain"] in (["drained"], ["timed_out"]), response
+
+    result = c.manager.refresh(CLUSTER, ami=bad, on_progress=on_progress)
+
+    assert result.status == "rolled_back", result.reason
+    assert warned, "the batch never reached its drain"
+    victim, at = warned[0]
+    sim.advance(60)
+    status = {ci["ec2InstanceId"]: ci["status"] for ci in sim.client("ecs").describe_container_instances(
+        cluster=CLUSTER, containerInstances=sim.client("ecs").list_container_instances(cluster=CLUSTER)["containerInstanceArns"]
+    )["containerInstances"]}
+    assert status[victim] == "DRAINING"
+    assert victim in c.manager.run(progress_of(CLUSTER)).get("kept_draining", [])
+    seen: set[str] = set()
+    placed = []
+    for r in sim.history:
+        if r.kind == "task.status" and r.subject not in seen:
+            seen.add(r.subject)  # a task's first record is its placement
+            if r.detail.get("instance_id") == victim and r.time > at:
+                placed.append(r.subject)
+    assert not placed, placed
