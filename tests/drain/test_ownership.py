@@ -1,6 +1,7 @@
-"""Issue 9 through the Lambda handler and the public API, on one simulated cluster: two events
-for one instance in one batch (item 1), owner-idempotent claims (2), Ctrl-C during a drain (6),
-SNS delivery (7), other teams' groups and hooks (9, 10), an unknown instance (11)."""
+"""Issue 9 through the Lambda handler and the public API, on one simulated cluster (built once:
+it takes most of the time): two events for one instance in one batch (item 1), owner-idempotent
+claims (2), one record's failure alone and handed back early (4), Ctrl-C during a drain (6), SNS
+delivery (7), other teams' groups and hooks (9, 10), an unknown instance (11)."""
 
 from __future__ import annotations
 
@@ -95,6 +96,31 @@ def test_ownership_and_no_event_lost(sim: Simulator) -> None:
     # ... and its claim was let go, so Lambda's retry handles it at once.
     assert handlers(sim, owner="four").interruption(_sns(spot_warning(sim, b, "evt-sns")), None) == {"batchItemFailures": []}
     assert container_instances(sim, stack.cluster)[b]["status"] == "DRAINING"
+
+    # Item 4: one record AWS refuses (here DRAINING for instance c) fails alone, and comes back
+    # within seconds instead of after the queue's 930 s visibility timeout.
+    sqs = sim.client("sqs")
+    url = sqs.create_queue(QueueName="ecsspot-interruptions", Attributes={"VisibilityTimeout": "930"})["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    for n in range(2):
+        sqs.send_message(QueueUrl=url, MessageBody=f"placeholder {n}")
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]
+    d = next(i for i in spot_instances_with_tasks(sim, stack) if i not in (a, b, c))
+    arn_c = container_instances(sim, stack.cluster)[c]["containerInstanceArn"]
+
+    def deny_c(params: Any, model: Any, **_: Any) -> None:
+        if model.name == "UpdateContainerInstancesState" and arn_c in params.get("containerInstances", ()):
+            raise AccessDeniedError("update_container_instances_state", "AccessDenied", "denied by the test")
+
+    batch = sqs_batch([("m-c", spot_warning(sim, c, "evt-c")), ("m-d", spot_warning(sim, d, "evt-d"))])
+    for record, message in zip(batch["Records"], received):
+        record.update(receiptHandle=message["ReceiptHandle"], eventSourceARN=arn)
+    log = CallLog()
+    response = handlers(sim, event_handlers=[("before-parameter-build", deny_c), log.handler()], owner="five").interruption(batch, None)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-c"}]}
+    assert container_instances(sim, stack.cluster)[d]["status"] == "DRAINING"
+    (change,) = log.of("ChangeMessageVisibilityBatch")
+    assert [(e["ReceiptHandle"], e["VisibilityTimeout"]) for e in change["Entries"]] == [(received[0]["ReceiptHandle"], 5)]
 
     m = Manager(region=sim.region, endpoint_url=sim.endpoint_url, clock=sim.clock)
     # Item 2: claiming is idempotent for its owner (botocore retrying a put whose answer was lost).
