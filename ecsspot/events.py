@@ -276,7 +276,7 @@ class Record:
     message_id: str | None
     event: Event | None
     error: EventError | None = None
-    #: How the record came: "sqs", "sns", or None (a direct EventBridge invocation).
+    #: How the record came: by SQS ("sqs"), by SNS ("sns"), or None (a direct EventBridge invocation).
     via: str | None = None
     #: SQS only: what a handler needs to hand a failed record back early (ChangeMessageVisibility).
     receipt_handle: str | None = None

@@ -65,7 +65,7 @@ class HandleResult:
     batch_item_failures: tuple[str, ...] = ()
     #: True when the payload was a batch (SQS/SNS records) rather than a single event.
     batch: bool = False
-    #: How the records came: "sqs", "sns", or None (a direct EventBridge invocation).
+    #: How the records came: by SQS ("sqs"), by SNS ("sns"), or None (a direct EventBridge invocation).
     via: str | None = None
     #: Failed SQS records with what is needed to bring them back within seconds.
     retries: tuple[Retry, ...] = ()

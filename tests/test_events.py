@@ -564,7 +564,8 @@ def sns_envelope(message: Any) -> dict[str, Any]:
 def test_eventbridge_event_inside_lambda_sqs_batch() -> None:
     spot = load("spot-interruption-warning.json")
     (record,) = parse_batch({"Records": [sqs_record(spot, "abc")]})
-    assert record == Record("abc", parse_event(spot), None)
+    assert (record.message_id, record.event, record.error) == ("abc", parse_event(spot), None)
+    assert record.via == "sqs"
 
 
 def test_eventbridge_event_inside_sdk_receive_message() -> None:

@@ -194,8 +194,10 @@ def test_per_instance_deadlines_and_heartbeats() -> None:
 def test_unknown_instance_is_reported_not_crashed() -> None:
     fake = Fake()
     result = fake.run(drain("c", ["i-0000000000000000f"], deadline=5))
-    assert result.actions[0].status == "drained"
-    assert "not a container instance of this cluster" in result.actions[0].reason
+    # Neither a container instance nor a target holder: not found, never "drained" (issue 9 item 11).
+    assert result.actions[0].status == "not_found"
+    assert "no container instance of cluster c" in result.actions[0].reason
+    assert result.not_found == ("i-0000000000000000f",)
 
 
 def test_aws_errors_propagate_as_ecsspot_errors() -> None:
