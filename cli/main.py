@@ -107,6 +107,10 @@ def configure_logging(verbosity: int) -> None:
 
 def error_lines(err: EcsspotError) -> list[str]:
     """The stderr lines for an expected error: one summary line, then a spec's problems."""
+    if isinstance(err, SpecError) and len(err.problems) == 1 and not err.problems[0].path:
+        # A problem with the whole input (unreadable, not YAML, too large): one line says it.
+        where = f" in {err.source}" if err.source else ""
+        return [f"{PROG}: error: invalid spec{where}: {_one_line(err.problems[0].message)}"]
     if isinstance(err, SpecError) and err.problems:
         n = len(err.problems)
         where = f" in {err.source}" if err.source else ""

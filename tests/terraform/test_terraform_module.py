@@ -565,6 +565,7 @@ def test_launch_template_matches_ecsspot_apply() -> None:
     lt = module(MODULE_DIR).resources[("aws_launch_template", "this")]
     (meta,) = blocks(lt, "metadata_options")
     assert meta["http_tokens"] == "required"
+    assert meta["http_put_response_hop_limit"] == "${var.metadata_hop_limit}"
     (bdm,) = blocks(lt, "block_device_mappings")
     (ebs,) = blocks(bdm, "ebs")
     assert (bdm["device_name"], ebs["volume_type"], ebs["volume_size"]) == ("/dev/xvda", "gp3", "${var.root_volume_gib}")
@@ -650,6 +651,7 @@ def test_defaults_match_the_spec() -> None:
     assert variables["refresh_min_healthy_percent"] == refresh.min_healthy_percent
     assert variables["refresh_timeout_seconds"] == refresh.timeout_seconds
     assert variables["root_volume_gib"] == inst["root_volume_gib"].default
+    assert variables["metadata_hop_limit"] == inst["metadata_hop_limit"].default == 1
     assert variables["ami"] == "ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
     strategy_defaults = {k: _hcl_literal(v) for k, v in _OPTIONAL.findall(mod.variables["strategy"]["type"])}
     assert strategy_defaults == {"base": spec_mod.StrategyItem("x").base, "weight": spec_mod.StrategyItem("x").weight}
