@@ -42,11 +42,11 @@ _PERCENT = re.compile(r"(\d{1,3})%")
 #: ECS attribute names and values (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Attribute.html).
 _ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_./\\-]{1,128}")
 _ATTRIBUTE_VALUE = re.compile(r"[A-Za-z0-9_./\\@: -]{1,128}")
-#: What an ecs.config line cannot carry (a line break ends it; the agent reads lines).
 _SSM_PARAMETER = re.compile(r"/[A-Za-z0-9_.\-/]{1,1010}")
 _SSM_AMI = re.compile(r"ssm:/[A-Za-z0-9_.\-/]{1,1010}")
 #: An instance profile name (128 of [\w+=,.@-]) or its ARN (IAM quotas and the CreateInstanceProfile model).
 _INSTANCE_PROFILE = re.compile(r"[\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::\d{12}:instance-profile/[\w+=,.@/-]{1,512}")
+#: What an ecs.config line cannot carry (a line break ends it; the agent reads lines).
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 # --- AWS's limits (each cited where it is checked) ---
@@ -83,10 +83,12 @@ _NOT_SECRET_KEYS = frozenset({"ECS_ALTERNATE_CREDENTIAL_PROFILE"})
 _AWS_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
 _PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----")
 # `name = literal` in a script or cloud-config where the name ends like a secret; a value that
-# starts with $ (a variable, `$(…)`, a crypt hash) or names a reference (arn:, ssm:) is not one.
+# starts with $ (a variable, `$(…)`, a crypt hash), names a reference (arn:, ssm:) or is a
+# boolean (cloud-init's `lock_passwd: true`) is not one.
 _SECRET_ASSIGNMENT = re.compile(
-    r"""(?i)(?<![A-Za-z0-9])(?P<name>[A-Za-z0-9_.-]*(?:passw(?:or)?d|pass|passphrase|secret|token|api[_-]?key|private[_-]?key|"""
-    r"""secret[_-]?access[_-]?key|auth[_-]?data))\s*[:=]\s*["']?(?!\$|`|arn:|ssm:|\{\{)(?P<value>[^\s"']{4,})"""
+    r"""(?i)(?<![A-Za-z0-9])(?P<name>[A-Za-z0-9_.-]*(?:passw(?:or)?d|passphrase|secret(?:[_-]?access)?(?:[_-]?key)?|token|api[_-]?key|private[_-]?key|auth[_-]?data)"""
+    r"""|(?:[A-Za-z0-9_.-]*[_.-])?pass)\s*[:=]\s*["']?(?!\$|`|arn:|ssm:|\{\{|(?:true|false|yes|no|null|none)(?![^\s"',}\]]))"""
+    r"""(?P<value>[^\s"']{4,})"""
 )
 _RESERVED_CP_PREFIXES = ("aws", "ecs", "fargate")
 

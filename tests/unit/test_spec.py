@@ -210,6 +210,8 @@ def test_values_that_only_name_secrets_pass() -> None:
         "DB_PASSWORD=$(aws secretsmanager get-secret-value --secret-id db --query SecretString --output text)\n"
         "SECRET_ARN=arn:aws:secretsmanager:us-east-1:123456789012:secret:db\n"
         "API_KEY=\"$API_KEY_FROM_SSM\"\n"
+        "BYPASS=enabled compass=north\n"
+        "#cloud-config\nusers: [{name: app, lock_passwd: true, passwd: $6$rounds=4096$salt$hash}]\n"
     )
     d["instances"]["tags"] = {f"k{i}": "v" * 256 for i in range(47)}
     d["instances"]["metadata_hop_limit"] = 2
