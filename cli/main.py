@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import sys
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,28 @@ class _Formatter(logging.Formatter):
         text = f"{PROG}: {record.levelname.lower()}: {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
-        return text
+        return redact(text)
+
+
+# botocore's DEBUG logs (-vv) carry the signed request: the session token in the canonical
+# request and in the headers, the Authorization header, signatures; STS answers carry keys.
+_SECRETS = [
+    (re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^'\"\s&,;]+"), r"\1<redacted>"),
+    (re.compile(r"(?i)(['\"]authorization['\"]\s*:\s*b?)(['\"]).*?\2"), r"\1\2<redacted>\2"),
+    (re.compile(r"(?im)^(authorization\s*:\s*).*$"), r"\1<redacted>"),
+    (re.compile(r"(?i)(x-amz-credential=|x-amz-signature=)[^&\s'\"]+"), r"\1<redacted>"),
+    (re.compile(r"(?i)(signature\s*[=:]\s*)[0-9a-f]{64}"), r"\1<redacted>"),
+    (re.compile(r"(?i)(<(SecretAccessKey|SessionToken|Token|Password)>)[^<]*"), r"\1<redacted>"),
+    (re.compile(r"(?i)(['\"](?:SecretAccessKey|SessionToken|secret_access_key|session_token|aws_secret_access_key|password)['\"]\s*:\s*['\"])[^'\"]*"), r"\1<redacted>"),
+    (re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])"), "<redacted-access-key-id>"),
+]
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials, session tokens, Authorization headers and signatures masked."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 _handler: logging.Handler | None = None
@@ -107,6 +129,10 @@ def configure_logging(verbosity: int) -> None:
 
 def error_lines(err: EcsspotError) -> list[str]:
     """The stderr lines for an expected error: one summary line, then a spec's problems."""
+    if isinstance(err, SpecError) and len(err.problems) == 1 and not err.problems[0].path:
+        # A problem with the whole input (unreadable, not YAML, too large): one line says it.
+        where = f" in {err.source}" if err.source else ""
+        return [f"{PROG}: error: invalid spec{where}: {_one_line(err.problems[0].message)}"]
     if isinstance(err, SpecError) and err.problems:
         n = len(err.problems)
         where = f" in {err.source}" if err.source else ""

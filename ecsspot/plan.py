@@ -76,8 +76,8 @@ def desired_template_data(spec: ClusterSpec, image_id: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ImageId": image_id,
         "UserData": userdata.encode(userdata.render(spec.cluster, inst.ecs_config, inst.user_data)),
-        # IMDSv2 only; hop limit 2 so containers in bridge mode can still reach IMDS via the agent.
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 2},
+        # IMDSv2 only; hop limit 1 (the default) keeps the instance role from bridge-mode containers.
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": inst.metadata_hop_limit},
         "BlockDeviceMappings": [
             {
                 "DeviceName": "/dev/xvda",

@@ -26,19 +26,70 @@ SPOT_ALLOCATION_STRATEGIES = (
 )
 ON_DEMAND_ALLOCATION_STRATEGIES = ("prioritized", "lowest-price")
 
-_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_INSTANCE_TYPE = re.compile(r"^[a-z0-9][a-z0-9-]*\.[a-z0-9]+$")
-_SUBNET = re.compile(r"^subnet-[0-9a-zA-Z]+$")
-_SECURITY_GROUP = re.compile(r"^sg-[0-9a-zA-Z]+$")
-_AMI = re.compile(r"^ami-[0-9a-zA-Z]+$")
-_TARGET_GROUP_ARN = re.compile(r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[\w-]+/[0-9a-f]+$")
-_ECS_KEY = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(h|m|s|ms))+$")
+# Every pattern is applied with fullmatch: `$` would also match before a final newline.
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_INSTANCE_TYPE = re.compile(r"[a-z0-9][a-z0-9-]*\.[a-z0-9]+")
+_SUBNET = re.compile(r"subnet-[0-9a-zA-Z]{1,32}")
+_SECURITY_GROUP = re.compile(r"sg-[0-9a-zA-Z]{1,32}")
+_AMI = re.compile(r"ami-[0-9a-zA-Z]{1,32}")
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+_ASG_NAME = re.compile(r"[\w.:/ -]{1,255}")
+_TARGET_GROUP_ARN = re.compile(r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9_-]{1,32}/[0-9a-f]{1,32}")
+_ECS_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|m|s|ms))+")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
-_PERCENT = re.compile(r"^(\d{1,3})%$")
+_PERCENT = re.compile(r"(\d{1,3})%")
+#: ECS attribute names and values (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Attribute.html).
+_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_./\\-]{1,128}")
+_ATTRIBUTE_VALUE = re.compile(r"[A-Za-z0-9_./\\@: -]{1,128}")
+_SSM_PARAMETER = re.compile(r"/[A-Za-z0-9_.\-/]{1,1010}")
+_SSM_AMI = re.compile(r"ssm:/[A-Za-z0-9_.\-/]{1,1010}")
+#: An instance profile name (128 of [\w+=,.@-]) or its ARN (IAM quotas and the CreateInstanceProfile model).
+_INSTANCE_PROFILE = re.compile(r"[\w+=,.@-]{1,128}|arn:aws[a-z-]*:iam::\d{12}:instance-profile/[\w+=,.@/-]{1,512}")
+#: What an ecs.config line cannot carry (a line break ends it; the agent reads lines).
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+# --- AWS's limits (each cited where it is checked) ---
+#: AWS API integers are 32-bit; larger values are refused before any rule applies.
+MAX_INT = 2**31 - 1
+#: A spec file is read only up to this size: what it renders must fit in 16 KB of user data.
+MAX_SPEC_BYTES = 1024 * 1024
+#: No spec nests more than a handful of levels; deeper YAML is refused before it is built.
+MAX_SPEC_DEPTH = 32
+#: LaunchTemplateData.UserData: "User data is limited to 16 KB" (botocore ec2 model), before base64.
+MAX_USER_DATA_BYTES = 16 * 1024
+#: LaunchTemplateOverrides.InstanceType: "You can specify up to 40 instance types per Auto Scaling group."
+MAX_INSTANCE_TYPES = 40
+#: CreateAutoScalingGroup VPCZoneIdentifier is XmlStringMaxLen5000 (subnet ids joined by commas).
+MAX_VPC_ZONE_IDENTIFIER = 5000
+#: Security groups per network interface: 5 by default, a quota adjustable up to 16 (Amazon VPC quotas).
+MAX_SECURITY_GROUPS = 16
+#: LaunchTemplateName is 3..128 of [a-zA-Z0-9().-/_] (botocore ec2 model); ours is ``<cluster>-ecsspot``.
+MAX_LAUNCH_TEMPLATE_NAME = 128
+#: EC2 tags: 50 per resource, keys up to 127 characters, values up to 256 (botocore ec2 model, Tag).
+#: Instances also carry ecsspot's three (ecsspot:cluster, ecsspot:pool, AmazonECSManaged).
+MAX_USER_TAGS = 50 - 3
+MAX_TAG_KEY, MAX_TAG_VALUE = 127, 256
+#: The metadata hop limit AWS accepts (HttpPutResponseHopLimit: "Integers from 1 to 64").
+MAX_HOP_LIMIT = 64
+
 # Registry credentials and other secrets must not sit in user data: anyone who can describe the
 # launch template (or reach IMDS on the instance) reads them in plain text.
-_SECRET_KEYS = re.compile(r"(AUTH_DATA|PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY)")
+_SECRET_KEY_PARTS = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|AUTH_DATA")
+_SECRET_KEY_WORDS = frozenset({"PASS", "PWD"})
+#: ECS agent keys that name secrets without holding one: the profile to read from the
+#: instance's own credentials file (https://github.com/aws/amazon-ecs-agent, README "ECS_ALTERNATE_CREDENTIAL_PROFILE").
+_NOT_SECRET_KEYS = frozenset({"ECS_ALTERNATE_CREDENTIAL_PROFILE"})
+_AWS_ACCESS_KEY_ID = re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])")
+_PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----")
+# `name = literal` in a script or cloud-config where the name ends like a secret; a value that
+# starts with $ (a variable, `$(…)`, a crypt hash), names a reference (arn:, ssm:) or is a
+# boolean (cloud-init's `lock_passwd: true`) is not one.
+_SECRET_ASSIGNMENT = re.compile(
+    r"""(?i)(?<![A-Za-z0-9])(?P<name>[A-Za-z0-9_.-]*(?:passw(?:or)?d|passphrase|secret(?:[_-]?access)?(?:[_-]?key)?|token|api[_-]?key|private[_-]?key|auth[_-]?data)"""
+    r"""|(?:[A-Za-z0-9_.-]*[_.-])?pass)\s*[:=]\s*["']?(?!\$|`|arn:|ssm:|\{\{|(?:true|false|yes|no|null|none)(?![^\s"',}\]]))"""
+    r"""(?P<value>[^\s"']{4,})"""
+)
 _RESERVED_CP_PREFIXES = ("aws", "ecs", "fargate")
 
 
@@ -69,6 +120,9 @@ class Instances:
     key_name: str | None = None
     #: A cloud-init part of your own (script or ``#cloud-config``), run after ecsspot's.
     user_data: str | None = None
+    #: IMDS PUT response hop limit. 1 keeps the instance role's credentials from containers in
+    #: bridge mode (their requests take a second hop); 2 opts in to giving it to them.
+    metadata_hop_limit: int = 1
 
 
 @attrs.frozen
@@ -192,7 +246,7 @@ LIFECYCLE_HOOK_NAME = "ecsspot-drain"
 def parse_duration(text: str) -> float | None:
     """Seconds in a Go duration (``1m30s``) as the ECS agent reads it; None if malformed."""
     text = str(text).strip()
-    if not _DURATION.match(text):
+    if not _DURATION.fullmatch(text):
         return None
     unit = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
     return sum(float(n) * unit[u] for n, u in _DURATION_PART.findall(text))
@@ -232,8 +286,8 @@ class _Reader:
             return {}
         for key in value:
             if key not in allowed:
-                hint = _closest(str(key), allowed)
-                self.problem(_join(path, str(key)), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
+                hint = _closest(str(key)[:100], allowed)
+                self.problem(_join(path, _segment(key)), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
         for key in required:
             if key not in value or value[key] is None:
                 self.problem(_join(path, key), "is required")
@@ -254,6 +308,9 @@ class _Reader:
         value = data[key]
         if isinstance(value, bool) or not isinstance(value, int):
             self.problem(_join(path, key), f"must be an integer, got {_kind(value)}")
+            return default
+        if not -MAX_INT <= value <= MAX_INT:
+            self.problem(_join(path, key), f"is out of range (AWS takes 32-bit integers, up to {MAX_INT})")
             return default
         return value
 
@@ -292,10 +349,13 @@ class _Reader:
         for k, v in value.items():
             if isinstance(v, bool):
                 v = "true" if v else "false"  # YAML reads `true` as a boolean; ecs.config wants text
+            elif isinstance(v, int) and not -MAX_INT <= v <= MAX_INT:
+                self.problem(_join(_join(path, key), _segment(k)), "is a number too large for a setting; quote it if it is text")
+                continue
             elif isinstance(v, int | float):
                 v = str(v)
             if not isinstance(v, str):
-                self.problem(_join(_join(path, key), str(k)), f"must be a string, got {_kind(v)}")
+                self.problem(_join(_join(path, key), _segment(k)), f"must be a string, got {_kind(v)}")
                 continue
             out[str(k)] = v
         return out
@@ -412,6 +472,7 @@ def _read(raw: Any) -> tuple[ClusterSpec, list[Problem]]:
             tags=r.string_map(inst, "tags", "instances"),
             key_name=r.string(inst, "key_name", "instances"),
             user_data=r.string(inst, "user_data", "instances"),
+            metadata_hop_limit=r.integer(inst, "metadata_hop_limit", "instances", 1),
         ),
         pools=pools,
         strategy=strategy,
@@ -435,15 +496,68 @@ def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> ClusterSpec
     return _build(_read_yaml(where), where)
 
 
-def loads_spec(text: str, source: str = "<string>") -> ClusterSpec:
-    """Load and validate a spec from YAML text."""
-    import yaml
+def loads_spec(text: str | bytes, source: str = "<string>") -> ClusterSpec:
+    """Load and validate a spec from YAML text (or its UTF-8 bytes)."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError([Problem("", _TOO_LARGE)], source=source)
+    if isinstance(text, bytes):
+        text = _utf8(text, source)
+    return _build(_parse_yaml(text, source), source)
+
+
+_TOO_LARGE = f"is larger than {MAX_SPEC_BYTES // 1024} KiB: not a spec (what one renders must fit in 16 KB of user data)"
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    import yaml  # PyYAML stays off the Lambda import path
+
+    def fail(message: str) -> SpecError:
+        return SpecError([Problem("", message)], source=source)
+
+    class Loader(yaml.SafeLoader):
+        """SafeLoader that stops at a nesting no spec has, before Python's recursion limit does (slowly)."""
+
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            self.depth += 1
+            try:
+                if self.depth > MAX_SPEC_DEPTH:
+                    raise RecursionError
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
 
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise SpecError([Problem("", f"not valid YAML: {exc}")], source=source) from None
-    return _build(raw, source)
+        raise fail(f"not valid YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise fail(f"not a spec: YAML nested more than {MAX_SPEC_DEPTH} levels deep") from None
+    except ValueError as exc:
+        # PyYAML converts scalars with int()/datetime: a 5,000-digit number or a 13th month.
+        reason = "a number is too long" if "digits" in str(exc) else " ".join(str(exc).split())
+        raise fail(f"not valid YAML: {reason}") from None
+
+
+def _read_yaml(path: str) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_SPEC_BYTES + 1)
+    except FileNotFoundError:
+        raise SpecError([Problem("", "file not found")], source=path) from None
+    except OSError as exc:
+        raise SpecError([Problem("", f"cannot read: {exc.strerror}")], source=path) from None
+    if len(data) > MAX_SPEC_BYTES:
+        raise SpecError([Problem("", _TOO_LARGE)], source=path)
+    return _parse_yaml(_utf8(data, path), path)
+
+
+def _utf8(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([Problem("", f"not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x}): a spec is a YAML file")], source=source) from None
 
 
 def _build(raw: Any, where: str | None) -> ClusterSpec:
@@ -454,20 +568,6 @@ def _build(raw: Any, where: str | None) -> ClusterSpec:
     if problems:
         raise SpecError(problems, source=where)
     return spec
-
-
-def _read_yaml(path: str) -> Any:
-    import yaml  # PyYAML stays off the Lambda import path
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
-    except FileNotFoundError:
-        raise SpecError([Problem("", "file not found")], source=path) from None
-    except OSError as exc:
-        raise SpecError([Problem("", f"cannot read: {exc.strerror}")], source=path) from None
-    except yaml.YAMLError as exc:
-        raise SpecError([Problem("", f"not valid YAML: {exc}")], source=path) from None
 
 
 def dump_spec(spec: ClusterSpec) -> dict[str, Any]:
@@ -524,28 +624,49 @@ def check(spec: ClusterSpec) -> list[Problem]:
     out: list[Problem] = []
     add = lambda path, message: out.append(Problem(path, message))  # noqa: E731
 
-    if not _NAME.match(spec.cluster or ""):
+    if not _NAME.fullmatch(spec.cluster or ""):
         add("cluster", "must be 1-255 letters, digits, hyphens or underscores")
-    if spec.region is not None and not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", spec.region):
-        add("region", f"{spec.region!r} is not an AWS region name")
+    elif len(spec.launch_template_name) > MAX_LAUNCH_TEMPLATE_NAME:
+        add("cluster", f"must be at most {MAX_LAUNCH_TEMPLATE_NAME - len('-ecsspot')} characters: the launch template {spec.cluster[:20]}…-ecsspot may have {MAX_LAUNCH_TEMPLATE_NAME}")
+    if spec.region is not None and not _REGION.fullmatch(spec.region):
+        add("region", f"{_shown(spec.region)} is not an AWS region name")
 
     if not spec.network.subnets:
         add("network.subnets", "needs at least one subnet")
     _each(spec.network.subnets, "network.subnets", _SUBNET, "is not a subnet id (subnet-…)", add)
     _duplicates(spec.network.subnets, "network.subnets", add)
+    if len(",".join(spec.network.subnets)) > MAX_VPC_ZONE_IDENTIFIER:
+        add("network.subnets", f"too many: their ids joined by commas exceed the {MAX_VPC_ZONE_IDENTIFIER} characters AWS allows (VPCZoneIdentifier)")
     _each(spec.network.security_groups, "network.security_groups", _SECURITY_GROUP, "is not a security group id (sg-…)", add)
+    if len(spec.network.security_groups) > MAX_SECURITY_GROUPS:
+        add("network.security_groups", f"at most {MAX_SECURITY_GROUPS} security groups per network interface (the VPC quota's ceiling)")
 
     inst = spec.instances
-    if not (inst.ami.startswith("ssm:/") or _AMI.match(inst.ami)):
+    if not (_SSM_AMI.fullmatch(inst.ami) or _AMI.fullmatch(inst.ami)):
         add("instances.ami", "must be an AMI id (ami-…) or an SSM parameter (ssm:/aws/service/ecs/…)")
+    # gp3 volumes are 1..16384 GiB (EBS volume types, "Volume size").
     if not 1 <= inst.root_volume_gib <= 16384:
-        add("instances.root_volume_gib", "must be 1..16384")
+        add("instances.root_volume_gib", "must be 1..16384 (the gp3 size range)")
+    if not 1 <= inst.metadata_hop_limit <= MAX_HOP_LIMIT:
+        add("instances.metadata_hop_limit", f"must be 1..{MAX_HOP_LIMIT} (1 keeps the instance role from bridge-mode containers; 2 lets them reach it)")
+    if inst.instance_profile is not None and not _INSTANCE_PROFILE.fullmatch(inst.instance_profile):
+        add("instances.instance_profile", "must be an instance profile name (up to 128 of letters, digits and +=,.@_-) or its ARN")
+    if inst.key_name is not None and not 1 <= len(inst.key_name) <= 255:
+        add("instances.key_name", "must be 1..255 characters")
     _check_ecs_config(inst.ecs_config, add)
-    for key in inst.tags:
+    _check_user_data(spec, add)
+    if len(inst.tags) > MAX_USER_TAGS:
+        add("instances.tags", f"at most {MAX_USER_TAGS}: EC2 allows 50 tags per instance and ecsspot adds 3")
+    for key, value in inst.tags.items():
+        path = f"instances.tags.{_segment(key)}"
         if key.lower().startswith("aws:"):
-            add(f"instances.tags.{key}", "the aws: prefix is reserved by AWS")
-        if key.startswith("ecsspot:"):
-            add(f"instances.tags.{key}", "the ecsspot: prefix is reserved for ecsspot's own tags")
+            add(path, "the aws: prefix is reserved by AWS")
+        elif key.startswith("ecsspot:") or key == "AmazonECSManaged":
+            add(path, "is reserved for ecsspot's own tags")
+        elif not 1 <= len(key) <= MAX_TAG_KEY:
+            add(path, f"tag keys are 1..{MAX_TAG_KEY} characters")
+        elif len(value) > MAX_TAG_VALUE:
+            add(path, f"tag values are at most {MAX_TAG_VALUE} characters")
 
     if not spec.pools:
         add("pools", "needs at least one pool")
@@ -555,6 +676,8 @@ def check(spec: ClusterSpec) -> list[Problem]:
         _check_pool(spec, pool, f"pools[{i}]", names, asg_names, add)
 
     known = {p.name for p in spec.pools}
+    if len(spec.pools) > 20:
+        add("pools", "at most 20: a capacity provider strategy holds up to 20 capacity providers")
     with_base = [i for i, s in enumerate(spec.strategy) if s.base > 0]
     if len(with_base) > 1:
         add(f"strategy[{with_base[1]}].base", "only one strategy item may have a base above 0")
@@ -580,10 +703,10 @@ def check(spec: ClusterSpec) -> list[Problem]:
         add("drain.lifecycle_timeout_seconds", "must be 30..7200 (the lifecycle hook heartbeat timeout AWS allows)")
 
     ref = spec.refresh
-    if ref.ami_parameter is not None and not ref.ami_parameter.startswith("/"):
-        add("refresh.ami_parameter", "must be an SSM parameter name starting with /")
+    if ref.ami_parameter is not None and not _SSM_PARAMETER.fullmatch(ref.ami_parameter):
+        add("refresh.ami_parameter", "must be an SSM parameter name starting with / (letters, digits, _.-/)")
     if isinstance(ref.batch_size, str):
-        m = _PERCENT.match(ref.batch_size)
+        m = _PERCENT.fullmatch(ref.batch_size)
         if not m or not 1 <= int(m.group(1)) <= 100:
             add("refresh.batch_size", 'must be a count ≥ 1 or a percentage "1%".."100%"')
     elif ref.batch_size < 1:
@@ -596,8 +719,10 @@ def check(spec: ClusterSpec) -> list[Problem]:
 
 
 def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_names: set[str], add: Callable[[str, str], None]) -> None:
-    if not _NAME.match(pool.name or ""):
+    if not _NAME.fullmatch(pool.name or ""):
         add(f"{p}.name", "must be letters, digits, hyphens or underscores")
+    elif len(spec.capacity_provider_name(pool)) > 255:
+        add(f"{p}.name", "too long: the capacity provider <cluster>-<pool> may have 255 characters")
     elif pool.name in names:
         add(f"{p}.name", f"{pool.name!r} is used by another pool")
     names.add(pool.name)
@@ -608,20 +733,24 @@ def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_name
     if asg in asg_names:
         add(f"{p}.asg_name", f"Auto Scaling group {asg!r} is used by another pool")
     asg_names.add(asg)
-    if pool.asg_name is not None and not re.match(r"^[\w.:/ -]{1,255}$", pool.asg_name):
+    if pool.asg_name is not None and not _ASG_NAME.fullmatch(pool.asg_name):
         add(f"{p}.asg_name", "is not a valid Auto Scaling group name")
     if pool.min_size < 0:
         add(f"{p}.min_size", "must be ≥ 0")
     if pool.max_size < 0:
         add(f"{p}.max_size", "must be ≥ 0")
+    if pool.asg_name is None and pool.name and len(asg) > 255:
+        add(f"{p}.name", "too long: the Auto Scaling group <cluster>-<pool> may have 255 characters")
     if pool.min_size > pool.max_size >= 0:
         add(f"{p}.min_size", f"must be ≤ max_size ({pool.max_size})")
     if not pool.instance_types:
         add(f"{p}.instance_types", "needs at least one instance type")
+    elif len(pool.instance_types) > MAX_INSTANCE_TYPES:
+        add(f"{p}.instance_types", f"at most {MAX_INSTANCE_TYPES} instance types per Auto Scaling group")
     seen: set[str] = set()
     for j, it in enumerate(pool.instance_types):
-        if not _INSTANCE_TYPE.match(it.type):
-            add(f"{p}.instance_types[{j}]", f"{it.type!r} is not an instance type (like m5.large)")
+        if not (len(it.type) <= 64 and _INSTANCE_TYPE.fullmatch(it.type)):
+            add(f"{p}.instance_types[{j}]", f"{_shown(it.type)} is not an instance type (like m5.large)")
         elif it.type in seen:
             add(f"{p}.instance_types[{j}]", f"{it.type} is listed twice")
         seen.add(it.type)
@@ -654,40 +783,108 @@ def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_name
 
 def _check_ecs_config(config: Mapping[str, str], add: Callable[[str, str], None]) -> None:
     for key, value in config.items():
-        path = f"instances.ecs_config.{key}"
-        if not _ECS_KEY.match(key):
+        path = f"instances.ecs_config.{_segment(key)}"
+        if not _ECS_KEY.fullmatch(key):
             add(path, "ecs.config keys are upper case letters, digits and underscores")
+            continue
+        if _CONTROL.search(value):
+            add(path, "must be a single line without control characters (ecs.config is read line by line)")
             continue
         if key == "ECS_CLUSTER":
             add(path, "is set by ecsspot from `cluster`; remove it")
         elif key == "ECS_ENABLE_SPOT_INSTANCE_DRAINING" and value.strip().lower() != "true":
             add(path, "ecsspot always enables spot instance draining; remove it")
-        elif key in ("ECS_ENGINE_AUTH_DATA", "ECS_ENGINE_AUTH_TYPE") or _SECRET_KEYS.search(key):
+        elif key in ("ECS_ENGINE_AUTH_DATA", "ECS_ENGINE_AUTH_TYPE") or _secret_key(key):
             add(
                 path,
                 "credentials must not go in user data (readable by anyone who can describe the launch "
                 "template): keep registry credentials in Secrets Manager and reference them with the "
                 "container definition's repositoryCredentials",
             )
+        elif _secret_shape(value):
+            add(path, f"holds {_secret_shape(value)}: credentials must not go in user data (readable by anyone who can describe the launch template)")
         elif key == "ECS_CONTAINER_STOP_TIMEOUT" and parse_duration(value) is None:
-            add(path, f"{value!r} is not a duration like 30s or 1m")
+            add(path, f"{_shown(value)} is not a duration like 30s or 1m")
         elif key == "ECS_INSTANCE_ATTRIBUTES":
-            try:
-                attributes = json.loads(value)
-            except ValueError:
-                attributes = None
-            if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
-                add(path, 'must be a JSON object of strings, e.g. {"team": "api"}')
-            elif "ecsspot.lifecycle" in attributes:
-                add(path, "ecsspot.lifecycle is set by ecsspot at boot")
-        if "\n" in value:
-            add(path, "must be a single line")
+            _check_attributes(value, path, add)
+
+
+def _check_attributes(value: str, path: str, add: Callable[[str, str], None]) -> None:
+    try:
+        attributes = json.loads(value)
+    except (ValueError, RecursionError):
+        attributes = None
+    if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
+        add(path, 'must be a JSON object of strings, e.g. {"team": "api"}')
+    elif "ecsspot.lifecycle" in attributes:
+        add(path, "ecsspot.lifecycle is set by ecsspot at boot")
+    else:
+        # ECS refuses other attributes when the agent registers, and the instance never joins.
+        for name, v in attributes.items():
+            if not _ATTRIBUTE_NAME.fullmatch(name):
+                add(path, f"attribute name {_shown(name)} must be 1-128 letters, digits, or - _ . / \\ (ECS attribute rules)")
+            elif not _ATTRIBUTE_VALUE.fullmatch(v) or v != v.strip(" "):
+                add(path, f"the value of {name} must be 1-128 letters, digits, spaces, or - _ . @ / \\ : without leading or trailing spaces (ECS attribute rules)")
+
+
+def _check_user_data(spec: ClusterSpec, add: Callable[[str, str], None]) -> None:
+    from ecsspot import userdata
+
+    extra = spec.instances.user_data
+    if extra is not None:
+        for n, line in enumerate(extra.splitlines(), 1):
+            found = _secret_shape(line) or _secret_assignment(line)
+            if found:
+                add("instances.user_data", f"line {n} holds {found}: credentials must not go in user data (readable by anyone who can describe the launch template); fetch them at boot from Secrets Manager or SSM")
+            if line.startswith(f"--{userdata.MIME_BOUNDARY}"):
+                add("instances.user_data", f"line {n} is ecsspot's MIME boundary; it would split your part in two")
+    if not _NAME.fullmatch(spec.cluster or "") or userdata.unrepresentable(spec.instances.ecs_config):
+        return  # reported above; the script cannot be rendered to measure it
+    try:
+        size = len(userdata.render(spec.cluster, spec.instances.ecs_config, extra).encode("utf-8"))
+    except ValueError:
+        return  # each cause has its own problem above
+    if size > MAX_USER_DATA_BYTES:
+        add("instances.user_data" if extra else "instances.ecs_config", f"the rendered user data is {size} bytes; EC2 allows {MAX_USER_DATA_BYTES} (16 KB before base64)")
+
+
+def _secret_key(key: str) -> bool:
+    """Whether an ecs.config key names a secret (DB_PASS, API_KEY, …)."""
+    if key in _NOT_SECRET_KEYS:
+        return False
+    return bool(_SECRET_KEY_PARTS.search(key)) or any(word in _SECRET_KEY_WORDS for word in key.split("_"))
+
+
+def _secret_shape(text: str) -> str | None:
+    """What kind of credential a value is shaped like (never the value itself), or None."""
+    if _AWS_ACCESS_KEY_ID.search(text):
+        return "an AWS access key id (AKIA…/ASIA…)"
+    if _PEM_PRIVATE_KEY.search(text):
+        return "a PEM private key"
+    return None
+
+
+def _secret_assignment(line: str) -> str | None:
+    m = _SECRET_ASSIGNMENT.search(line)
+    return f"a literal value for {_shown(m.group('name'))}" if m else None
+
+
+def _segment(key: object) -> str:
+    """A mapping key as a path segment: as written when plain, else repr'd (and cut short)."""
+    text = str(key)
+    return text if re.fullmatch(r"[\w.:/@+=-]{1,64}", text) else _shown(text)
+
+
+def _shown(value: object, limit: int = 64) -> str:
+    """A value for a message: repr'd, and cut short so one problem stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _each(values: tuple[str, ...], path: str, pattern: re.Pattern[str], message: str, add: Callable[[str, str], None]) -> None:
     for i, v in enumerate(values):
-        if not pattern.match(v):
-            add(f"{path}[{i}]", f"{v!r} {message}")
+        if not pattern.fullmatch(v):
+            add(f"{path}[{i}]", f"{_shown(v)} {message}")
 
 
 def _duplicates(values: tuple[str, ...], path: str, add: Callable[[str, str], None]) -> None:

@@ -11,6 +11,12 @@ https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs-agent-config.htm
   from IMDSv2 (``meta-data/instance-life-cycle``) since one template serves both lifecycles;
 * the spec's extra lines.
 
+No user value is ever interpreted by the shell: the ecs.config lines go through a quoted
+heredoc (``<<'TAG'``: no expansion at all), and the attributes line is one ``printf '%s\\n'``
+argument in single quotes, the instance's lifecycle spliced in from a variable that can only hold
+``spot`` or ``on-demand``. What a quoted heredoc cannot carry (a line break, a NUL, a key that is
+not ``[A-Z][A-Z0-9_]*``) is refused by :func:`render` (and earlier, with its path, by the spec).
+
 When the user adds a cloud-init part of their own, the result is a MIME multi-part document
 (cloud-init runs every part). Rendering is byte-stable: the same input gives the same bytes, so
 ``plan`` only proposes a new template version when something really changed.
@@ -23,6 +29,7 @@ import binascii
 import email
 import json
 import re
+import shlex
 from collections.abc import Mapping
 
 import attrs
@@ -38,10 +45,15 @@ DEFAULT_STOP_TIMEOUT = "1m"
 _HEREDOC = "ECSSPOT_ECS_CONFIG"
 _BOUNDARY = "==ecsspot-user-data=="
 _IMDS = "http://169.254.169.254/latest"
-_ECHO_LINE = re.compile(
-    r"""^\s*(?:echo|printf)\s+(?:-e\s+|-n\s+)?(?P<q>["']?)(?P<kv>[A-Z][A-Z0-9_]*=.*?)(?P=q)\s*>>?\s*/etc/ecs/ecs\.config\s*$"""
-)
-_KV_LINE = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+_LIFECYCLE_MARK = "__ECSSPOT_LIFECYCLE__"
+#: What ``boundary`` lines of our multi-part document start with (a user part may not contain it).
+MIME_BOUNDARY = _BOUNDARY
+_ECHO_LINE = re.compile(r"""\s*(?P<cmd>(?:echo|printf)\s.*?)\s*>>?\s*/etc/ecs/ecs\.config\s*""")
+_KV_LINE = re.compile(r"(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)")
+#: What ecs.config accepts as a key (the agent reads ``KEY=VALUE`` lines).
+ECS_KEY = re.compile(r"[A-Z][A-Z0-9_]*")
+#: Characters a heredoc line cannot carry as data (a line break ends the line; bash drops NULs).
+_UNREPRESENTABLE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _HEREDOC_START = re.compile(r"""<<-?\s*(?P<q>['"]?)(?P<tag>\w+)(?P=q)""")
 
 
@@ -66,18 +78,33 @@ class UserData:
 
 
 def render(cluster: str, ecs_config: Mapping[str, str] | None = None, extra_user_data: str | None = None) -> str:
-    """The user data text for ``cluster`` (not base64: the launch template wants that done by the caller)."""
+    """The user data text for ``cluster`` (not base64: the launch template wants that done by the caller).
+
+    Raises ValueError for what no script line can carry (see :func:`unrepresentable`); the spec
+    refuses the same with a path first.
+    """
     config = dict(ecs_config or {})
+    problem = unrepresentable({CLUSTER_KEY: cluster, **config})
+    if problem:
+        raise ValueError(problem)
     lines = [
         f"{CLUSTER_KEY}={cluster}",
         f"{SPOT_DRAINING_KEY}=true",
         f"{STOP_TIMEOUT_KEY}={config.pop(STOP_TIMEOUT_KEY, DEFAULT_STOP_TIMEOUT)}",
     ]
     user_attributes = json.loads(config.pop(ATTRIBUTES_KEY, "{}") or "{}")
+    if not isinstance(user_attributes, dict):
+        raise ValueError(f"{ATTRIBUTES_KEY} must be a JSON object")
     lines += [f"{key}={value}" for key, value in config.items()]
     # The lifecycle is only known on the instance; merge it into the user's own attributes there.
-    attributes = json.dumps({**user_attributes, LIFECYCLE_ATTRIBUTE: "__LIFECYCLE__"}, separators=(",", ":"), sort_keys=True)
-    attributes_line = f"{ATTRIBUTES_KEY}={attributes}".replace('"', '\\"').replace("__LIFECYCLE__", "$LIFECYCLE")
+    # json.dumps escapes every control and non-ASCII character, so the JSON is one printable line.
+    mark = _LIFECYCLE_MARK
+    while mark in json.dumps(user_attributes):
+        mark += "_"
+    attributes = json.dumps({**user_attributes, LIFECYCLE_ATTRIBUTE: mark}, separators=(",", ":"), sort_keys=True)
+    before, after = f"{ATTRIBUTES_KEY}={attributes}".split(mark)
+    # LIFECYCLE is "spot" or "on-demand" by the line before; everything else is single-quoted.
+    attributes_word = f'{_single_quote(before)}"$LIFECYCLE"{_single_quote(after)}'
     script = "\n".join(
         [
             "#!/bin/bash",
@@ -90,13 +117,30 @@ def render(cluster: str, ecs_config: Mapping[str, str] | None = None, extra_user
             f"TOKEN=$(curl -sS -X PUT {_IMDS}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
             f'LIFECYCLE=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" {_IMDS}/meta-data/instance-life-cycle)',
             '[ "$LIFECYCLE" = spot ] || LIFECYCLE=on-demand',
-            f'echo "{attributes_line}" >> /etc/ecs/ecs.config',
+            f"printf '%s\\n' {attributes_word} >> /etc/ecs/ecs.config",
             "",
         ]
     )
     if not extra_user_data:
         return script
+    if any(line.startswith(f"--{_BOUNDARY}") for line in extra_user_data.splitlines()):
+        raise ValueError("the extra user data contains ecsspot's MIME boundary line")
     return _multipart([script, extra_user_data])
+
+
+def unrepresentable(ecs_config: Mapping[str, str]) -> str | None:
+    """Why these ecs.config lines cannot be written verbatim by a script, or None when they can."""
+    for key, value in ecs_config.items():
+        if not ECS_KEY.fullmatch(key):
+            return f"ecs.config key {key!r} is not upper case letters, digits and underscores"
+        if _UNREPRESENTABLE.search(value):
+            return f"ecs.config value of {key} holds a line break or control character"
+    return None
+
+
+def _single_quote(text: str) -> str:
+    # Inside '…' bash interprets nothing; a ' itself is closed, escaped and reopened.
+    return "'" + text.replace("'", "'\\''") + "'"
 
 
 def encode(text: str) -> str:
@@ -152,17 +196,35 @@ def _script_config(text: str) -> list[tuple[str, str]]:
             tag = heredoc.group("tag")
             i += 1
             while i < len(lines) and lines[i].strip() != tag:
-                kv = _KV_LINE.match(lines[i].strip())
+                kv = _KV_LINE.fullmatch(lines[i].strip())
                 if kv:
                     found.append((kv.group("key"), kv.group("value")))
                 i += 1
         else:
-            echo = _ECHO_LINE.match(line)
-            if echo:
-                key, _, value = echo.group("kv").partition("=")
-                found.append((key, value.replace('\\"', '"')))
+            kv = _echoed_line(line)
+            if kv:
+                found.append(kv)
         i += 1
     return found
+
+
+def _echoed_line(line: str) -> tuple[str, str] | None:
+    """The ``KEY=VALUE`` an ``echo …``/``printf …`` line appends to ecs.config, read as bash would
+    (quotes removed; ``$VARIABLES`` left as written, since their values are only known at boot)."""
+    echo = _ECHO_LINE.fullmatch(line)
+    if not echo:
+        return None
+    try:
+        words = shlex.split(echo.group("cmd"))
+    except ValueError:
+        return None
+    if words[0] == "printf" and len(words) > 1:
+        fmt, args = words[1], iter(words[2:])
+        text = re.sub(r"%[sb]", lambda _: next(args, ""), fmt).replace("\\n", "\n")
+    else:
+        text = " ".join(w for w in words[1:] if w not in ("-e", "-n"))
+    kv = _KV_LINE.fullmatch(text.split("\n")[0])
+    return (kv.group("key"), kv.group("value")) if kv else None
 
 
 def _is_mime(text: str) -> bool:

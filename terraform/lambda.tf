@@ -52,7 +52,7 @@ data "aws_iam_policy_document" "drain" {
 
   statement {
     sid       = "ReadCluster"
-    actions   = ["ecs:DescribeClusters", "ecs:ListContainerInstances"]
+    actions   = ["ecs:ListContainerInstances"]
     resources = [aws_ecs_cluster.this.arn]
   }
 
@@ -78,21 +78,37 @@ data "aws_iam_policy_document" "drain" {
 
   statement {
     sid = "ManagePoolInstances"
+    # Only what both functions call; refresh adds TerminateInstanceInAutoScalingGroup below.
     actions = [
       "autoscaling:CompleteLifecycleAction",
       "autoscaling:RecordLifecycleActionHeartbeat",
       "autoscaling:SetDesiredCapacity",
-      "autoscaling:SetInstanceProtection",
-      "autoscaling:TerminateInstanceInAutoScalingGroup",
     ]
     resources = local.asg_arns
   }
 
+  # A drain deregisters an instance from the cluster's target groups: the ones listed in
+  # target_groups, and the ones its services use (found at run time, so they cannot be listed
+  # here: those are allowed when tagged ecsspot:cluster = <cluster>). Any other group of the
+  # account stays out of reach of a compromised or confused function.
+  dynamic "statement" {
+    for_each = length(var.target_groups) > 0 ? [var.target_groups] : []
+    content {
+      sid       = "DeregisterListedTargets"
+      actions   = ["elasticloadbalancing:DeregisterTargets"]
+      resources = statement.value
+    }
+  }
+
   statement {
-    sid = "DeregisterDrainedTargets"
-    # Services' target groups are found at run time, so any group of this account and region.
+    sid       = "DeregisterTaggedTargets"
     actions   = ["elasticloadbalancing:DeregisterTargets"]
-    resources = ["arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*"]
+    resources = ["arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/ecsspot:cluster"
+      values   = [var.cluster]
+    }
   }
 
   statement {
@@ -102,7 +118,6 @@ data "aws_iam_policy_document" "drain" {
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",
       "dynamodb:DeleteItem",
-      "dynamodb:Query",
     ]
     resources = [aws_dynamodb_table.state.arn]
   }
@@ -152,8 +167,9 @@ data "aws_iam_policy_document" "refresh" {
   }
 
   statement {
-    sid       = "RollPools"
-    actions   = ["autoscaling:UpdateAutoScalingGroup"]
+    sid = "RollPools"
+    # TerminateInstanceInAutoScalingGroup: a refresh batch retires the old instances it drained.
+    actions   = ["autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"]
     resources = local.asg_arns
   }
 

@@ -72,9 +72,9 @@ resource "aws_launch_template" "this" {
 
   metadata_options {
     http_endpoint = "enabled"
-    # IMDSv2 only; hop limit 2 so containers in bridge mode still reach IMDS (as `ecsspot apply`).
+    # IMDSv2 only; hop limit 1 keeps the instance role from bridge-mode containers (as `ecsspot apply`).
     http_tokens                 = "required"
-    http_put_response_hop_limit = 2
+    http_put_response_hop_limit = var.metadata_hop_limit
   }
 
   dynamic "iam_instance_profile" {

@@ -44,13 +44,14 @@ locals {
     }
     instances = {
       for k, v in {
-        ami              = var.ami
-        instance_profile = var.instance_profile
-        root_volume_gib  = var.root_volume_gib
-        ecs_config       = var.ecs_config
-        tags             = var.tags
-        key_name         = var.key_name
-        user_data        = var.extra_user_data
+        ami                = var.ami
+        instance_profile   = var.instance_profile
+        root_volume_gib    = var.root_volume_gib
+        metadata_hop_limit = var.metadata_hop_limit
+        ecs_config         = var.ecs_config
+        tags               = var.tags
+        key_name           = var.key_name
+        user_data          = var.extra_user_data
       } : k => v if v != null
     }
     pools = [

@@ -95,6 +95,18 @@ variable "root_volume_gib" {
   }
 }
 
+variable "metadata_hop_limit" {
+  description = "IMDS PUT response hop limit (spec instances.metadata_hop_limit). 1 keeps the instance role's credentials from containers in bridge mode; 2 gives them access."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = floor(var.metadata_hop_limit) == var.metadata_hop_limit && var.metadata_hop_limit >= 1 && var.metadata_hop_limit <= 64
+    error_message = "metadata_hop_limit must be a whole number 1..64."
+  }
+}
+
 variable "ecs_config" {
   description = "Extra /etc/ecs/ecs.config lines (spec instances.ecs_config). ECS_CLUSTER and ECS_ENABLE_SPOT_INSTANCE_DRAINING=true are always set by ecsspot."
   type        = map(string)

@@ -27,10 +27,13 @@ spec_file_option = click.option(
 
 def read_spec(path: str) -> ClusterSpec:
     """Load and validate a spec file (``-`` is stdin); SpecError lists every problem."""
-    from ecsspot.spec import load_spec, loads_spec
+    from ecsspot.spec import MAX_SPEC_BYTES, load_spec, loads_spec
 
     if path == "-":
-        return loads_spec(sys.stdin.read(), source="<stdin>")
+        # Bytes, and no more than the limit allows: binary or endless input is a SpecError too.
+        stdin = getattr(sys.stdin, "buffer", None)
+        data = stdin.read(MAX_SPEC_BYTES + 1) if stdin is not None else sys.stdin.read(MAX_SPEC_BYTES + 1)
+        return loads_spec(data, source="<stdin>")
     return load_spec(path)
 
 

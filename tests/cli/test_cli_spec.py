@@ -100,7 +100,7 @@ def test_validate_invalid_json_document(invoke: Any, tmp_path: Path) -> None:
 def test_validate_missing_file_and_stdin(invoke: Any, tmp_path: Path) -> None:
     missing = invoke("validate", "-f", tmp_path / "nope.yaml")
     assert missing.exit_code == 3
-    assert missing.stderr.splitlines() == [f"ecsspot: error: invalid spec in {tmp_path / 'nope.yaml'} (1 problem):", "  file not found"]
+    assert missing.stderr.splitlines() == [f"ecsspot: error: invalid spec in {tmp_path / 'nope.yaml'}: file not found"]
 
     piped = invoke("validate", "-f", "-", input=_demo().read_text())
     assert piped.exit_code == 0, piped.stderr
@@ -253,3 +253,21 @@ def test_apply_refused_when_cluster_changed_after_plan(
 
 def _demo() -> Path:
     return Path(__file__).resolve().parents[2] / "examples" / "demo-api.yaml"
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (bytes(range(256)), "not UTF-8 text"),
+        (b"cluster: " + b"[" * 5000 + b"]" * 5000, "nested more than 32 levels"),
+        (b"# pad\n" * (1024 * 1024 // 6 + 1), "larger than 1024 KiB"),
+        (b"cluster: demo\npools: [{name: a, max_size: " + b"7" * 5000 + b"}]\n", "a number is too long"),
+    ],
+)
+def test_validate_hostile_input_is_one_line_exit_3(invoke: Any, tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    for result in (invoke("validate", "-f", path), invoke("validate", "-f", "-", input=content)):
+        assert result.exit_code == 3, result.stderr
+        (line,) = result.stderr.splitlines()
+        assert line.startswith("ecsspot: error: invalid spec in ") and fragment in line, line

@@ -367,9 +367,8 @@ def test_iam_writes_are_scoped_to_this_cluster() -> None:
         "autoscaling:CompleteLifecycleAction",
         "autoscaling:RecordLifecycleActionHeartbeat",
         "autoscaling:SetDesiredCapacity",
-        "autoscaling:SetInstanceProtection",
-        "autoscaling:TerminateInstanceInAutoScalingGroup",
     }
+    assert set(_statement("RollPools")["actions"]) == {"autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"}
     assert asg["resources"] == "${local.asg_arns}"
     assert "aws_autoscaling_group.pool" in module(MODULE_DIR).locals["asg_arns"]
     assert _statement("RollPools")["resources"] == "${local.asg_arns}"
@@ -377,12 +376,19 @@ def test_iam_writes_are_scoped_to_this_cluster() -> None:
     assert _statement("NewTemplateVersion")["resources"] == ["${aws_launch_template.this.arn}"]
     assert "ec2:CreateLaunchTemplateVersion" in _statement("NewTemplateVersion")["actions"]
     assert _statement("StateTable")["resources"] == ["${aws_dynamodb_table.state.arn}"]
-    assert set(_statement("StateTable")["actions"]) == {f"dynamodb:{a}" for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query")}
+    assert set(_statement("StateTable")["actions"]) == {f"dynamodb:{a}" for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     assert _statement("ReadAmiParameter")["resources"] == ["${statement.value}"]
     assert "parameter%s" in module(MODULE_DIR).locals["ami_parameter_arn"]
     passrole = _statement("PassInstanceRole")
     assert [c["variable"] for c in blocks(passrole, "condition")] == ["iam:PassedToService"]
-    assert set(_statement("DeregisterDrainedTargets")["actions"]) == {"elasticloadbalancing:DeregisterTargets"}
+    listed, tagged = _statement("DeregisterListedTargets"), _statement("DeregisterTaggedTargets")
+    assert listed["actions"] == tagged["actions"] == ["elasticloadbalancing:DeregisterTargets"]
+    assert listed["resources"] == "${statement.value}"
+    (cond,) = blocks(tagged, "condition")
+    assert (cond["test"], cond["variable"], cond["values"]) == ("StringEquals", "aws:ResourceTag/ecsspot:cluster", ["${var.cluster}"])
+    assert tagged["resources"] == ["arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*"]
+    drain_statements = [st for where, st in policy_statements(module(MODULE_DIR)) if "DeregisterTargets" in str(st.get("actions"))]
+    assert sorted(drain_statements, key=lambda st: st["sid"]) == [listed, tagged]  # no unscoped DeregisterTargets anywhere
     assert "elasticloadbalancing:DescribeTargetHealth" in _statement("DescribeWithoutResourceLevelPermissions")["actions"]
 
 
@@ -408,15 +414,34 @@ def role_actions(mod: Module, document: str) -> set[str]:
     return actions
 
 
-@pytest.mark.parametrize("handler", sorted(HANDLER_MODULES))
-def test_lambda_roles_allow_every_call_the_handlers_make(handler: str) -> None:
+#: What a role needs beyond the calls its code makes: the Lambda service uses the role to write
+#: logs and to poll the queue; Auto Scaling checks refresh's right to launch from the new template
+#: version (RunInstances, tagging on launch, passing the instance role).
+HANDLER_INDIRECT_ACTIONS = {
+    "interruption": {"logs:CreateLogStream", "logs:PutLogEvents", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
+    "refresh": {"logs:CreateLogStream", "logs:PutLogEvents", "ec2:RunInstances", "ec2:CreateTags", "iam:PassRole"},
+}
+
+
+def handler_calls(handler: str) -> set[str]:
     sources = [REPO / "ecsspot" / f"{name}.py" for name in HANDLER_MODULES[handler]]
     if not all(p.is_file() for p in sources):
         pytest.skip("the handlers' modules are not all there yet")
     calls = {c for p in sources for c in _CALL.findall(p.read_text(encoding="utf-8"))} | HANDLER_EXTRA_CALLS[handler]
-    needed = {f"{_IAM_PREFIX.get(svc, svc)}:{''.join(w.capitalize() for w in op.split('_'))}" for svc, op in calls}
+    return {f"{_IAM_PREFIX.get(svc, svc)}:{''.join(w.capitalize() for w in op.split('_'))}" for svc, op in calls}
+
+
+@pytest.mark.parametrize("handler", sorted(HANDLER_MODULES))
+def test_lambda_roles_allow_every_call_the_handlers_make(handler: str) -> None:
+    needed = handler_calls(handler)
     assert len(needed) >= 10
     assert needed - role_actions(module(MODULE_DIR), handler) == set()
+
+
+@pytest.mark.parametrize("handler", sorted(HANDLER_MODULES))
+def test_lambda_roles_allow_nothing_the_handlers_never_call(handler: str) -> None:
+    unused = role_actions(module(MODULE_DIR), handler) - handler_calls(handler) - HANDLER_INDIRECT_ACTIONS[handler]
+    assert unused == set()
 
 
 def test_queue_accepts_only_this_clusters_rules() -> None:
@@ -565,6 +590,7 @@ def test_launch_template_matches_ecsspot_apply() -> None:
     lt = module(MODULE_DIR).resources[("aws_launch_template", "this")]
     (meta,) = blocks(lt, "metadata_options")
     assert meta["http_tokens"] == "required"
+    assert meta["http_put_response_hop_limit"] == "${var.metadata_hop_limit}"
     (bdm,) = blocks(lt, "block_device_mappings")
     (ebs,) = blocks(bdm, "ebs")
     assert (bdm["device_name"], ebs["volume_type"], ebs["volume_size"]) == ("/dev/xvda", "gp3", "${var.root_volume_gib}")
@@ -650,6 +676,7 @@ def test_defaults_match_the_spec() -> None:
     assert variables["refresh_min_healthy_percent"] == refresh.min_healthy_percent
     assert variables["refresh_timeout_seconds"] == refresh.timeout_seconds
     assert variables["root_volume_gib"] == inst["root_volume_gib"].default
+    assert variables["metadata_hop_limit"] == inst["metadata_hop_limit"].default == 1
     assert variables["ami"] == "ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
     strategy_defaults = {k: _hcl_literal(v) for k, v in _OPTIONAL.findall(mod.variables["strategy"]["type"])}
     assert strategy_defaults == {"base": spec_mod.StrategyItem("x").base, "weight": spec_mod.StrategyItem("x").weight}

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ecsspot import ClusterSpec, Instances, Network, Pool, StrategyItem, dump_spec, load_spec, loads_spec
 from ecsspot.errors import SpecError
-from ecsspot.spec import batch_count, dumps_spec, parse_duration, validate
+from ecsspot.spec import MAX_SPEC_BYTES, batch_count, dumps_spec, parse_duration, validate
 from tests.conftest import EXAMPLE_SPEC, example_spec_dict
 
 
@@ -97,6 +97,53 @@ def test_python_objects_equal_yaml() -> None:
         (lambda d: d["refresh"].update(ami_parameter="aws/service"), "refresh.ami_parameter", "starting with /"),
         (lambda d: d["drain"].update(lifecycle_timeout_seconds=10), "drain.lifecycle_timeout_seconds", "30..7200"),
         (lambda d: d.update(region="Virginia"), "region", "not an AWS region"),
+        # A trailing newline passed every `^…$` pattern (`$` matches before a final "\n").
+        (lambda d: d.update(cluster="demo-api\n"), "cluster", "letters, digits"),
+        (lambda d: d.update(region="us-east-1\n"), "region", "not an AWS region"),
+        (lambda d: d["pools"][0].update(instance_types=["m5.large\n"]), "pools[0].instance_types[0]", "not an instance type"),
+        (lambda d: d["pools"][0].update(name="spot\n"), "pools[0].name", "letters, digits"),
+        (lambda d: d["pools"][0].update(asg_name="my-asg\n"), "pools[0].asg_name", "not a valid Auto Scaling group name"),
+        (lambda d: d["network"].update(subnets=["subnet-aaa\n"]), "network.subnets[0]", "not a subnet id"),
+        (lambda d: d["network"].update(security_groups=["sg-123\n"]), "network.security_groups[0]", "not a security group id"),
+        (lambda d: d["instances"].update(ami="ami-123\n"), "instances.ami", "AMI id"),
+        (lambda d: d["target_groups"].append("arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef\n"), "target_groups[0]", "target group ARN"),
+        (lambda d: d["refresh"].update(batch_size="25%\n"), "refresh.batch_size", "percentage"),
+        (lambda d: d["refresh"].update(ami_parameter="/aws/x\n"), "refresh.ami_parameter", "starting with /"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_CONTAINER_STOP_TIMEOUT="30s\n"), "instances.ecs_config.ECS_CONTAINER_STOP_TIMEOUT", "single line"),
+        (lambda d: d["instances"]["ecs_config"].update({"ECSSPOT_ECS_CONFIG\n": "=$(reboot)"}), "instances.ecs_config.'ECSSPOT_ECS_CONFIG\\n'", "upper case letters"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_LOGLEVEL="info\rX"), "instances.ecs_config.ECS_LOGLEVEL", "control characters"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_LOGLEVEL="a\x00b"), "instances.ecs_config.ECS_LOGLEVEL", "control characters"),
+        # AWS's upper bounds.
+        (lambda d: d.update(cluster="c" * 121), "cluster", "at most 120 characters"),
+        (lambda d: d["instances"].update(root_volume_gib=16385), "instances.root_volume_gib", "1..16384"),
+        (lambda d: d["pools"][0].update(instance_types=[f"m{i}.large" for i in range(41)]), "pools[0].instance_types", "at most 40"),
+        (lambda d: d["pools"][0].update(max_size=2**31), "pools[0].max_size", "out of range"),
+        (lambda d: d["pools"][0].update(max_size=10**5000), "pools[0].max_size", "out of range"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_RESERVED_MEMORY=10**5000), "instances.ecs_config.ECS_RESERVED_MEMORY", "too large"),
+        (lambda d: d["network"].update(subnets=[f"subnet-{i:017x}" for i in range(210)]), "network.subnets", "5000 characters"),
+        (lambda d: d["network"].update(security_groups=[f"sg-{i}" for i in range(17)]), "network.security_groups", "at most 16"),
+        (lambda d: d["instances"].update(tags={f"k{i}": "v" for i in range(48)}), "instances.tags", "at most 47"),
+        (lambda d: d["instances"]["tags"].update({"k" * 128: "v"}), "instances.tags." + "'" + "k" * 62 + "…", "1..127"),
+        (lambda d: d["instances"]["tags"].update(team="v" * 257), "instances.tags.team", "at most 256"),
+        (lambda d: d["instances"]["tags"].update(AmazonECSManaged=""), "instances.tags.AmazonECSManaged", "reserved"),
+        (lambda d: d["instances"].update(user_data="#!/bin/sh\n" + "echo padding\n" * 1400), "instances.user_data", "16384 (16 KB before base64)"),
+        (lambda d: d["instances"].update(metadata_hop_limit=0), "instances.metadata_hop_limit", "1..64"),
+        (lambda d: d["instances"].update(metadata_hop_limit=65), "instances.metadata_hop_limit", "1..64"),
+        (lambda d: d["instances"].update(instance_profile="role\n"), "instances.instance_profile", "instance profile name"),
+        # ECS refuses such attributes when the agent registers (API_Attribute).
+        (lambda d: d["instances"]["ecs_config"].update(ECS_INSTANCE_ATTRIBUTES='{"team": "$(reboot)"}'), "instances.ecs_config.ECS_INSTANCE_ATTRIBUTES", "the value of team"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_INSTANCE_ATTRIBUTES='{"te am": "api"}'), "instances.ecs_config.ECS_INSTANCE_ATTRIBUTES", "attribute name"),
+        # Secrets, by key name and by value shape.
+        (lambda d: d["instances"]["ecs_config"].update(DB_PASS="hunter2"), "instances.ecs_config.DB_PASS", "credentials must not"),
+        (lambda d: d["instances"]["ecs_config"].update(API_KEY="abc"), "instances.ecs_config.API_KEY", "credentials must not"),
+        (lambda d: d["instances"]["ecs_config"].update(GITHUB_TOKEN="ghp_x"), "instances.ecs_config.GITHUB_TOKEN", "credentials must not"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_LOGLEVEL="AKIAIOSFODNN7EXAMPLE"), "instances.ecs_config.ECS_LOGLEVEL", "AWS access key id"),
+        (lambda d: d["instances"]["ecs_config"].update(ECS_X="-----BEGIN RSA PRIVATE KEY-----"), "instances.ecs_config.ECS_X", "PEM private key"),
+        (lambda d: d["instances"].update(user_data="#!/bin/sh\nexport AWS_ACCESS_KEY_ID=ASIAIOSFODNN7EXAMPLE\n"), "instances.user_data", "line 2 holds an AWS access key id"),
+        (lambda d: d["instances"].update(user_data="#!/bin/sh\ncat > /k <<EOF\n-----BEGIN OPENSSH PRIVATE KEY-----\n"), "instances.user_data", "line 3 holds a PEM private key"),
+        (lambda d: d["instances"].update(user_data="#!/bin/sh\nDB_PASSWORD='hunter22'\n"), "instances.user_data", "literal value for 'DB_PASSWORD'"),
+        (lambda d: d["instances"].update(user_data="#cloud-config\nchpasswd:\n  users: [{name: ec2-user, password: hunter22}]\n"), "instances.user_data", "line 3 holds a literal value for 'password'"),
+        (lambda d: d["instances"].update(user_data="[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n"), "instances.user_data", "aws_secret_access_key"),
     ],
 )
 def test_rule(mutate: Any, path: str, fragment: str) -> None:
@@ -145,9 +192,63 @@ def test_durations_and_batches() -> None:
     assert batch_count("25%", 8) == 2 and batch_count("25%", 2) == 1 and batch_count(3, 10) == 3
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.sampled_from(["cluster", "network", "instances", "pools", "strategy", "drain", "x"]), st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=10)))
 def test_arbitrary_input_only_raises_spec_error(raw: dict[str, Any]) -> None:
     try:
         load_spec(raw)
     except SpecError as exc:
         assert exc.problems
+
+
+def test_values_that_only_name_secrets_pass() -> None:
+    d = example_spec_dict()
+    d["instances"]["ecs_config"].update(ECS_ALTERNATE_CREDENTIAL_PROFILE="ecs", ECS_LOGLEVEL="info", ECS_INSTANCE_ATTRIBUTES='{"team": "api/web", "tier": "gold:1"}')
+    d["instances"]["user_data"] = (
+        "#!/bin/bash\n"
+        "TOKEN=$(curl -sS -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60')\n"
+        "DB_PASSWORD=$(aws secretsmanager get-secret-value --secret-id db --query SecretString --output text)\n"
+        "SECRET_ARN=arn:aws:secretsmanager:us-east-1:123456789012:secret:db\n"
+        "API_KEY=\"$API_KEY_FROM_SSM\"\n"
+        "BYPASS=enabled compass=north\n"
+        "#cloud-config\nusers: [{name: app, lock_passwd: true, passwd: $6$rounds=4096$salt$hash}]\n"
+    )
+    d["instances"]["tags"] = {f"k{i}": "v" * 256 for i in range(47)}
+    d["instances"]["metadata_hop_limit"] = 2
+    spec = load_spec(d)
+    assert spec.instances.metadata_hop_limit == 2
+    assert load_spec(dump_spec(spec)) == spec
+    assert load_spec(example_spec_dict()).instances.metadata_hop_limit == 1
+
+
+def test_secrets_are_never_echoed() -> None:
+    d = example_spec_dict()
+    d["instances"]["ecs_config"]["ECS_X"] = "AKIAIOSFODNN7EXAMPLE"
+    d["instances"]["user_data"] = "#!/bin/sh\nexport DB_PASSWORD=hunter22-secret\n"
+    with pytest.raises(SpecError) as info:
+        load_spec(d)
+    assert "AKIAIOSFODNN7EXAMPLE" not in str(info.value) and "hunter22" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (bytes(range(256)) * 4, "not UTF-8 text (byte 128 is 0x80)"),
+        (b"cluster: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested more than 32 levels"),
+        (b"a:\n" + b"".join(b" " * i + b"b:\n" for i in range(1, 200)), "nested more than 32 levels"),
+        (b"cluster: demo\n" + b"# padding\n" * (MAX_SPEC_BYTES // 10), "larger than 1024 KiB"),
+        (b"cluster: demo\npools: [{name: a, max_size: " + b"9" * 5000 + b"}]\n", "a number is too long"),
+        (b"cluster: demo\ndrain: {deadline_seconds: 2001-13-45}\n", "not valid YAML"),
+        (b"cluster: !!python/object:os.system x\n", "not valid YAML"),
+    ],
+)
+def test_hostile_files_are_one_clear_spec_error(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "spec.yaml"
+    path.write_bytes(content)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    ((problem,),) = [info.value.problems]
+    assert problem.path == "" and fragment in problem.message, problem
+    with pytest.raises(SpecError) as again:
+        loads_spec(content)
+    assert again.value.problems[0].message == problem.message
