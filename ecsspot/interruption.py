@@ -327,6 +327,8 @@ def _handle_cluster(
         return outcomes
     try:
         outcomes.update((yield from _act(spec, cluster, fresh, deadlines, cached_groups, owner=owner)))
+    except GeneratorExit:
+        raise  # the process is going away: the claims expire, or a redelivery takes them over
     except BaseException:
         # Let go of what we took, so the retry (SQS redelivery, Lambda's async retry, the
         # per-record pass) can take these events at once instead of finding them "in hand elsewhere".

@@ -625,13 +625,18 @@ class _Run:
         doomed = yield from store.doomed(self.table, instance_ids, now=now)
         leases = yield from store.acquire_leases(self.table, [f"drain#{i}" for i in instance_ids if i not in doomed], self.owner, now=now, ttl=120.0)
         mine = [i for i in instance_ids if leases.get(f"drain#{i}") is not None]
+        names = [f"drain#{i}" for i in mine]
         try:
             found = yield from self.container_instances(mine, "DRAINING")
             yield from self._set_state([ci["containerInstanceArn"] for ci in found], "ACTIVE")
             late = yield from store.doomed(self.table, [ci["ec2InstanceId"] for ci in found], now=(yield NOW))
             yield from self._set_state([ci["containerInstanceArn"] for ci in found if ci["ec2InstanceId"] in late], "DRAINING")
-        finally:
-            yield from store.let_go(self.table, (), [f"drain#{i}" for i in mine], self.owner)
+        except GeneratorExit:
+            raise  # the process is going away: the leases expire
+        except BaseException:
+            yield from store.let_go(self.table, (), names, self.owner)
+            raise
+        yield from store.let_go(self.table, (), names, self.owner)
         kept = sorted(set(instance_ids) - set(mine) | (late if mine else set()))
         if kept:
             self.p.setdefault("kept_draining", [])

@@ -93,10 +93,15 @@ def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: floa
     leases = yield from store.acquire_leases(spec.table_name, [f"drain#{i}" for i in ids], owner, now=now, ttl=seconds + 60)
     leased = [i for i in ids if leases[f"drain#{i}"] is not None]
     skipped = [Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in ids if i not in leased]
+    names = [f"drain#{iid}" for iid in leased]
     try:
         result = yield from drain(cluster, leased, deadline=seconds, wait=wait, target_groups=(*spec.target_groups, *cached_groups))
         if set(result.service_target_groups) - set(cached_groups):
             yield from store.remember_target_groups(spec.table_name, result.service_target_groups, now=now)
-    finally:
-        yield from store.let_go(spec.table_name, (), [f"drain#{iid}" for iid in leased], owner)
+    except GeneratorExit:
+        raise  # closed without being driven on (the process is going away): the leases expire
+    except BaseException:
+        yield from store.let_go(spec.table_name, (), names, owner)
+        raise
+    yield from store.let_go(spec.table_name, (), names, owner)
     return attrs.evolve(result, actions=(*result.actions, *skipped))

@@ -137,8 +137,11 @@ data "aws_iam_policy_document" "interruption" {
     actions = [
       "sqs:ReceiveMessage",
       "sqs:DeleteMessage",
+      # The handler hands failed records back within seconds (ChangeMessageVisibilityBatch
+      # needs this action; GetQueueUrl finds the queue from the record's eventSourceARN).
       "sqs:ChangeMessageVisibility",
       "sqs:GetQueueAttributes",
+      "sqs:GetQueueUrl",
     ]
     resources = [aws_sqs_queue.events.arn]
   }

@@ -9,7 +9,7 @@ from typing import Any
 from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.aws.errormap import map_error
-from ecsspot.aws.stepper import Stepper, batch_calls
+from ecsspot.aws.stepper import INTERRUPTIONS, Stepper, batch_calls
 from ecsspot.clock import Clock, SystemClock
 from ecsspot.errors import EcsspotError
 
@@ -70,7 +70,7 @@ class AsyncDriver:
         while not stepper.done:
             try:
                 answer = await self._handle(request)
-            except BaseException as exc:  # cancellation, Ctrl-C: the workflow's cleanup still runs
+            except (*INTERRUPTIONS, asyncio.CancelledError) as exc:  # the workflow's cleanup still runs
                 request = stepper.interrupt(exc)
                 continue
             request = stepper.feed(request, answer)

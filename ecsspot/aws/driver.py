@@ -16,7 +16,7 @@ import boto3
 from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.aws.errormap import map_error
-from ecsspot.aws.stepper import Stepper, batch_calls
+from ecsspot.aws.stepper import INTERRUPTIONS, Stepper, batch_calls
 from ecsspot.clock import Clock, SystemClock
 from ecsspot.errors import EcsspotError
 
@@ -76,7 +76,7 @@ class Driver:
         while not stepper.done:
             try:
                 answer = self._handle(request)
-            except BaseException as exc:  # Ctrl-C and the like: the workflow's cleanup still runs
+            except INTERRUPTIONS as exc:  # Ctrl-C and the like: the workflow's cleanup still runs
                 request = stepper.interrupt(exc)
                 continue
             request = stepper.feed(request, answer)

@@ -8,10 +8,12 @@ generator is decided here, once, so the sync and async drivers cannot drift apar
 * a tuple: every call was sent; all responses are sent as a tuple, or the first error is thrown;
 * :class:`~ecsspot.aws.calls.Settle`: the outcomes are sent as they are (errors in place).
 
-When answering fails in the driver itself (Ctrl-C, task cancellation, a driver bug),
-:meth:`Stepper.interrupt` throws that exception into the generator so its cleanup runs, the
-driver keeps serving the calls the cleanup yields, and the exception is raised again at the end:
-a lease is never left held because the user pressed Ctrl-C.
+When answering fails in the driver itself (Ctrl-C, task cancellation, a driver bug: see
+:data:`INTERRUPTIONS`), :meth:`Stepper.interrupt` throws that exception into the generator so
+its cleanup runs, the driver keeps serving the calls the cleanup yields, and the exception is
+raised again at the end: a lease is never left held because the user pressed Ctrl-C. Anything
+else escaping a driver stands for the process dying, after which nothing runs (its leases
+expire); workflows therefore never yield on ``GeneratorExit``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from ecsspot.aws.calls import Call, Settle, Workflow
 from ecsspot.errors import EcsspotError
 
 _PENDING = object()
+#: What a driver throws into the workflow for its cleanup (the async driver adds cancellation).
+INTERRUPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, Exception)
 
 
 class Stepper:

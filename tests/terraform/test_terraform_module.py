@@ -395,12 +395,14 @@ def test_iam_writes_are_scoped_to_this_cluster() -> None:
 #: The ecsspot modules each Lambda's code path runs (refresh reads the cluster through
 #: interruption.load_cluster and resolves the AMI parameter like plan.resolve_ami).
 HANDLER_MODULES = {
-    "interruption": ("interruption", "drain", "store"),
+    "interruption": ("interruption", "drain", "store", "handlers"),
     "refresh": ("refresh", "interruption", "drain", "store"),
 }
 HANDLER_EXTRA_CALLS = {"interruption": set(), "refresh": {("ssm", "get_parameter")}}
 _CALL = re.compile(r'"(autoscaling|dynamodb|ec2|ecs|elbv2|iam|sqs|ssm)",\s*"([a-z0-9_]+)"')
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
+#: Batch APIs authorised by their single-item action (SQS has no ...Batch IAM actions).
+_IAM_ACTION = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
 
 
 def role_actions(mod: Module, document: str) -> set[str]:
@@ -428,7 +430,8 @@ def handler_calls(handler: str) -> set[str]:
     if not all(p.is_file() for p in sources):
         pytest.skip("the handlers' modules are not all there yet")
     calls = {c for p in sources for c in _CALL.findall(p.read_text(encoding="utf-8"))} | HANDLER_EXTRA_CALLS[handler]
-    return {f"{_IAM_PREFIX.get(svc, svc)}:{''.join(w.capitalize() for w in op.split('_'))}" for svc, op in calls}
+    actions = {f"{_IAM_PREFIX.get(svc, svc)}:{''.join(w.capitalize() for w in op.split('_'))}" for svc, op in calls}
+    return {_IAM_ACTION.get(a, a) for a in actions}
 
 
 @pytest.mark.parametrize("handler", sorted(HANDLER_MODULES))
