@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from ecsspot.errors import EcsspotError, SpecError
+from ecsspot.errors import EcsspotError, InputError, SpecError
 from ecsspot_cli.commands import demo, drain, refresh, spec_commands, status, teardown, tf
 
 if TYPE_CHECKING:
+    from botocore.config import Config
+
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
@@ -31,6 +33,8 @@ PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
+#: botocore's retry modes (AWS_RETRY_MODE); https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+RETRY_MODES = ("legacy", "standard", "adaptive")
 
 
 @attrs.frozen
@@ -43,6 +47,10 @@ class Context:
     output: str = "text"
     #: -1 quiet, 0 default, 1 ``-v``, 2 ``-vv`` (botocore's own logs too).
     verbosity: int = 0
+    #: Total attempts per AWS call (``--max-attempts``); None: AWS_MAX_ATTEMPTS, else the library's.
+    max_attempts: int | None = None
+    #: Connect and read timeout in seconds (``--timeout``); None: the library's.
+    timeout: float | None = None
 
     @property
     def json(self) -> bool:
@@ -56,12 +64,92 @@ class Context:
         # other SDKs and Lambda set, and what DESIGN.md promises.
         region = self.region or spec_region or os.environ.get("AWS_REGION") or None
         log.debug("AWS region %s, profile %s, endpoint %s", region or "(boto3 default)", self.profile or "(default)", self.endpoint_url or "(default)")
-        handlers = [("before-call", _log_call)] if self.verbosity > 0 else []
-        return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, event_handlers=handlers)
+        handlers = [("needs-retry", _note_retry_reason), ("request-created", _say_retrying)]
+        if self.verbosity > 0:
+            handlers.append(("before-call", _log_call))
+        return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, config=self.client_config(), event_handlers=handlers)
+
+    def client_config(self) -> Config:
+        """The library's botocore Config with ``--max-attempts``/``--timeout`` (or botocore's env) over it.
+
+        The library's Config names its retries explicitly, and an explicit value is all botocore
+        reads; so AWS_MAX_ATTEMPTS and AWS_RETRY_MODE, which botocore would read only without
+        one, are applied here, checked, with the options winning.
+        """
+        from botocore.config import Config
+
+        from ecsspot.aws.clients import default_config
+
+        base = default_config()
+        retries = dict(base.retries or {})
+        mode = os.environ.get("AWS_RETRY_MODE", "").strip()
+        if mode:
+            if mode not in RETRY_MODES:
+                raise InputError(f"AWS_RETRY_MODE={mode!r}: expected one of {', '.join(RETRY_MODES)}")
+            retries["mode"] = mode
+        attempts = self.max_attempts if self.max_attempts is not None else _env_attempts()
+        if attempts is not None:
+            # Config's "max_attempts" counts retries; "total_max_attempts" counts every attempt,
+            # as AWS_MAX_ATTEMPTS and --max-attempts do.
+            retries.pop("max_attempts", None)
+            retries["total_max_attempts"] = attempts
+        overrides: dict[str, Any] = {"retries": retries}
+        if self.timeout is not None:
+            overrides.update(connect_timeout=self.timeout, read_timeout=self.timeout)
+        return base.merge(Config(**overrides))
+
+
+def _env_attempts() -> int | None:
+    raw = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"AWS_MAX_ATTEMPTS={raw!r}: expected a whole number of attempts, 1 or more")
+    return value
 
 
 def _log_call(model: Any, params: Any, **_: Any) -> None:
     log.debug("call %s:%s %s", model.service_model.service_name, model.name, params.get("url", ""))
+
+
+_RETRY_REASON = "ecsspot_retry_reason"
+_RETRY_CALL = "ecsspot_retry_call"
+
+
+def _note_retry_reason(request_dict: Any, operation: Any, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
+    """After each attempt, what went wrong (kept in the request's context for the retry line).
+
+    Runs after botocore's own ``needs-retry`` handler and returns None, so it never changes
+    botocore's decision.
+    """
+    if caught_exception is not None:
+        reason = f"{type(caught_exception).__name__}: {caught_exception}"
+    elif response is not None:
+        http, parsed = response
+        error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
+        reason = f"HTTP {getattr(http, 'status_code', '?')} {error.get('Code') or ''} {error.get('Message') or ''}"
+    else:
+        return
+    context = request_dict.get("context", {})
+    context[_RETRY_REASON] = _one_line(reason)[:300]
+    # Named as the error lines name calls (autoscaling, not botocore's event name auto-scaling).
+    context[_RETRY_CALL] = f"{operation.service_model.service_name}:{operation.name}"
+
+
+def _say_retrying(request: Any, event_name: str, **_: Any) -> None:
+    """One warning line when botocore sends a call again (attempt 2 and later)."""
+    retries = request.context.get("retries") or {}
+    attempt = retries.get("attempt") or 1
+    if attempt < 2:
+        return
+    call = request.context.get(_RETRY_CALL) or ":".join(event_name.split(".")[1:3])
+    of = f"/{retries['max']}" if retries.get("max") else ""
+    reason = request.context.get(_RETRY_REASON) or "no answer"
+    log.warning("retrying %s (attempt %d%s): %s", call, attempt, of, reason)
 
 
 class _ClickStderrHandler(logging.Handler):
@@ -161,8 +249,10 @@ Exit codes:
   0  success (plan --detailed-exitcode: no changes)
   1  unexpected failure (a bug: run with -v for the traceback)
   2  plan --detailed-exitcode: there are changes; also a command-line usage error
-  3  invalid input: spec, event payload, Terraform query, confirmation not given, no region
-  4  AWS refused a call (access denied, throttled, unreachable endpoint; handle-event: handling failed)
+  3  invalid input: spec, event payload, Terraform query, confirmation not given, no region;
+     handle-event: every record of a batch malformed
+  4  AWS refused a call (access denied, throttled, unreachable endpoint after the retries);
+     handle-event: handling failed, or every record of a batch failed
   5  conflict: the cluster changed since the plan was shown, or another operation holds it
   6  a deadline passed with work left (drain, teardown), or a refresh rolled back
   7  not found: nothing of that cluster to act on
@@ -185,17 +275,47 @@ Exit codes:
     show_default=True,
     help="json: stdout is exactly one JSON document; logs go to stderr.",
 )
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Attempts per AWS call, the first included (default: AWS_MAX_ATTEMPTS, else ecsspot's). Each retry is reported on stderr.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Connect timeout, and read timeout, of each AWS attempt (default: ecsspot's).",
+)
 @click.option("-v", "--verbose", count=True, help="Debug logs; tracebacks of unexpected errors (-vv: botocore too).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.version_option(package_name="ecsspot", prog_name=PROG)
 @click.pass_context
-def cli(ctx: click.Context, region: str | None, profile: str | None, endpoint_url: str | None, output: str, verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    output: str,
+    max_attempts: int | None,
+    timeout: float | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Run Amazon ECS clusters on spot capacity without dropping requests."""
     if verbose and quiet:
         raise click.UsageError("-v and -q cannot be used together")
     verbosity = -1 if quiet else verbose
     configure_logging(verbosity)
-    ctx.obj = Context(region=region, profile=profile, endpoint_url=endpoint_url or None, output=output, verbosity=verbosity)
+    ctx.obj = Context(
+        region=region,
+        profile=profile,
+        endpoint_url=endpoint_url or None,
+        output=output,
+        verbosity=verbosity,
+        max_attempts=max_attempts,
+        timeout=timeout,
+    )
 
 
 for _module in COMMAND_MODULES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
@@ -37,7 +38,7 @@ def tf(obj: Context, hook: str) -> None:
     # one line on stderr, a SpecError's problems included, and the hook named.
     try:
         # One byte more than the limit is enough to know it is too much; the rest is never read.
-        query = parse_query(click.get_binary_stream("stdin").read(MAX_QUERY_BYTES + 1))
+        query = parse_query(sys.stdin.buffer.read(MAX_QUERY_BYTES + 1))
         document = dumps_result(run_hook(hook, query, obj.manager))
     except EcsspotError as err:
         click.echo(f"ecsspot: error: tf {hook}: {' '.join(str(err).split()) or type(err).__name__}", err=True)
