@@ -20,6 +20,8 @@ from typing import Any
 import botocore.handlers
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ecsspot.aws.clients import default_config
 from ecsspot.drain import Action
@@ -144,6 +146,45 @@ def test_batch_with_one_good_record_exits_0() -> None:
     assert json.loads(result.stdout)["batch_item_failures"] == ["m-2"]
     empty = ecsspot("-o", "json", "handle-event", "--dry-run", "-", input='{"Records": []}')
     assert empty.exit_code == 0 and json.loads(empty.stdout)["actions"] == []
+
+
+def test_hostile_text_in_a_payload_is_shown_escaped() -> None:
+    """A lone surrogate (unencodable on stdout) or a terminal escape in a message id, in text mode."""
+    batch = '{"Records": [{"messageId": "\\ud800\\u001b[31m", "body": "x", "eventSource": "aws:sqs"}]}'
+    result = ecsspot("handle-event", "--dry-run", "-", input=batch)
+    assert result.exit_code == 3, result.stderr
+    assert "Batch item failures (returned to the queue): \\ud800\\x1b[31m" in result.stdout
+    assert "\x1b" not in result.stdout
+    one_error_line(result)
+
+
+_ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=12) | st.sampled_from(["\ud800", "\x1b[2J", "a\x00b", "m-1"])
+_KEYS = st.sampled_from(["Records", "Messages", "messageId", "MessageId", "body", "Body", "eventSource", "Sns", "Type", "TopicArn", "Message", "detail-type", "detail", "id", "source", "time", "instance-id", "instance-action"])
+_ANY_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | _ANY_TEXT | st.sampled_from(["aws:sqs", "aws:sns", "Notification", "EC2 Spot Instance Interruption Warning"]),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(_KEYS | _ANY_TEXT, kids, max_size=5) | kids.map(json.dumps),
+    max_leaves=25,
+)
+
+
+_SQS_RECORD = st.fixed_dictionaries(
+    {"body": _ANY_JSON.map(json.dumps) | _ANY_TEXT, "eventSource": st.just("aws:sqs")},
+    optional={"messageId": _ANY_TEXT | _ANY_JSON},
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    payload=_ANY_JSON | st.lists(_ANY_JSON | _SQS_RECORD, max_size=3).map(lambda items: {"Records": items}),
+    json_output=st.booleans(),
+)
+def test_any_json_to_handle_event_is_handled_or_exit_3(payload: Any, json_output: bool) -> None:
+    """Whatever JSON arrives (NaN, lone surrogates, control characters), a dry run answers with
+    exit 0 or 3 and at most one error line, never a crash."""
+    result = ecsspot(*(["-o", "json"] if json_output else []), "handle-event", "--dry-run", "-", input=json.dumps(payload))
+    assert result.exit_code in (0, 3), result.stderr
+    if result.exit_code:
+        one_error_line(result)
 
 
 def _result(failures: tuple[str, ...], *actions: Action) -> HandleResult:
