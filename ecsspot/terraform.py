@@ -327,6 +327,10 @@ def _user_data(query: Mapping[str, str], manager_factory: ManagerFactory) -> dic
         extra = query.get("extra_user_data") or None
         _check_inline(cluster, config, extra)
     text = userdata.render(cluster, config, extra)
+    if _UNREPRESENTABLE.search(text):
+        # Only a spec file can get here (the inline values are checked above); the spec
+        # loader's own rules are the place to refuse it, this keeps the hook from crashing.
+        raise QueryError(f"spec: {_show(query['spec'])}: instances.ecs_config or instances.user_data holds a NUL character or a lone surrogate")
     return {
         "user_data_base64": userdata.encode(text),
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -219,6 +219,13 @@ def hostile_queries(tmp_path: Path) -> list[tuple[str, str | bytes, str]]:
         ("status", deep, "nested too deeply"),
         ("status", json.dumps({"cluster": "x" * (2 * 1024 * 1024)}), "stdin is larger than 1048576 bytes"),
     ]
+    surrogate = tmp_path / "surrogate.yaml"
+    raw = example_spec_dict()
+    raw["instances"]["ecs_config"] = {"ECS_LOGLEVEL": "SURROGATE"}
+    # YAML's own escape: the file is plain UTF-8, the loaded value a lone surrogate.
+    surrogate.write_text(yaml.safe_dump(raw).replace("SURROGATE", '"\\ud800"'))
+    # Whether the hook or (once it does) the spec loader refuses it, the line names the field.
+    rows.append(("user-data", json.dumps({"spec": str(surrogate)}), "instances.ecs_config"))
     # Binary spec files are the spec loader's to refuse (ecsspot.spec); until it does, say so.
     loader_ready = _loader_refuses(binary.read_bytes(), tmp_path)
     for hook in ("user-data", "plan", "lint"):
