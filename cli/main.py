@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 
-from ecsspot.errors import EcsspotError, InputError, SpecError
+from ecsspot.errors import EcsspotError, SpecError
+from ecsspot_cli import retries
 from ecsspot_cli.commands import demo, drain, refresh, spec_commands, status, teardown, tf
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
-#: botocore's retry modes (AWS_RETRY_MODE); https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
-RETRY_MODES = ("legacy", "standard", "adaptive")
 
 
 @attrs.frozen
@@ -64,92 +63,18 @@ class Context:
         # other SDKs and Lambda set, and what DESIGN.md promises.
         region = self.region or spec_region or os.environ.get("AWS_REGION") or None
         log.debug("AWS region %s, profile %s, endpoint %s", region or "(boto3 default)", self.profile or "(default)", self.endpoint_url or "(default)")
-        handlers = [("needs-retry", _note_retry_reason), ("request-created", _say_retrying)]
+        handlers = list(retries.EVENT_HANDLERS)  # say every retry (a warning: -q hides it)
         if self.verbosity > 0:
             handlers.append(("before-call", _log_call))
         return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, config=self.client_config(), event_handlers=handlers)
 
     def client_config(self) -> Config:
-        """The library's botocore Config with ``--max-attempts``/``--timeout`` (or botocore's env) over it.
-
-        The library's Config names its retries explicitly, and an explicit value is all botocore
-        reads; so AWS_MAX_ATTEMPTS and AWS_RETRY_MODE, which botocore would read only without
-        one, are applied here, checked, with the options winning.
-        """
-        from botocore.config import Config
-
-        from ecsspot.aws.clients import default_config
-
-        base = default_config()
-        retries = dict(base.retries or {})
-        mode = os.environ.get("AWS_RETRY_MODE", "").strip()
-        if mode:
-            if mode not in RETRY_MODES:
-                raise InputError(f"AWS_RETRY_MODE={mode!r}: expected one of {', '.join(RETRY_MODES)}")
-            retries["mode"] = mode
-        attempts = self.max_attempts if self.max_attempts is not None else _env_attempts()
-        if attempts is not None:
-            # Config's "max_attempts" counts retries; "total_max_attempts" counts every attempt,
-            # as AWS_MAX_ATTEMPTS and --max-attempts do.
-            retries.pop("max_attempts", None)
-            retries["total_max_attempts"] = attempts
-        overrides: dict[str, Any] = {"retries": retries}
-        if self.timeout is not None:
-            overrides.update(connect_timeout=self.timeout, read_timeout=self.timeout)
-        return base.merge(Config(**overrides))
-
-
-def _env_attempts() -> int | None:
-    raw = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
-    if not raw:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise InputError(f"AWS_MAX_ATTEMPTS={raw!r}: expected a whole number of attempts, 1 or more")
-    return value
+        """The botocore Config of this CLI run (see :mod:`ecsspot_cli.retries`)."""
+        return retries.client_config(self.max_attempts, self.timeout)
 
 
 def _log_call(model: Any, params: Any, **_: Any) -> None:
     log.debug("call %s:%s %s", model.service_model.service_name, model.name, params.get("url", ""))
-
-
-_RETRY_REASON = "ecsspot_retry_reason"
-_RETRY_CALL = "ecsspot_retry_call"
-
-
-def _note_retry_reason(request_dict: Any, operation: Any, response: Any = None, caught_exception: BaseException | None = None, **_: Any) -> None:
-    """After each attempt, what went wrong (kept in the request's context for the retry line).
-
-    Runs after botocore's own ``needs-retry`` handler and returns None, so it never changes
-    botocore's decision.
-    """
-    if caught_exception is not None:
-        reason = f"{type(caught_exception).__name__}: {caught_exception}"
-    elif response is not None:
-        http, parsed = response
-        error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
-        reason = f"HTTP {getattr(http, 'status_code', '?')} {error.get('Code') or ''} {error.get('Message') or ''}"
-    else:
-        return
-    context = request_dict.get("context", {})
-    context[_RETRY_REASON] = _one_line(reason)[:300]
-    # Named as the error lines name calls (autoscaling, not botocore's event name auto-scaling).
-    context[_RETRY_CALL] = f"{operation.service_model.service_name}:{operation.name}"
-
-
-def _say_retrying(request: Any, event_name: str, **_: Any) -> None:
-    """One warning line when botocore sends a call again (attempt 2 and later)."""
-    retries = request.context.get("retries") or {}
-    attempt = retries.get("attempt") or 1
-    if attempt < 2:
-        return
-    call = request.context.get(_RETRY_CALL) or ":".join(event_name.split(".")[1:3])
-    of = f"/{retries['max']}" if retries.get("max") else ""
-    reason = request.context.get(_RETRY_REASON) or "no answer"
-    log.warning("retrying %s (attempt %d%s): %s", call, attempt, of, reason)
 
 
 class _ClickStderrHandler(logging.Handler):
