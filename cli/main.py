@@ -55,15 +55,19 @@ class Context:
     def json(self) -> bool:
         return self.output == "json"
 
-    def manager(self, spec_region: str | None = None) -> Manager:
-        """A Manager for these options; ``--region`` wins over the spec's ``region``."""
+    def manager(self, spec_region: str | None = None, *, say_retries: bool = True) -> Manager:
+        """A Manager for these options; ``--region`` wins over the spec's ``region``.
+
+        ``say_retries=False`` keeps retries off stderr (``tf`` hooks: one line on error, none
+        on success).
+        """
         from ecsspot.manager import Manager
 
         # botocore itself reads only AWS_DEFAULT_REGION; AWS_REGION is what the AWS CLI v2, the
         # other SDKs and Lambda set, and what DESIGN.md promises.
         region = self.region or spec_region or os.environ.get("AWS_REGION") or None
         log.debug("AWS region %s, profile %s, endpoint %s", region or "(boto3 default)", self.profile or "(default)", self.endpoint_url or "(default)")
-        handlers = list(retries.EVENT_HANDLERS)  # say every retry (a warning: -q hides it)
+        handlers = list(retries.EVENT_HANDLERS) if say_retries else []  # a warning: -q hides it
         if self.verbosity > 0:
             handlers.append(("before-call", _log_call))
         return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, config=self.client_config(), event_handlers=handlers)

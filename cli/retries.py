@@ -80,7 +80,9 @@ def _note_reason(request_dict: Any, operation: Any, response: Any = None, caught
     elif response is not None:
         http, parsed = response
         error = parsed.get("Error", {}) if isinstance(parsed, dict) else {}
-        reason = f"HTTP {getattr(http, 'status_code', '?')} {error.get('Code') or ''} {error.get('Message') or ''}"
+        status = str(getattr(http, "status_code", "?"))
+        code = str(error.get("Code") or "")
+        reason = f"HTTP {status}{' ' + code if code and code != status else ''}: {error.get('Message') or 'no message'}"
     else:
         return
     context = request_dict.get("context", {})

@@ -39,7 +39,8 @@ def tf(obj: Context, hook: str) -> None:
     try:
         # One byte more than the limit is enough to know it is too much; the rest is never read.
         query = parse_query(sys.stdin.buffer.read(MAX_QUERY_BYTES + 1))
-        document = dumps_result(run_hook(hook, query, obj.manager))
+        # Terraform wants stderr empty on success and one line on error: retries go unsaid.
+        document = dumps_result(run_hook(hook, query, lambda region: obj.manager(region, say_retries=False)))
     except EcsspotError as err:
         click.echo(f"ecsspot: error: tf {hook}: {' '.join(str(err).split()) or type(err).__name__}", err=True)
         click.get_current_context().exit(err.exit_code)

@@ -270,6 +270,35 @@ def fixture_silent_endpoint() -> Iterator[str]:
         server.close()
 
 
+@pytest.fixture(name="html_500")
+def fixture_html_500() -> Iterator[str]:
+    """An endpoint that answers every request with an HTML 500 page (a broken proxy)."""
+    import http.server
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = b"<html><body><h1>500 Internal Server Error</h1></body></html>"
+            self.send_response(500)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
 def retry_lines(result: Result) -> list[tuple[str, int, int]]:
     return [(m[1], int(m[2]), int(m[3])) for m in map(RETRY_LINE.fullmatch, result.stderr.splitlines()) if m]
 
@@ -291,6 +320,15 @@ def test_endpoint_that_never_answers_times_out_per_attempt(silent_endpoint: str,
     assert attempts and set(attempts.values()) == {2}, attempts
     assert [(a, t) for _, a, t in retry_lines(result)] == [(2, 2)] * len(attempts)
     assert "ReadTimeoutError" in result.stderr.splitlines()[0]
+
+
+def test_html_500_is_retried_then_exit_4(html_500: str, attempts: Counter[str]) -> None:
+    result = ecsspot("--region", REGION, "--endpoint-url", html_500, "--max-attempts", "2", "status", "demo-api")
+    assert result.exit_code == 4, result.stderr
+    assert "500" in one_error_line(result)
+    assert attempts and set(attempts.values()) == {2}, attempts
+    said = [line for line in result.stderr.splitlines() if RETRY_LINE.fullmatch(line)]
+    assert said and all("(attempt 2/2): HTTP 500: " in line for line in said), said
 
 
 def test_handle_event_batch_against_a_dead_endpoint_exits_4(closed_port: str, attempts: Counter[str]) -> None:

@@ -257,6 +257,18 @@ def test_hostile_queries_exit_3_with_one_line_and_nothing_on_stdout(tmp_path: Pa
         pytest.xfail(f"{len(pending)} row(s) wait for the spec loader: {pending[0]}")
 
 
+def test_unreachable_aws_is_one_line_even_after_retries(tmp_path: Path) -> None:
+    """A dead endpoint: exit 4 and the protocol's one line, the retries unsaid."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    status, ami = run([Call(h, q, endpoint=closed, args=("--max-attempts", "2")) for h, q in (("status", {"cluster": "demo-api"}), ("ami", {"ami": "ami-12345678"}))])
+    for result in (status, ami):
+        assert result.returncode == 4 and "EndpointConnectionError" in result.error()
+
+
 class _NoAws(EcsspotError):
     exit_code = 4
 
