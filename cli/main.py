@@ -20,9 +20,12 @@ import attrs
 import click
 
 from ecsspot.errors import EcsspotError, SpecError
+from ecsspot_cli import retries
 from ecsspot_cli.commands import demo, drain, refresh, spec_commands, status, teardown, tf
 
 if TYPE_CHECKING:
+    from botocore.config import Config
+
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
@@ -44,21 +47,35 @@ class Context:
     output: str = "text"
     #: -1 quiet, 0 default, 1 ``-v``, 2 ``-vv`` (botocore's own logs too).
     verbosity: int = 0
+    #: Total attempts per AWS call (``--max-attempts``); None: AWS_MAX_ATTEMPTS, else the library's.
+    max_attempts: int | None = None
+    #: Connect and read timeout in seconds (``--timeout``); None: the library's.
+    timeout: float | None = None
 
     @property
     def json(self) -> bool:
         return self.output == "json"
 
-    def manager(self, spec_region: str | None = None) -> Manager:
-        """A Manager for these options; ``--region`` wins over the spec's ``region``."""
+    def manager(self, spec_region: str | None = None, *, say_retries: bool = True) -> Manager:
+        """A Manager for these options; ``--region`` wins over the spec's ``region``.
+
+        ``say_retries=False`` keeps retries off stderr (``tf`` hooks: one line on error, none
+        on success).
+        """
         from ecsspot.manager import Manager
 
         # botocore itself reads only AWS_DEFAULT_REGION; AWS_REGION is what the AWS CLI v2, the
         # other SDKs and Lambda set, and what DESIGN.md promises.
         region = self.region or spec_region or os.environ.get("AWS_REGION") or None
         log.debug("AWS region %s, profile %s, endpoint %s", region or "(boto3 default)", self.profile or "(default)", self.endpoint_url or "(default)")
-        handlers = [("before-call", _log_call)] if self.verbosity > 0 else []
-        return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, event_handlers=handlers)
+        handlers = list(retries.EVENT_HANDLERS) if say_retries else []  # a warning: -q hides it
+        if self.verbosity > 0:
+            handlers.append(("before-call", _log_call))
+        return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, config=self.client_config(), event_handlers=handlers)
+
+    def client_config(self) -> Config:
+        """The botocore Config of this CLI run (see :mod:`ecsspot_cli.retries`)."""
+        return retries.client_config(self.max_attempts, self.timeout)
 
 
 def _log_call(model: Any, params: Any, **_: Any) -> None:
@@ -187,8 +204,10 @@ Exit codes:
   0  success (plan --detailed-exitcode: no changes)
   1  unexpected failure (a bug: run with -v for the traceback)
   2  plan --detailed-exitcode: there are changes; also a command-line usage error
-  3  invalid input: spec, event payload, Terraform query, confirmation not given, no region
-  4  AWS refused a call (access denied, throttled, unreachable endpoint; handle-event: handling failed)
+  3  invalid input: spec, event payload, Terraform query, confirmation not given, no region;
+     handle-event: every record of a batch malformed
+  4  AWS refused a call (access denied, throttled, unreachable endpoint after the retries);
+     handle-event: handling failed, or every record of a batch failed
   5  conflict: the cluster changed since the plan was shown, or another operation holds it
   6  a deadline passed with work left (drain, teardown), or a refresh rolled back
   7  not found: nothing of that cluster to act on
@@ -211,17 +230,47 @@ Exit codes:
     show_default=True,
     help="json: stdout is exactly one JSON document; logs go to stderr.",
 )
+@click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Attempts per AWS call, the first included (default: AWS_MAX_ATTEMPTS, else ecsspot's). Each retry is reported on stderr.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Connect timeout, and read timeout, of each AWS attempt (default: ecsspot's).",
+)
 @click.option("-v", "--verbose", count=True, help="Debug logs; tracebacks of unexpected errors (-vv: botocore too).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
 @click.version_option(package_name="ecsspot", prog_name=PROG)
 @click.pass_context
-def cli(ctx: click.Context, region: str | None, profile: str | None, endpoint_url: str | None, output: str, verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    output: str,
+    max_attempts: int | None,
+    timeout: float | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
     """Run Amazon ECS clusters on spot capacity without dropping requests."""
     if verbose and quiet:
         raise click.UsageError("-v and -q cannot be used together")
     verbosity = -1 if quiet else verbose
     configure_logging(verbosity)
-    ctx.obj = Context(region=region, profile=profile, endpoint_url=endpoint_url or None, output=output, verbosity=verbosity)
+    ctx.obj = Context(
+        region=region,
+        profile=profile,
+        endpoint_url=endpoint_url or None,
+        output=output,
+        verbosity=verbosity,
+        max_attempts=max_attempts,
+        timeout=timeout,
+    )
 
 
 for _module in COMMAND_MODULES:

@@ -7,6 +7,7 @@ so ``--output json`` leaves exactly one JSON document on stdout.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
@@ -82,12 +83,22 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, indent: str 
     return out
 
 
+#: Control characters (a terminal obeys ESC sequences) and lone surrogates (which stdout cannot
+#: encode): event payloads are anyone's text, so they are shown escaped.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def inert(text: str) -> str:
+    """``text`` with control characters and lone surrogates written as escapes (``\\x1b``)."""
+    return _UNPRINTABLE.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
 def cell_text(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return inert(str(value))
 
 
 def value_text(value: Any) -> str:
@@ -223,7 +234,7 @@ def render_actions(actions: Sequence[Any], failures: Sequence[str] = ()) -> str:
         wrap_last=True,
     )
     if failures:
-        lines += ["", "Batch item failures (returned to the queue): " + ", ".join(failures)]
+        lines += ["", "Batch item failures (returned to the queue): " + ", ".join(inert(f) for f in failures)]
     return "\n".join(lines)
 
 

@@ -776,12 +776,12 @@ def _delivery(item: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _record(item: object, path: str) -> Record:
+def _record(item: object, path: str, *, in_batch: bool = False) -> Record:
     delivery = _delivery(item) if isinstance(item, Mapping) else {}
-    return attrs.evolve(_parse_record(item, path), **delivery)
+    return attrs.evolve(_parse_record(item, path, in_batch=in_batch), **delivery)
 
 
-def _parse_record(item: object, path: str) -> Record:
+def _parse_record(item: object, path: str, *, in_batch: bool = False) -> Record:
     message_id = None
     try:
         if not isinstance(item, Mapping):
@@ -795,6 +795,13 @@ def _parse_record(item: object, path: str) -> Record:
             event = _parse_sns(sns, _join(path, "Sns"), 1)
         elif src is not None and src != "aws:sqs":
             raise EventError(f"{path or 'payload'}: unsupported record source {_show(src)}")
+        elif in_batch and message_id is None:
+            # SQS hands back (retries) records by messageId; one without it could only be
+            # reported by failing the whole batch, so it is an error of its own, never dropped.
+            key = "MessageId" if "MessageId" in item or "Body" in item else "messageId"
+            value = item.get(key, _MISSING)
+            got = "missing" if value is _MISSING or value is None else f"expected a non-empty string, got {_show(value)}"
+            raise EventError(f"{_join(path, key)}: {got} (SQS identifies a record by it)")
         elif src == "aws:sqs" and _sqs_body_key(item) is None:
             raise EventError(f"{_join(path, 'body')}: missing")
         else:
@@ -809,15 +816,21 @@ def _parse_record(item: object, path: str) -> Record:
 
 
 def parse_batch(payload: Mapping[str, Any]) -> tuple[Record, ...]:
-    """Parse a Lambda invocation (SQS/SNS ``Records``, SDK ``Messages`` or one message)."""
+    """Parse a Lambda invocation (SQS/SNS ``Records``, SDK ``Messages`` or one message).
+
+    A batch gives exactly one Record per entry, in order: an entry that cannot be parsed (or an
+    SQS message without its ``messageId``) is a Record with ``error`` set, never left out.
+    """
     if not isinstance(payload, Mapping):
         raise EventError(f"payload: expected a JSON object, got {_kind(payload)}")
-    for key in ("Records", "Messages"):
-        if key in payload:
-            items = payload[key]
-            if not isinstance(items, (list, tuple)):
-                raise EventError(f"{key}: expected an array, got {_kind(items)}")
-            return tuple(_record(item, f"{key}[{i}]") for i, item in enumerate(items))
+    keys = [key for key in ("Records", "Messages") if key in payload]
+    if len(keys) > 1:
+        raise EventError("payload: has both Records and Messages; a batch is one or the other")
+    for key in keys:
+        items = payload[key]
+        if not isinstance(items, (list, tuple)):
+            raise EventError(f"{key}: expected an array, got {_kind(items)}")
+        return tuple(_record(item, f"{key}[{i}]", in_batch=True) for i, item in enumerate(items))
     return (_record(payload, ""),)
 
 

@@ -8,13 +8,18 @@ exits non-zero and writes nothing on stdout: Terraform shows that line and stops
 
 The query is checked before anything else happens (and before any AWS call):
 
-* stdin must be UTF-8 JSON holding one object (not empty, not an array, no duplicate keys);
+* stdin must be UTF-8 JSON holding one object (not empty, not an array, no duplicate keys), at
+  most ``MAX_QUERY_BYTES`` long;
 * every value must be a string (Terraform's ``query`` is a ``map(string)``; a number, boolean,
   null or nested object is an error naming the key);
 * every key must be one the hook accepts, and every key it requires must be there and not
   empty (both errors name the keys). An optional key given as ``""`` counts as not given:
   Terraform can't leave a map entry out conditionally, and the external provider drops a null
   entry (2.3.1 sent it as ``""``).
+* no key or value may hold a NUL character or a lone surrogate (JSON's ``"\\ud800"``): neither
+  can be a file name, an AWS name or user data, and Python cannot even encode the latter;
+* ``spec`` must name a regular file (a directory, FIFO or device is refused before it is
+  opened: reading a FIFO would wait for a writer forever).
 
 Output values are encoded as strings, always:
 
@@ -70,6 +75,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -90,7 +96,14 @@ __all__ = ["HOOKS", "Form", "Hook", "ManagerFactory", "check_query", "dumps_resu
 ManagerFactory = Callable[[str | None], "Manager"]
 HookFunction = Callable[[Mapping[str, str], ManagerFactory], Mapping[str, Any]]
 
-_AMI_ID = re.compile(r"^ami-[0-9a-zA-Z]+$")
+_AMI_ID = re.compile(r"ami-[0-9a-zA-Z]+")
+#: Larger than any query that can be valid (user data is at most 16 KB, a path at most 4 KiB),
+#: small enough that a runaway pipe is refused at once rather than parsed.
+MAX_QUERY_BYTES = 1024 * 1024
+# SSM parameter names: a-zA-Z0-9_.- and / for the hierarchy, at most 1011 characters
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html, Name).
+_SSM_NAME = re.compile(r"/[A-Za-z0-9_.\-/]{1,1010}")
+_UNREPRESENTABLE = re.compile(r"[\x00\ud800-\udfff]")
 _IMAGE_ABSENT = ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
 
 
@@ -175,6 +188,8 @@ class Hook:
 
 def parse_query(data: str | bytes) -> dict[str, str]:
     """The query Terraform sent on stdin: one JSON object of strings; QueryError otherwise."""
+    if len(data) > MAX_QUERY_BYTES:
+        raise QueryError(f"stdin is larger than {MAX_QUERY_BYTES} bytes: not a Terraform query")
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8")
@@ -213,6 +228,10 @@ def check_query(document: Any) -> dict[str, str]:
     bad = [f"{key!r} is {_kind(value)}" for key, value in document.items() if not isinstance(value, str)]
     if bad:
         raise QueryError(f"query values must be strings (Terraform's query is a map of strings): {'; '.join(bad)}")
+    bad = [f"key {_show(k)}" for k in document if _UNREPRESENTABLE.search(str(k))]
+    bad += [f"{_show(k)}" for k, v in document.items() if _UNREPRESENTABLE.search(v)]
+    if bad:
+        raise QueryError(f"query holds a NUL character or a lone surrogate: {', '.join(bad)}")
     return {str(k): v for k, v in document.items()}
 
 
@@ -267,13 +286,13 @@ def _ami(query: Mapping[str, str], manager_factory: ManagerFactory) -> dict[str,
     ami = query["ami"].strip()
     if ami.startswith("ssm:"):
         name = ami[len("ssm:") :]
-        if not name.startswith("/"):
-            raise QueryError(f"ami: {ami!r} must name an SSM parameter path, like ssm:/aws/service/ecs/…")
+        if not _SSM_NAME.fullmatch(name):
+            raise QueryError(f"ami: {_show(ami)} must name an SSM parameter path (/, letters, digits, _.-), like ssm:/aws/service/ecs/…")
         source = ami
-    elif _AMI_ID.match(ami):
+    elif _AMI_ID.fullmatch(ami):
         name, source = None, "literal"
     else:
-        raise QueryError(f"ami: {ami!r} is neither an AMI id (ami-…) nor an SSM parameter (ssm:/…)")
+        raise QueryError(f"ami: {_show(ami)} is neither an AMI id (ami-…) nor an SSM parameter (ssm:/…)")
     image_id, image_name = manager_factory(None).run(_ami_workflow(ami, name))
     return {"image_id": image_id, "image_name": image_name, "source": source}
 
@@ -308,6 +327,10 @@ def _user_data(query: Mapping[str, str], manager_factory: ManagerFactory) -> dic
         extra = query.get("extra_user_data") or None
         _check_inline(cluster, config, extra)
     text = userdata.render(cluster, config, extra)
+    if _UNREPRESENTABLE.search(text):
+        # Only a spec file can get here (the inline values are checked above); the spec
+        # loader's own rules are the place to refuse it, this keeps the hook from crashing.
+        raise QueryError(f"spec: {_show(query['spec'])}: instances.ecs_config or instances.user_data holds a NUL character or a lone surrogate")
     return {
         "user_data_base64": userdata.encode(text),
         "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
@@ -319,9 +342,13 @@ def _ecs_config(raw: str) -> dict[str, str]:
     if not raw.strip():
         return {}
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise QueryError(f"ecs_config_json repeats the key {_show(exc.args[0])}") from None
     except ValueError as exc:
         raise QueryError(f"ecs_config_json is not JSON: {getattr(exc, 'msg', exc)}") from None
+    except RecursionError:
+        raise QueryError("ecs_config_json is not JSON: nested too deeply") from None
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -329,6 +356,9 @@ def _ecs_config(raw: str) -> dict[str, str]:
     bad = [f"{k!r} is {_kind(v)}" for k, v in value.items() if not isinstance(v, str)]
     if bad:
         raise QueryError(f"ecs_config_json values must be strings: {'; '.join(bad)}")
+    bad = [_show(k) for k, v in value.items() if _UNREPRESENTABLE.search(k) or _UNREPRESENTABLE.search(v)]
+    if bad:
+        raise QueryError(f"ecs_config_json holds a NUL character or a lone surrogate: {', '.join(bad)}")
     return dict(value)
 
 
@@ -383,6 +413,7 @@ def _status(query: Mapping[str, str], manager_factory: ManagerFactory) -> dict[s
     from ecsspot.refresh import ACTIVE_PHASES
 
     cluster = query["cluster"].strip()
+    _check_inline(cluster, {}, None)
     status, progress = manager_factory(None).run(_status_workflow(cluster))
     pools = status.pools if status is not None else ()
     out: dict[str, Any] = {
@@ -422,8 +453,20 @@ def _status_workflow(cluster: str) -> Workflow[tuple[Any, dict[str, Any] | None]
 
 
 def _load(path: str) -> ClusterSpec:
+    """The spec at ``path``; a path that is there but is no regular file is refused unopened."""
+    import stat
+
     from ecsspot.spec import load_spec
 
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None  # the loader's own "file not found"
+    except OSError as exc:
+        raise QueryError(f"spec: {_show(path)}: {exc.strerror}") from None
+    if mode is not None and not stat.S_ISREG(mode):
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise QueryError(f"spec: {_show(path)} is {kind}, not a spec file")
     return load_spec(path)
 
 
@@ -476,6 +519,12 @@ def _names(keys: Iterable[str]) -> str:
 
 def _s(items: Iterable[Any]) -> str:
     return "" if len(list(items)) == 1 else "s"
+
+
+def _show(value: str) -> str:
+    """A hostile string made inert and short for an error line."""
+    text = ascii(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _kind(value: Any) -> str:

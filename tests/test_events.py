@@ -622,6 +622,47 @@ def test_mixed_batch_keeps_good_records_and_names_the_bad_one() -> None:
     assert str(records[1].error) == "Records[1].body.EC2InstanceId: not a valid EC2 instance id: ''"
 
 
+@pytest.mark.parametrize(
+    ("entry", "match"),
+    [
+        ({k: v for k, v in sqs_record({}).items() if k != "messageId"}, r"^Records\[1\]\.messageId: missing \(SQS identifies"),
+        ({**sqs_record({}), "messageId": ""}, r"^Records\[1\]\.messageId: expected a non-empty string, got ''"),
+        ({**sqs_record({}), "messageId": 5}, r"^Records\[1\]\.messageId: expected a non-empty string, got 5"),
+        ({"body": "{}", "receiptHandle": "r"}, r"^Records\[1\]\.messageId: missing"),
+        ({"Body": "{}", "ReceiptHandle": "r"}, r"^Records\[1\]\.MessageId: missing"),
+        (load("spot-interruption-warning.json"), r"^Records\[1\]\.messageId: missing"),
+    ],
+)
+def test_batch_record_without_message_id_is_an_error_not_dropped(entry: dict[str, Any], match: str) -> None:
+    """SQS retries records by id: one without an id is reported (the handler fails the batch)."""
+    spot = load("spot-interruption-warning.json")
+    entry = {**entry, "body": json.dumps(spot)} if "body" in entry else {**entry, "Body": json.dumps(spot)} if "Body" in entry else entry
+    first, second, third = parse_batch({"Records": [sqs_record(spot, "m-1"), entry, sqs_record(spot, "m-3")]})
+    assert (first.message_id, first.ok, third.message_id, third.ok) == ("m-1", True, "m-3", True)
+    assert second.message_id is None and second.event is None
+    assert re.match(match, str(second.error)), second.error
+
+
+def test_sdk_messages_without_message_id_are_errors() -> None:
+    spot = json.dumps(load("spot-interruption-warning.json"))
+    (record,) = parse_batch({"Messages": [{"ReceiptHandle": "r", "Body": spot}]})
+    assert str(record.error).startswith("Messages[0].MessageId: missing")
+
+
+def test_records_and_messages_together_are_refused() -> None:
+    spot = load("spot-interruption-warning.json")
+    with pytest.raises(EventError, match="both Records and Messages"):
+        parse_batch({"Records": [sqs_record(spot, "m-1")], "Messages": [{"MessageId": "m-2", "Body": json.dumps(spot)}]})
+
+
+def test_deeply_nested_sqs_body_is_that_records_error() -> None:
+    spot = load("spot-interruption-warning.json")
+    deep = sqs_record("[" * 100_000 + "]" * 100_000, "m-deep")
+    ok, bad = parse_batch({"Records": [sqs_record(spot, "m-1"), deep]})
+    assert ok.ok and bad.message_id == "m-deep"
+    assert str(bad.error).startswith("Records[1].body: not JSON")
+
+
 def test_duplicates_parse_to_equal_events_with_one_key() -> None:
     spot = load("spot-interruption-warning.json")
     a, b = parse_batch({"Records": [sqs_record(spot, "m-1"), sqs_record(spot, "m-2")]})
@@ -915,7 +956,14 @@ def check_batch(payload: Any) -> None:
     except EventError:
         return
     assert isinstance(records, tuple)
-    for record in records:
+    items = next((payload[k] for k in ("Records", "Messages") if k in payload), None)
+    # Never a record dropped: one Record per entry of a batch, one for a single message.
+    assert len(records) == (len(items) if items is not None else 1)
+    for item, record in zip(items if items is not None else [payload], records):
+        sns = isinstance(item, dict) and ("Sns" in item or item.get("eventSource", item.get("EventSource")) == "aws:sns")
+        if items is not None and record.ok and not sns:
+            # An SQS record parsed fine can always be handed back to SQS by its id.
+            assert record.message_id, record
         assert isinstance(record, Record)
         assert (record.event is None) != (record.error is None)
         if record.error is not None:

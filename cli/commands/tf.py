@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import click
 
 from ecsspot.errors import EcsspotError
-from ecsspot.terraform import HOOKS, dumps_result, parse_query, run_hook
+from ecsspot.terraform import HOOKS, MAX_QUERY_BYTES, dumps_result, parse_query, run_hook
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context
@@ -36,8 +37,10 @@ def tf(obj: Context, hook: str) -> None:
     # Errors are reported here rather than by the group's boundary: the protocol wants exactly
     # one line on stderr, a SpecError's problems included, and the hook named.
     try:
-        query = parse_query(click.get_binary_stream("stdin").read())
-        document = dumps_result(run_hook(hook, query, obj.manager))
+        # One byte more than the limit is enough to know it is too much; the rest is never read.
+        query = parse_query(sys.stdin.buffer.read(MAX_QUERY_BYTES + 1))
+        # Terraform wants stderr empty on success and one line on error: retries go unsaid.
+        document = dumps_result(run_hook(hook, query, lambda region: obj.manager(region, say_retries=False)))
     except EcsspotError as err:
         click.echo(f"ecsspot: error: tf {hook}: {' '.join(str(err).split()) or type(err).__name__}", err=True)
         click.get_current_context().exit(err.exit_code)
