@@ -11,16 +11,7 @@ from __future__ import annotations
 
 import re
 
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    ProfileNotFound,
-    ReadTimeoutError,
-)
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
 from ecsspot import errors
 
@@ -63,10 +54,6 @@ def map_error(exc: BaseException, service: str, operation: str) -> errors.Ecsspo
         return errors.InputError(f"AWS profile not found: {exc.kwargs.get('profile', '?')}")
     if isinstance(exc, NoCredentialsError):
         return errors.AwsError(operation, "NoCredentials", "no AWS credentials found in the usual chain", service=service)
-    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
-        return errors.AwsError(operation, "Timeout", _short(str(exc)), service=service)
-    if isinstance(exc, EndpointConnectionError):
-        return errors.AwsError(operation, "EndpointUnreachable", _short(str(exc)), service=service)
     if isinstance(exc, BotoCoreError):
         return errors.AwsError(operation, type(exc).__name__, _short(str(exc)), service=service)
     # ResponseParserError, urllib3/aiohttp errors, OSError, and whatever nobody mapped yet.
