@@ -15,9 +15,9 @@ from typing import Any
 import attrs
 
 from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, paginate
-from ecsspot.errors import DeadlineError, InputError, NotFoundError
+from ecsspot.errors import AwsError, DeadlineError, InputError, NotFoundError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, table_name
-from ecsspot.state import CLUSTER_TAG, AsgState, LifecycleHook, asg_from
+from ecsspot.state import CLUSTER_TAG, AsgState, LifecycleHook, asg_from, tags_of
 
 POLL_SECONDS = 5
 
@@ -111,6 +111,14 @@ def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds:
     yield tuple(call("autoscaling", "delete_auto_scaling_group", AutoScalingGroupName=n, ForceDelete=True) for n in names)
 
 
+def check_deleted(answer: Any, name: str) -> None:
+    """DeleteCapacityProvider answers success with ``updateStatus: DELETE_FAILED`` when ECS keeps
+    the provider (still on a cluster or in a service's strategy): raise that."""
+    provider = answer.get("capacityProvider") or {}
+    if provider.get("updateStatus") == "DELETE_FAILED":
+        raise AwsError("DeleteCapacityProvider", "DELETE_FAILED", f"{name}: {provider.get('updateStatusReason') or 'no reason given'}", service="ecs")
+
+
 def _zero(g: AsgState) -> dict[str, Any]:
     params: dict[str, Any] = {"AutoScalingGroupName": g.name, "MinSize": 0, "MaxSize": 0, "DesiredCapacity": 0}
     if g.mixed_instances_policy:
@@ -163,12 +171,20 @@ def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[Teardow
     ]
     providers: list[str] = []
     if live:
-        providers = [n for n in live[0].get("capacityProviders", ()) if not n.startswith("FARGATE")]
+        attached = [n for n in live[0].get("capacityProviders", ()) if not n.startswith("FARGATE")]
+        if attached:
+            described = yield call("ecs", "describe_capacity_providers", capacityProviders=attached, include=["TAGS"])
+            # Only ecsspot's own providers are deleted; others are merely detached with the cluster.
+            providers = [
+                p["name"] for p in described.get("capacityProviders", ()) if tags_of(p.get("tags"), "key", "value").get(CLUSTER_TAG) == cluster
+            ]
         yield call("ecs", "put_cluster_capacity_providers", cluster=cluster, capacityProviders=[], defaultCapacityProviderStrategy=[])
     yield from retire_groups(cluster, groups, deadline_seconds=deadline_seconds)
     deleted += [f"autoscaling_group/{g.name}" for g in groups]
     for name in providers:
-        yield lookup("ecs", "delete_capacity_provider", ("ClientException", "InvalidParameterException"), capacityProvider=name)
+        # Not swallowed: a provider ECS keeps (still in a service's strategy) must not be reported deleted.
+        answer = yield call("ecs", "delete_capacity_provider", capacityProvider=name)
+        check_deleted(answer, name)
         deleted.append(f"capacity_provider/{name}")
     for lt in templates.get("LaunchTemplates", ()):
         yield call("ec2", "delete_launch_template", LaunchTemplateId=lt["LaunchTemplateId"])

@@ -13,9 +13,11 @@ EC2
   ``ec2.models.instances.Instance.terminate``: tells the world, whoever terminated the instance
   (Spot, Auto Scaling, a user), so the group, the ECS agent and the targets react.
   ``ec2.responses.launch_templates.LaunchTemplates.create_launch_template_version``: the new
-  version inherits the ``SourceVersion``'s data, overridden by what was sent (moto copies
-  nothing), and keeps UserData in the encoded form launches read (moto stores it raw, so every
-  later launch from that version fails with HTTP 500).
+  version inherits every field of the ``SourceVersion`` not sent, overridden by what was sent
+  (moto copies nothing), and keeps UserData in the encoded form launches read (moto stores it
+  raw, so every later launch from that version fails with HTTP 500). Launching from data that
+  combines ``SecurityGroupIds`` and ``NetworkInterfaces`` is refused in
+  :mod:`ecsspot.sim.autoscaling` (moto accepts it).
 
 Auto Scaling
   ``FakeAutoScalingGroup.set_desired_capacity``: capacity is kept by the simulator (spot
@@ -49,6 +51,10 @@ ECS
   a deleted service is DRAINING until its tasks have stopped.
   ``EC2ContainerServiceResponse.create_service``: keeps deploymentConfiguration,
   capacityProviderStrategy, placementStrategy and placementConstraints (moto drops them).
+  ``EC2ContainerServiceBackend.put_cluster_capacity_providers``: refuses to take a provider in
+  use (by a task or a service's strategy) off the cluster; ``delete_capacity_provider``: keeps a
+  provider still on a cluster or in a service's strategy, answering ``DELETE_FAILED`` (moto
+  accepts both).
 
 ELBv2
   ``FakeTargetGroup.register`` / ``deregister`` / ``deregister_terminated_instances`` and
@@ -141,6 +147,8 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (EC2ContainerServiceBackend, "update_service", _update_service),
         (EC2ContainerServiceBackend, "delete_service", _delete_service),
         (EC2ContainerServiceResponse, "create_service", _create_service),
+        (EC2ContainerServiceBackend, "put_cluster_capacity_providers", _put_cluster_capacity_providers),
+        (EC2ContainerServiceBackend, "delete_capacity_provider", _delete_capacity_provider),
         (FakeTargetGroup, "register", _register),
         (FakeTargetGroup, "deregister", _deregister),
         (FakeTargetGroup, "deregister_terminated_instances", _deregister_terminated_instances),
@@ -493,6 +501,70 @@ def _create_service(world: World, original: Any) -> Any:
         return result
 
     return create_service
+
+
+def _provider_users(backend: Any, cluster: str | None, name: str) -> list[str]:
+    """Services (ACTIVE or DRAINING) whose strategy names the provider, and tasks still meant to
+    run on it; in ``cluster`` only, or in any cluster."""
+    users = [
+        f"service {service.name}"
+        for service in backend.services.values()
+        if (cluster is None or service.cluster_name == cluster)
+        and service.status in ("ACTIVE", "DRAINING")
+        and any(item.get("capacityProvider") == name for item in getattr(service, "capacity_provider_strategy", None) or ())
+    ]
+    users += [
+        f"task {arn.rsplit('/', 1)[-1]}"
+        for cluster_name, tasks in backend.tasks.items()
+        if cluster is None or cluster_name == cluster
+        for arn, task in tasks.items()
+        if getattr(task, "capacity_provider_name", None) == name and task.desired_status != "STOPPED"
+    ]
+    return users
+
+
+def _put_cluster_capacity_providers(world: World, original: Any) -> Any:
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_PutClusterCapacityProviders.html:
+    # "You can only disassociate an existing capacity provider from a cluster if it's not being
+    # used by any existing tasks." AWS answers ResourceInUseException "The specified capacity
+    # provider is in use and cannot be removed." when services still name it too (seen by CDK and
+    # CloudFormation users: aws/aws-cdk#15366, pahud/cdk-fargate-patterns#71).
+    def put_cluster_capacity_providers(self: Any, cluster_name: str, capacity_providers: Any, default_strategy: Any) -> Any:
+        from moto.ecs.exceptions import ECSException
+
+        if world.owns(self.account_id, self.region_name) and capacity_providers is not None:
+            cluster = self._get_cluster(cluster_name)
+            leaving = [n for n in cluster.capacity_providers or () if n not in capacity_providers]
+            if any(_provider_users(self, cluster.name, n) for n in leaving):
+                raise ECSException("ResourceInUseException", "The specified capacity provider is in use and cannot be removed.")
+        return original(self, cluster_name, capacity_providers, default_strategy)
+
+    return put_cluster_capacity_providers
+
+
+def _delete_capacity_provider(world: World, original: Any) -> Any:
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteCapacityProvider.html:
+    # "Prior to a capacity provider being deleted, the capacity provider must be removed from the
+    # capacity provider strategy from all services ... Only capacity providers that aren't
+    # associated with a cluster can be deleted." The call itself succeeds; the provider stays
+    # ACTIVE with updateStatus DELETE_FAILED and the reason (ekristen/aws-nuke#542).
+    def delete_capacity_provider(self: Any, name_or_arn: str) -> Any:
+        provider = self._get_provider(name_or_arn)
+        if provider is None or not world.owns(self.account_id, self.region_name):
+            return original(self, name_or_arn)
+        clusters = [c.name for c in self.clusters.values() if c.status == "ACTIVE" and provider.name in (c.capacity_providers or ())]
+        users = _provider_users(self, None, provider.name)
+        if clusters:
+            reason = f"The capacity provider is associated with cluster {clusters[0]}. Remove it from the cluster first."
+        elif users:
+            reason = f"The capacity provider is in use by {', '.join(users)}."
+        else:
+            return original(self, name_or_arn)
+        provider.update_status = "DELETE_FAILED"
+        provider.update_status_reason = reason
+        return provider
+
+    return delete_capacity_provider
 
 
 def _register(world: World, original: Any) -> Any:
