@@ -15,17 +15,20 @@ EC2
   ``ec2.responses.launch_templates.LaunchTemplates.create_launch_template_version``: the new
   version inherits every field of the ``SourceVersion`` not sent, overridden by what was sent
   (moto copies nothing), and keeps UserData in the encoded form launches read (moto stores it
-  raw, so every later launch from that version fails with HTTP 500). Launching from data that
-  combines ``SecurityGroupIds`` and ``NetworkInterfaces`` is refused in
-  :mod:`ecsspot.sim.autoscaling` (moto accepts it).
+  raw, so every later launch from that version fails with HTTP 500).
+  ``ec2.responses.instances.InstanceResponse.run_instances``: refuses a launch combining
+  instance-level security groups with network interfaces (moto accepts it).
 
 Auto Scaling
+  ``AutoScalingBackend.create_auto_scaling_group`` / ``update_auto_scaling_group``: refuse a
+  launch template version with both ``SecurityGroupIds`` and ``NetworkInterfaces``, before any
+  change (moto accepts it).
   ``FakeAutoScalingGroup.set_desired_capacity``: capacity is kept by the simulator (spot
   purchase options, instance types from the overrides, lifecycle hooks, scale-in protection).
   ``AutoScalingBackend.notify_terminate_instances``: moto would replace terminated instances at
   once; the world does it through ``Instance.terminate``.
   ``AutoScalingBackend.terminate_instance``: TerminateInstanceInAutoScalingGroup goes through
-  the terminate lifecycle hooks, as in AWS.
+  the terminate lifecycle hooks, as in AWS, and refuses to decrement below MinSize.
   ``AutoScalingBackend.update_auto_scaling_group``: an update without MixedInstancesPolicy keeps
   the group's policy (moto drops it).
   ``AutoScalingBackend.update_attached_target_groups``: registers only InService instances
@@ -117,6 +120,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import BaseResponse
     from moto.ec2.models.instances import Instance
+    from moto.ec2.responses.instances import InstanceResponse
     from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ecs.models import EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
@@ -127,6 +131,8 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (BaseResponse, "call_action", _locked_call_action),
         (Instance, "terminate", _instance_terminate),
         (LaunchTemplates, "create_launch_template_version", _create_launch_template_version),
+        (InstanceResponse, "run_instances", _run_instances),
+        (AutoScalingBackend, "create_auto_scaling_group", _create_auto_scaling_group),
         (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
         (AutoScalingBackend, "notify_terminate_instances", _notify_terminate_instances),
         (AutoScalingBackend, "terminate_instance", _terminate_instance),
@@ -207,6 +213,8 @@ def _terminate_instance(world: World, original: Any) -> Any:
 
 def _update_auto_scaling_group(world: World, original: Any) -> Any:
     def update_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if world.owns(self.account_id, self.region_name):
+            _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
         group = self.autoscaling_groups.get(kwargs.get("name"))
         if (
             world.owns(self.account_id, self.region_name)
@@ -357,6 +365,66 @@ def _create_launch_template_version(world: World, original: Any) -> Any:
         )
 
     return create_launch_template_version
+
+
+#: https://docs.aws.amazon.com/autoscaling/ec2/userguide/create-launch-template.html: "If you
+#: specify a network interface, you must configure the security group as part of the network
+#: interface, and not in the Security Groups section of the template." The messages are AWS's
+#: (RunInstances: ansible-collections/amazon.aws#157; Auto Scaling: terraform-provider-aws#4570).
+_NIC_AND_GROUPS = "Network interfaces and an instance-level security groups may not be specified on the same request"
+_NIC_AND_GROUPS_ASG = "Invalid launch template: When a network interface is provided, the security groups must be a part of it."
+
+
+def _nic_and_groups(data: Any) -> bool:
+    return bool(data.get("SecurityGroupIds") or data.get("SecurityGroups")) and bool(data.get("NetworkInterfaces"))
+
+
+def _run_instances(world: World, original: Any) -> Any:
+    def run_instances(self: Any) -> Any:
+        from moto.ec2.exceptions import InvalidParameterCombination
+
+        if world.owns(self.current_account, self.region):
+            data: dict[str, Any] = {}
+            spec = self._get_param("LaunchTemplate", {})
+            if spec.get("LaunchTemplateId") or spec.get("LaunchTemplateName"):
+                if spec.get("LaunchTemplateId"):
+                    template = self.ec2_backend.get_launch_template(spec["LaunchTemplateId"])
+                else:
+                    template = self.ec2_backend.get_launch_template_by_name(spec["LaunchTemplateName"])
+                data = dict(template.get_version(spec.get("Version") or "$Default").data)
+            for key in ("SecurityGroupIds", "SecurityGroups", "NetworkInterfaces"):
+                if self._get_param(key):
+                    data[key] = self._get_param(key)
+            if _nic_and_groups(data):
+                raise InvalidParameterCombination(_NIC_AND_GROUPS)
+        return original(self)
+
+    return run_instances
+
+
+def _refuse_nic_and_groups(backend: Any, launch_template: Any, mixed_instances_policy: Any) -> None:
+    """The launch template version a Create/UpdateAutoScalingGroup names, checked before moto
+    changes anything."""
+    from moto.autoscaling.exceptions import AutoscalingClientError
+
+    spec = launch_template or ((mixed_instances_policy or {}).get("LaunchTemplate") or {}).get("LaunchTemplateSpecification") or {}
+    if spec.get("LaunchTemplateId"):
+        template = backend.ec2_backend.get_launch_template(spec["LaunchTemplateId"])
+    elif spec.get("LaunchTemplateName"):
+        template = backend.ec2_backend.get_launch_template_by_name(spec["LaunchTemplateName"])
+    else:
+        return
+    if _nic_and_groups(template.get_version(spec.get("Version") or "$Default").data):
+        raise AutoscalingClientError("InvalidQueryParameter", _NIC_AND_GROUPS_ASG)
+
+
+def _create_auto_scaling_group(world: World, original: Any) -> Any:
+    def create_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if world.owns(self.account_id, self.region_name):
+            _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
+        return original(self, *args, **kwargs)
+
+    return create_auto_scaling_group
 
 
 def _put_lifecycle_hook(world: World, original: Any) -> Any:

@@ -11,6 +11,7 @@ recovery on.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -53,111 +54,135 @@ class Faults:
             raise ReadTimeoutError(endpoint_url=f"injected after {model.name}")
 
 
-def _spec(scenario: str, step: int) -> Any:
-    """Step 0 is the cluster a scenario starts from (nothing for ``create``), step 1 its target."""
-    d = demo_spec_dict()
-    if step == 0 or scenario == "create":
+@pytest.fixture(scope="module", name="sim")
+def sim_fixture() -> Iterator[Simulator]:
+    """One simulator for the module: each run works on a cluster of its own (names differ)."""
+    with Simulator(region=REGION, seed=2) as sim:
+        yield sim
+
+
+class Runs:
+    """Applies on the shared simulator through one manager whose fault hooks are re-armed per run
+    (clients are made once: most of a fresh manager's cost)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.faults = Faults()
+        self.manager = Manager(region=REGION, clock=sim.clock, event_handlers=self.faults.handlers())
+        self.base = demo_spec_dict()
+        self.next_image = sim.client("ec2").register_image(Name="ecsspot-test-next", Architecture="x86_64", RootDeviceName="/dev/xvda")["ImageId"]
+        self.clean: dict[str, tuple[list[str], dict[str, Any]]] = {}
+
+    def spec(self, cluster: str, scenario: str, step: int) -> Any:
+        """Step 0 is the cluster a scenario starts from (nothing for ``create``), step 1 its target."""
+        d = copy.deepcopy(self.base)
+        d["cluster"] = cluster
+        if step == 1 and scenario == "update":
+            # A new AMI (new template version, every group re-pointed), an instance type and
+            # size change, other recorded settings.
+            d["instances"]["ami"] = self.next_image
+            d["pools"][0]["instance_types"] = ["m5.large", "c5.large"]
+            d["pools"][1]["max_size"] = 6
+            d["drain"] = {"deadline_seconds": 90}
+        elif step == 1 and scenario == "replace":
+            # A new group under the spot pool: its provider is replaced, the old group retired.
+            d["pools"][0]["asg_name"] = f"{cluster}-spot-v2"
         return load_spec(d)
-    if scenario == "update":
-        # A new AMI (new template version, every group re-pointed), an instance type and size
-        # change, other recorded settings.
-        d["instances"]["ami"] = "ami-0fedcba987654321f"
-        d["pools"][0]["instance_types"] = ["m5.large", "c5.large"]
-        d["pools"][1]["max_size"] = 6
-        d["drain"] = {"deadline_seconds": 90}
-    elif scenario == "replace":
-        # A new group under the spot pool: its provider is replaced, the old group retired.
-        d["pools"][0]["asg_name"] = "demo-api-spot-v2"
-    return load_spec(d)
 
+    def apply(self, cluster: str, scenario: str, at: int | None = None, when: str = "before") -> None:
+        """Prepare ``cluster`` for ``scenario`` and apply its target, failing mutating call ``at``."""
+        if scenario != "create":
+            self.manager.apply(self.spec(cluster, scenario, 0))
+        self.faults.__init__(at, when)  # type: ignore[misc]
+        try:
+            self.manager.apply(self.spec(cluster, scenario, 1))
+        finally:
+            self.faults.at = None
 
-def _manager(sim: Simulator, faults: Faults | None = None) -> Manager:
-    return Manager(region=REGION, clock=sim.clock, event_handlers=faults.handlers() if faults else ())
+    def shape(self, cluster: str) -> dict[str, Any]:
+        """What must match the clean run: every resource ecsspot made, counted and linked by name
+        (with the cluster's name taken out)."""
+        sim = self.sim
+        ec2, asg, ecs, ddb = (sim.client(s) for s in ("ec2", "autoscaling", "ecs", "dynamodb"))
 
+        def local(name: str) -> str:
+            return name.replace(cluster, "<cluster>")
 
-def _prepare(sim: Simulator, scenario: str) -> None:
-    sim.client("ec2").register_image(Name="ecsspot-test-next", Architecture="x86_64", RootDeviceName="/dev/xvda")
-    if scenario != "create":
-        _manager(sim).apply(_spec(scenario, 0))
-
-
-def _shape(sim: Simulator) -> dict[str, Any]:
-    """What must match the clean run: every resource ecsspot made, counted and linked by name."""
-    ec2, asg, ecs, ddb = (sim.client(s) for s in ("ec2", "autoscaling", "ecs", "dynamodb"))
-    template = ec2.describe_launch_templates(LaunchTemplateNames=["demo-api-ecsspot"])["LaunchTemplates"][0]
-    versions = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])["LaunchTemplateVersions"]
-    groups = {
-        g["AutoScalingGroupName"]: {
-            "version": g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["Version"],
-            "sizes": (g["MinSize"], g["MaxSize"], g["DesiredCapacity"]),
-            "types": [o["InstanceType"] for o in g["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]],
-            "hooks": [h["LifecycleHookName"] for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=g["AutoScalingGroupName"])["LifecycleHooks"]],
+        template = ec2.describe_launch_templates(LaunchTemplateNames=[f"{cluster}-ecsspot"])["LaunchTemplates"][0]
+        versions = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])["LaunchTemplateVersions"]
+        raw_groups = asg.describe_auto_scaling_groups(Filters=[{"Name": "tag:ecsspot:cluster", "Values": [cluster]}])["AutoScalingGroups"]
+        groups = {
+            local(g["AutoScalingGroupName"]): {
+                "version": g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["Version"],
+                "sizes": (g["MinSize"], g["MaxSize"], g["DesiredCapacity"]),
+                "types": [o["InstanceType"] for o in g["MixedInstancesPolicy"]["LaunchTemplate"]["Overrides"]],
+                "hooks": [h["LifecycleHookName"] for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=g["AutoScalingGroupName"])["LifecycleHooks"]],
+            }
+            for g in raw_groups
         }
-        for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]
-    }
-    cluster = ecs.describe_clusters(clusters=["demo-api"])["clusters"][0]
-    names = ["demo-api-spot", "demo-api-on-demand"]
-    providers = {
-        p["name"]: p["autoScalingGroupProvider"]["autoScalingGroupArn"].rsplit("/", 1)[-1]
-        for p in ecs.describe_capacity_providers(capacityProviders=names)["capacityProviders"]
-        if p.get("status") == "ACTIVE"
-    }
-    ttl = ddb.describe_time_to_live(TableName="ecsspot-demo-api")["TimeToLiveDescription"]
-    backups = ddb.describe_continuous_backups(TableName="ecsspot-demo-api")["ContinuousBackupsDescription"]
-    return {
-        "template_versions": sorted(v["VersionNumber"] for v in versions),
-        "latest_version": template["LatestVersionNumber"],
-        "groups": groups,
-        "providers": providers,
-        "cluster_providers": sorted(cluster["capacityProviders"]),
-        "strategy": sorted((s["capacityProvider"], s["weight"], s.get("base", 0)) for s in cluster["defaultCapacityProviderStrategy"]),
-        "ttl": (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")),
-        "pitr": backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"],
-    }
+        details = ecs.describe_clusters(clusters=[cluster])["clusters"][0]
+        names = [f"{cluster}-spot", f"{cluster}-on-demand"]
+        providers = {
+            local(p["name"]): local(p["autoScalingGroupProvider"]["autoScalingGroupArn"].rsplit("/", 1)[-1])
+            for p in ecs.describe_capacity_providers(capacityProviders=names)["capacityProviders"]
+            if p.get("status") == "ACTIVE"
+        }
+        table = f"ecsspot-{cluster}"
+        ttl = ddb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
+        backups = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+        return {
+            "template_versions": sorted(v["VersionNumber"] for v in versions),
+            "latest_version": template["LatestVersionNumber"],
+            "groups": groups,
+            "providers": providers,
+            "cluster_providers": sorted(local(n) for n in details["capacityProviders"]),
+            "strategy": sorted((local(s["capacityProvider"]), s["weight"], s.get("base", 0)) for s in details["defaultCapacityProviderStrategy"]),
+            "ttl": (ttl.get("TimeToLiveStatus"), ttl.get("AttributeName")),
+            "pitr": backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"],
+            "settings": "Item" in ddb.get_item(TableName=table, Key={"pk": {"S": "cluster"}, "sk": {"S": "settings"}}),
+        }
+
+    def clean_run(self, scenario: str) -> tuple[list[str], dict[str, Any]]:
+        """The clean apply's mutating calls and the shape it leaves (once per scenario)."""
+        if scenario not in self.clean:
+            cluster = f"clean-{scenario}"
+            self.apply(cluster, scenario)
+            self.clean[scenario] = (list(self.faults.mutations), self.shape(cluster))
+        return self.clean[scenario]
 
 
-@pytest.fixture(scope="module", name="clean")
-def clean_fixture() -> Iterator[dict[str, tuple[list[str], dict[str, Any]]]]:
-    """Per scenario, lazily: the clean apply's mutating calls and the shape it leaves."""
-    runs: dict[str, tuple[list[str], dict[str, Any]]] = {}
-
-    def run(scenario: str) -> tuple[list[str], dict[str, Any]]:
-        if scenario not in runs:
-            with Simulator(region=REGION, seed=2) as sim:
-                _prepare(sim, scenario)
-                faults = Faults()
-                _manager(sim, faults).apply(_spec(scenario, 1))
-                runs[scenario] = (faults.mutations, _shape(sim))
-        return runs[scenario]
-
-    yield run  # type: ignore[misc]
+@pytest.fixture(scope="module", name="runs")
+def runs_fixture(sim: Simulator) -> Runs:
+    return Runs(sim)
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("scenario", ["create", "update", "replace"])
-def test_apply_converges_after_a_failure_at_any_mutating_call(clean: Any, scenario: str, when: str) -> None:
-    mutations, want = clean(scenario)
-    assert len(mutations) >= 5, mutations  # the scenario exercises apply, not a no-op
+def test_apply_converges_after_a_failure_at_any_mutating_call(runs: Runs, scenario: str, when: str) -> None:
+    mutations, want = runs.clean_run(scenario)
     for at in range(1, len(mutations) + 1):
+        cluster = f"{scenario}-{when}-{at}"
         where = f"{scenario}: failure {when} mutating call {at} ({mutations[at - 1]})"
-        with Simulator(region=REGION, seed=2) as sim:
-            _prepare(sim, scenario)
-            faults = Faults(at, when)
-            with pytest.raises(AwsError):
-                _manager(sim, faults).apply(_spec(scenario, 1))
-            assert faults.mutations[at - 1] == mutations[at - 1], where
-            _manager(sim).apply(_spec(scenario, 1))
-            assert _manager(sim).plan(_spec(scenario, 1)).changes == (), where
-            assert _shape(sim) == want, where
+        with pytest.raises(AwsError):
+            runs.apply(cluster, scenario, at, when)
+        assert runs.faults.mutations[at - 1] == mutations[at - 1], where
+        target = runs.spec(cluster, scenario, 1)
+        runs.manager.apply(target)
+        assert runs.manager.plan(target).changes == (), where
+        assert runs.shape(cluster) == want, where
 
 
-def test_clean_apply_shape(clean: Any) -> None:
+def test_clean_apply_shape(runs: Runs) -> None:
     """The invariants the fault test compares against are the intended ones."""
-    _, created = clean("create")
+    mutations, created = runs.clean_run("create")
+    assert mutations[:3] == ["dynamodb:CreateTable", "dynamodb:UpdateTimeToLive", "dynamodb:UpdateContinuousBackups"]
     assert created["template_versions"] == [1] and created["ttl"] == ("ENABLED", "expires_at") and created["pitr"] == "ENABLED"
-    _, updated = clean("update")
+    assert created["settings"] and set(created["groups"]) == {"<cluster>-spot", "<cluster>-on-demand"}
+    mutations, updated = runs.clean_run("update")
+    assert "ec2:CreateLaunchTemplateVersion" in mutations
     assert updated["template_versions"] == [1, 2]
     assert {g["version"] for g in updated["groups"].values()} == {"2"}
-    _, replaced = clean("replace")
-    assert set(replaced["groups"]) == {"demo-api-spot-v2", "demo-api-on-demand"}
-    assert replaced["providers"]["demo-api-spot"] == "demo-api-spot-v2"
+    mutations, replaced = runs.clean_run("replace")
+    assert "ecs:DeleteCapacityProvider" in mutations and "autoscaling:DeleteAutoScalingGroup" in mutations
+    assert set(replaced["groups"]) == {"<cluster>-spot-v2", "<cluster>-on-demand"}
+    assert replaced["providers"]["<cluster>-spot"] == "<cluster>-spot-v2"
