@@ -79,10 +79,12 @@ class Runs:
         d["cluster"] = cluster
         if step == 1 and scenario == "update":
             # A new AMI (new template version, every group re-pointed), an instance type and
-            # size change, other recorded settings.
+            # size change, a provider and the default strategy changed, other recorded settings.
             d["instances"]["ami"] = self.next_image
             d["pools"][0]["instance_types"] = ["m5.large", "c5.large"]
+            d["pools"][0]["managed_scaling"] = {"target_capacity": 80}
             d["pools"][1]["max_size"] = 6
+            d["strategy"][1]["weight"] = 2
             d["drain"] = {"deadline_seconds": 90}
         elif step == 1 and scenario == "replace":
             # A new group under the spot pool: its provider is replaced, the old group retired.
@@ -179,7 +181,7 @@ def test_clean_apply_shape(runs: Runs) -> None:
     assert created["template_versions"] == [1] and created["ttl"] == ("ENABLED", "expires_at") and created["pitr"] == "ENABLED"
     assert created["settings"] and set(created["groups"]) == {"<cluster>-spot", "<cluster>-on-demand"}
     mutations, updated = runs.clean_run("update")
-    assert "ec2:CreateLaunchTemplateVersion" in mutations
+    assert {"ec2:CreateLaunchTemplateVersion", "ecs:UpdateCapacityProvider", "ecs:PutClusterCapacityProviders"} <= set(mutations)
     assert updated["template_versions"] == [1, 2]
     assert {g["version"] for g in updated["groups"].values()} == {"2"}
     mutations, replaced = runs.clean_run("replace")
