@@ -15,7 +15,8 @@ EC2
   ``ec2.responses.launch_templates.LaunchTemplates.create_launch_template_version``: the new
   version inherits every field of the ``SourceVersion`` not sent, overridden by what was sent
   (moto copies nothing), and keeps UserData in the encoded form launches read (moto stores it
-  raw, so every later launch from that version fails with HTTP 500).
+  raw, so every later launch from that version fails with HTTP 500). :class:`MotoFixes` installs
+  this one alone, without a simulator, for tests on plain moto.
   ``ec2.responses.instances.InstanceResponse.run_instances``: refuses a launch combining
   instance-level security groups with network interfaces (moto accepts it).
 
@@ -113,6 +114,33 @@ class Seam:
                 setattr(owner, name, original)
         if _active is self:
             _active = None
+
+
+class MotoFixes:
+    """Only the fixes of moto bugs AWS does not have, without any simulated behaviour: for tests
+    and tools on plain moto (a ``ThreadedMotoServer`` of their own), as a context manager.
+
+    Today: ``create_launch_template_version`` keeps UserData encoded and copies the
+    ``SourceVersion`` (see the module docstring), so a version sent whole can be launched from.
+    A :class:`Seam` installed meanwhile patches over these and puts them back when removed.
+    """
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def __enter__(self) -> MotoFixes:
+        from moto.ec2.responses.launch_templates import LaunchTemplates
+
+        for owner, name, factory in [(LaunchTemplates, "create_launch_template_version", _create_launch_template_version)]:
+            original = owner.__dict__[name]
+            self._saved.append((owner, name, original))
+            setattr(owner, name, factory(None, original))  # type: ignore[arg-type]  # needs no world
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._saved:
+            owner, name, original = self._saved.pop()
+            setattr(owner, name, original)
 
 
 def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
