@@ -29,7 +29,11 @@ READS = ("Describe", "List", "Get")
 class Faults:
     """botocore hooks that count mutating calls and fail the ``at``-th one, ``before`` or ``after`` it takes effect."""
 
-    def __init__(self, at: int | None = None, when: str = "before") -> None:
+    def __init__(self) -> None:
+        self.arm(None)
+
+    def arm(self, at: int | None, when: str = "before") -> None:
+        """Count afresh; fail mutating call ``at`` (None: none)."""
         self.at = at
         self.when = when
         self.mutations: list[str] = []
@@ -95,7 +99,7 @@ class Runs:
         """Prepare ``cluster`` for ``scenario`` and apply its target, failing mutating call ``at``."""
         if scenario != "create":
             self.manager.apply(self.spec(cluster, scenario, 0))
-        self.faults.__init__(at, when)  # type: ignore[misc]
+        self.faults.arm(at, when)
         try:
             self.manager.apply(self.spec(cluster, scenario, 1))
         finally:
