@@ -16,9 +16,10 @@ import attrs
 
 from ecsspot import userdata
 from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, lookup
-from ecsspot.errors import DeadlineError, InputError
+from ecsspot.errors import DeadlineError, InputError, Problem, SpecError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, Pool, StrategyItem, dump_spec
 from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed, tags_of
+from ecsspot.teardown import check_deleted
 
 if TYPE_CHECKING:
     from ecsspot.lint import Warning as LintWarning
@@ -27,6 +28,8 @@ ACTIONS = ("create", "update", "replace", "delete")
 #: Tag ECS puts on ASGs it manages; ecsspot adds it at creation and ignores it in diffs.
 ECS_MANAGED_TAG = "AmazonECSManaged"
 SETTINGS_KEY = {"pk": {"S": "cluster"}, "sk": {"S": "settings"}}
+#: The state table's TTL attribute (leases, idempotency keys; see ``ecsspot.store``).
+TTL_ATTRIBUTE = "expires_at"
 
 
 @attrs.frozen
@@ -53,6 +56,9 @@ class Plan:
     summary: Mapping[str, int] = attrs.field(hash=False, default=attrs.Factory(lambda s: _summary(s.changes), takes_self=True))
     #: The AMI the launch template should use (resolved from SSM when the spec names a parameter).
     image_id: str = ""
+    #: The launch template version the groups should run when the plan makes none (an existing
+    #: version already holding the desired data is used rather than another copy of it).
+    template_version: int | None = None
 
     @property
     def has_changes(self) -> bool:
@@ -216,6 +222,15 @@ def desired_settings(spec: ClusterSpec) -> str:
     return json.dumps(dump_spec(spec), sort_keys=True, separators=(",", ":"))
 
 
+def desired_table_view() -> dict[str, Any]:
+    return {"billing_mode": "PAY_PER_REQUEST", "ttl_attribute": TTL_ATTRIBUTE, "point_in_time_recovery": True}
+
+
+def _observed_table_view(table: Any) -> dict[str, Any]:
+    # Billing mode is set at creation only; TTL and recovery are separate calls that can be lost.
+    return {"billing_mode": "PAY_PER_REQUEST", "ttl_attribute": table.ttl_attribute, "point_in_time_recovery": table.point_in_time_recovery}
+
+
 def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
@@ -241,7 +256,9 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
     """Compare spec and observed state; return the ordered changes apply would make."""
     changes: list[Change] = []
     if observed.table is None:
-        changes.append(Change("create", "dynamodb_table", spec.table_name, {"billing_mode": [None, "PAY_PER_REQUEST"]}))
+        changes.append(Change("create", "dynamodb_table", spec.table_name, _diff({}, desired_table_view())))
+    elif table_delta := _diff(_observed_table_view(observed.table), desired_table_view()):
+        changes.append(Change("update", "dynamodb_table", spec.table_name, table_delta))
 
     desired_lt = _template_view(desired_template_data(spec, image_id))
     lt = observed.launch_template
@@ -253,7 +270,12 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
     else:
         current = _template_view(lt.versions.get(version or lt.latest_version, {}))
         delta = _diff(current, desired_lt)
-        if delta:
+        latest = lt.versions.get(lt.latest_version)
+        if delta and latest is not None and not _diff(_template_view(latest), desired_lt):
+            # A newer version already holds the desired data (an apply that failed before the
+            # groups were pointed at it): use it rather than pile up copies.
+            next_version = lt.latest_version
+        elif delta:
             next_version = lt.latest_version + 1
             changes.append(Change("update", "launch_template", spec.launch_template_name, {**_redact(delta), "version": [version, next_version]}))
         else:
@@ -315,6 +337,8 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
         if name not in wanted_asgs and asg.tags.get(CLUSTER_TAG) == spec.cluster:
             changes.append(Change("delete", "autoscaling_group", name, {}, reason="its pool is no longer in the spec (instances are drained first)"))
 
+    _refuse_providers_in_use(spec, observed, changes)
+
     cluster = observed.cluster
     foreign = [n for n in (cluster.capacity_providers if cluster else ()) if n not in ours and not _is_ours(observed, n, spec)]
     want_cps = sorted(ours | set(foreign))
@@ -335,7 +359,46 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
         after = json.loads(want_settings)
         keys = sorted(k for k in after.keys() | before.keys() if before.get(k) != after.get(k))
         changes.append(Change("create" if settings is None else "update", "settings", spec.table_name, {"changed_keys": [None, keys]}))
-    return Plan(cluster=spec.cluster, changes=tuple(changes), warnings=warnings, image_id=image_id)
+    return Plan(cluster=spec.cluster, changes=tuple(changes), warnings=warnings, image_id=image_id, template_version=next_version)
+
+
+def _refuse_providers_in_use(spec: ClusterSpec, observed: Observed, changes: list[Change]) -> None:
+    """Refuse (before any change) to replace or delete a capacity provider a service uses.
+
+    ECS refuses to take a provider in use off its cluster (PutClusterCapacityProviders:
+    ResourceInUseException) or to delete one still in a service's strategy; apply would stop
+    halfway, with the new group made and the provider never swapped. Moving services is theirs
+    to decide (their strategy, a new deployment), so ecsspot names them and changes nothing.
+    """
+    problems = []
+    for change in changes:
+        if change.resource != "capacity_provider" or change.action not in ("replace", "delete"):
+            continue
+        users = sorted(
+            s.name for s in observed.services if any(i.get("capacityProvider") == change.name for i in s.capacity_provider_strategy)
+        )
+        if not users:
+            continue
+        services = f"service{'s' if len(users) > 1 else ''} {', '.join(users)}"
+        if change.action == "replace":
+            index = next(i for i, p in enumerate(spec.pools) if spec.capacity_provider_name(p) == change.name)
+            problems.append(
+                Problem(
+                    f"pools[{index}].asg_name",
+                    f"capacity provider {change.name} is used by {services}; a provider in use cannot be replaced: "
+                    "move those services to another provider first (update their capacity provider strategy and deploy) or keep the group",
+                )
+            )
+        else:
+            problems.append(
+                Problem(
+                    "pools",
+                    f"capacity provider {change.name} (a pool no longer in the spec) is used by {services}; a provider in use "
+                    "cannot be deleted: move those services to another provider first or keep the pool",
+                )
+            )
+    if problems:
+        raise SpecError(problems)
 
 
 def _is_ours(observed: Observed, name: str, spec: ClusterSpec) -> bool:
@@ -430,11 +493,16 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
     def changed(resource: str, name: str) -> Change | None:
         return by.get((resource, name))
 
-    if changed("dynamodb_table", spec.table_name):
+    table_change = changed("dynamodb_table", spec.table_name)
+    if table_change is not None and table_change.action == "create":
         yield from create_table(spec.table_name, spec.cluster)
+    elif table_change is not None:
+        if observed.table is not None and observed.table.status != "ACTIVE":
+            yield from _wait_table_active(spec.table_name)
+        yield from table_settings(spec.table_name, table_change.diff)
 
     template_id = observed.launch_template.id if observed.launch_template else None
-    version = current_template_version(spec, observed)
+    version = the_plan.template_version
     if changed("launch_template", spec.launch_template_name):
         data = desired_template_data(spec, the_plan.image_id)
         if template_id is None:
@@ -449,8 +517,7 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
             template_id = answer["LaunchTemplate"]["LaunchTemplateId"]
             version = int(answer["LaunchTemplate"]["LatestVersionNumber"])
         else:
-            current = observed.launch_template.versions.get(version or 0, {}) if observed.launch_template else {}
-            answer = yield call("ec2", "create_launch_template_version", **version_params(template_id, data, version, current, "ecsspot"))
+            answer = yield call("ec2", "create_launch_template_version", **version_params(template_id, data, "ecsspot"))
             version = int(answer["LaunchTemplateVersion"]["VersionNumber"])
 
     asg_arns: dict[str, str] = {name: asg.arn for name, asg in observed.asgs.items()}
@@ -513,7 +580,8 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
         strategy = [s for s in observed.cluster.default_strategy if s["capacityProvider"] not in leaving]
         yield call("ecs", "put_cluster_capacity_providers", cluster=spec.cluster, capacityProviders=keep, defaultCapacityProviderStrategy=strategy)
         for name in leaving:
-            yield call("ecs", "delete_capacity_provider", capacityProvider=name)
+            answer = yield call("ecs", "delete_capacity_provider", capacityProvider=name)
+            check_deleted(answer, name)
         yield from _wait_capacity_providers_gone(leaving, deadline_seconds)
     for c in cp_changes:
         if c.action not in ("create", "replace", "update"):
@@ -558,18 +626,14 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
     return ApplyResult(cluster=spec.cluster, changes=the_plan.changes, summary=dict(the_plan.summary), launch_template_version=version)
 
 
-def version_params(template_id: str, data: Mapping[str, Any], source: int | None, source_data: Mapping[str, Any], description: str) -> dict[str, Any]:
-    """CreateLaunchTemplateVersion parameters: every field in full, except unchanged user data.
+def version_params(template_id: str, data: Mapping[str, Any], description: str) -> dict[str, Any]:
+    """CreateLaunchTemplateVersion parameters: the complete data, never ``SourceVersion``.
 
-    Unchanged user data is inherited through ``SourceVersion`` (AWS copies the source's fields and
-    overrides them with the ones sent). Besides saving a large field, this avoids a moto bug: a
-    version created with UserData stores it unwrapped and every launch from it fails.
+    With a source version AWS copies every field not sent, so a field the spec dropped (a key
+    pair) would never go, and ``SecurityGroupIds`` would stay beside ``NetworkInterfaces`` once a
+    public IP is assigned, which EC2 refuses at launch.
     """
-    params: dict[str, Any] = {"LaunchTemplateId": template_id, "LaunchTemplateData": dict(data), "VersionDescription": description}
-    if source and source_data.get("UserData") and userdata.decode(source_data["UserData"]) == userdata.decode(data.get("UserData", "")):
-        params["SourceVersion"] = str(source)
-        del params["LaunchTemplateData"]["UserData"]
-    return params
+    return {"LaunchTemplateId": template_id, "LaunchTemplateData": dict(data), "VersionDescription": description}
 
 
 def asg_params(spec: ClusterSpec, pool: Pool, template_id: str, version: int) -> dict[str, Any]:
@@ -621,7 +685,8 @@ def capacity_provider_params(pool: Pool, asg_arn: str) -> dict[str, Any]:
 
 
 def create_table(table: str, cluster: str, *, timeout: float = 300) -> Workflow[None]:
-    """The state table: on-demand billing, (pk, sk) keys, TTL on ``expires_at`` for leases and keys."""
+    """The state table: on-demand billing, (pk, sk) keys, TTL on ``expires_at`` for leases and
+    keys, point-in-time recovery (as the Terraform module's table has)."""
     yield call(
         "dynamodb",
         "create_table",
@@ -631,15 +696,33 @@ def create_table(table: str, cluster: str, *, timeout: float = 300) -> Workflow[
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         Tags=[{"Key": CLUSTER_TAG, "Value": cluster}],
     )
+    yield from _wait_table_active(table, timeout)
+    yield from table_settings(table, _diff({}, desired_table_view()))
+
+
+def _wait_table_active(table: str, timeout: float = 300) -> Workflow[None]:
     start = yield NOW
     while True:
         answer = yield call("dynamodb", "describe_table", TableName=table)
         if answer["Table"]["TableStatus"] == "ACTIVE":
-            break
+            return
         now = yield Sleep(2)
         if now - start > timeout:
             raise DeadlineError(f"table {table} did not become ACTIVE within {timeout:.0f} s")
-    yield call("dynamodb", "update_time_to_live", TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"})
+
+
+def table_settings(table: str, diff: Mapping[str, Any]) -> Workflow[None]:
+    """Turn on what ``diff`` shows missing: TTL, point-in-time recovery (separate calls, so a
+    failure between them is seen by the next plan and finished by the next apply)."""
+    if "ttl_attribute" in diff:
+        yield call("dynamodb", "update_time_to_live", TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
+    if "point_in_time_recovery" in diff:
+        yield call(
+            "dynamodb",
+            "update_continuous_backups",
+            TableName=table,
+            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+        )
 
 
 def _wait_capacity_providers_gone(names: list[str], timeout: float) -> Workflow[None]:
@@ -647,6 +730,8 @@ def _wait_capacity_providers_gone(names: list[str], timeout: float) -> Workflow[
     start = yield NOW
     while True:
         answer = yield call("ecs", "describe_capacity_providers", capacityProviders=names)
+        for provider in answer.get("capacityProviders", ()):
+            check_deleted({"capacityProvider": provider}, provider["name"])
         alive = [c["name"] for c in answer.get("capacityProviders", ()) if c.get("status") != "INACTIVE"]
         if not alive:
             return

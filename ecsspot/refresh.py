@@ -356,9 +356,8 @@ class _Run:
         if template["descriptions"].get(latest) == marker:
             version = latest  # created before a crash: reuse rather than make another
         else:
-            previous = yield from _template(self.spec, [self.p["previous_version"]])
             data = desired_template_data(self.spec, self.p["image_id"])
-            params = version_params(template["id"], data, self.p["previous_version"], previous["versions"].get(self.p["previous_version"], {}), marker)
+            params = version_params(template["id"], data, marker)
             answer = yield call("ec2", "create_launch_template_version", **params)
             version = int(answer["LaunchTemplateVersion"]["VersionNumber"])
         self.p["new_version"] = version

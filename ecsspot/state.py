@@ -2,8 +2,9 @@
 
 ``observe(spec)`` reads what plan and lint need in two concurrent rounds plus one for services:
 clusters, capacity providers, tagged ASGs (instances included), the launch template and the
-table in round one; template versions in use and lifecycle hooks in round two. Describe-per-
-instance never happens: a 1,000-instance cluster costs the same as a 10-instance one.
+table in round one; template versions in use, lifecycle hooks and the table's TTL and recovery
+in round two. Describe-per-instance never happens: a 1,000-instance cluster costs the same as a
+10-instance one.
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ class ClusterState:
 class TableState:
     name: str
     status: str
+    #: The attribute TTL deletes by, while TTL is ENABLED or ENABLING (None otherwise).
+    ttl_attribute: str | None = None
+    point_in_time_recovery: bool = False
 
 
 @attrs.frozen
@@ -206,6 +210,18 @@ def cluster_from(raw: Mapping[str, Any]) -> ClusterState:
     )
 
 
+def table_from(raw: Mapping[str, Any], ttl: Mapping[str, Any] | None, backups: Mapping[str, Any] | None) -> TableState:
+    """The table with its TTL (DescribeTimeToLive) and point-in-time recovery (DescribeContinuousBackups)."""
+    ttl_desc = (ttl or {}).get("TimeToLiveDescription") or {}
+    pitr = ((backups or {}).get("ContinuousBackupsDescription") or {}).get("PointInTimeRecoveryDescription") or {}
+    return TableState(
+        name=raw["Table"]["TableName"],
+        status=raw["Table"]["TableStatus"],
+        ttl_attribute=ttl_desc.get("AttributeName") if ttl_desc.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") else None,
+        point_in_time_recovery=pitr.get("PointInTimeRecoveryStatus") == "ENABLED",
+    )
+
+
 def service_from(raw: Mapping[str, Any]) -> ServiceState:
     deployment = raw.get("deploymentConfiguration") or {}
     return ServiceState(
@@ -264,6 +280,10 @@ def observe(spec: ClusterSpec, *, services: bool = True) -> Workflow[Observed]:
                 Versions=sorted(versions_wanted),
             )
         )
+    if table_raw:
+        # A table whose TTL or recovery call was lost after create_table must show as a change.
+        round_two.append(call("dynamodb", "describe_time_to_live", TableName=spec.table_name))
+        round_two.append(call("dynamodb", "describe_continuous_backups", TableName=spec.table_name))
     answers = list((yield tuple(round_two))) if round_two else []
     hook_answers = answers[: len(raw_asgs)]
     rest = answers[len(raw_asgs) :]
@@ -298,7 +318,7 @@ def observe(spec: ClusterSpec, *, services: bool = True) -> Workflow[Observed]:
     target_groups: dict[str, TargetGroupState] = {}
     if services and cluster is not None:
         service_states, target_groups = yield from observe_services(cluster.name, spec.target_groups)
-    table = TableState(table_raw["Table"]["TableName"], table_raw["Table"]["TableStatus"]) if table_raw else None
+    table = table_from(table_raw, rest.pop(0), rest.pop(0)) if table_raw else None
     return Observed(
         cluster=cluster,
         launch_template=template,

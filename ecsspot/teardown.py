@@ -9,15 +9,16 @@ cluster and table. Past the deadline it stops with an error naming what is left.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 
 from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, paginate
-from ecsspot.errors import DeadlineError, InputError, NotFoundError
+from ecsspot.errors import AwsError, DeadlineError, InputError, NotFoundError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, table_name
-from ecsspot.state import CLUSTER_TAG, AsgState, LifecycleHook, asg_from
+from ecsspot.state import CLUSTER_TAG, POOL_TAG, AsgState, LifecycleHook, asg_from, tags_of
 
 POLL_SECONDS = 5
 
@@ -111,6 +112,14 @@ def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds:
     yield tuple(call("autoscaling", "delete_auto_scaling_group", AutoScalingGroupName=n, ForceDelete=True) for n in names)
 
 
+def check_deleted(answer: Any, name: str) -> None:
+    """DeleteCapacityProvider answers success with ``updateStatus: DELETE_FAILED`` when ECS keeps
+    the provider (still on a cluster or in a service's strategy): raise that."""
+    provider = answer.get("capacityProvider") or {}
+    if provider.get("updateStatus") == "DELETE_FAILED":
+        raise AwsError("DeleteCapacityProvider", "DELETE_FAILED", f"{name}: {provider.get('updateStatusReason') or 'no reason given'}", service="ecs")
+
+
 def _zero(g: AsgState) -> dict[str, Any]:
     params: dict[str, Any] = {"AutoScalingGroupName": g.name, "MinSize": 0, "MaxSize": 0, "DesiredCapacity": 0}
     if g.mixed_instances_policy:
@@ -138,6 +147,14 @@ def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[Teardow
     live = [c for c in clusters.get("clusters", ()) if c.get("status") == "ACTIVE"]
     table = table_name(cluster)
     table_answer = yield lookup("dynamodb", "describe_table", ("ResourceNotFoundException",), TableName=table)
+    recorded: list[str] = []
+    if table_answer is not None:
+        from ecsspot.plan import settings_from, settings_lookup
+
+        # The providers of the recorded pools too: a teardown that stopped after detaching them
+        # from the cluster still finds them when run again.
+        settings = settings_from((yield settings_lookup(table)))
+        recorded = [f"{cluster}-{p['name']}" for p in json.loads(settings).get("pools", ())] if settings else []
     if not live and not tagged.get("AutoScalingGroups") and not templates.get("LaunchTemplates") and table_answer is None:
         raise NotFoundError(f"nothing to tear down: no cluster {cluster!r} and no ecsspot resources tagged for it")
     deleted: list[str] = []
@@ -162,13 +179,24 @@ def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[Teardow
         for g, hk in zip(raw_groups, hooks)
     ]
     providers: list[str] = []
+    attached = [n for n in live[0].get("capacityProviders", ()) if not n.startswith("FARGATE")] if live else []
+    candidates = sorted({*attached, *recorded, *(f"{cluster}-{g.tags[POOL_TAG]}" for g in groups if g.tags.get(POOL_TAG))})
+    if candidates:
+        described = yield call("ecs", "describe_capacity_providers", capacityProviders=candidates, include=["TAGS"])
+        # Only ecsspot's own providers are deleted; others are merely detached with the cluster.
+        providers = [
+            p["name"]
+            for p in described.get("capacityProviders", ())
+            if p.get("status") == "ACTIVE" and tags_of(p.get("tags"), "key", "value").get(CLUSTER_TAG) == cluster
+        ]
     if live:
-        providers = [n for n in live[0].get("capacityProviders", ()) if not n.startswith("FARGATE")]
         yield call("ecs", "put_cluster_capacity_providers", cluster=cluster, capacityProviders=[], defaultCapacityProviderStrategy=[])
     yield from retire_groups(cluster, groups, deadline_seconds=deadline_seconds)
     deleted += [f"autoscaling_group/{g.name}" for g in groups]
     for name in providers:
-        yield lookup("ecs", "delete_capacity_provider", ("ClientException", "InvalidParameterException"), capacityProvider=name)
+        # Not swallowed: a provider ECS keeps (still in a service's strategy) must not be reported deleted.
+        answer = yield call("ecs", "delete_capacity_provider", capacityProvider=name)
+        check_deleted(answer, name)
         deleted.append(f"capacity_provider/{name}")
     for lt in templates.get("LaunchTemplates", ()):
         yield call("ec2", "delete_launch_template", LaunchTemplateId=lt["LaunchTemplateId"])

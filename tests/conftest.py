@@ -57,16 +57,23 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """One ThreadedMotoServer for the session (aiobotocore needs HTTP); reset per test by `aws_server`."""
+    """One ThreadedMotoServer for the session (aiobotocore needs HTTP); reset per test by `aws_server`.
+
+    With the seam's fixes of moto bugs (not the simulator): a launch template version sent whole
+    can be launched from, as on AWS.
+    """
     from moto.server import ThreadedMotoServer
+
+    from ecsspot.sim.seam import MotoFixes
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with MotoFixes():
+        server.start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.stop()
 
 
 @pytest.fixture()

@@ -498,7 +498,18 @@ class AutoScaling:
 
             raise ValidationError(f"Instance Id not found - No managed instance found for instance ID: {instance_id}")
         if decrement:
-            group.desired_capacity = max(0, (group.desired_capacity or 0) - 1)
+            # A decrement may not take the group below MinSize: AWS answers ValidationError with
+            # this message (API_TerminateInstanceInAutoScalingGroup.html documents the flag; the
+            # refusal as AWS words it: aws/aws-cli#47, hashicorp/nomad-autoscaler#1290).
+            if (group.desired_capacity or 0) - 1 < (group.min_size or 0):
+                from moto.autoscaling.exceptions import ValidationError
+
+                raise ValidationError(
+                    f"Currently, desiredSize equals minSize ({group.min_size}). Terminating instance without replacement will "
+                    "violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower "
+                    "group's min size."
+                )
+            group.desired_capacity = (group.desired_capacity or 0) - 1
         if not state.lifecycle_state.startswith("Terminating"):
             self.begin_termination(group, state, "a user request")
         return next(a for a in reversed(self.activities[group.name]) if instance_id in a.description)

@@ -13,17 +13,23 @@ EC2
   ``ec2.models.instances.Instance.terminate``: tells the world, whoever terminated the instance
   (Spot, Auto Scaling, a user), so the group, the ECS agent and the targets react.
   ``ec2.responses.launch_templates.LaunchTemplates.create_launch_template_version``: the new
-  version inherits the ``SourceVersion``'s data, overridden by what was sent (moto copies
-  nothing), and keeps UserData in the encoded form launches read (moto stores it raw, so every
-  later launch from that version fails with HTTP 500).
+  version inherits every field of the ``SourceVersion`` not sent, overridden by what was sent
+  (moto copies nothing), and keeps UserData in the encoded form launches read (moto stores it
+  raw, so every later launch from that version fails with HTTP 500). :class:`MotoFixes` installs
+  this one alone, without a simulator, for tests on plain moto.
+  ``ec2.responses.instances.InstanceResponse.run_instances``: refuses a launch combining
+  instance-level security groups with network interfaces (moto accepts it).
 
 Auto Scaling
+  ``AutoScalingBackend.create_auto_scaling_group`` / ``update_auto_scaling_group``: refuse a
+  launch template version with both ``SecurityGroupIds`` and ``NetworkInterfaces``, before any
+  change (moto accepts it).
   ``FakeAutoScalingGroup.set_desired_capacity``: capacity is kept by the simulator (spot
   purchase options, instance types from the overrides, lifecycle hooks, scale-in protection).
   ``AutoScalingBackend.notify_terminate_instances``: moto would replace terminated instances at
   once; the world does it through ``Instance.terminate``.
   ``AutoScalingBackend.terminate_instance``: TerminateInstanceInAutoScalingGroup goes through
-  the terminate lifecycle hooks, as in AWS.
+  the terminate lifecycle hooks, as in AWS, and refuses to decrement below MinSize.
   ``AutoScalingBackend.update_auto_scaling_group``: an update without MixedInstancesPolicy keeps
   the group's policy (moto drops it).
   ``AutoScalingBackend.update_attached_target_groups``: registers only InService instances
@@ -49,6 +55,10 @@ ECS
   a deleted service is DRAINING until its tasks have stopped.
   ``EC2ContainerServiceResponse.create_service``: keeps deploymentConfiguration,
   capacityProviderStrategy, placementStrategy and placementConstraints (moto drops them).
+  ``EC2ContainerServiceBackend.put_cluster_capacity_providers``: refuses to take a provider in
+  use (by a task or a service's strategy) off the cluster; ``delete_capacity_provider``: keeps a
+  provider still on a cluster or in a service's strategy, answering ``DELETE_FAILED`` (moto
+  accepts both).
 
 ELBv2
   ``FakeTargetGroup.register`` / ``deregister`` / ``deregister_terminated_instances`` and
@@ -106,11 +116,39 @@ class Seam:
             _active = None
 
 
+class MotoFixes:
+    """Only the fixes of moto bugs AWS does not have, without any simulated behaviour: for tests
+    and tools on plain moto (a ``ThreadedMotoServer`` of their own), as a context manager.
+
+    Today: ``create_launch_template_version`` keeps UserData encoded and copies the
+    ``SourceVersion`` (see the module docstring), so a version sent whole can be launched from.
+    A :class:`Seam` installed meanwhile patches over these and puts them back when removed.
+    """
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def __enter__(self) -> MotoFixes:
+        from moto.ec2.responses.launch_templates import LaunchTemplates
+
+        for owner, name, factory in [(LaunchTemplates, "create_launch_template_version", _create_launch_template_version)]:
+            original = owner.__dict__[name]
+            self._saved.append((owner, name, original))
+            setattr(owner, name, factory(None, original))  # type: ignore[arg-type]  # needs no world
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._saved:
+            owner, name, original = self._saved.pop()
+            setattr(owner, name, original)
+
+
 def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import BaseResponse
     from moto.ec2.models.instances import Instance
+    from moto.ec2.responses.instances import InstanceResponse
     from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ecs.models import EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
@@ -121,6 +159,8 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (BaseResponse, "call_action", _locked_call_action),
         (Instance, "terminate", _instance_terminate),
         (LaunchTemplates, "create_launch_template_version", _create_launch_template_version),
+        (InstanceResponse, "run_instances", _run_instances),
+        (AutoScalingBackend, "create_auto_scaling_group", _create_auto_scaling_group),
         (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
         (AutoScalingBackend, "notify_terminate_instances", _notify_terminate_instances),
         (AutoScalingBackend, "terminate_instance", _terminate_instance),
@@ -141,6 +181,8 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (EC2ContainerServiceBackend, "update_service", _update_service),
         (EC2ContainerServiceBackend, "delete_service", _delete_service),
         (EC2ContainerServiceResponse, "create_service", _create_service),
+        (EC2ContainerServiceBackend, "put_cluster_capacity_providers", _put_cluster_capacity_providers),
+        (EC2ContainerServiceBackend, "delete_capacity_provider", _delete_capacity_provider),
         (FakeTargetGroup, "register", _register),
         (FakeTargetGroup, "deregister", _deregister),
         (FakeTargetGroup, "deregister_terminated_instances", _deregister_terminated_instances),
@@ -199,6 +241,8 @@ def _terminate_instance(world: World, original: Any) -> Any:
 
 def _update_auto_scaling_group(world: World, original: Any) -> Any:
     def update_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if world.owns(self.account_id, self.region_name):
+            _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
         group = self.autoscaling_groups.get(kwargs.get("name"))
         if (
             world.owns(self.account_id, self.region_name)
@@ -351,6 +395,66 @@ def _create_launch_template_version(world: World, original: Any) -> Any:
     return create_launch_template_version
 
 
+#: https://docs.aws.amazon.com/autoscaling/ec2/userguide/create-launch-template.html: "If you
+#: specify a network interface, you must configure the security group as part of the network
+#: interface, and not in the Security Groups section of the template." The messages are AWS's
+#: (RunInstances: ansible-collections/amazon.aws#157; Auto Scaling: terraform-provider-aws#4570).
+_NIC_AND_GROUPS = "Network interfaces and an instance-level security groups may not be specified on the same request"
+_NIC_AND_GROUPS_ASG = "Invalid launch template: When a network interface is provided, the security groups must be a part of it."
+
+
+def _nic_and_groups(data: Any) -> bool:
+    return bool(data.get("SecurityGroupIds") or data.get("SecurityGroups")) and bool(data.get("NetworkInterfaces"))
+
+
+def _run_instances(world: World, original: Any) -> Any:
+    def run_instances(self: Any) -> Any:
+        from moto.ec2.exceptions import InvalidParameterCombination
+
+        if world.owns(self.current_account, self.region):
+            data: dict[str, Any] = {}
+            spec = self._get_param("LaunchTemplate", {})
+            if spec.get("LaunchTemplateId") or spec.get("LaunchTemplateName"):
+                if spec.get("LaunchTemplateId"):
+                    template = self.ec2_backend.get_launch_template(spec["LaunchTemplateId"])
+                else:
+                    template = self.ec2_backend.get_launch_template_by_name(spec["LaunchTemplateName"])
+                data = dict(template.get_version(spec.get("Version") or "$Default").data)
+            for key in ("SecurityGroupIds", "SecurityGroups", "NetworkInterfaces"):
+                if self._get_param(key):
+                    data[key] = self._get_param(key)
+            if _nic_and_groups(data):
+                raise InvalidParameterCombination(_NIC_AND_GROUPS)
+        return original(self)
+
+    return run_instances
+
+
+def _refuse_nic_and_groups(backend: Any, launch_template: Any, mixed_instances_policy: Any) -> None:
+    """The launch template version a Create/UpdateAutoScalingGroup names, checked before moto
+    changes anything."""
+    from moto.autoscaling.exceptions import AutoscalingClientError
+
+    spec = launch_template or ((mixed_instances_policy or {}).get("LaunchTemplate") or {}).get("LaunchTemplateSpecification") or {}
+    if spec.get("LaunchTemplateId"):
+        template = backend.ec2_backend.get_launch_template(spec["LaunchTemplateId"])
+    elif spec.get("LaunchTemplateName"):
+        template = backend.ec2_backend.get_launch_template_by_name(spec["LaunchTemplateName"])
+    else:
+        return
+    if _nic_and_groups(template.get_version(spec.get("Version") or "$Default").data):
+        raise AutoscalingClientError("InvalidQueryParameter", _NIC_AND_GROUPS_ASG)
+
+
+def _create_auto_scaling_group(world: World, original: Any) -> Any:
+    def create_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if world.owns(self.account_id, self.region_name):
+            _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
+        return original(self, *args, **kwargs)
+
+    return create_auto_scaling_group
+
+
 def _put_lifecycle_hook(world: World, original: Any) -> Any:
     def put_lifecycle_hook(self: Any) -> Any:
         result = original(self)
@@ -493,6 +597,70 @@ def _create_service(world: World, original: Any) -> Any:
         return result
 
     return create_service
+
+
+def _provider_users(backend: Any, cluster: str | None, name: str) -> list[str]:
+    """Services (ACTIVE or DRAINING) whose strategy names the provider, and tasks still meant to
+    run on it; in ``cluster`` only, or in any cluster."""
+    users = [
+        f"service {service.name}"
+        for service in backend.services.values()
+        if (cluster is None or service.cluster_name == cluster)
+        and service.status in ("ACTIVE", "DRAINING")
+        and any(item.get("capacityProvider") == name for item in getattr(service, "capacity_provider_strategy", None) or ())
+    ]
+    users += [
+        f"task {arn.rsplit('/', 1)[-1]}"
+        for cluster_name, tasks in backend.tasks.items()
+        if cluster is None or cluster_name == cluster
+        for arn, task in tasks.items()
+        if getattr(task, "capacity_provider_name", None) == name and task.desired_status != "STOPPED"
+    ]
+    return users
+
+
+def _put_cluster_capacity_providers(world: World, original: Any) -> Any:
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_PutClusterCapacityProviders.html:
+    # "You can only disassociate an existing capacity provider from a cluster if it's not being
+    # used by any existing tasks." AWS answers ResourceInUseException "The specified capacity
+    # provider is in use and cannot be removed." when services still name it too (seen by CDK and
+    # CloudFormation users: aws/aws-cdk#15366, pahud/cdk-fargate-patterns#71).
+    def put_cluster_capacity_providers(self: Any, cluster_name: str, capacity_providers: Any, default_strategy: Any) -> Any:
+        from moto.ecs.exceptions import ECSException
+
+        if world.owns(self.account_id, self.region_name) and capacity_providers is not None:
+            cluster = self._get_cluster(cluster_name)
+            leaving = [n for n in cluster.capacity_providers or () if n not in capacity_providers]
+            if any(_provider_users(self, cluster.name, n) for n in leaving):
+                raise ECSException("ResourceInUseException", "The specified capacity provider is in use and cannot be removed.")
+        return original(self, cluster_name, capacity_providers, default_strategy)
+
+    return put_cluster_capacity_providers
+
+
+def _delete_capacity_provider(world: World, original: Any) -> Any:
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeleteCapacityProvider.html:
+    # "Prior to a capacity provider being deleted, the capacity provider must be removed from the
+    # capacity provider strategy from all services ... Only capacity providers that aren't
+    # associated with a cluster can be deleted." The call itself succeeds; the provider stays
+    # ACTIVE with updateStatus DELETE_FAILED and the reason (ekristen/aws-nuke#542).
+    def delete_capacity_provider(self: Any, name_or_arn: str) -> Any:
+        provider = self._get_provider(name_or_arn)
+        if provider is None or not world.owns(self.account_id, self.region_name):
+            return original(self, name_or_arn)
+        clusters = [c.name for c in self.clusters.values() if c.status == "ACTIVE" and provider.name in (c.capacity_providers or ())]
+        users = _provider_users(self, None, provider.name)
+        if clusters:
+            reason = f"The capacity provider is associated with cluster {clusters[0]}. Remove it from the cluster first."
+        elif users:
+            reason = f"The capacity provider is in use by {', '.join(users)}."
+        else:
+            return original(self, name_or_arn)
+        provider.update_status = "DELETE_FAILED"
+        provider.update_status_reason = reason
+        return provider
+
+    return delete_capacity_provider
 
 
 def _register(world: World, original: Any) -> Any:

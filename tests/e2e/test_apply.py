@@ -21,7 +21,7 @@ def manager_fixture(request: pytest.FixtureRequest, aws_server: str) -> Iterator
 
 @pytest.fixture(params=["sync", "async"], name="sim_manager")
 def sim_manager_fixture(request: pytest.FixtureRequest) -> Iterator[tuple[SyncOrAsync, str]]:
-    """A manager against the simulator's server: AWS behaviour moto lacks (SourceVersion, launches)."""
+    """A manager against the simulator's server: AWS behaviour moto lacks (template versions, launches)."""
     from ecsspot.sim import Simulator
 
     with Simulator(region=REGION, seed=3, server=True) as sim:
@@ -148,7 +148,7 @@ def test_ami_change_makes_a_new_template_version_and_points_groups_at_it(sim_man
     manager.apply(load_spec(d))
     groups = boto("autoscaling", aws_server).describe_auto_scaling_groups()["AutoScalingGroups"]
     assert {g["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["Version"] for g in groups} == {"2"}
-    # Unchanged user data came through SourceVersion, as AWS copies it: nothing left to plan.
+    # The new version was sent whole (user data included): nothing left to plan.
     assert manager.plan(load_spec(d)).changes == ()
     version = boto("ec2", aws_server).describe_launch_template_versions(LaunchTemplateName="demo-api-ecsspot", Versions=["2"])
     from ecsspot import userdata

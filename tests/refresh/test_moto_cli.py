@@ -3,8 +3,8 @@
 moto has no ECS agent: here a thread plays it, registering each InService instance of the
 cluster's groups as a container instance (with the identity document the agent sends), and
 nothing else. The refresh runs as a real ``ecsspot`` process on the wall clock. Launches from the
-new template version work on plain moto because unchanged user data is inherited through
-``SourceVersion`` (moto copies nothing, and a version created *with* UserData breaks launches).
+new template version (sent whole, user data included) work because the session's moto server runs
+with the seam's moto bug fixes (``ecsspot.sim.seam.MotoFixes``), not the simulator.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ from typing import Any
 import attrs
 
 from ecsspot import load_spec
+import pytest
+
+from ecsspot.errors import SpecError
 from ecsspot.plan import asg_params, capacity_provider_params, desired_strategy, desired_template_data, plan
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
 from ecsspot.state import (
@@ -19,6 +22,7 @@ from ecsspot.state import (
     asg_from,
     capacity_provider_from,
     cluster_from,
+    service_from,
 )
 from tests.conftest import example_spec_dict
 
@@ -55,7 +59,7 @@ def converged(s: ClusterSpec, *, settings: bool = True) -> tuple[Observed, str |
     cluster = cluster_from({"clusterName": s.cluster, "clusterArn": "arn:cluster", "status": "ACTIVE", "capacityProviders": sorted(providers), "defaultCapacityProviderStrategy": desired_strategy(s)})
     from ecsspot.plan import desired_settings
 
-    observed = Observed(cluster=cluster, launch_template=lt, asgs=asgs, capacity_providers=providers, table=TableState(s.table_name, "ACTIVE"))
+    observed = Observed(cluster=cluster, launch_template=lt, asgs=asgs, capacity_providers=providers, table=TableState(s.table_name, "ACTIVE", "expires_at", True))
     return observed, desired_settings(s) if settings else None
 
 
@@ -144,6 +148,67 @@ def test_changed_managed_scaling_is_an_update_in_place() -> None:
     p = plan(load_spec(d), observed, IMAGE, settings=settings)
     cp = [c for c in p.changes if c.resource == "capacity_provider"]
     assert [(c.action, c.diff) for c in cp] == [("update", {"target_capacity": [100, 80]})]
+
+
+def test_table_without_ttl_or_recovery_is_an_update() -> None:
+    """A table whose TTL call was lost after create_table (or never had PITR) is not converged."""
+    s = spec()
+    observed, settings = converged(s)
+    observed = attrs.evolve(observed, table=TableState(s.table_name, "ACTIVE"))
+    p = plan(s, observed, IMAGE, settings=settings)
+    assert [(c.action, c.resource, c.diff) for c in p.changes] == [
+        ("update", "dynamodb_table", {"ttl_attribute": [None, "expires_at"], "point_in_time_recovery": [False, True]})
+    ]
+
+
+def test_newer_version_holding_the_desired_data_is_reused() -> None:
+    """A failed apply made version 2 and never pointed the groups at it: the next plan points
+    them at version 2 instead of making version 3."""
+    s = spec()
+    observed, settings = converged(s)
+    new_image = "ami-0fffffffffffffff0"
+    lt = attrs.evolve(observed.launch_template, latest_version=2, versions={**observed.launch_template.versions, 2: desired_template_data(s, new_image)})
+    p = plan(s, attrs.evolve(observed, launch_template=lt), new_image, settings=settings)
+    assert [(c.action, c.resource, c.diff) for c in p.changes] == [
+        ("update", "autoscaling_group", {"launch_template_version": [1, 2]}),
+        ("update", "autoscaling_group", {"launch_template_version": [1, 2]}),
+    ]
+    assert p.template_version == 2
+    # A newer version with other data is not reused.
+    p = plan(s, attrs.evolve(observed, launch_template=lt), "ami-0eeeeeeeeeeeeeee0", settings=settings)
+    assert next(c for c in p.changes if c.resource == "launch_template").diff["version"] == [1, 3]
+
+
+def _service(name: str, *providers: str) -> Any:
+    return service_from(
+        {"serviceName": name, "serviceArn": f"arn:svc/{name}", "capacityProviderStrategy": [{"capacityProvider": p, "weight": 1} for p in providers]}
+    )
+
+
+def test_replacing_or_deleting_a_provider_in_use_is_refused() -> None:
+    s = spec()
+    observed, settings = converged(s)
+    observed = attrs.evolve(observed, services=(_service("api", "demo-api-spot", "demo-api-on-demand"), _service("worker", "demo-api-spot"), _service("cron", "demo-api-on-demand")))
+    d = example_spec_dict()
+    d["pools"][0]["asg_name"] = "demo-api-spot-v2"
+    with pytest.raises(SpecError) as info:
+        plan(load_spec(d), observed, IMAGE, settings=settings)
+    [problem] = info.value.problems
+    assert problem.path == "pools[0].asg_name"
+    assert "demo-api-spot is used by services api, worker" in problem.message
+    assert info.value.exit_code == 3
+
+    d = example_spec_dict()
+    d["pools"] = [d["pools"][1]]
+    d["strategy"] = [{"pool": "on-demand", "base": 1, "weight": 1}]
+    with pytest.raises(SpecError) as info:
+        plan(load_spec(d), observed, IMAGE, settings=settings)
+    assert [p.path for p in info.value.problems] == ["pools"]
+    assert "demo-api-spot (a pool no longer in the spec) is used by services api, worker" in info.value.problems[0].message
+
+    # Unused, the same changes are planned.
+    observed = attrs.evolve(observed, services=(_service("cron", "demo-api-on-demand"),))
+    assert any(c.action == "delete" for c in plan(load_spec(d), observed, IMAGE, settings=settings).changes)
 
 
 def test_plan_needs_no_moto_or_boto3() -> None:
