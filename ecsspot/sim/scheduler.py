@@ -614,6 +614,8 @@ class Scheduler:
                     ]
                 task.availability_zone = node.availability_zone
                 task.created_at = world.datetime()
+                task.cpu, task.memory = str(needs.cpu), str(needs.memory)
+                task.connectivity = "CONNECTED"
                 task.version = 0
                 stop_timeout = max(
                     [float(c["stopTimeout"]) for c in task_definition.container_definitions if c.get("stopTimeout")] or [node.stop_timeout]
@@ -653,6 +655,7 @@ class Scheduler:
         """StopTask on a service task: the same path, as ECS does for it."""
         run = self.runs[task_arn]
         self.stop(run, reason or "Task stopped by user", "UserInitiated")
+        self.publish()  # the counts change with the desired status, at once
         return self.tasks[task_arn]
 
     def owns(self, task_arn: str) -> bool:
