@@ -1,4 +1,4 @@
-"""The drain workflow's decisions, against an in-memory fake of the four APIs it uses (no moto)."""
+"""The drain workflow's decisions, against an in-memory fake of the APIs it uses (no moto)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,20 @@ class Fake:
                 if ci["containerInstanceArn"] in p["containerInstances"]:
                     ci["status"] = p["status"]
             return {"failures": []}
+        if c.operation == "list_tasks":
+            # Its runningTasksCount tasks, desired RUNNING; none stopping or stopped.
+            (ci,) = [ci for ci in self.instances.values() if ci["containerInstanceArn"] == p["containerInstance"]]
+            running = range(ci["runningTasksCount"]) if p["desiredStatus"] == "RUNNING" else ()
+            return {"taskArns": [f"arn:task/{ci['ec2InstanceId']}/{n}" for n in running]}
+        if c.operation == "describe_tasks":
+            assert len(p["tasks"]) <= 100
+            tasks = []
+            for arn in p["tasks"]:
+                _, iid, n = arn.rsplit("/", 2)
+                ci = self.instances[iid]
+                status = "RUNNING" if int(n) < ci["runningTasksCount"] else "STOPPED"
+                tasks.append({"taskArn": arn, "containerInstanceArn": ci["containerInstanceArn"], "lastStatus": status, "desiredStatus": status, "group": "service:web"})
+            return {"tasks": tasks}
         if c.operation == "list_services":
             return {"serviceArns": [self.service["serviceArn"]]}
         if c.operation == "describe_services":
