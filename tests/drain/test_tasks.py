@@ -116,16 +116,17 @@ def test_a_short_deadline_names_the_stopping_tasks(sim: Simulator) -> None:
 
 def test_daemon_tasks_do_not_hold_the_drain(sim: Simulator) -> None:
     """ECS stops a daemon task last, once every other task on the DRAINING instance has stopped:
-    the drain is over when those have, whatever the daemon task is doing."""
+    the drain is over when those have, whatever the daemon task is doing (here a 120 s stop
+    timeout that would not fit the deadline after the rest)."""
     stack = build(sim)
     ecs = sim.client("ecs")
-    ecs.register_task_definition(family="agent", containerDefinitions=[{"name": "agent", "image": "x", "cpu": 64, "memory": 64}])
+    ecs.register_task_definition(family="agent", containerDefinitions=[{"name": "agent", "image": "x", "cpu": 64, "memory": 64, "stopTimeout": 120}])
     ecs.create_service(cluster=stack.cluster, serviceName="agent", taskDefinition="agent", schedulingStrategy="DAEMON", launchType="EC2")
     sim.advance(15)
     victim = spot_instances_with_tasks(sim, stack)[0]
     (daemon,) = [t for t in tasks_on(sim, stack.cluster, victim) if t["group"] == "service:agent"]
 
-    result = manager(sim).drain(stack.cluster, [victim], deadline=300)
+    result = manager(sim).drain(stack.cluster, [victim], deadline=150)
 
     (action,) = result.actions
     assert action.status == "drained", action
