@@ -460,12 +460,13 @@ def _what_is_left(
     # Healthy targets elsewhere, per group: a RUNNING replacement that fails its health checks
     # serves nothing, so ECS's runningCount alone would call a broken replacement good. An ip
     # target of a task on a pending instance is not elsewhere.
+    here = pending | set(addresses)
     healthy_elsewhere: dict[str, int] = {}
     for arn, answer in zip(sorted(group_arns), answers[n_ci : n_ci + n_tg]):
         healthy_elsewhere[arn] = sum(
             1
             for d in (answer or {}).get("TargetHealthDescriptions", ())
-            if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in pending | set(addresses)
+            if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in here
         )
     short = []
     for answer in answers[n_ci + n_tg : n_ci + n_tg + n_sv]:
