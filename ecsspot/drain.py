@@ -9,13 +9,32 @@ injected clock) until nothing is left: no non-daemon task, no registered or drai
 every affected service back at its desired count elsewhere. It never reports "drained" while
 something is left.
 
+What runs on an instance is read task by task, as the draining page says to verify it
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html:
+"a container instance has completed draining when all tasks running on the instance transition
+to a STOPPED state", checked with ListTasks per container instance and DescribeTasks), not from
+``runningTasksCount``, which counts only tasks whose *desired* status is RUNNING and so misses
+tasks still handling SIGTERM (STOPPING, up to ``ECS_CONTAINER_STOP_TIMEOUT``). Those tasks also
+give the awsvpc tasks' ENI addresses: an ``ip`` target group's targets on an instance are
+matched by them, deregistered like instance targets and never counted as healthy elsewhere.
+Daemon tasks do not hold a drain: ECS stops them last, after every other task on the instance
+(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_services.html#service_scheduler_daemon),
+and managed termination protection frees an instance "when all non-daemon tasks are stopped";
+their targets are deregistered and waited for all the same. Standalone tasks (RunTask) are not
+moved by ECS: a drain waits for them until its deadline and names them in ``left``.
+
 Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances
-100, DeregisterTargets many per group) and independent calls go out together, so the cost in
-round trips does not grow with the number of instances.
+100, DescribeTasks 100, DeregisterTargets many per group) and independent calls go out together,
+so the cost in round trips does not grow with the number of instances. ListTasks takes one
+container instance: a drain lists each instance's tasks with desiredStatus RUNNING and STOPPED
+(2 calls per instance, concurrent, in round 2); while waiting it describes the tasks it knows
+and lists an instance again only when its counts show a task it has not seen, or it is not
+DRAINING (where tasks may still be placed).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -66,14 +85,102 @@ class DrainResult:
 @attrs.frozen
 class _Target:
     group_arn: str
+    #: The instance the target is on: its own id, or the instance of the task owning the IP.
     instance_id: str
     port: int | None
     state: str
+    #: The target's Id: the instance id, or an awsvpc task's ENI address (target type ``ip``).
+    target_id: str = attrs.field(default=attrs.Factory(lambda self: self.instance_id, takes_self=True))
 
     @property
     def label(self) -> str:
         name = self.group_arn.split(":targetgroup/")[-1].split("/")[0]
+        if self.target_id != self.instance_id:
+            name = f"{name}:{self.target_id}"
         return f"{name}:{self.port}" if self.port is not None else name
+
+
+@attrs.frozen
+class _Task:
+    """One task as DescribeTasks shows it, with the instance it is on."""
+
+    arn: str
+    instance_id: str
+    last_status: str
+    desired_status: str
+    #: ``service:NAME`` for a service's task, ``family:NAME`` (or the RunTask group) for others.
+    group: str
+    #: Private IPv4 addresses of the task's ENIs (awsvpc network mode).
+    addresses: tuple[str, ...] = ()
+
+    @property
+    def stopped(self) -> bool:
+        return self.last_status == "STOPPED"
+
+    @property
+    def label(self) -> str:
+        return f"{self.arn.rsplit('/', 1)[-1]} ({self.group}, {self.last_status})"
+
+
+@attrs.frozen
+class _Watch:
+    """What a drain knows of the tasks on its instances between two looks."""
+
+    tasks: Mapping[str, _Task] = attrs.field(factory=dict)
+    #: Instances whose tasks must be listed again (tasks unseen so far may be there).
+    relist: frozenset[str] = frozenset()
+    #: ``service:NAME`` groups of the DAEMON services.
+    daemon_groups: frozenset[str] = frozenset()
+
+    def addresses(self, instance_ids: Iterable[str]) -> dict[str, str]:
+        """ENI address → instance, for the tasks seen on ``instance_ids`` (a stopped task's
+        draining ``ip`` target still belongs to its instance)."""
+        wanted = set(instance_ids)
+        return {a: t.instance_id for t in self.tasks.values() if t.instance_id in wanted for a in t.addresses}
+
+
+def _task_list_calls(cluster: str, container_instance_arns: Sequence[str]) -> tuple[Call, ...]:
+    """ListTasks for each container instance, desired RUNNING and desired STOPPED (a stopping
+    task's desired status is already STOPPED; the list keeps stopped tasks for a while too)."""
+    return tuple(
+        paginate("ecs", "list_tasks", cluster=cluster, containerInstance=arn, desiredStatus=status)
+        for arn in container_instance_arns
+        for status in ("RUNNING", "STOPPED")
+    )
+
+
+def _listed(container_instance_arns: Sequence[str], answers: Sequence[Any]) -> dict[str, list[str]]:
+    """Container instance ARN → task ARNs, from the answers to :func:`_task_list_calls`."""
+    out: dict[str, list[str]] = {arn: [] for arn in container_instance_arns}
+    for n, answer in enumerate(answers):
+        out[container_instance_arns[n // 2]] += (answer or {}).get("taskArns", [])
+    return out
+
+
+def _describe_task_calls(cluster: str, task_arns: Iterable[str]) -> tuple[Call, ...]:
+    return tuple(call("ecs", "describe_tasks", cluster=cluster, tasks=b) for b in chunks(sorted(set(task_arns)), 100))
+
+
+def _tasks_from(answers: Sequence[Any], instance_of: Mapping[str, str]) -> dict[str, _Task]:
+    """DescribeTasks answers → task ARN → :class:`_Task`, for tasks on the given container
+    instances (``instance_of``: container instance ARN → EC2 instance id)."""
+    found = {}
+    for answer in answers:
+        for task in (answer or {}).get("tasks", ()):
+            iid = instance_of.get(task.get("containerInstanceArn", ""))
+            if iid is None:
+                continue
+            addresses = tuple(
+                d["value"]
+                for a in task.get("attachments", ())
+                if a.get("type") == "ElasticNetworkInterface"
+                for d in a.get("details", ())
+                if d.get("name") == "privateIPv4Address" and d.get("value")
+            )
+            found[task["taskArn"]] = _Task(
+                task["taskArn"], iid, task.get("lastStatus", ""), task.get("desiredStatus", ""), task.get("group", ""), addresses
+            )
+    return found
 
 
 def _deregister(targets: Sequence[_Target]) -> tuple[Call, ...] | None:
@@ -81,7 +188,7 @@ def _deregister(targets: Sequence[_Target]) -> tuple[Call, ...] | None:
     for t in targets:
         if t.state == "draining":
             continue  # already on its way out; deregistering again would restart nothing useful
-        entry: dict[str, Any] = {"Id": t.instance_id}
+        entry: dict[str, Any] = {"Id": t.target_id}
         if t.port is not None:
             entry["Port"] = t.port
         by_group.setdefault(t.group_arn, []).append(entry)
@@ -130,13 +237,20 @@ def drain(
     answers = yield (*lists, paginate("ecs", "list_services", cluster=cluster), *_target_health_calls(known))
     arns = sorted({arn for a in answers[: len(lists)] for arn in a.get("containerInstanceArns", ())})
     service_arns = answers[len(lists)].get("serviceArns", [])
-    targets = _targets_from(known, answers[len(lists) + 1 :], wanted)
+    known_health = answers[len(lists) + 1 :]
+    targets = _targets_from(known, known_health, wanted)
 
     # Round 2: describe both (the filter narrows the list on AWS; moto ignores it, so check here).
     ci_calls = [call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)]
-    answers = yield (*ci_calls, *(call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)))
+    sv_calls = [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)]
+    # Tasks: what is on the instances (and their ENI addresses), see _task_list_calls.
+    task_lists = _task_list_calls(cluster, arns)
+    answers = yield (*ci_calls, *sv_calls, *task_lists)
     instances_by_id = {ci["ec2InstanceId"]: ci for a in answers[: len(ci_calls)] for ci in a.get("containerInstances", ()) if ci.get("ec2InstanceId") in wanted}
-    services = [s for a in answers[len(ci_calls) :] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
+    services = [s for a in answers[len(ci_calls) : len(ci_calls) + len(sv_calls)] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
+    instance_of = {ci["containerInstanceArn"]: iid for iid, ci in instances_by_id.items()}
+    listed = _listed(arns, answers[len(ci_calls) + len(sv_calls) :])
+    task_calls = _describe_task_calls(cluster, [t for arn in instance_of for t in listed.get(arn, ())])
     service_groups = {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
     new_groups = sorted(service_groups - set(known))
     group_arns = set(known) | service_groups
@@ -147,13 +261,23 @@ def drain(
         call("ecs", "update_container_instances_state", cluster=cluster, containerInstances=b, status="DRAINING") for b in chunks(to_drain, 10)
     )
     dereg = (_deregister(targets) or ()) if act else ()
-    answers = yield (*set_draining, *dereg, *_target_health_calls(new_groups))
+    new_health = _target_health_calls(new_groups)
+    answers = yield (*set_draining, *dereg, *new_health, *task_calls)
     failures = {f.get("arn", "").rsplit("/", 1)[-1]: f.get("reason", "") for a in answers[: len(set_draining)] for f in a.get("failures", ())}
-    late = _targets_from(new_groups, answers[len(set_draining) + len(dereg) :], wanted)
+    n = len(set_draining) + len(dereg)
+    watch = _Watch(
+        _tasks_from(answers[n + len(new_health) :], instance_of),
+        daemon_groups=frozenset(f"service:{s['serviceName']}" for s in services if s.get("schedulingStrategy") == "DAEMON"),
+    )
+    # ip targets are known by the task addresses only now: deregistered in round 4.
+    addresses = watch.addresses(wanted)
+    late = _targets_from(new_groups, answers[n : n + len(new_health)], wanted, addresses)
+    late += [t for t in _targets_from(known, known_health, wanted, addresses) if t.target_id != t.instance_id]
     targets += late
 
-    # Round 4 (off the critical path when every group was known): the late groups' deregistration,
-    # and the deregistration delays, to say when a group's delay cannot fit the deadline.
+    # Round 4 (off the critical path when every group was known and no target is an ip one): the
+    # late targets' deregistration, and the deregistration delays, to say when a group's delay
+    # cannot fit the deadline.
     holding = sorted({t.group_arn for t in targets})
     dereg = (_deregister(late) or ()) if act else ()
     answers = (yield (*dereg, *_delay_calls(holding))) if dereg or holding else ()
@@ -193,7 +317,7 @@ def drain(
     left: dict[str, dict[str, Any]] = {}
     done_at: dict[str, float] = {}
     while True:
-        remaining, gone = yield from _what_is_left(cluster, instances_by_id, pending, group_arns, affected_services)
+        remaining, gone, watch = yield from _what_is_left(cluster, instances_by_id, pending, group_arns, affected_services, watch)
         now = yield NOW
         terminated.update(gone & pending)
         for iid in list(pending):
@@ -253,14 +377,20 @@ def _target_health_calls(group_arns: Iterable[str]) -> tuple[Call, ...]:
     return tuple(lookup("elbv2", "describe_target_health", ("TargetGroupNotFound",), TargetGroupArn=arn) for arn in sorted(set(group_arns)))
 
 
-def _targets_from(group_arns: Iterable[str], answers: Sequence[Any], instance_ids: set[str]) -> list[_Target]:
+def _targets_from(
+    group_arns: Iterable[str], answers: Sequence[Any], instance_ids: set[str], addresses: Mapping[str, str] | None = None
+) -> list[_Target]:
+    """The targets on ``instance_ids``: by instance id, or by the ENI ``addresses`` (address →
+    instance) of the awsvpc tasks there."""
     found = []
     for arn, answer in zip(sorted(set(group_arns)), answers):
         for desc in (answer or {}).get("TargetHealthDescriptions", ()):
             target = desc.get("Target", {})
             state = desc.get("TargetHealth", {}).get("State", "")
-            if target.get("Id") in instance_ids and state != "unused":
-                found.append(_Target(arn, target["Id"], target.get("Port"), state))
+            target_id = target.get("Id", "")
+            instance_id = target_id if target_id in instance_ids else (addresses or {}).get(target_id)
+            if instance_id in instance_ids and state != "unused":
+                found.append(_Target(arn, instance_id, target.get("Port"), state, target_id))
     return found
 
 
@@ -281,9 +411,18 @@ def _what_is_left(
     pending: set[str],
     group_arns: set[str],
     affected_services: set[str],
-) -> Workflow[tuple[dict[str, dict[str, Any]], set[str]]]:
-    """What is still on each pending instance, and which instances are gone (terminated)."""
-    arns = [instances_by_id[i]["containerInstanceArn"] for i in sorted(pending) if i in instances_by_id]
+    watch: _Watch,
+) -> Workflow[tuple[dict[str, dict[str, Any]], set[str], _Watch]]:
+    """What is still on each pending instance, which instances are gone (terminated), and what is
+    now known of their tasks.
+
+    One round: the container instances, the groups' targets, the services, the known live tasks,
+    and ListTasks for the instances in ``watch.relist``; a second only when that listing shows
+    tasks not seen before.
+    """
+    looked = sorted(i for i in pending if i in instances_by_id)
+    arns = [instances_by_id[i]["containerInstanceArn"] for i in looked]
+    instance_of = {instances_by_id[i]["containerInstanceArn"]: i for i in looked}
     calls: list[Call] = [
         call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)
     ]
@@ -291,35 +430,62 @@ def _what_is_left(
     calls += _target_health_calls(group_arns)
     n_tg = len(calls) - n_ci
     calls += [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(sorted(affected_services), 10)]
+    n_sv = len(calls) - n_ci - n_tg
+    relist = [instances_by_id[i]["containerInstanceArn"] for i in looked if i in watch.relist]
+    calls += _task_list_calls(cluster, relist)
+    live = [t.arn for t in watch.tasks.values() if t.instance_id in pending and not t.stopped]
+    calls += _describe_task_calls(cluster, live)
     answers = (yield tuple(calls)) if calls else ()
+    lists = answers[n_ci + n_tg + n_sv : n_ci + n_tg + n_sv + 2 * len(relist)]
+    tasks = dict(watch.tasks)
+    tasks.update(_tasks_from(answers[n_ci + n_tg + n_sv + 2 * len(relist) :], instance_of))
+    unseen = [a for listed in _listed(relist, lists).values() for a in listed if a not in tasks]
+    if unseen:
+        tasks.update(_tasks_from((yield _describe_task_calls(cluster, unseen)), instance_of))
+
     left: dict[str, dict[str, Any]] = {}
     gone: set[str] = set()
+    again: set[str] = set()
     for answer in answers[:n_ci]:
         for ci in answer.get("containerInstances", ()):
+            iid = ci["ec2InstanceId"]
             if ci.get("status") == "INACTIVE":
                 # Terminated (Spot reclaims two minutes after the warning): its tasks died with it
                 # and the load balancer drops its targets; there is nothing left to wait for here.
-                gone.add(ci["ec2InstanceId"])
+                gone.add(iid)
                 continue
-            tasks = int(ci.get("runningTasksCount", 0)) + int(ci.get("pendingTasksCount", 0))
-            if tasks:
-                left.setdefault(ci["ec2InstanceId"], {})["tasks"] = tasks
             if ci.get("status") == "ACTIVE":
                 # Someone set it back to ACTIVE: tasks may land here again, so it is not drained.
-                left.setdefault(ci["ec2InstanceId"], {})["status"] = "ACTIVE"
-    for t in _targets_from(group_arns, answers[n_ci : n_ci + n_tg], pending - gone):
+                left.setdefault(iid, {})["status"] = "ACTIVE"
+            counted = int(ci.get("runningTasksCount", 0)) + int(ci.get("pendingTasksCount", 0))
+            known = sum(1 for t in tasks.values() if t.instance_id == iid and t.desired_status == "RUNNING" and not t.stopped)
+            if ci.get("status") != "DRAINING" or counted > known:
+                again.add(iid)
+    for iid in sorted(pending - gone):
+        on = [t for t in tasks.values() if t.instance_id == iid and not t.stopped and t.group not in watch.daemon_groups]
+        if on:
+            what = left.setdefault(iid, {})
+            what["tasks"] = len(on)
+            what["task_states"] = dict(sorted(Counter(t.last_status for t in on).items()))
+            standalone = [t.label for t in on if not t.group.startswith("service:")]
+            if standalone:
+                what["standalone_tasks"] = sorted(standalone)
+    addresses = _Watch(tasks).addresses(pending)
+    for t in _targets_from(group_arns, answers[n_ci : n_ci + n_tg], pending - gone, addresses):
         left.setdefault(t.instance_id, {}).setdefault("targets", []).append(f"{t.label} ({t.state})")
     # Healthy targets elsewhere, per group: a RUNNING replacement that fails its health checks
-    # serves nothing, so ECS's runningCount alone would call a broken replacement good.
+    # serves nothing, so ECS's runningCount alone would call a broken replacement good. An ip
+    # target of a task on a pending instance is not elsewhere.
+    here = pending | set(addresses)
     healthy_elsewhere: dict[str, int] = {}
     for arn, answer in zip(sorted(group_arns), answers[n_ci : n_ci + n_tg]):
         healthy_elsewhere[arn] = sum(
             1
             for d in (answer or {}).get("TargetHealthDescriptions", ())
-            if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in pending
+            if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in here
         )
     short = []
-    for answer in answers[n_ci + n_tg :]:
+    for answer in answers[n_ci + n_tg : n_ci + n_tg + n_sv]:
         for s in answer.get("services", ()):
             up = s.get("runningCount", 0)
             groups = [lb["targetGroupArn"] for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn") in healthy_elsewhere]
@@ -333,13 +499,16 @@ def _what_is_left(
             left.setdefault(iid, {})["services_below_desired"] = short
     for iid in gone:
         left[iid] = {}
-    return left, gone
+    return left, gone, attrs.evolve(watch, tasks=tasks, relist=frozenset(again))
 
 
 def _describe(what: Mapping[str, Any]) -> str:
     parts = []
     if what.get("tasks"):
-        parts.append(f"{what['tasks']} task(s)")
+        states = ", ".join(f"{n} {state}" for state, n in what.get("task_states", {}).items())
+        parts.append(f"{what['tasks']} task(s)" + (f" ({states})" if states else ""))
+    if what.get("standalone_tasks"):
+        parts.append("standalone tasks, which ECS does not move: " + ", ".join(what["standalone_tasks"]))
     if what.get("targets"):
         parts.append("targets " + ", ".join(what["targets"]))
     if what.get("services_below_desired"):

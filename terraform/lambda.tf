@@ -66,6 +66,26 @@ data "aws_iam_policy_document" "drain" {
   }
 
   statement {
+    sid = "ListClusterTasks"
+    # A drain reads what runs on its instances task by task. ListTasks is scoped by the cluster
+    # condition (its container-instance resource form has been reported not to match,
+    # awsdocs/amazon-ecs-developer-guide#211).
+    actions   = ["ecs:ListTasks"]
+    resources = ["*"]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [aws_ecs_cluster.this.arn]
+    }
+  }
+
+  statement {
+    sid       = "ReadClusterTasks"
+    actions   = ["ecs:DescribeTasks"]
+    resources = ["${local.ecs_arn_prefix}:task/${var.cluster}/*"]
+  }
+
+  statement {
     sid       = "DrainContainerInstances"
     actions   = ["ecs:UpdateContainerInstancesState"]
     resources = ["${local.ecs_arn_prefix}:container-instance/${var.cluster}/*"]

@@ -7,8 +7,9 @@ passing checks, ``unhealthy`` after UnhealthyThresholdCount failing ones, and ``
 the group's ``deregistration_delay.timeout_seconds`` before it is gone
 (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html,
 https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay).
-A check passes when something listens behind the target: a live task bound to that host port,
-or, for a port no task ever used, a running instance.
+A check passes when something listens behind the target: a live task bound to that host port
+(or, for an ``ip`` target, the awsvpc task owning that address), or, for an instance port no task
+ever used, a running instance.
 """
 
 from __future__ import annotations
@@ -58,11 +59,16 @@ class LoadBalancing:
         return str(target["Id"]), int(target.get("Port") or tg.port)
 
     def register(self, tg: Any, targets: Iterable[Mapping[str, Any]]) -> None:
-        """RegisterTargets: all or nothing; re-registering a draining target revives it."""
-        from moto.elbv2.exceptions import TargetNotRunning
+        """RegisterTargets: all or nothing; re-registering a draining target revives it. A target
+        is an instance id in an ``instance`` group and an IP address in an ``ip`` group
+        (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#target-type)."""
+        from moto.elbv2.exceptions import InvalidTargetError, TargetNotRunning
 
         keys = [self._key(tg, t) for t in targets]
+        kind = getattr(tg, "target_type", "instance") or "instance"
         for target_id, _ in keys:
+            if kind in ("instance", "ip") and target_id.startswith("i-") != (kind == "instance"):
+                raise InvalidTargetError()
             if target_id.startswith("i-") and not self.world.instance_running(target_id):
                 raise TargetNotRunning(instance_id=target_id)
         registered = self._group_targets(tg)

@@ -61,8 +61,10 @@ class ClusterAutoScaling:
                 self._scale(provider.name, group, scaling)
 
     def _busy(self, group: Any) -> set[str]:
+        # "When all non-daemon tasks are stopped on an instance", managed termination protection
+        # lets it go (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/managed-termination-protection.html).
         members = {s.instance.id for s in group.instance_states}
-        return {r.instance_id for r in self.world.scheduler.runs.values() if r.status != "STOPPED" and r.instance_id in members}
+        return {r.instance_id for r in self.world.scheduler.runs.values() if r.status != "STOPPED" and not r.daemon and r.instance_id in members}
 
     def _protect(self, group: Any) -> None:
         busy = self._busy(group)

@@ -7,10 +7,27 @@ capacity provider strategy (else the cluster default), with dynamic host ports f
 ephemeral range; tasks move off DRAINING instances within minimumHealthyPercent and
 maximumPercent; load-balanced tasks register their (instance, port) targets when RUNNING and are
 stopped only after their targets have drained (deregistration delay) plus the stop timeout.
+
+Also, each citing the page it imitates where the rule is made:
+
+* task counts (container instance, service, cluster) count tasks whose *desired* status is
+  RUNNING; a task being stopped (DEACTIVATING, STOPPING) is no longer counted (:meth:`publish`);
+* a stopped task passes through DEACTIVATING (its targets draining) and STOPPING (SIGTERM, then
+  the stop timeout: the container's ``stopTimeout``, else ``ECS_CONTAINER_STOP_TIMEOUT`` from the
+  instance's ecs.config, default 30 s) before STOPPED (:meth:`Scheduler.stop`);
+* ``awsvpc`` tasks get an elastic network interface with a private IP in the instance's subnet
+  (DescribeTasks ``attachments``), at most one per secondary interface the instance type has,
+  and register ``(ip, container port)`` targets (:meth:`Scheduler._start`);
+* DAEMON services run one task per ACTIVE container instance, none on DRAINING ones, where the
+  daemon task stops last, once every other task there has stopped (:meth:`_reconcile_daemon`);
+* standalone tasks (RunTask, placed by moto on ACTIVE instances) are tracked here too: they
+  count, hold resources, and nothing moves or stops them but StopTask or the loss of their
+  instance (:meth:`_adopt`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import types
 from collections import Counter
@@ -32,6 +49,12 @@ _UP = frozenset({RUNNING, DEACTIVATING, STOPPING})
 # Dynamic host ports come from the kernel's ip_local_port_range (32768-60999 on Linux), see
 # PortMapping.hostPort in https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_PortMapping.html
 EPHEMERAL_PORTS = range(32768, 61000)
+#: Network interfaces per instance size (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/AvailableIpPerENI.html,
+#: the m5/m6i/c5/r5 rows); the primary one is the instance's own, so an awsvpc task fits per
+#: secondary one (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-networking-awsvpc.html:
+#: "each task that uses the awsvpc network mode receives its own elastic network interface").
+#: ENI trunking is not simulated.
+_ENIS_BY_SIZE = {"medium": 3, "large": 3, "xlarge": 4, "2xlarge": 4}
 
 
 class ServiceTask(Task):
@@ -75,14 +98,33 @@ class Run:
     load_balancers: tuple[tuple[str, str, int], ...] = ()
     targets_registered: bool = False
     sigterm_at: float | None = None
+    network_mode: str = "bridge"
+    #: The task ENI's private IPv4 address (awsvpc tasks).
+    ip: str | None = None
+    daemon: bool = False
+
+    @property
+    def standalone(self) -> bool:
+        """Started by RunTask, not by a service."""
+        return not self.service
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """Where the task's ports answer: (instance id, host port), or (ENI IP, container port)."""
+        if self.ip is not None:
+            return [(self.ip, b.container_port) for b in self.bindings]
+        return [(self.instance_id, b.host_port) for b in self.bindings]
 
     def targets(self) -> list[tuple[str, str, int]]:
-        """(target group ARN, instance id, host port) of each load balancer entry."""
+        """(target group ARN, target id, port) of each load balancer entry: the instance and host
+        port, or for an awsvpc task its ENI's IP and the container port (target type ``ip``)."""
         out = []
         for tg_arn, container, port in self.load_balancers:
             for binding in self.bindings:
                 if binding.container == container and binding.container_port == port:
-                    out.append((tg_arn, self.instance_id, binding.host_port))
+                    if self.ip is not None:
+                        out.append((tg_arn, self.ip, binding.container_port))
+                    else:
+                        out.append((tg_arn, self.instance_id, binding.host_port))
         return out
 
 
@@ -121,7 +163,10 @@ class Scheduler:
         self.world = world
         self.runs: dict[str, Run] = {}
         self.tasks: dict[str, ServiceTask] = {}
+        #: (instance id or ENI IP, port) -> the task ARN answering there.
         self._listeners: dict[tuple[str, int], str] = {}
+        #: Task ENI addresses ever handed out (never reused, so a target id names one task).
+        self._addresses: set[str] = set()
         self._steady: dict[str, bool] = {}
         self._said: set[tuple[str, str]] = set()
         #: Capacity provider → (CPU, memory) of the tasks it could not place this tick: what
@@ -129,17 +174,18 @@ class Scheduler:
         self.unplaced: dict[str | None, tuple[int, int]] = {}
 
     # what the load balancer asks
-    def listening(self, instance_id: str, port: int) -> bool:
-        """Whether a health check or request to (instance, port) finds a live process."""
-        if not self.world.instance_running(instance_id):
-            return False
-        arn = self._listeners.get((instance_id, int(port)))
+    def listening(self, target_id: str, port: int) -> bool:
+        """Whether a health check or request to (instance or IP, port) finds a live process."""
+        arn = self._listeners.get((target_id, int(port)))
         if arn is None:
-            return True  # not one of our tasks' ports: the instance itself answers
-        return self.runs[arn].status in _UP
+            # Not one of our tasks' ports: the instance itself answers; an unknown IP does not.
+            return target_id.startswith("i-") and self.world.instance_running(target_id)
+        run = self.runs[arn]
+        return self.world.instance_running(run.instance_id) and run.status in _UP
 
     # the tick
     def tick(self) -> None:
+        self._adopt()
         for run in list(self.runs.values()):
             if run.status != STOPPED:
                 self._progress(run)
@@ -164,9 +210,10 @@ class Scheduler:
             self._set(run, status=STOPPED, desired=STOPPED, stop_code="TerminationNotice", reason=reason)
             return
         if run.status == PENDING:
-            if node_status == "DRAINING" or run.desired == STOPPED:
+            if (node_status == "DRAINING" and not run.standalone) or run.desired == STOPPED:
                 # "Any tasks that are part of a service that are in a PENDING state are stopped
-                # immediately" (container instance draining).
+                # immediately"; "any standalone tasks in the PENDING or RUNNING state are
+                # unaffected" (container instance draining).
                 self._set(run, status=STOPPED, desired=STOPPED, stop_code="ServiceSchedulerInitiated", reason="Container instance is draining")
             elif now >= run.created_at + world.timings.task_start and world.instance_running(run.instance_id):
                 run = self._set(run, status=RUNNING)
@@ -193,8 +240,8 @@ class Scheduler:
             return
         task_definition = world.ecs.describe_task_definition(service.task_definition)
         needs = needs_of(task_definition)
-        if needs.network_mode == "awsvpc":
-            self._say(key, "awsvpc", "the simulator places bridge and host network mode tasks only")
+        if getattr(service, "scheduling_strategy", "REPLICA") == "DAEMON":
+            self._reconcile_daemon(key, service, task_definition, needs, runs)
             return
         desired = service.desired_count or 0
         config = getattr(service, "deployment_configuration", None) or {}
@@ -238,6 +285,46 @@ class Scheduler:
         if steady and not self._steady.get(key):
             self._event(service, f"(service {service.name}) has reached a steady state.")
         self._steady[key] = steady
+
+    def _reconcile_daemon(self, key: str, service: Any, task_definition: Any, needs: Needs, runs: list[Run]) -> None:
+        """"The daemon scheduling strategy deploys exactly one task on each active container
+        instance"; it "does not place any tasks on instances that have a DRAINING status", and
+        ECS makes the daemon task "the first task to launch on the instances and the last task
+        to stop" (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_services.html#service_scheduler_daemon):
+        on a DRAINING instance it stops once every other task there has stopped."""
+        world = self.world
+        live = [r for r in runs if r.desired == RUNNING]
+        for run in live:
+            if run.task_definition != task_definition.arn:
+                # A new revision replaces each daemon task in place (minimumHealthyPercent 0).
+                self.stop(run, f"Deployment (deployment {self._deployment(service)})", "ServiceSchedulerInitiated")
+        live = [r for r in live if r.desired == RUNNING]
+        hosted = {r.instance_id for r in runs}
+        others = {r.instance_id for r in self.runs.values() if r.status != STOPPED and not r.daemon}
+        active = []
+        for node in world.agent.nodes.values():
+            if node.cluster != service.cluster_name or not world.instance_running(node.instance_id):
+                continue
+            status = world.agent.status(node)
+            if status == "ACTIVE":
+                active.append(node)
+            elif status == "DRAINING":
+                for run in live:
+                    if run.instance_id == node.instance_id and node.instance_id not in others:
+                        self.stop(run, "Task stopped by ECS: container instance is draining", "ServiceSchedulerInitiated")
+        service.desired_count = len(active)
+        used = self._usage()
+        started = []
+        for node in active:
+            if node.instance_id in hosted:
+                continue
+            bindings = self._fits(node, needs, used)
+            if bindings is None:
+                world.record("service.placement_failed", key, capacity_provider=None)
+                continue
+            started.append(self._start(key, service, task_definition, needs, node, bindings, None, daemon=True))
+        if started:
+            self._event(service, f"(service {service.name}) has started {len(started)} tasks: {', '.join('(task ' + r.arn.split('/')[-1] + ')' for r in started)}.")
 
     def _count_unplaced(self, service: Any, needs: Needs, runs: list[Run], missing: int) -> None:
         """Charge the tasks that found no room to the providers the strategy would give them."""
@@ -321,10 +408,7 @@ class Scheduler:
                 continue
             if not world.instance_running(node.instance_id) or (provider and node.group != group):
                 continue
-            cpu, memory, ports = used.get(node.instance_id, (0, 0, set()))
-            if node.cpu - cpu < needs.cpu or node.memory - memory < needs.memory:
-                continue
-            bindings = self._bind(needs, ports)
+            bindings = self._fits(node, needs, used)
             if bindings is not None:
                 fits.append((node, bindings))
         if not fits:
@@ -337,6 +421,20 @@ class Scheduler:
             return None
         node, bindings = self._choose(service, fits, runs)
         return self._start(key, service, task_definition, needs, node, bindings, provider)
+
+    def _fits(self, node: Node, needs: Needs, used: dict[str, tuple[int, int, set[int]]]) -> tuple[Binding, ...] | None:
+        """The task's port bindings on ``node`` if its CPU, memory, ports and (awsvpc) a free
+        network interface are there, else None."""
+        cpu, memory, ports = used.get(node.instance_id, (0, 0, set()))
+        if node.cpu - cpu < needs.cpu or node.memory - memory < needs.memory:
+            return None
+        if needs.network_mode == "awsvpc":
+            enis = sum(1 for r in self.runs.values() if r.instance_id == node.instance_id and r.status != STOPPED and r.ip is not None)
+            if enis >= _ENIS_BY_SIZE.get(node.instance_type.partition(".")[2], 3) - 1:
+                return None
+            # The task has the interface to itself: its ports are the container ports.
+            return tuple(Binding(c, cp, cp) for c, cp, _ in needs.ports)
+        return self._bind(needs, ports)
 
     def _bind(self, needs: Needs, taken: set[int]) -> tuple[Binding, ...] | None:
         from ecsspot.sim.agent import RESERVED_PORTS
@@ -391,22 +489,27 @@ class Scheduler:
             if run.status == STOPPED:
                 continue
             cpu, memory, ports = used.get(run.instance_id, (0, 0, set()))
-            used[run.instance_id] = (cpu + run.cpu, memory + run.memory, ports | {b.host_port for b in run.bindings})
+            host_ports = {b.host_port for b in run.bindings} if run.ip is None else set()
+            used[run.instance_id] = (cpu + run.cpu, memory + run.memory, ports | host_ports)
         return used
 
-    def _start(self, key: str, service: Any, task_definition: Any, needs: Needs, node: Node, bindings: tuple[Binding, ...], provider: str | None) -> Run:
+    def _start(
+        self, key: str, service: Any, task_definition: Any, needs: Needs, node: Node, bindings: tuple[Binding, ...], provider: str | None, *, daemon: bool = False
+    ) -> Run:
         world = self.world
         ecs = world.ecs
         cluster = ecs.clusters[service.cluster_name]
+        awsvpc = needs.network_mode == "awsvpc"
         task = ServiceTask(
             cluster,
             task_definition,
             node.arn,
-            {"CPU": needs.cpu, "MEMORY": needs.memory, "PORTS": [b.host_port for b in bindings], "PORTS_UDP": []},
+            {"CPU": needs.cpu, "MEMORY": needs.memory, "PORTS": [] if awsvpc else [b.host_port for b in bindings], "PORTS_UDP": []},
             backend=ecs,
             group=f"service:{service.name}",
             launch_type="EC2" if service.launch_type == "EC2" else "",
             started_by=self._deployment(service),
+            networking_configuration=self._awsvpc_configuration(service, node) if awsvpc else None,
             capacity_provider_name=provider,
         )
         task.availability_zone = node.availability_zone
@@ -417,7 +520,7 @@ class Scheduler:
         task.containers[0].network_bindings = [
             {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"}
             for b in bindings
-            if b.container == task.containers[0].name
+            if b.container == task.containers[0].name and not awsvpc
         ]
         ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
         stop_timeout = max(
@@ -442,13 +545,98 @@ class Scheduler:
             created_at=world.now(),
             stop_timeout=stop_timeout,
             load_balancers=load_balancers,
+            network_mode=needs.network_mode,
+            ip=self._address(task, node) if awsvpc else None,
+            daemon=daemon,
         )
+        self._track(run, task)
+        return run
+
+    def _track(self, run: Run, task: ServiceTask) -> None:
         self.runs[run.arn] = run
         self.tasks[run.arn] = task
-        for binding in bindings:
-            self._listeners[(node.instance_id, binding.host_port)] = run.arn
+        for address in run.addresses():
+            self._listeners[address] = run.arn
         self._show(run, task)
-        return run
+
+    def _awsvpc_configuration(self, service: Any, node: Node) -> dict[str, Any]:
+        """The task's interface goes in the instance's subnet (moto keeps no service
+        networkConfiguration to choose from; on EC2 the ENI must be in the instance's AZ)."""
+        instance = self.world.ec2.get_instance_by_id(node.instance_id)
+        groups = [g.id for g in getattr(instance, "security_groups", ()) or ()]
+        return {"awsvpcConfiguration": {"subnets": [instance.subnet_id], "securityGroups": groups}}
+
+    def _address(self, task: ServiceTask, node: Node) -> str:
+        """Give the ENI moto created (with a random address outside the subnet) a free private
+        address of the instance's subnet, as DescribeTasks shows it in ``attachments``."""
+        ec2 = self.world.ec2
+        instance = ec2.get_instance_by_id(node.instance_id)
+        subnet = ec2.get_subnet(instance.subnet_id)
+        taken = self._addresses | {i.private_ip for r in ec2.reservations.values() for i in r.instances if getattr(i, "private_ip", None)}
+        # From the top of the subnet down (moto hands instances random addresses); AWS reserves
+        # the first four and the last (https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html).
+        network = ipaddress.ip_network(subnet.cidr_block)
+        candidates = (str(network.broadcast_address - offset) for offset in range(1, network.num_addresses - 4))
+        address = next(a for a in candidates if a not in taken)
+        self._addresses.add(address)
+        for attachment in task.attachments:
+            details = {d["name"]: d for d in attachment["details"]}
+            details["privateIPv4Address"]["value"] = address
+            eni = ec2.get_network_interface(details["networkInterfaceId"]["value"])
+            eni.private_ip_address = address
+            eni.private_ip_addresses = [{"Primary": True, "PrivateIpAddress": address}]
+        task.containers[0].network_interfaces = [{"attachmentId": a["id"], "privateIpv4Address": address} for a in task.attachments]
+        return address
+
+    def _adopt(self) -> None:
+        """Track the standalone tasks moto's RunTask placed on our container instances (moto
+        checks resources, picks ACTIVE instances only, and then advances a task's status on
+        every DescribeTasks): from here on they hold resources, count, start like service tasks
+        and stop only through StopTask or with their instance."""
+        world = self.world
+        nodes = {node.arn: node for node in world.agent.nodes.values()}
+        for cluster_name, tasks in world.ecs.tasks.items():
+            for arn, task in list(tasks.items()):
+                node = nodes.get(task.container_instance_arn or "")
+                if arn in self.tasks or node is None or task.desired_status != RUNNING:
+                    continue
+                task.__class__ = ServiceTask
+                task_definition = world.ecs.describe_task_definition(task.task_definition_arn)
+                needs = needs_of(task_definition)
+                if needs.network_mode == "awsvpc":
+                    bindings = tuple(Binding(c, cp, cp) for c, cp, _ in needs.ports)
+                else:
+                    # Dynamic host ports as the agent would pick them (moto reserves "0").
+                    bindings = self._bind(needs, self._usage().get(node.instance_id, (0, 0, set()))[2]) or ()
+                if needs.network_mode != "awsvpc":
+                    task.containers[0].network_bindings = [
+                        {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"} for b in bindings
+                    ]
+                task.availability_zone = node.availability_zone
+                task.created_at = world.datetime()
+                task.cpu, task.memory = str(needs.cpu), str(needs.memory)
+                task.connectivity = "CONNECTED"
+                task.version = 0
+                stop_timeout = max(
+                    [float(c["stopTimeout"]) for c in task_definition.container_definitions if c.get("stopTimeout")] or [node.stop_timeout]
+                )
+                run = Run(
+                    arn=arn,
+                    service="",
+                    cluster=cluster_name,
+                    instance_id=node.instance_id,
+                    node_arn=node.arn,
+                    task_definition=task_definition.arn,
+                    cpu=needs.cpu,
+                    memory=needs.memory,
+                    bindings=bindings,
+                    provider=task.capacity_provider_name,
+                    created_at=world.now(),
+                    stop_timeout=stop_timeout,
+                    network_mode=needs.network_mode,
+                    ip=self._address(task, node) if needs.network_mode == "awsvpc" and task.attachments else None,
+                )
+                self._track(run, task)
 
     # stopping
     def stop(self, run: Run, reason: str, code: str) -> None:
@@ -467,6 +655,7 @@ class Scheduler:
         """StopTask on a service task: the same path, as ECS does for it."""
         run = self.runs[task_arn]
         self.stop(run, reason or "Task stopped by user", "UserInitiated")
+        self.publish()  # the counts change with the desired status, at once
         return self.tasks[task_arn]
 
     def owns(self, task_arn: str) -> bool:
@@ -476,11 +665,17 @@ class Scheduler:
     def _register_targets(self, run: Run) -> None:
         world = self.world
         registered = []
-        for tg_arn, instance_id, port in run.targets():
+        for tg_arn, target_id, port in run.targets():
             tg = world.elbv2.target_groups.get(tg_arn)
-            if tg is not None:
-                world.alb.register(tg, [{"Id": instance_id, "Port": port}])
-                registered.append((tg, port))
+            if tg is None:
+                continue
+            if (getattr(tg, "target_type", "instance") == "ip") != (run.ip is not None):
+                # CreateService refuses this pairing on AWS ("target type instance ... is
+                # incompatible with the awsvpc network mode"); moto accepts it.
+                self._say(run.service, "target_type", f"target group {tg.name} has target type {tg.target_type}, the task network mode {run.network_mode}")
+                continue
+            world.alb.register(tg, [{"Id": target_id, "Port": port}])
+            registered.append((tg, port))
         if registered:
             self.runs[run.arn] = attrs.evolve(run, targets_registered=True)
             service = world.ecs.services.get(run.service)
@@ -514,6 +709,7 @@ class Scheduler:
             task.stopping_at = now
         if run.status == STOPPED and before.status != STOPPED:
             task.stopped_at = task.execution_stopped_at = now
+            self._release(task)
             # SIGTERM honoured within the stop timeout, else SIGKILL; a lost host, no exit code.
             task.containers[0].exit_code = 143 if run.sigterm_at is not None else None
         if stop_code:
@@ -523,6 +719,14 @@ class Scheduler:
         if (run.status, run.desired) != (before.status, before.desired):
             self._show(run, task)
         return run
+
+    def _release(self, task: ServiceTask) -> None:
+        """A stopped task's ENI is detached and deleted; DescribeTasks still shows it, DELETED."""
+        for attachment in task.attachments:
+            attachment["status"] = "DELETED"
+            for detail in attachment["details"]:
+                if detail["name"] == "networkInterfaceId":
+                    self.world.ec2.enis.pop(detail["value"], None)
 
     def _show(self, run: Run, task: ServiceTask) -> None:
         task._status = run.status
@@ -540,7 +744,11 @@ class Scheduler:
         by_node: dict[str, Counter[str]] = {}
         by_cluster: dict[str, Counter[str]] = {}
         for run in self.runs.values():
-            if run.status == STOPPED:
+            if run.status == STOPPED or run.desired != RUNNING:
+                # "runningTasksCount: the number of tasks on the container instance that have a
+                # desired status (desiredStatus) of RUNNING"
+                # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerInstance.html):
+                # a task being stopped (DEACTIVATING, STOPPING) no longer counts anywhere.
                 continue
             shown = PENDING if run.status == PENDING else RUNNING
             by_service.setdefault(run.service, Counter())[shown] += 1

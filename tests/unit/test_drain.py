@@ -1,4 +1,4 @@
-"""The drain workflow's decisions, against an in-memory fake of the four APIs it uses (no moto)."""
+"""The drain workflow's decisions, against an in-memory fake of the APIs it uses (no moto)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,23 @@ class Fake:
                 if ci["containerInstanceArn"] in p["containerInstances"]:
                     ci["status"] = p["status"]
             return {"failures": []}
+        if c.operation == "list_tasks":
+            # Its runningTasksCount tasks, desired RUNNING; none stopping or stopped.
+            (ci,) = [ci for ci in self.instances.values() if ci["containerInstanceArn"] == p["containerInstance"]]
+            running = range(ci["runningTasksCount"]) if p["desiredStatus"] == "RUNNING" else ()
+            return {"taskArns": [f"arn:task/{ci['ec2InstanceId']}/{n}" for n in running]}
+        if c.operation == "describe_tasks":
+            assert len(p["tasks"]) <= 100
+            tasks = []
+            for arn in p["tasks"]:
+                _, iid, n = arn.rsplit("/", 2)
+                ci = self.instances[iid]
+                status = "RUNNING" if int(n) < ci["runningTasksCount"] else "STOPPED"
+                task = {"taskArn": arn, "containerInstanceArn": ci["containerInstanceArn"], "lastStatus": status, "desiredStatus": status, "group": "service:web"}
+                if ci.get("ip"):
+                    task["attachments"] = [{"type": "ElasticNetworkInterface", "details": [{"name": "privateIPv4Address", "value": f"{ci['ip']}{n}"}]}]
+                tasks.append(task)
+            return {"tasks": tasks}
         if c.operation == "list_services":
             return {"serviceArns": [self.service["serviceArn"]]}
         if c.operation == "describe_services":
@@ -206,3 +223,23 @@ def test_aws_errors_propagate_as_ecsspot_errors() -> None:
     wf.send(1000.0)
     with pytest.raises(AwsError):
         wf.throw(AwsError("ListServices", "AccessDenied", "no"))
+
+
+def test_ip_targets_are_found_through_the_tasks_and_deregistered_in_round_4() -> None:
+    """awsvpc tasks: the group's targets are the tasks' ENI addresses. Their tasks are listed
+    (ListTasks per container instance, desired RUNNING and STOPPED) next to the describes of
+    round 2 and described next to DRAINING in round 3; their targets go in round 4."""
+    fake = Fake()
+    ids = [f"i-{n:017x}" for n in range(25)]
+    for n, iid in enumerate(ids):
+        fake.add(iid)
+        fake.instances[iid]["ip"] = f"10.0.{n}."
+    fake.targets = [{"Target": {"Id": f"10.0.{n}.0", "Port": 8080}, "TargetHealth": {"State": "healthy"}} for n in range(26)]
+    result = fake.run(drain("c", ids, deadline=100, wait=False, target_groups=(TG,)))
+    assert {a.status for a in result.actions} == {"draining"}
+    assert (fake.first_round["list_tasks"], fake.first_round["describe_tasks"], fake.first_round["deregister_targets"]) == (2, 3, 4)
+    assert fake.calls.count("list_tasks") == 2 * 25 and fake.calls.count("describe_tasks") == 1
+    states = {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in fake.targets}
+    # Every task's address on the drained instances; the one on no drained instance stays.
+    assert states == {**{f"10.0.{n}.0": "draining" for n in range(25)}, "10.0.25.0": "healthy"}
+    assert fake.rounds == 4
