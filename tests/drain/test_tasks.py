@@ -123,7 +123,8 @@ def test_daemon_tasks_do_not_hold_the_drain(sim: Simulator) -> None:
     ecs.register_task_definition(family="agent", containerDefinitions=[{"name": "agent", "image": "x", "cpu": 64, "memory": 64, "stopTimeout": 120}])
     ecs.create_service(cluster=stack.cluster, serviceName="agent", taskDefinition="agent", schedulingStrategy="DAEMON", launchType="EC2")
     sim.advance(15)
-    victim = spot_instances_with_tasks(sim, stack)[0]
+    # An instance with web tasks besides the daemon task (every instance now runs one of those).
+    victim = next(i for i in spot_instances_with_tasks(sim, stack) if any(t["group"] != "service:agent" for t in tasks_on(sim, stack.cluster, i)))
     (daemon,) = [t for t in tasks_on(sim, stack.cluster, victim) if t["group"] == "service:agent"]
 
     result = manager(sim).drain(stack.cluster, [victim], deadline=150)
