@@ -102,12 +102,14 @@ class EventSourceMapping:
 class Batch:
     """One invocation through an event source mapping (also in the history as ``lambda.batch``)."""
 
+    #: When the function returned (``started``: when it was invoked).
     time: float
     function: str
     message_ids: tuple[str, ...]
     #: Messages left in the queue (reported in ``batchItemFailures``, or all on an error).
     failed: tuple[str, ...]
     error: str | None = None
+    started: float = 0.0
 
 
 def function_name(name_or_arn: str) -> str:
@@ -376,6 +378,7 @@ class EventBus:
     def _invoke_batch(self, mapping: EventSourceMapping, records: list[dict[str, Any]]) -> None:
         world = self.world
         ids = tuple(r["messageId"] for r in records)
+        started = world.now()
         error: str | None = None
         response: Any = None
         if mapping.function not in self.handlers:
@@ -399,9 +402,9 @@ class EventBus:
                         backend.delete_message(mapping.queue_name, record["receiptHandle"])
                     except Exception:  # noqa: BLE001 - already deleted (by the function) or the queue is gone
                         pass
-            self.batches.append(Batch(world.now(), mapping.function, ids, failed, error))
+            self.batches.append(Batch(world.now(), mapping.function, ids, failed, error, started))
             self.invocations.append(Invocation(world.now(), mapping.function, ",".join(ids), 0, error))
-            world.record("lambda.batch", mapping.function, message_ids=list(ids), failed=list(failed), error=error)
+            world.record("lambda.batch", mapping.function, message_ids=list(ids), failed=list(failed), error=error, started=started)
             world.at(world.timings.sqs_poll, lambda: self._poll(mapping))
 
     @staticmethod
