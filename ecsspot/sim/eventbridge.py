@@ -332,7 +332,12 @@ class EventBus:
         if mapping.uuid not in self.mappings:
             return
         backend = self._sqs_backend(mapping)
-        queue = backend.get_queue(mapping.queue_name)
+        try:
+            queue = backend.get_queue(mapping.queue_name)
+        except Exception:  # noqa: BLE001 - the queue was deleted: nothing left to poll
+            del self.mappings[mapping.uuid]
+            world.record("lambda.event_source_mapping_disabled", mapping.function, queue=mapping.queue_arn)
+            return
         messages = backend.receive_message(
             mapping.queue_name, mapping.batch_size, 0, int(queue.visibility_timeout), ["All"]
         )

@@ -194,3 +194,12 @@ def test_eventbridge_to_sqs_to_lambda_takes_time(sim: Simulator) -> None:
     [(delivered, [record])] = seen.batches
     assert 0 < delivered - put_at <= 2  # EventBridge → SQS under a second, then the next poll
     assert json.loads(record["body"])["detail"] == {"n": 1}
+
+
+def test_a_deleted_queue_stops_its_mapping_without_stopping_the_world(sim: Simulator) -> None:
+    url, arn = queue(sim, "work")
+    mapping(sim, arn, Recorder(sim))
+    sim.client("sqs").delete_queue(QueueUrl=url)
+    sim.advance(5)
+    assert [r.detail["queue"] for r in sim.records("lambda.event_source_mapping_disabled")] == [arn]
+    assert sim.world.events.mappings == {}
