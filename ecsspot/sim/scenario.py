@@ -4,7 +4,9 @@ An ecsspot cluster (``apply`` of a spec like ``examples/demo-api.yaml``: an on-d
 plus a diversified spot pool) behind an ALB → target group → ECS service with dynamic host
 ports, steady traffic, and optionally ecsspot's interruption Lambda wired the way the Terraform
 module wires it (EventBridge rules for the spot warning, rebalance recommendations and
-terminate lifecycle actions; here the rule targets the Lambda directly).
+terminate lifecycle actions), either through an SQS queue with a dead-letter queue and an event
+source mapping, as the module deploys it (``terraform/events.tf``), or with the rules targeting
+the Lambda directly.
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ import attrs
 from ecsspot.sim.simulator import Simulator
 
 INTERRUPTION_FUNCTION = "ecsspot-interruption"
+#: The module's queues (``terraform/events.tf``), without its name prefix.
+EVENTS_QUEUE = "ecsspot-events"
+DEAD_LETTER_QUEUE = "ecsspot-events-dlq"
+#: The module's defaults: ``visibility_timeout_seconds``, ``var.max_receive_count``,
+#: ``var.interruption_batch_size``.
+VISIBILITY_TIMEOUT = 930
+MAX_RECEIVE_COUNT = 5
+BATCH_SIZE = 10
 RULES = {
     "ecsspot-spot": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"]},
     "ecsspot-lifecycle": {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]},
@@ -69,6 +79,9 @@ class DemoConfig:
     deregistration_delay: int = 30
     #: Wire ecsspot's interruption Lambda (False: only the ECS agent's own spot draining).
     handle_events: bool = True
+    #: Deliver the events to it as deployed: EventBridge → SQS → event source mapping (False:
+    #: the rules invoke it directly).
+    via_queue: bool = False
     minimum_healthy_percent: int = 100
     maximum_percent: int = 200
     container_stop_timeout: int = 30
@@ -121,30 +134,66 @@ def manager_for(sim: Simulator) -> Any:
     return Manager(region=sim.region, endpoint_url=sim.endpoint_url, clock=sim.clock)
 
 
-def wire_interruption_handler(sim: Simulator, cluster: str, on_result: Callable[[float, float, dict[str, Any]], None] | None = None) -> None:
-    """EventBridge rules → the interruption Lambda, running in-process on the simulator's clock.
-
-    ``on_result(started, finished, response)`` sees each invocation's response (virtual times).
-    """
-    from ecsspot.aws.clients import ClientOptions
-    from ecsspot.aws.driver import Driver
-    from ecsspot.handlers import Handlers
-
-    events = sim.client("events")
-    arn = f"arn:aws:lambda:{sim.region}:{sim.world.account_id}:function:{INTERRUPTION_FUNCTION}"
+def interruption_queue(sim: Simulator, *, max_receive_count: int = MAX_RECEIVE_COUNT, batch_size: int = BATCH_SIZE) -> str:
+    """The module's events queue (930 s visibility, a day's retention, redrive to the
+    dead-letter queue after ``max_receive_count`` receives) and the interruption function's
+    event source mapping on it (``ReportBatchItemFailures``); returns the queue's ARN."""
     import json
 
+    sqs = sim.client("sqs")
+    dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE, Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(
+        QueueName=EVENTS_QUEUE,
+        Attributes={
+            "VisibilityTimeout": str(VISIBILITY_TIMEOUT),
+            "MessageRetentionPeriod": "86400",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}),
+        },
+    )["QueueUrl"]
+    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    with sim.world.lock:
+        sim.world.events.create_event_source_mapping(arn, INTERRUPTION_FUNCTION, batch_size=batch_size)
+    return arn
+
+
+def wire_interruption_handler(
+    sim: Simulator,
+    cluster: str,
+    on_result: Callable[[float, float, dict[str, Any]], None] | None = None,
+    *,
+    via_queue: bool = False,
+    handler: Callable[[Any, Any], Any] | None = None,
+) -> None:
+    """EventBridge rules → (SQS → event source mapping, with ``via_queue``) → the interruption
+    Lambda, running in-process on the simulator's clock.
+
+    ``handler`` replaces ecsspot's own (``Handlers.interruption`` on a driver pointed at the
+    simulator); ``on_result(started, finished, response)`` sees each invocation's response
+    (virtual times).
+    """
+    import json
+
+    events = sim.client("events")
+    target = interruption_queue(sim) if via_queue else f"arn:aws:lambda:{sim.region}:{sim.world.account_id}:function:{INTERRUPTION_FUNCTION}"
     for name, pattern in RULES.items():
         events.put_rule(Name=name, EventPattern=json.dumps(pattern), State="ENABLED")
-        events.put_targets(Rule=name, Targets=[{"Id": "interruption", "Arn": arn}])
-    handlers = Handlers(Driver(ClientOptions(region=sim.region, endpoint_url=sim.endpoint_url), clock=sim.clock), default_cluster=cluster)
+        events.put_targets(Rule=name, Targets=[{"Id": "interruption", "Arn": target}])
+    if handler is None:
+        from ecsspot.aws.clients import ClientOptions
+        from ecsspot.aws.driver import Driver
+        from ecsspot.handlers import Handlers
+
+        handlers = Handlers(Driver(ClientOptions(region=sim.region, endpoint_url=sim.endpoint_url), clock=sim.clock), default_cluster=cluster)
+        handler = handlers.interruption
     if on_result is None:
-        sim.register_lambda(INTERRUPTION_FUNCTION, handlers.interruption)
+        sim.register_lambda(INTERRUPTION_FUNCTION, handler)
         return
+    inner = handler
 
     def observed(event: Any, context: Any) -> dict[str, Any]:
         started = sim.now()
-        response = handlers.interruption(event, context)
+        response = inner(event, context)
         on_result(started, sim.now(), response)
         return response
 
@@ -170,7 +219,7 @@ def build(
         asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("on-demand")), DesiredCapacity=config.on_demand_instances)
         asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("spot")), DesiredCapacity=config.spot_instances)
     if config.handle_events:
-        wire_interruption_handler(sim, spec.cluster, on_result)
+        wire_interruption_handler(sim, spec.cluster, on_result, via_queue=config.via_queue)
 
     ec2, elb, ecs = sim.client("ec2"), sim.client("elbv2"), sim.client("ecs")
     subnets = list(spec.network.subnets)

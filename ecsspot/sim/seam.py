@@ -68,6 +68,17 @@ ELBv2
 EventBridge
   ``events.models.Rule.send_to_targets``: disabled rules deliver nothing, Lambda targets go to
   in-process handlers (moto raises NotImplementedError for them), the rest through moto.
+
+SQS
+  ``sqs.models.unix_time`` / ``unix_time_millis``: every SQS time (sent and first-receive
+  timestamps, visibility timeouts, ChangeMessageVisibility, delays, retention) reads the
+  simulator's clock, not the wall clock, so a message hidden for 5 s reappears after 5 virtual
+  seconds. moto's SQS keeps no per-region clock, so this holds for every region while a
+  simulator is open (one per process).
+  ``SQSBackend.receive_message``: a long poll (WaitTimeSeconds) answers at once with what is
+  visible: time moves only when the world advances, never inside a request (moto would spin on
+  a clock that cannot move). The Lambda poller (``ecsspot.sim.eventbridge``) models long
+  polling on the virtual clock itself.
 """
 
 from __future__ import annotations
@@ -154,6 +165,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
     from moto.events.models import Rule
+    from moto.sqs import models as sqs_models
 
     return [
         (BaseResponse, "call_action", _locked_call_action),
@@ -188,6 +200,9 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (FakeTargetGroup, "deregister_terminated_instances", _deregister_terminated_instances),
         (ELBv2Backend, "describe_target_health", _describe_target_health),
         (Rule, "send_to_targets", _send_to_targets),
+        (sqs_models, "unix_time", _virtual_unix_time),
+        (sqs_models, "unix_time_millis", _virtual_unix_time_millis),
+        (sqs_models.SQSBackend, "receive_message", _receive_message),
     ]
 
 
@@ -723,3 +738,26 @@ def _send_to_targets(world: World, original: Any) -> Any:
         return None
 
     return send_to_targets
+
+
+def _virtual_unix_time(world: World, original: Any) -> Any:
+    def unix_time(dt: Any = None) -> float:
+        return world.now() if dt is None else original(dt)
+
+    return unix_time
+
+
+def _virtual_unix_time_millis(world: World, original: Any) -> Any:
+    def unix_time_millis(dt: Any = None) -> float:
+        return world.now() * 1000.0 if dt is None else original(dt)
+
+    return unix_time_millis
+
+
+def _receive_message(world: World, original: Any) -> Any:
+    def receive_message(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, *args: Any, **kwargs: Any) -> Any:
+        if world.owns(self.account_id, self.region_name):
+            wait_seconds_timeout = 0
+        return original(self, queue_name, count, wait_seconds_timeout, *args, **kwargs)
+
+    return receive_message

@@ -161,11 +161,19 @@ class SpotMarket:
         return min(cheapest, key=lambda o: (in_use.get(o.instance_type, 0), cheapest.index(o)))
 
     def interrupt(self, instance_ids: Iterable[str]) -> list[str]:
-        """EC2 Spot's interruption notice now, and the termination two minutes later.
+        """EC2 Spot's interruption notice now, its event a little later, the termination after
+        two minutes, or sooner.
 
         https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html:
-        the "EC2 Spot Instance Interruption Warning" event is emitted two minutes before EC2
-        terminates the instance.
+        the notice is "issued two minutes before Amazon EC2 stops or terminates your Spot
+        Instance", the notices "are emitted on a best effort basis", and "it is possible that
+        your Spot Instance is terminated before the warning can be made available". So the
+        "EC2 Spot Instance Interruption Warning" event reaches EventBridge rules
+        ``Timings.spot_warning_lag`` after the notice (out of the two minutes), and with
+        probability ``Timings.spot_early_termination`` EC2 reclaims the instance at a seeded time
+        within the two minutes; a warning whose instance is already gone is never emitted. The
+        ECS agent (instance metadata) and Auto Scaling (capacity rebalancing) see the notice
+        itself.
         """
         world = self.world
         warned = []
@@ -175,20 +183,41 @@ class SpotMarket:
                 raise ValueError(f"{instance_id} is not a spot instance the simulator launched")
             if machine.terminated_at is not None or machine.reclaim_at is not None:
                 continue
-            reclaim_at = world.now() + world.timings.spot_warning
+            after = self.reclaim_after(instance_id)
+            reclaim_at = world.now() + after
             world.update_machine(instance_id, reclaim_at=reclaim_at)
-            world.record("spot.interruption_warning", instance_id, reclaim_at=reclaim_at)
-            world.events.emit(
-                "aws.ec2",
-                "EC2 Spot Instance Interruption Warning",
-                {"instance-id": instance_id, "instance-action": "terminate"},
-                resources=[self._instance_arn(machine)],
-            )
+            world.record("spot.interruption_warning", instance_id, reclaim_at=reclaim_at, early=after < world.timings.spot_warning)
+            world.at(world.timings.spot_warning_lag, lambda m=machine: self._warning_event(m))
             world.agent.spot_warning(instance_id)
             world.autoscaling.interruption_warning(instance_id)
-            world.at(world.timings.spot_warning, lambda i=instance_id: self._reclaim(i))
+            world.at(after, lambda i=instance_id: self._reclaim(i))
             warned.append(instance_id)
         return warned
+
+    def reclaim_after(self, instance_id: str) -> float:
+        """Seconds from the notice to the termination: two minutes, or, early, fewer.
+
+        Seeded per instance (not from the shared stream), so the draw does not depend on how
+        many other instances were interrupted first.
+        """
+        timings = self.world.timings
+        rng = random.Random(f"{self.world.seed}/spot-early/{instance_id}")
+        if rng.random() < timings.spot_early_termination:
+            return round(rng.uniform(0.0, timings.spot_warning), 3)
+        return timings.spot_warning
+
+    def _warning_event(self, machine: Any) -> None:
+        world = self.world
+        current = world.machine(machine.instance_id)
+        if current is None or current.terminated_at is not None:
+            world.record("spot.warning_lost", machine.instance_id)
+            return
+        world.events.emit(
+            "aws.ec2",
+            "EC2 Spot Instance Interruption Warning",
+            {"instance-id": machine.instance_id, "instance-action": "terminate"},
+            resources=[self._instance_arn(machine)],
+        )
 
     def recommend_rebalance(self, instance_ids: Iterable[str]) -> list[str]:
         """An "EC2 Instance Rebalance Recommendation" for each instance (no termination follows).

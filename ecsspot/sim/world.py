@@ -62,6 +62,22 @@ class Timings:
     termination_detection: float = 20.0
     #: Spot interruption notice to termination, as documented for EC2 Spot.
     spot_warning: float = 120.0
+    #: From EC2's interruption notice until its "EC2 Spot Instance Interruption Warning" event
+    #: reaches EventBridge rules. AWS emits the notices "on a best effort basis"
+    #: (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html)
+    #: and gives no figure; a few seconds is what is seen. The two minutes count from the notice,
+    #: so the lag comes out of them.
+    spot_warning_lag: float = 3.0
+    #: Probability that EC2 reclaims a warned spot instance before the two minutes are up (at a
+    #: seeded time within them, possibly before the warning event is out): "it is possible that
+    #: your Spot Instance is terminated before the warning can be made available" (same page).
+    #: 0 by default so scenarios keep their two minutes; set it to test the early case.
+    spot_early_termination: float = 0.0
+    #: EventBridge to an SQS target: typically well under a second.
+    event_delivery: float = 0.5
+    #: How late Lambda's SQS poller sees a message that became visible. Its long polls return
+    #: as soon as a message arrives; on the virtual clock that is the next poll.
+    sqs_poll: float = 1.0
     #: How soon an Auto Scaling group retries a launch that failed for lack of capacity.
     launch_retry: float = 10.0
     #: The longest step of the world; shorter steps are taken to land exactly on a target time.

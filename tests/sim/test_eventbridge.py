@@ -39,6 +39,8 @@ def test_spot_warning_reaches_lambda_and_sqs_in_the_real_shape(sim: Simulator) -
     victim = sim.spot_instances()[0]
     sim.interrupt([victim])
     sim.advance(0)
+    assert received == []  # the event comes Timings.spot_warning_lag after the notice
+    sim.advance(sim.timings.spot_warning_lag)
 
     [(event, context)] = received
     recorded = json.loads((EVENTS / "spot-interruption-warning.json").read_text())
@@ -46,6 +48,8 @@ def test_spot_warning_reaches_lambda_and_sqs_in_the_real_shape(sim: Simulator) -
     assert event["detail"] == {"instance-id": victim, "instance-action": "terminate"}
     assert event["time"] == sim.world.iso() and context.function_name == "ecsspot-interruption"
     assert 899_000 < context.get_remaining_time_in_millis() <= 900_000
+    assert "Messages" not in sim.client("sqs").receive_message(QueueUrl=queue_url)  # EventBridge → SQS takes time
+    sim.advance(1)
     [message] = sim.client("sqs").receive_message(QueueUrl=queue_url)["Messages"]
     body = json.loads(message["Body"])
     assert body["id"] == event["id"] and body["detail"] == event["detail"] and body["time"] == event["time"]
