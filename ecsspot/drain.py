@@ -214,6 +214,7 @@ def drain(
     every_service: bool = False,
     heartbeat: Sequence[Call] = (),
     heartbeat_every: float = 0.0,
+    heartbeat_since: float | None = None,
     poll: float = POLL_SECONDS,
 ) -> Workflow[DrainResult]:
     """Drain ``instance_ids`` of ``cluster``: DRAINING + targets deregistered now, then verify.
@@ -224,7 +225,8 @@ def drain(
     its desired count of healthy targets, not only those that had targets on these instances
     (a refresh gates each batch on it: replacements on a new image must be healthy).
     ``heartbeat`` calls (lifecycle hook heartbeats) go out every ``heartbeat_every`` seconds
-    while waiting.
+    while waiting, the first ``heartbeat_every`` after ``heartbeat_since`` (epoch seconds: when
+    the lifecycle action began, which the hook's timeout counts from; default now).
     """
     ids = list(dict.fromkeys(instance_ids))
     wanted = set(ids)
@@ -234,7 +236,7 @@ def drain(
 
     # Round 1: which container instances, which services, and the known groups' targets.
     lists = _list_calls(cluster, ids)
-    answers = yield (*lists, paginate("ecs", "list_services", cluster=cluster), *_target_health_calls(known))
+    answers = yield (*lists, _list_services_call(cluster), *_target_health_calls(known))
     arns = sorted({arn for a in answers[: len(lists)] for arn in a.get("containerInstanceArns", ())})
     service_arns = answers[len(lists)].get("serviceArns", [])
     known_health = answers[len(lists) + 1 :]
@@ -310,7 +312,9 @@ def drain(
             tuple(sorted(service_groups)),
         )
 
-    last_beat = start
+    # The hook's timeout runs from the action's start, not ours (a queued or retried event
+    # arrives late): the first beat is due that much sooner.
+    last_beat = start if heartbeat_since is None else min(heartbeat_since, start)
     beats = list(heartbeat)
     pending = set(ids) - missing
     terminated: set[str] = set()
@@ -360,6 +364,13 @@ def _beat(beats: list[Call]) -> Workflow[list[Call]]:
     except EcsspotError:
         return beats
     return [b for b, a in zip(beats, answers) if a is not None]
+
+
+def _list_services_call(cluster: str) -> Call:
+    """ListServices pages at 10 services by default on AWS, up to 100 when asked
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListServices.html, maxResults):
+    a cluster of many services costs a tenth of the round trips."""
+    return paginate("ecs", "list_services", cluster=cluster, PaginationConfig={"PageSize": 100})
 
 
 def _list_calls(cluster: str, ids: Sequence[str]) -> tuple[Call, ...]:

@@ -394,6 +394,7 @@ def _act(
         target_groups=(*spec.target_groups, *cached_groups),
         heartbeat=heartbeats,
         heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
+        heartbeat_since=_actions_began(fresh),
     )
     drained = {a.instance_id or "": a for a in result.actions}
     remember = set(result.service_target_groups) - set(cached_groups)
@@ -466,6 +467,12 @@ def _act(
     return outcomes
 
 
+def _actions_began(works: Sequence[_Work]) -> float | None:
+    """When the earliest of the works' lifecycle actions began (epoch seconds), if the events say."""
+    times = [w.decision.lifecycle.time.timestamp() for w in works if w.decision.lifecycle is not None and w.decision.lifecycle.time is not None]
+    return min(times, default=None)
+
+
 def _completes(work: _Work) -> bool:
     """Whether handling ``work`` ends with completing a terminate lifecycle action."""
     return work.decision.lifecycle is not None and work.decision.lifecycle.transition == "TERMINATING"
@@ -490,11 +497,22 @@ def _ensure_replacements(spec: ClusterSpec, instance_ids: list[str]) -> Workflow
     if not groups:
         return [Action("rebalance", i, "skipped", "not in an Auto Scaling group") for i in instance_ids]
     described = yield call("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=sorted(groups))
+    scaled = {spec.asg_name(p) for p in spec.pools if p.managed_scaling is not None}
     actions = []
     for g in described.get("AutoScalingGroups", ()):
         ids = groups[g["AutoScalingGroupName"]]
         if g.get("CapacityRebalance"):
             actions += [Action("rebalance", i, "done", f"capacity rebalance is on: {g['AutoScalingGroupName']} launches the replacement") for i in ids]
+            continue
+        if g["AutoScalingGroupName"] in scaled:
+            # Managed scaling sets the group's desired capacity from its CapacityProviderReservation
+            # metric and would take a raise back once that metric's low alarm fires (15 quiet
+            # minutes). The drain's displaced tasks wait for capacity, and managed scaling launches it.
+            why = (
+                f"ECS managed scaling owns {g['AutoScalingGroupName']}'s desired capacity (it would undo a raise): "
+                "the drained tasks' replacements make it launch the capacity they need"
+            )
+            actions += [Action("rebalance", i, "skipped", why) for i in ids]
             continue
         want = min(g["DesiredCapacity"] + len(ids), g["MaxSize"])
         if want > g["DesiredCapacity"]:

@@ -613,7 +613,8 @@ class _Run:
         return self.p["new_version"]
 
     def reactivate(self, instance_ids: list[str]) -> Workflow[None]:
-        """Set the batch's old instances ACTIVE again, except those going away for another reason.
+        """Set the batch's old instances ACTIVE again, except those going away for another reason,
+        and put their running tasks back behind the load balancer (:func:`restore_targets`).
 
         An instance the interruption handler is draining (spot warning, terminate hook) is marked
         "going away" in the table and must stay DRAINING: a task placed on it now would die with it.
@@ -630,6 +631,9 @@ class _Run:
             yield from self._set_state([ci["containerInstanceArn"] for ci in found], "ACTIVE")
             late = yield from store.doomed(self.table, [ci["ec2InstanceId"] for ci in found], now=(yield NOW))
             yield from self._set_state([ci["containerInstanceArn"] for ci in found if ci["ec2InstanceId"] in late], "DRAINING")
+            # From the ACTIVE ones, not from ``found``: a resume after a crash here finds them ACTIVE already.
+            active = yield from self.container_instances([i for i in mine if i not in late], "ACTIVE")
+            yield from restore_targets(self.spec.cluster, active)
         except GeneratorExit:
             raise  # the process is going away: the leases expire
         except BaseException:
@@ -677,6 +681,80 @@ class _Run:
             yield from self.save()
         self.p["phase"] = "rolled_back"
         yield from self.save()
+
+
+def restore_targets(cluster: str, container_instances: Sequence[Mapping[str, Any]]) -> Workflow[None]:
+    """Register the targets of the service tasks still RUNNING on ``container_instances`` again.
+
+    The drain deregistered them, and ECS registers a task's targets only when the task starts
+    (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service-load-balancing.html):
+    an instance set ACTIVE again keeps its old tasks running with no traffic. Derived from the
+    live tasks rather than from what the drain recorded, so a resume after a crash does the same.
+    A target of a bridge/host task is (instance, host port), of an awsvpc task (ENI address,
+    container port); one call per group and instance, so a target AWS refuses (its instance
+    stopped meanwhile) costs only that instance's.
+    """
+    instance_of = {ci["containerInstanceArn"]: ci["ec2InstanceId"] for ci in container_instances}
+    if not instance_of:
+        return
+    lists = yield tuple(paginate("ecs", "list_tasks", cluster=cluster, containerInstance=arn, desiredStatus="RUNNING") for arn in sorted(instance_of))
+    task_arns = sorted({t for a in lists for t in a.get("taskArns", ())})
+    if not task_arns:
+        return
+    described = yield tuple(call("ecs", "describe_tasks", cluster=cluster, tasks=b) for b in chunks(task_arns, 100))
+    tasks = [
+        t
+        for a in described
+        for t in a.get("tasks", ())
+        if t.get("containerInstanceArn") in instance_of
+        and t.get("lastStatus") == "RUNNING"
+        and t.get("desiredStatus") == "RUNNING"
+        and t.get("group", "").startswith("service:")
+    ]
+    names = sorted({t["group"].split(":", 1)[1] for t in tasks})
+    if not names:
+        return
+    answers = yield tuple(call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(names, 10))
+    balanced = {
+        s["serviceName"]: [lb for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")]
+        for a in answers
+        for s in a.get("services", ())
+        if s.get("status") == "ACTIVE"
+    }
+    targets: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for task in tasks:
+        instance_id = instance_of[task["containerInstanceArn"]]
+        for lb in balanced.get(task["group"].split(":", 1)[1], ()):
+            for target in _targets_of(task, instance_id, lb):
+                entries = targets.setdefault((lb["targetGroupArn"], instance_id), [])
+                if target not in entries:
+                    entries.append(target)
+    if targets:
+        yield tuple(
+            lookup("elbv2", "register_targets", ("TargetGroupNotFound", "InvalidTarget"), TargetGroupArn=group, Targets=entries)
+            for (group, _), entries in sorted(targets.items())
+        )
+
+
+def _targets_of(task: Mapping[str, Any], instance_id: str, lb: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The targets a task registers for one of its service's load balancers (DescribeTasks form)."""
+    port = lb.get("containerPort")
+    addresses = [
+        d["value"]
+        for a in task.get("attachments", ())
+        if a.get("type") == "ElasticNetworkInterface"
+        for d in a.get("details", ())
+        if d.get("name") == "privateIPv4Address" and d.get("value")
+    ]
+    if addresses:
+        return [{"Id": addresses[0], "Port": int(port)}] if port else []
+    return [
+        {"Id": instance_id, "Port": int(b["hostPort"])}
+        for c in task.get("containers", ())
+        if c.get("name") == lb.get("containerName")
+        for b in c.get("networkBindings", ())
+        if b.get("containerPort") == port and b.get("hostPort")
+    ]
 
 
 def progress_of(cluster: str) -> Workflow[dict[str, Any] | None]:

@@ -45,6 +45,10 @@ DEFAULT_STOP_TIMEOUT = "1m"
 _HEREDOC = "ECSSPOT_ECS_CONFIG"
 _BOUNDARY = "==ecsspot-user-data=="
 _IMDS = "http://169.254.169.254/latest"
+#: curl's options for IMDS reads: fail on an HTTP error (never take an error page for an answer),
+#: retry transient failures (timeouts, 5xx, 429, and a refused connection early in boot) five
+#: times a second apart, each try at most 5 s.
+_CURL = "-fsS --retry 5 --retry-connrefused --retry-delay 1 --max-time 5"
 _LIFECYCLE_MARK = "__ECSSPOT_LIFECYCLE__"
 #: What ``boundary`` lines of our multi-part document start with (a user part may not contain it).
 MIME_BOUNDARY = _BOUNDARY
@@ -113,9 +117,10 @@ def render(cluster: str, ecs_config: Mapping[str, str] | None = None, extra_user
             f"cat >> /etc/ecs/ecs.config <<'{_HEREDOC}'",
             *lines,
             _HEREDOC,
-            "# IMDSv2 only (the launch template requires tokens).",
-            f"TOKEN=$(curl -sS -X PUT {_IMDS}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300')",
-            f'LIFECYCLE=$(curl -sS -H "X-aws-ec2-metadata-token: $TOKEN" {_IMDS}/meta-data/instance-life-cycle)',
+            "# IMDSv2 only (the launch template requires tokens). Retried, and never fatal: an IMDS",
+            "# that does not answer leaves the instance on-demand, never ecs.config half written.",
+            f"TOKEN=$(curl {_CURL} -X PUT {_IMDS}/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 300') || TOKEN=",
+            f'LIFECYCLE=$(curl {_CURL} -H "X-aws-ec2-metadata-token: $TOKEN" {_IMDS}/meta-data/instance-life-cycle) || LIFECYCLE=',
             '[ "$LIFECYCLE" = spot ] || LIFECYCLE=on-demand',
             f"printf '%s\\n' {attributes_word} >> /etc/ecs/ecs.config",
             "",

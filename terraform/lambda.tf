@@ -189,6 +189,28 @@ data "aws_iam_policy_document" "refresh" {
     resources = [aws_launch_template.this.arn]
   }
 
+  # A rollback sets old instances ACTIVE again and registers their running tasks' targets, which
+  # the drain deregistered (ECS registers a task's targets only when it starts): the same groups.
+  dynamic "statement" {
+    for_each = length(var.target_groups) > 0 ? [var.target_groups] : []
+    content {
+      sid       = "RegisterListedTargets"
+      actions   = ["elasticloadbalancing:RegisterTargets"]
+      resources = statement.value
+    }
+  }
+
+  statement {
+    sid       = "RegisterTaggedTargets"
+    actions   = ["elasticloadbalancing:RegisterTargets"]
+    resources = ["arn:${local.partition}:elasticloadbalancing:${local.region}:${local.account_id}:targetgroup/*/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/ecsspot:cluster"
+      values   = [var.cluster]
+    }
+  }
+
   statement {
     sid = "RollPools"
     # TerminateInstanceInAutoScalingGroup: a refresh batch retires the old instances it drained.

@@ -7,6 +7,8 @@ instance's tasks and targets are gone.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ecsspot.sim import Simulator
 from tests.drain.conftest import build, first, recording_interruption, spot_instances_with_tasks, targets
 
@@ -68,3 +70,34 @@ def test_instance_leaves_terminating_wait_only_after_its_tasks_and_targets_are_g
     assert first(sim, "ec2.state", victim, state="terminated") == proceed
     print(f"\nlifecycle hook: Terminating:Wait at +0 s, heartbeats at {[round(t - waiting) for t in beats]} s, CONTINUE at +{proceed - waiting:.0f} s (heartbeat timeout {timeout} s)")
 
+
+
+def test_a_late_handled_action_gets_its_first_heartbeat_on_the_actions_clock(sim: Simulator) -> None:
+    """Issue 10 item 6: the hook's heartbeat timeout runs from when the action began. An event the
+    handler takes up 80 s late (queued, retried) must still be heartbeated a third of the timeout
+    after the action began, not a third of it after the handler started."""
+    from ecsspot.sim import scenario
+    from tests.drain.conftest import handlers
+
+    stack = build(sim, deregistration_delay=300, handle_events=True)
+    delivered: list[dict[str, Any]] = []
+    # The rules deliver to a function that only keeps the event; the handler runs 80 s later.
+    sim.register_lambda(scenario.INTERRUPTION_FUNCTION, lambda event, context: delivered.append(event) or {})
+    group = stack.spec.asg_name(stack.spec.pool("spot"))
+    asg = sim.client("autoscaling")
+    (hook,) = asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]
+    victim = spot_instances_with_tasks(sim, stack)[0]
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
+    desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
+    asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired - 1)
+    waiting = first(sim, "asg.lifecycle", victim, state="Terminating:Wait")
+    assert waiting is not None
+    sim.advance(80)
+    (event,) = [e for e in delivered if e["detail-type"] == "EC2 Instance-terminate Lifecycle Action"]
+
+    response = handlers(sim).interruption(event, None)
+
+    assert [a["status"] for a in response["actions"]] == ["drained", "done"]
+    every = max(hook["HeartbeatTimeout"] / 3, 30.0)
+    beats = [r.time for r in sim.records("asg.lifecycle_heartbeat", victim)]
+    assert beats and every <= beats[0] - waiting <= every + 10, (waiting, beats)  # the old code: 80 s later

@@ -377,6 +377,57 @@ def test_rollback_when_replacement_tasks_never_become_healthy(sim: Simulator, ru
     assert sim.traffic_stats(c.target_group_arn).failed == 0
 
 
+def test_rollback_puts_the_old_instances_tasks_back_behind_the_load_balancer(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 item 5: the batch's drain deregistered the old instances' (instance, port)
+    targets; ECS registers targets only when a task starts, so after the rollback sets those
+    instances ACTIVE again their tasks, still running, must be registered again by us, or they
+    serve nothing."""
+    c = build(sim, spot=2, on_demand=2, tasks=4, rps=20)
+    bad = c.new_images[0]
+    _tasks_never_healthy_on(monkeypatch, sim, bad)
+    _old_tasks_kept_until_replaced(monkeypatch, sim, bad)
+    old = set(c.members("spot") + c.members("on-demand"))
+    start = len(sim.history)
+
+    result = manager(sim).refresh(CLUSTER, ami=bad)
+
+    assert result.status == "rolled_back"
+    sim.advance(1)
+    drained = set(draining_marks(sim, start)) & old
+    assert drained  # the batch's old instances were set DRAINING (and their targets deregistered)
+    sim.advance(120)  # health checks of the targets registered again
+    ecs = sim.client("ecs")
+    arns = ecs.list_tasks(cluster=CLUSTER, serviceName="web", desiredStatus="RUNNING")["taskArns"]
+    tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"]
+    instance_of = {ci["containerInstanceArn"]: ci["ec2InstanceId"] for ci in ecs.describe_container_instances(
+        cluster=CLUSTER, containerInstances=list({t["containerInstanceArn"] for t in tasks}))["containerInstances"]}
+    on_drained = [t for t in tasks if instance_of[t["containerInstanceArn"]] in drained and t["lastStatus"] == "RUNNING"]
+    assert on_drained  # old tasks kept running through the failed batch: the case at hand
+    health = sim.client("elbv2").describe_target_health(TargetGroupArn=c.target_group_arn)["TargetHealthDescriptions"]
+    states = {(d["Target"]["Id"], d["Target"]["Port"]): d["TargetHealth"]["State"] for d in health}
+    for t in on_drained:
+        (binding,) = t["containers"][0]["networkBindings"]
+        assert states.get((instance_of[t["containerInstanceArn"]], binding["hostPort"])) == "healthy", (t["taskArn"], states)
+    assert sim.traffic_stats(c.target_group_arn).failed == 0
+
+
+def _old_tasks_kept_until_replaced(monkeypatch: pytest.MonkeyPatch, sim: Simulator, image: str) -> None:
+    """ECS keeps a draining instance's tasks until their replacements are healthy (minimumHealthyPercent
+    100) even once the drain deregistered their targets: the simulator stops a task whose target
+    is not healthy at once, so the tasks off ``image`` count as healthy here whatever their targets say."""
+    from ecsspot.sim.scheduler import RUNNING, Scheduler
+
+    original = Scheduler._healthy
+
+    def healthy(self: Scheduler, run: Any) -> bool:
+        instance = self.world.ec2.get_instance_by_id(run.instance_id)
+        if instance is not None and instance.image_id != image and run.status == RUNNING and run.desired == RUNNING:
+            return True
+        return bool(original(self, run))
+
+    monkeypatch.setattr(Scheduler, "_healthy", healthy)
+
+
 def _tasks_never_healthy_on(monkeypatch: pytest.MonkeyPatch, sim: Simulator, image: str) -> None:
     """Tasks on instances of ``image`` run but fail every health check (the simulator has no control)."""
     from ecsspot.sim.scheduler import Scheduler

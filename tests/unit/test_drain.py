@@ -243,3 +243,36 @@ def test_ip_targets_are_found_through_the_tasks_and_deregistered_in_round_4() ->
     # Every task's address on the drained instances; the one on no drained instance stays.
     assert states == {**{f"10.0.{n}.0": "draining" for n in range(25)}, "10.0.25.0": "healthy"}
     assert fake.rounds == 4
+
+
+def test_first_heartbeat_is_due_from_the_lifecycle_actions_start() -> None:
+    """Issue 10 item 6: the hook's heartbeat timeout runs from the action's start; an event handled
+    25 s late gets its first heartbeat 30 s after the action began, not 30 s after the handler did."""
+    fake = Fake(delay=1000)
+    fake.add("i-0000000000000000a")
+    beats: list[float] = []
+    fake.extra["record_lifecycle_action_heartbeat"] = lambda c: beats.append(fake.now) or {}
+    heartbeat = [Call("autoscaling", "record_lifecycle_action_heartbeat", {})]
+    began = fake.now - 25
+    fake.run(drain("c", ["i-0000000000000000a"], deadline=100, heartbeat=heartbeat, heartbeat_every=30, heartbeat_since=began, poll=1))
+    assert beats[0] - began == pytest.approx(30, abs=1.5)
+    assert all(b - a == pytest.approx(30, abs=1.5) for a, b in zip(beats, beats[1:]))
+
+
+def test_list_services_asks_for_pages_of_100() -> None:
+    """Issue 10 item 6: ListServices returns 10 services a page unless asked for up to 100; the
+    call the drain makes reaches ECS as maxResults=100 through botocore's paginator (what the
+    drivers do with a paginated call)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from ecsspot.drain import _list_services_call
+
+    c = _list_services_call("demo")
+    client = boto3.client("ecs", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_response("list_services", {"serviceArns": ["arn:svc/a"], "nextToken": "t"}, {"cluster": "demo", "maxResults": 100})
+        stub.add_response("list_services", {"serviceArns": ["arn:svc/b"]}, {"cluster": "demo", "maxResults": 100, "nextToken": "t"})
+        assert c.paginate
+        merged = client.get_paginator(c.operation).paginate(**c.params).build_full_result()
+    assert merged["serviceArns"] == ["arn:svc/a", "arn:svc/b"]

@@ -65,10 +65,17 @@ case "$*" in
   *instance-life-cycle*) printf '%s' "$FAKE_LIFECYCLE" ;;
 esac
 """
+RETRIED = "-fsS --retry 5 --retry-connrefused --retry-delay 1 --max-time 5"
 CURL_CALLS = [
-    "-sS -X PUT http://169.254.169.254/latest/api/token -H X-aws-ec2-metadata-token-ttl-seconds: 300",
-    "-sS -H X-aws-ec2-metadata-token: TOKEN http://169.254.169.254/latest/meta-data/instance-life-cycle",
+    f"{RETRIED} -X PUT http://169.254.169.254/latest/api/token -H X-aws-ec2-metadata-token-ttl-seconds: 300",
+    f"{RETRIED} -H X-aws-ec2-metadata-token: TOKEN http://169.254.169.254/latest/meta-data/instance-life-cycle",
 ]
+#: An IMDS that never answers: curl gives up (exit 7, "couldn't connect") every time.
+DEAD_CURL = """#!/bin/sh
+printf '%s\\n' "$*" >> "$CURL_LOG"
+echo "curl: (7) Failed to connect to 169.254.169.254 port 80" >&2
+exit 7
+"""
 
 
 def sandboxed(script: str, config: Path) -> str:
@@ -88,18 +95,25 @@ def sandboxed(script: str, config: Path) -> str:
     return "\n".join(out)
 
 
-def run(script: str, lifecycle: str = "spot") -> tuple[str, list[str], list[str], list[str]]:
-    """Run the user data; (ecs.config text, trace lines, curl invocations, files left in the cwd)."""
+def run(script: str, lifecycle: str = "spot", *, curl_script: str | None = FAKE_CURL, imds: str | None = None) -> tuple[str, list[str], list[str], list[str]]:
+    """Run the user data; (ecs.config text, trace lines, curl invocations, files left in the cwd).
+
+    ``curl_script`` replaces curl (None: the real one, with the IMDS address moved to ``imds``)."""
     with tempfile.TemporaryDirectory() as root:
         bin_dir, work = Path(root, "bin"), Path(root, "work")
         bin_dir.mkdir()
         work.mkdir()
-        curl = bin_dir / "curl"
-        curl.write_text(FAKE_CURL)
-        curl.chmod(0o755)
+        Path(root, "curl.log").touch()
+        if curl_script is not None:
+            curl = bin_dir / "curl"
+            curl.write_text(curl_script)
+            curl.chmod(0o755)
         config = work / "ecs.config"
         script_path = Path(root, "user-data.sh")
-        script_path.write_text(sandboxed(script, config), encoding="utf-8")
+        text = sandboxed(script, config)
+        if imds is not None:
+            text = text.replace("http://169.254.169.254/latest", imds)
+        script_path.write_text(text, encoding="utf-8")
         env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CURL_LOG": str(Path(root, "curl.log")), "FAKE_LIFECYCLE": lifecycle, "HOME": root}
         done = subprocess.run([BASH, "-x", str(script_path)], cwd=work, env=env, capture_output=True, check=False)
         assert done.returncode == 0, done.stderr.decode(errors="replace")
@@ -141,6 +155,59 @@ def assert_only_intended(script: str, cluster: str, ecs_config: Mapping[str, str
     assert commands(trace) == expected + ["+printf"]
     assert calls == CURL_CALLS
     assert files == ["ecs.config"]
+
+
+def test_an_imds_that_never_answers_still_completes_ecs_config() -> None:
+    """Issue 10 item 6: under ``set -eu`` a failed curl ended the script before the attribute
+    line; now the instance is tagged on-demand and ecs.config is complete."""
+    config = {"ECS_LOGLEVEL": "info"}
+    written, trace, calls, files = run(userdata.render("demo", config), curl_script=DEAD_CURL)
+    assert written == intended("demo", config, "on-demand")
+    assert calls == CURL_CALLS[:1] + [CURL_CALLS[1].replace("token: TOKEN", "token: ")]
+    assert files == ["ecs.config"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+@pytest.mark.parametrize(("failures", "lifecycle"), [(0, "spot"), (2, "spot"), (4, "spot"), (99, "on-demand")])
+def test_the_real_curl_retries_a_flaky_imds(failures: int, lifecycle: str) -> None:
+    """The real curl against a local IMDS that answers 503 to its first ``failures`` requests
+    (then a token, then ``spot``): the retries ride it out; one that never recovers leaves the
+    instance on-demand with ecs.config complete."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Imds(http.server.BaseHTTPRequestHandler):
+        def answer(self) -> None:
+            seen.append(f"{self.command} {self.path}")
+            if len(seen) <= failures:
+                self.send_response(503)
+                self.end_headers()
+                self.wfile.write(b"<html>Service Unavailable</html>")
+                return
+            body = b"TOKEN" if self.path.endswith("/api/token") else b"spot"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Imds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        written, _, _, files = run(userdata.render("demo", {}), curl_script=None, imds=f"http://127.0.0.1:{server.server_address[1]}/latest")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert written == intended("demo", {}, lifecycle)
+    assert files == ["ecs.config"]
+    if failures < 99:
+        assert seen[-2:] == ["PUT /latest/api/token", "GET /latest/meta-data/instance-life-cycle"]
 
 
 def test_ordinary_values_write_exactly_their_lines() -> None:
