@@ -13,7 +13,7 @@ import pytest
 from ecsspot import Manager, store
 from ecsspot.errors import AccessDeniedError
 from ecsspot.handlers import HandlingFailed
-from ecsspot.sim import Simulator, scenario
+from ecsspot.sim import Simulator
 from tests.drain.conftest import (
     CallLog,
     build,
