@@ -70,7 +70,10 @@ class Handlers:
         for action in result.actions:
             log.info(json.dumps({"kind": action.kind, "instance_id": action.instance_id, "status": action.status, "reason": action.reason}))
         if result.retries:
-            self.driver.run(hand_back(result.retries))
+            try:
+                self.driver.run(hand_back(result.retries))
+            except Exception:  # noqa: BLE001 - best effort: the records come back anyway, only later
+                log.exception("could not hand %d failed record(s) back early", len(result.retries))
         # SNS ignores batchItemFailures and retries an asynchronous invocation only when it
         # fails; a direct EventBridge invocation likewise. So both fail for Lambda to retry them.
         failed = failed_actions(result)
@@ -91,7 +94,7 @@ def every_record_failed(payload: Mapping[str, Any], exc: BaseException) -> Handl
     """The result when handling failed as a whole: every record reported for a retry."""
     from ecsspot.errors import EventError
     from ecsspot.events import parse_batch
-    from ecsspot.interruption import Retry, retry_delay
+    from ecsspot.interruption import retry_delay
 
     try:
         records = parse_batch(payload)
