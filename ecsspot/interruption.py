@@ -30,7 +30,7 @@ from typing import Any
 import attrs
 
 from ecsspot import events, store
-from ecsspot.aws.calls import NOW, Call, Settle, Workflow, call, chunks, failed, lookup, paginate, settle
+from ecsspot.aws.calls import NOW, Call, Workflow, call, chunks, failed, lookup, paginate, settle
 from ecsspot.drain import Action, drain
 from ecsspot.errors import EcsspotError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, load_spec, table_name
@@ -308,8 +308,7 @@ def _handle_cluster(
     deliveries = {w.key: (w.record.message_id or "", w.record.receive_count) for w in mine}
     ttl = max(deadlines.values()) + 120
     doom = [store.mark_doomed_call(table, iid, f"{cluster}: being drained", now=start) for iid in sorted({w.instance_id for w in mine})]
-    claims = store.claim_events(table, [w.key for w in mine], owner, now=start, ttl=ttl, deliveries=deliveries)
-    states = yield from _with(claims, doom)
+    states = yield from store.claim_events(table, [w.key for w in mine], owner, now=start, ttl=ttl, deliveries=deliveries, along=doom)
     fresh: list[_Work] = []
     for w in mine:
         state = states[w.key]
@@ -335,22 +334,6 @@ def _handle_cluster(
         yield from store.let_go(table, [w.key for w in fresh], (), owner)
         raise
     return outcomes
-
-
-def _with(workflow: Workflow[Any], extra: Sequence[Call]) -> Workflow[Any]:
-    """Run ``workflow`` with ``extra`` calls riding along in its first batch (their answers unused)."""
-    request = next(workflow)
-    if not extra:
-        answer = yield request
-    elif isinstance(request, Settle):
-        answer = (yield settle((*request.calls, *extra)))[: len(request.calls)]
-    else:
-        answer = (yield (*request, *extra))[: len(request)]
-    try:
-        while True:
-            answer = yield workflow.send(answer)
-    except StopIteration as stop:
-        return stop.value
 
 
 def _act(
@@ -440,7 +423,7 @@ def _act(
     unfinished: list[str] = []
     for w in fresh:
         acts: list[Action] = []
-        if w.index in {x.index for x in rebalance} and w.instance_id in replaced:
+        if w.decision.kind == "rebalance" and w.instance_id in replaced:
             acts.append(replaced[w.instance_id])
         d = drained.get(w.instance_id)
         if d is not None:

@@ -138,13 +138,21 @@ def claim_event_call(table: str, key: str, owner: str, *, now: float, ttl: float
 
 
 def claim_events(
-    table: str, keys: Sequence[str], owner: str, *, now: float, ttl: float, deliveries: Mapping[str, tuple[str, int]] | None = None
+    table: str,
+    keys: Sequence[str],
+    owner: str,
+    *,
+    now: float,
+    ttl: float,
+    deliveries: Mapping[str, tuple[str, int]] | None = None,
+    along: Sequence[Call] = (),
 ) -> Workflow[dict[str, Any]]:
     """Claim events for handling, all in one round. Each key maps to "claimed", "done" (a
     duplicate), "busy" (in hand elsewhere) or the :class:`~ecsspot.errors.EcsspotError` its claim
     failed with (the caller reports that record for a retry). A claim expires after ``ttl``;
     ``deliveries`` (key → SQS message id and ApproximateReceiveCount) lets a redelivery of the
-    same message take over a claim made at an earlier receive.
+    same message take over a claim made at an earlier receive. ``along``: independent writes to
+    send in the same round (their answers are not looked at).
     """
     keys = list(dict.fromkeys(keys))
     if not keys:
@@ -152,6 +160,7 @@ def claim_events(
     how = deliveries or {}
     answers = yield settle(
         [claim_event_call(table, k, owner, now=now, ttl=ttl, message_id=how.get(k, ("", 0))[0], receive_count=how.get(k, ("", 0))[1]) for k in keys]
+        + list(along)
     )
     states: dict[str, Any] = {}
     lost = []
