@@ -94,13 +94,13 @@ def every_record_failed(payload: Mapping[str, Any], exc: BaseException) -> Handl
     """The result when handling failed as a whole: every record reported for a retry."""
     from ecsspot.errors import EventError
     from ecsspot.events import parse_batch
-    from ecsspot.interruption import retry_delay
+    from ecsspot.interruption import is_batch, retry_delay
 
     try:
         records = parse_batch(payload)
     except EventError:
         records = ()
-    batch = isinstance(payload, Mapping) and ("Records" in payload or "Messages" in payload)
+    batch = is_batch(payload)
     why = f"handling failed: {exc}"
     return HandleResult(
         (Action("handle_event", None, "failed", why),),

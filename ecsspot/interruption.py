@@ -110,9 +110,14 @@ def retry_delay(receive_count: int) -> float:
     return _RETRY_BACKOFF[min(max(receive_count, 1), len(_RETRY_BACKOFF)) - 1]
 
 
+def is_batch(payload: Any) -> bool:
+    """Whether a Lambda payload is a batch of records (SQS/SNS ``Records``, SDK ``Messages``)."""
+    return isinstance(payload, Mapping) and ("Records" in payload or "Messages" in payload)
+
+
 def decide_all(payload: Mapping[str, Any], *, now: datetime | None = None) -> tuple[list[tuple[events.Record, events.Decision | None]], bool]:
     """Parse and decide every record, without I/O."""
-    batch = isinstance(payload, Mapping) and ("Records" in payload or "Messages" in payload)
+    batch = is_batch(payload)
     records = events.parse_batch(payload)
     out = []
     for record in records:
