@@ -618,11 +618,16 @@ class _Run:
 
         An instance the interruption handler is draining (spot warning, terminate hook) is marked
         "going away" in the table and must stay DRAINING: a task placed on it now would die with it.
+        So must one its group is no longer keeping ``InService``: one being taken out
+        (``Terminating:Wait``, whoever's hook holds it: ECS managed draining set it DRAINING and
+        does not drain it again once set ACTIVE, so it would hold the instance up to 48 hours), or
+        already gone.
         The instance's drain lease keeps a concurrent ``ecsspot drain`` out while we do this, and a
         mark that appears meanwhile is checked again afterwards (and the instance set DRAINING back).
         """
         now = yield NOW
         doomed = yield from store.doomed(self.table, instance_ids, now=now)
+        doomed |= yield from not_in_service([i for i in instance_ids if i not in doomed])
         leases = yield from store.acquire_leases(self.table, [f"drain#{i}" for i in instance_ids if i not in doomed], self.owner, now=now, ttl=120.0)
         mine = [i for i in instance_ids if leases.get(f"drain#{i}") is not None]
         names = [f"drain#{i}" for i in mine]
@@ -816,3 +821,14 @@ def handle_tick(driver: Any, event: Mapping[str, Any], *, remaining_seconds: flo
 
 
 __all__ = ["RefreshResult", "handle_tick", "progress_of", "refresh", "summary"]
+
+
+def not_in_service(instance_ids: Sequence[str]) -> Workflow[set[str]]:
+    """The instances that are no longer ``InService`` in an Auto Scaling group: being taken out
+    (``Terminating*``, ``Detaching``), in ``Standby``, or gone. DescribeAutoScalingInstances takes
+    at most 50 ids a call."""
+    if not instance_ids:
+        return set()
+    answers = yield tuple(call("autoscaling", "describe_auto_scaling_instances", InstanceIds=b) for b in chunks(list(instance_ids), 50))
+    in_service = {i["InstanceId"] for a in answers for i in a.get("AutoScalingInstances", ()) if i.get("LifecycleState") == "InService"}
+    return set(instance_ids) - in_service

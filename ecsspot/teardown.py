@@ -3,8 +3,10 @@
 AWS's own order of events is the trap: an ASG whose instances are protected from scale-in (as
 managed termination protection makes them) never shrinks, so deleting the capacity provider
 or the group waits forever. ecsspot drains the instances, lifts protection (50 ids a call),
-sets the groups to zero, waits with a deadline, then deletes providers, groups, template,
-cluster and table. Past the deadline it stops with an error naming what is left.
+sets the groups to zero, waits with a deadline (the providers stay on the cluster meanwhile,
+so ECS completes its managed-draining hook), deletes the groups, then detaches and deletes the
+providers and deletes template, cluster and table. Past the deadline it stops with an error
+naming what is left. It never deletes or completes ECS's hook: the hook is ECS's.
 """
 
 from __future__ import annotations
@@ -189,9 +191,12 @@ def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[Teardow
             for p in described.get("capacityProviders", ())
             if p.get("status") == "ACTIVE" and tags_of(p.get("tags"), "key", "value").get(CLUSTER_TAG) == cluster
         ]
+    # The groups go while their providers are still on the cluster: ECS managed draining's own
+    # lifecycle hook holds each leaving instance until ECS completes it, and ECS does so only for
+    # a provider on a cluster. Detached first, nothing completes it for an hour.
+    yield from retire_groups(cluster, groups, deadline_seconds=deadline_seconds)
     if live:
         yield call("ecs", "put_cluster_capacity_providers", cluster=cluster, capacityProviders=[], defaultCapacityProviderStrategy=[])
-    yield from retire_groups(cluster, groups, deadline_seconds=deadline_seconds)
     deleted += [f"autoscaling_group/{g.name}" for g in groups]
     for name in providers:
         # Not swallowed: a provider ECS keeps (still in a service's strategy) must not be reported deleted.

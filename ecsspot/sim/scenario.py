@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from ecsspot.sim.simulator import Simulator
+from ecsspot.spec import LIFECYCLE_HOOK_NAME
 
 INTERRUPTION_FUNCTION = "ecsspot-interruption"
 #: The module's queues (``terraform/events.tf``), without its name prefix.
@@ -30,7 +31,12 @@ MAX_RECEIVE_COUNT = 5
 BATCH_SIZE = 10
 RULES = {
     "ecsspot-spot": {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation"]},
-    "ecsspot-lifecycle": {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance-terminate Lifecycle Action"]},
+    # As the module's rule: only ecsspot's hook (ECS managed draining completes its own).
+    "ecsspot-lifecycle": {
+        "source": ["aws.autoscaling"],
+        "detail-type": ["EC2 Instance-terminate Lifecycle Action"],
+        "detail": {"LifecycleHookName": [LIFECYCLE_HOOK_NAME]},
+    },
 }
 
 BASE_SPEC: dict[str, Any] = {

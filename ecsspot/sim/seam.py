@@ -59,6 +59,9 @@ ECS
   use (by a task or a service's strategy) off the cluster; ``delete_capacity_provider``: keeps a
   provider still on a cluster or in a service's strategy, answering ``DELETE_FAILED`` (moto
   accepts both).
+  ``CapacityProvider._prepare_asg_provider`` / ``update``: managedDraining defaults to ENABLED,
+  as in AWS, and UpdateCapacityProvider applies it (moto ignores it); ECS's own lifecycle hook
+  and draining are ``ecsspot.sim.draining``.
 
 ELBv2
   ``FakeTargetGroup.register`` / ``deregister`` / ``deregister_terminated_instances`` and
@@ -161,7 +164,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.ec2.models.instances import Instance
     from moto.ec2.responses.instances import InstanceResponse
     from moto.ec2.responses.launch_templates import LaunchTemplates
-    from moto.ecs.models import EC2ContainerServiceBackend
+    from moto.ecs.models import CapacityProvider, EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
     from moto.events.models import Rule
@@ -195,6 +198,8 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (EC2ContainerServiceResponse, "create_service", _create_service),
         (EC2ContainerServiceBackend, "put_cluster_capacity_providers", _put_cluster_capacity_providers),
         (EC2ContainerServiceBackend, "delete_capacity_provider", _delete_capacity_provider),
+        (CapacityProvider, "_prepare_asg_provider", _prepare_asg_provider),
+        (CapacityProvider, "update", _update_capacity_provider),
         (FakeTargetGroup, "register", _register),
         (FakeTargetGroup, "deregister", _deregister),
         (FakeTargetGroup, "deregister_terminated_instances", _deregister_terminated_instances),
@@ -676,6 +681,35 @@ def _delete_capacity_provider(world: World, original: Any) -> Any:
         return provider
 
     return delete_capacity_provider
+
+
+def _prepare_asg_provider(world: World, original: Any) -> Any:
+    # "Managed instance draining is on by default when you create a capacity provider"
+    # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/enable-managed-instance-draining.html).
+    def prepare(self: Any, asg_details: dict[str, Any]) -> dict[str, Any]:
+        prepared = original(self, asg_details)
+        if _ours(world, self.capacity_provider_arn):
+            prepared.setdefault("managedDraining", "ENABLED")
+        return prepared
+
+    return prepare
+
+
+def _update_capacity_provider(world: World, original: Any) -> Any:
+    # UpdateCapacityProvider takes managedDraining
+    # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AutoScalingGroupProviderUpdate.html);
+    # moto applies only managedScaling and managedTerminationProtection.
+    def update(self: Any, asg_details: dict[str, Any]) -> None:
+        original(self, asg_details)
+        if _ours(world, self.capacity_provider_arn) and "managedDraining" in asg_details:
+            self.auto_scaling_group_provider["managedDraining"] = asg_details["managedDraining"]
+
+    return update
+
+
+def _ours(world: World, arn: str) -> bool:
+    parts = arn.split(":")
+    return len(parts) > 4 and world.owns(parts[4], parts[3])
 
 
 def _register(world: World, original: Any) -> Any:

@@ -80,6 +80,9 @@ class Timings:
     sqs_poll: float = 1.0
     #: How soon an Auto Scaling group retries a launch that failed for lack of capacity.
     launch_retry: float = 10.0
+    #: From an instance entering ``Terminating:Wait`` until ECS managed instance draining acts on
+    #: it (sets DRAINING; completes its hook once nothing runs there). ECS gives no figure.
+    ecs_reaction: float = 5.0
     #: The longest step of the world; shorter steps are taken to land exactly on a target time.
     tick: float = 1.0
 
@@ -136,6 +139,7 @@ class World:
     ) -> None:
         from ecsspot.sim.agent import Agent
         from ecsspot.sim.capacity import ClusterAutoScaling
+        from ecsspot.sim.draining import ManagedDraining
         from ecsspot.sim.alb import LoadBalancing
         from ecsspot.sim.autoscaling import AutoScaling
         from ecsspot.sim.eventbridge import EventBus
@@ -166,6 +170,7 @@ class World:
         self.scheduler = Scheduler(self)
         self.traffic = Traffic(self)
         self.capacity = ClusterAutoScaling(self, enabled=managed_scaling)
+        self.draining = ManagedDraining(self)
 
     # moto backends of this world's account and region (global dicts shared with the server;
     # looked up once: the simulator's lifetime is within one moto mock)
@@ -294,6 +299,8 @@ class World:
         # its task get SIGTERM in the same tick.
         self.alb.tick()
         self.scheduler.tick()
+        # After the scheduler: a hook is completed in the tick its instance's last task stopped.
+        self.draining.tick()
         # After the scheduler: it just said what it could not place.
         self.capacity.tick()
         self.traffic.tick(seconds)

@@ -23,8 +23,11 @@ def test_instance_leaves_terminating_wait_only_after_its_tasks_and_targets_are_g
 
     group = stack.spec.asg_name(stack.spec.pool("spot"))
     asg = sim.client("autoscaling")
-    (hook,) = asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]
-    assert (hook["LifecycleHookName"], hook["LifecycleTransition"]) == (HOOK, "autoscaling:EC2_INSTANCE_TERMINATING")
+    hooks = {h["LifecycleHookName"]: h for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]}
+    # ECS managed draining's own hook sits beside ours (the spec turns managed draining on).
+    assert sorted(hooks) == ["ecs-managed-draining-termination-hook", HOOK]
+    hook = hooks[HOOK]
+    assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
     timeout = hook["HeartbeatTimeout"]
     victim = spot_instances_with_tasks(sim, stack)[0]
     ports = {p for (iid, p) in targets(sim, stack.target_group_arn) if iid == victim}
@@ -85,7 +88,7 @@ def test_a_late_handled_action_gets_its_first_heartbeat_on_the_actions_clock(sim
     sim.register_lambda(scenario.INTERRUPTION_FUNCTION, lambda event, context: delivered.append(event) or {})
     group = stack.spec.asg_name(stack.spec.pool("spot"))
     asg = sim.client("autoscaling")
-    (hook,) = asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"]
+    (hook,) = [h for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"] if h["LifecycleHookName"] == HOOK]
     victim = spot_instances_with_tasks(sim, stack)[0]
     asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
     desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]

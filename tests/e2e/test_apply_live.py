@@ -136,3 +136,33 @@ def test_teardown_deletes_only_its_providers_and_reports_a_refused_delete(sim: S
     assert [p for p in left if p.get("status") == "ACTIVE"] == []
     [kept] = ecs.describe_capacity_providers(capacityProviders=["batch"])["capacityProviders"]
     assert kept["status"] == "ACTIVE"
+
+
+def test_ecs_managed_draining_hook_is_left_to_ecs_and_never_holds_up_teardown(sim: Simulator, manager: Manager) -> None:
+    """ECS puts its own termination hook on every group of a provider with managed draining
+    (the spec's default). apply leaves it alone (no diff, never deleted), and teardown retires
+    the groups while the providers are still on the cluster, so ECS completes its hook at once
+    instead of holding every instance in Terminating:Wait for its 3600 s timeout."""
+    from ecsspot.sim.draining import HOOK_NAME
+
+    spec = load_spec(demo_spec_dict())
+    manager.apply(spec)
+    asg = sim.client("autoscaling")
+    for name in ("demo-api-spot", "demo-api-on-demand"):
+        asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=1)
+    sim.advance(90)
+    for name in ("demo-api-spot", "demo-api-on-demand"):
+        hooks = {h["LifecycleHookName"] for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=name)["LifecycleHooks"]}
+        assert hooks == {"ecsspot-drain", HOOK_NAME}
+    assert manager.plan(spec).changes == ()
+    manager.apply(spec)
+    assert HOOK_NAME in {h["LifecycleHookName"] for h in asg.describe_lifecycle_hooks(AutoScalingGroupName="demo-api-spot")["LifecycleHooks"]}
+
+    start = sim.clock.now()
+    result = manager.teardown("demo-api", deadline=900)
+    assert "autoscaling_group/demo-api-spot" in result.deleted and "cluster/demo-api" in result.deleted
+    assert sim.clock.now() - start < 300
+    # ECS let its instances go itself; nothing timed out and ecsspot never completed ECS's hook.
+    completions = [r for r in sim.records("asg.lifecycle_complete") if r.detail["hook"] == HOOK_NAME]
+    assert len(completions) == 2
+    assert not [r for r in sim.records("asg.lifecycle_timeout")]

@@ -483,3 +483,37 @@ def test_rollback_leaves_an_instance_the_spot_handler_drains_draining(sim: Simul
             if r.detail.get("instance_id") == victim and r.time > at:
                 placed.append(r.subject)
     assert not placed, placed
+
+
+def test_rollback_leaves_an_instance_its_group_is_taking_out_draining(sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 (ECS managed draining): while a batch drains, the group takes one of its old
+    instances out (a scale-in: ECS's managed-draining hook and ecsspot's hold it in
+    Terminating:Wait; ecsspot's handler is not wired here, so nothing is marked in the table, and
+    the instance goes once ecsspot's hook times out). The rollback must not set it ACTIVE, neither
+    while it waits (ECS drains it only once and would then wait for whatever was placed on it,
+    which would die with it) nor once it is gone."""
+    c = build(sim, spot=2, on_demand=2, tasks=4, rps=20)
+    bad = c.new_images[0]
+    _tasks_never_healthy_on(monkeypatch, sim, bad)
+    taken: list[tuple[str, float]] = []
+
+    def on_progress(progress: dict[str, Any]) -> None:
+        for pool in progress.get("pools", ()):
+            batch = pool.get("batch") or {}
+            if not taken and batch.get("step") == "drain":
+                victim = batch["old"][0]
+                taken.append((victim, sim.clock.now()))
+                sim.client("autoscaling").terminate_instance_in_auto_scaling_group(InstanceId=victim, ShouldDecrementDesiredCapacity=False)
+
+    result = c.manager.refresh(CLUSTER, ami=bad, on_progress=on_progress)
+
+    assert result.status == "rolled_back", result.reason
+    assert taken, "the batch never reached its drain"
+    victim, at = taken[0]
+    ecs = sim.client("ecs")
+    status = {ci["ec2InstanceId"]: ci["status"] for ci in ecs.describe_container_instances(
+        cluster=CLUSTER, containerInstances=ecs.list_container_instances(cluster=CLUSTER)["containerInstanceArns"]
+    )["containerInstances"]}
+    assert status.get(victim, "DRAINING") == "DRAINING"
+    assert victim in c.manager.run(progress_of(CLUSTER)).get("kept_draining", [])
+    assert not [r for r in sim.records("ecs.status", victim) if r.time > at and r.detail.get("status") == "ACTIVE"]
