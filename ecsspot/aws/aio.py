@@ -41,7 +41,10 @@ class AsyncDriver:
                 if self._session is None:
                     from aiobotocore.session import AioSession  # optional dependency: the `async` extra
 
+                    from ecsspot.aws.clients import shared_loader
+
                     self._session = AioSession(profile=self.options.profile)
+                    self._session.register_component("data_loader", shared_loader())
                 client = await self._stack.enter_async_context(
                     self._session.create_client(service, **self.options.client_kwargs())
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,6 +11,25 @@ from botocore.config import Config
 
 #: Services ecsspot talks to; clients are created lazily, one per service.
 SERVICES = ("ecs", "autoscaling", "ec2", "elbv2", "dynamodb", "ssm", "sqs")
+@functools.cache
+def shared_loader() -> Any:
+    """One botocore data loader per process. Each Session otherwise reads and parses the service
+    models again (JSON, some hundreds of KB each): a Driver per Manager, per Lambda invocation or
+    per test would pay for it every time. The loader caches what it has loaded on itself."""
+    from botocore.loaders import create_loader
+
+    return create_loader()
+
+
+def botocore_session(profile: str | None = None) -> Any:
+    """A new botocore Session (its own credentials and config) that shares :func:`shared_loader`."""
+    from botocore.session import Session
+
+    session = Session(profile=profile)
+    session.register_component("data_loader", shared_loader())
+    return session
+
+
 #: Connections per client: a batch's calls to one service go out together (driver.MAX_CONCURRENCY).
 POOL_CONNECTIONS = 64
 

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 
 from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
-from ecsspot.aws.clients import ClientOptions
+from ecsspot.aws.clients import ClientOptions, botocore_session
 from ecsspot.aws.errormap import map_error
 from ecsspot.aws.stepper import INTERRUPTIONS, Stepper, batch_calls
 from ecsspot.clock import Clock, SystemClock
@@ -44,7 +44,7 @@ class Driver:
     @property
     def session(self) -> boto3.Session:
         if self._session is None:
-            self._session = boto3.Session(profile_name=self.options.profile, region_name=self.options.region)
+            self._session = boto3.Session(botocore_session=botocore_session(self.options.profile), region_name=self.options.region)
         return self._session
 
     def client(self, service: str) -> Any:
