@@ -80,6 +80,9 @@ class Timings:
     sqs_poll: float = 1.0
     #: How soon an Auto Scaling group retries a launch that failed for lack of capacity.
     launch_retry: float = 10.0
+    #: How long a target takes to answer one request (simulated traffic); a request in flight
+    #: when its target goes away fails.
+    request_duration: float = 0.2
     #: The longest step of the world; shorter steps are taken to land exactly on a target time.
     tick: float = 1.0
 
