@@ -165,22 +165,24 @@ class LoadBalancing:
         interval of 0-360000 s and only with connection termination off (TargetGroupAttribute)."""
         from moto.elbv2.exceptions import InvalidConfigurationRequest
 
-        keys = [k for k in (TERMINATION, DRAINING_INTERVAL) if k in attributes]
-        if not keys:
+        if TERMINATION not in attributes and DRAINING_INTERVAL not in attributes:
             return
         if (tg.protocol or "") not in CONNECTION_PROTOCOLS:
             raise InvalidConfigurationRequest("The provided target group attribute is not supported")
-        termination = str(attributes.get(TERMINATION, tg.attributes.get(TERMINATION, "true"))).lower()
+        # Termination "can't be enabled for UDP and TCP_UDP target groups": off there by default.
+        default = "false" if tg.protocol in ("UDP", "TCP_UDP") else "true"
+        termination = str(attributes.get(TERMINATION, tg.attributes.get(TERMINATION, default))).lower()
         if termination not in ("true", "false"):
             raise InvalidConfigurationRequest(f"'{TERMINATION}' must be true or false")
         if termination == "true" and tg.protocol in ("UDP", "TCP_UDP"):
             raise InvalidConfigurationRequest(f"'{TERMINATION}' cannot be enabled for {tg.protocol} target groups")
-        if DRAINING_INTERVAL in attributes:
-            interval = str(attributes[DRAINING_INTERVAL])
-            if not interval.isdigit() or int(interval) > 360000:
-                raise InvalidConfigurationRequest(f"'{DRAINING_INTERVAL}' must be between 0 and 360000 seconds")
-            if int(interval) and termination != "false":
-                raise InvalidConfigurationRequest(f"'{DRAINING_INTERVAL}' can only be configured when '{TERMINATION}' is false")
+        interval = str(attributes.get(DRAINING_INTERVAL, tg.attributes.get(DRAINING_INTERVAL, "0")))
+        if not interval.isdigit() or int(interval) > 360000:
+            raise InvalidConfigurationRequest(f"'{DRAINING_INTERVAL}' must be between 0 and 360000 seconds")
+        # Both ways: turning termination back on under an interval is refused too
+        # (kubernetes-sigs/aws-load-balancer-controller#4648).
+        if int(interval) and termination != "false":
+            raise InvalidConfigurationRequest(f"'{DRAINING_INTERVAL}' can only be configured when '{TERMINATION}' is false")
 
     def connection_based(self, tg_arn: str) -> bool:
         tg = self.world.elbv2.target_groups.get(tg_arn)
@@ -223,7 +225,7 @@ class LoadBalancing:
             # Off unless connection termination is: AWS refuses an interval with termination on.
             unhealthy_draining = (
                 float(tg.attributes.get(DRAINING_INTERVAL, 0))
-                if (tg.protocol or "") in CONNECTION_PROTOCOLS and str(tg.attributes.get(TERMINATION, "true")).lower() == "false"
+                if (tg.protocol or "") in CONNECTION_PROTOCOLS and str(tg.attributes.get(TERMINATION, "")).lower() != "true"
                 else 0.0
             )
             for key, target in list(registered.items()):

@@ -211,3 +211,6 @@ def test_a_draining_interval_needs_connection_termination_off(sim: Simulator) ->
         elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "target_health_state.unhealthy.draining_interval_seconds", "Value": "30"}])
     with pytest.raises(botocore.exceptions.ClientError, match="0 and 360000"):
         elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": k, "Value": "360001" if k.endswith("seconds") else v} for k, v in UNHEALTHY_DRAINING.items()])
+    elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": k, "Value": v} for k, v in UNHEALTHY_DRAINING.items()])
+    with pytest.raises(botocore.exceptions.ClientError, match="connection_termination.enabled' is false"):
+        elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "target_health_state.unhealthy.connection_termination.enabled", "Value": "true"}])
