@@ -10,6 +10,24 @@ https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-
 A check passes when something listens behind the target: a live task bound to that host port
 (or, for an ``ip`` target, the awsvpc task owning that address), or, for an instance port no task
 ever used, a running instance.
+
+A draining target gets no new requests and stays ``draining`` for the whole delay: "If a
+deregistering target has no in-flight requests and no active connections, Elastic Load Balancing
+immediately completes the deregistration process, without waiting for the deregistration delay
+to elapse. However, even though target deregistration is complete, the status of the target is
+displayed as draining until the deregistration delay timeout expires." (same page). What is still
+in flight on it when the delay expires is cut (:mod:`ecsspot.sim.traffic`).
+
+Network Load Balancer groups (TCP, TLS, UDP, TCP_UDP) terminate the connections of a target that
+turns ``unhealthy``, unless ``target_health_state.unhealthy.connection_termination.enabled`` is
+``false``; then a failing target is ``unhealthy.draining`` for
+``target_health_state.unhealthy.draining_interval_seconds`` ("targets do not receive new
+connections but retain established connections"), back to ``healthy`` if it recovers, else
+``unhealthy`` with its connections terminated
+(https://docs.aws.amazon.com/elasticloadbalancing/latest/network/target-group-health.html#unhealthy-target-connection-termination).
+Those attributes "are supported only by Network Load Balancers" (TargetGroupAttribute in the
+ELBv2 API reference): :meth:`LoadBalancing.check_attributes` refuses them on other groups the
+way ModifyTargetGroupAttributes does.
 """
 
 from __future__ import annotations
@@ -23,9 +41,15 @@ if TYPE_CHECKING:
     from ecsspot.sim.world import World
 
 INITIAL, HEALTHY, UNHEALTHY, DRAINING, UNUSED = "initial", "healthy", "unhealthy", "draining", "unused"
+UNHEALTHY_DRAINING = "unhealthy.draining"
+#: Protocols of Network Load Balancer target groups: they balance connections, not requests.
+CONNECTION_PROTOCOLS = frozenset({"TCP", "TLS", "UDP", "TCP_UDP"})
+TERMINATION = "target_health_state.unhealthy.connection_termination.enabled"
+DRAINING_INTERVAL = "target_health_state.unhealthy.draining_interval_seconds"
 _REASONS = {
     INITIAL: ("Elb.InitialHealthChecking", "Initial health checks in progress"),
     UNHEALTHY: ("Target.FailedHealthChecks", "Health checks failed"),
+    UNHEALTHY_DRAINING: ("Target.FailedHealthChecks", "Health checks failed"),
     DRAINING: ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
     UNUSED: ("Target.NotRegistered", "Target is not registered to the target group"),
 }
@@ -44,6 +68,8 @@ class Target:
     passes: int = 0
     failures: int = 0
     drained_at: float | None = None
+    #: End of ``unhealthy.draining``.
+    unhealthy_at: float | None = None
 
 
 class LoadBalancing:
@@ -97,7 +123,7 @@ class LoadBalancing:
             current = registered.get(key)
             if current is None or current.state == DRAINING:
                 continue
-            registered[key] = attrs.evolve(current, state=DRAINING, since=now, drained_at=now + delay)
+            registered[key] = attrs.evolve(current, state=DRAINING, since=now, drained_at=now + delay, unhealthy_at=None)
             self.world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=DRAINING, until=now + delay)
 
     def health(self, tg: Any, targets: Iterable[Mapping[str, Any]] | None) -> list[Any]:
@@ -132,16 +158,56 @@ class LoadBalancing:
         reason, description = _REASONS[target.state]
         return FakeHealthStatus(target.id, target.port, health_port, target.state, reason, description)
 
+    def check_attributes(self, tg: Any, attributes: Mapping[str, Any]) -> None:
+        """ModifyTargetGroupAttributes: the unhealthy-target attributes only on Network Load
+        Balancer groups (AWS answers InvalidConfigurationRequest "The provided target group
+        attribute is not supported", as seen by hashicorp/terraform-provider-aws#7047), a draining
+        interval of 0-360000 s and only with connection termination off (TargetGroupAttribute)."""
+        from moto.elbv2.exceptions import InvalidConfigurationRequest
+
+        if TERMINATION not in attributes and DRAINING_INTERVAL not in attributes:
+            return
+        if (tg.protocol or "") not in CONNECTION_PROTOCOLS:
+            raise InvalidConfigurationRequest("The provided target group attribute is not supported")
+        # Termination "can't be enabled for UDP and TCP_UDP target groups": off there by default.
+        default = "false" if tg.protocol in ("UDP", "TCP_UDP") else "true"
+        termination = str(attributes.get(TERMINATION, tg.attributes.get(TERMINATION, default))).lower()
+        if termination not in ("true", "false"):
+            raise InvalidConfigurationRequest(f"'{TERMINATION}' must be true or false")
+        if termination == "true" and tg.protocol in ("UDP", "TCP_UDP"):
+            raise InvalidConfigurationRequest(f"'{TERMINATION}' cannot be enabled for {tg.protocol} target groups")
+        interval = str(attributes.get(DRAINING_INTERVAL, tg.attributes.get(DRAINING_INTERVAL, "0")))
+        if not interval.isdigit() or int(interval) > 360000:
+            raise InvalidConfigurationRequest(f"'{DRAINING_INTERVAL}' must be between 0 and 360000 seconds")
+        # Both ways: turning termination back on under an interval is refused too
+        # (kubernetes-sigs/aws-load-balancer-controller#4648).
+        if int(interval) and termination != "false":
+            raise InvalidConfigurationRequest(f"'{DRAINING_INTERVAL}' can only be configured when '{TERMINATION}' is false")
+
+    def connection_based(self, tg_arn: str) -> bool:
+        tg = self.world.elbv2.target_groups.get(tg_arn)
+        return tg is not None and (tg.protocol or "") in CONNECTION_PROTOCOLS
+
+    def serves_connections(self, tg_arn: str, target_id: str, port: int) -> bool:
+        """Whether the load balancer still carries existing connections to the target: not once
+        it is gone (end of the deregistration delay), nor, in a Network Load Balancer group, once
+        it is ``unhealthy`` (its connections terminated)."""
+        state = self.state(tg_arn, target_id, port)
+        if state == UNUSED:
+            return False
+        return not (state == UNHEALTHY and self.connection_based(tg_arn))
+
     def state(self, tg_arn: str, target_id: str, port: int) -> str:
         target = self.targets.get(tg_arn, {}).get((target_id, int(port)))
         return target.state if target else UNUSED
 
     def routable(self, tg_arn: str) -> list[Target]:
         """Where the load balancer sends new requests: the healthy targets, or, "if a target
-        group contains only unhealthy registered targets", all of those (fail open)."""
+        group contains only unhealthy registered targets", all of those (fail open). Never a
+        ``draining`` target, nor an ``unhealthy.draining`` one while any target is healthy."""
         targets = [t for t in self.targets.get(tg_arn, {}).values() if t.state != DRAINING]
         healthy = [t for t in targets if t.state == HEALTHY]
-        return healthy or [t for t in targets if t.state == UNHEALTHY]
+        return healthy or [t for t in targets if t.state in (UNHEALTHY, UNHEALTHY_DRAINING)]
 
     def tick(self) -> None:
         world = self.world
@@ -156,28 +222,44 @@ class LoadBalancing:
             interval = float(tg.health_check_interval_seconds)
             healthy_after = int(tg.healthy_threshold_count)
             unhealthy_after = int(tg.unhealthy_threshold_count)
+            # Off unless connection termination is: AWS refuses an interval with termination on.
+            unhealthy_draining = (
+                float(tg.attributes.get(DRAINING_INTERVAL, 0))
+                if (tg.protocol or "") in CONNECTION_PROTOCOLS and str(tg.attributes.get(TERMINATION, "")).lower() != "true"
+                else 0.0
+            )
             for key, target in list(registered.items()):
                 if target.state == DRAINING:
                     if now >= (target.drained_at or now):
                         del registered[key]
                         world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=UNUSED)
                     continue
-                if now < target.next_check:
+                state, unhealthy_at = target.state, target.unhealthy_at
+                if state == UNHEALTHY_DRAINING and now >= (unhealthy_at or now):
+                    state, unhealthy_at = UNHEALTHY, None
+                if now >= target.next_check:
+                    alive = world.scheduler.listening(key[0], key[1])
+                    passes = target.passes + 1 if alive else 0
+                    failures = 0 if alive else target.failures + 1
+                    next_check = target.next_check + interval
+                    if alive and state != HEALTHY and passes >= healthy_after:
+                        state, unhealthy_at = HEALTHY, None
+                    elif not alive and state in (INITIAL, HEALTHY) and failures >= unhealthy_after:
+                        if state == HEALTHY and unhealthy_draining > 0:
+                            state, unhealthy_at = UNHEALTHY_DRAINING, now + unhealthy_draining
+                        else:
+                            state = UNHEALTHY
+                else:
+                    passes, failures, next_check = target.passes, target.failures, target.next_check
+                if (state, passes, failures, next_check) == (target.state, target.passes, target.failures, target.next_check):
                     continue
-                alive = world.scheduler.listening(key[0], key[1])
-                passes = target.passes + 1 if alive else 0
-                failures = 0 if alive else target.failures + 1
-                state = target.state
-                if alive and state != HEALTHY and passes >= healthy_after:
-                    state = HEALTHY
-                elif not alive and state != UNHEALTHY and failures >= unhealthy_after:
-                    state = UNHEALTHY
                 registered[key] = attrs.evolve(
                     target,
                     state=state,
                     passes=passes,
                     failures=failures,
-                    next_check=target.next_check + interval,
+                    next_check=next_check,
+                    unhealthy_at=unhealthy_at,
                     since=now if state != target.state else target.since,
                 )
                 if state != target.state:

@@ -28,8 +28,14 @@ Line = Callable[[str], None]
 class StormSummary:
     interrupted: tuple[str, ...]
     requests: int
+    #: Every request a user saw fail, the load balancer's own 503s (``no_target_requests``) included.
     failed_requests: int
     no_target_requests: int
+    #: Of the failed: cut in flight (target gone mid-request, or connection closed by the load balancer).
+    cut_requests: int = 0
+
+    def failures(self) -> str:
+        return _failures(self.failed_requests, self.requests, self.no_target_requests, self.cut_requests)
 
 
 @attrs.frozen
@@ -46,6 +52,14 @@ class DemoSummary:
     no_target_requests: int
     virtual_seconds: float
     lint_warnings: tuple[str, ...] = ()
+    cut_requests: int = 0
+    #: Failed requests (503s included) while the refresh ran.
+    refresh_failed_requests: int = 0
+
+
+def _failures(failed: int, requests: int, no_target: int, cut: int) -> str:
+    why = [f"{n} {what}" for n, what in ((no_target, "503 no target"), (cut, "cut in flight")) if n]
+    return f"{failed} failed of {requests} requests" + (f" ({', '.join(why)})" if why else "")
 
 
 HEADER = f"{'t(s)':>6}  {'spot':>4}  {'od':>3}  {'drain':>5}  {'tasks':>5}  {'healthy':>7}  {'requests':>8}  {'failed':>6}"
@@ -81,6 +95,7 @@ def _storm(sim: Simulator, stack: scenario.Stack, *, fraction: float, outage: fl
         requests=after_stats.requests - before.requests,
         failed_requests=after_stats.failed - before.failed,
         no_target_requests=after_stats.no_target - before.no_target,
+        cut_requests=after_stats.cut - before.cut,
     )
 
 
@@ -115,7 +130,7 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
         scenario.play(sim, 60, 20, stack, lambda s: say(_row(start, s)))
 
         storm = _storm(sim, stack, fraction=0.3, outage=300, after=120, every=30, line=say, start=start)
-        say(f"storm with ecsspot: {storm.failed_requests} failed of {storm.requests} requests")
+        say(f"storm with ecsspot: {storm.failures()}")
 
         from ecsspot.plan import resolve_ami
 
@@ -136,13 +151,17 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
         result = stack.manager.refresh(stack.cluster, ami=new_image, on_progress=progress)
         scenario.play(sim, 60, 60, stack, lambda s: say(_row(start, s)))
         during = sim.traffic_stats(stack.target_group_arn)
-        say(f"refresh {result.status}: {len(result.replaced)} instance(s) replaced, {during.failed - before.failed} failed requests during it")
+        say(
+            f"refresh {result.status}: {len(result.replaced)} instance(s) replaced, "
+            + _failures(during.failed - before.failed, during.requests - before.requests, during.no_target - before.no_target, during.cut - before.cut)
+            + " during it"
+        )
         total = sim.traffic_stats(stack.target_group_arn)
         elapsed = sim.now() - start
 
     say("replaying the same storm without ecsspot (ECS agent spot draining only, 300 s deregistration delay)…")
     baseline = baseline_storm(seed, config)
-    say(f"storm without ecsspot: {baseline.failed_requests} failed of {baseline.requests} requests")
+    say(f"storm without ecsspot: {baseline.failures()}")
     summary = DemoSummary(
         seed=seed,
         cluster=stack.cluster,
@@ -156,6 +175,8 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
         no_target_requests=total.no_target,
         virtual_seconds=elapsed,
         lint_warnings=warnings,
+        cut_requests=total.cut,
+        refresh_failed_requests=during.failed - before.failed,
     )
     say("")
     say(

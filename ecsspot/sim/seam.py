@@ -67,6 +67,8 @@ ELBv2
   ``FakeTargetGroup.register`` / ``deregister`` / ``deregister_terminated_instances`` and
   ``ELBv2Backend.describe_target_health``: targets keyed by (id, port), with health checks and
   draining (moto keys by id, so a second port replaces the first, and is always healthy).
+  ``ELBv2Backend.modify_target_group_attributes``: the Network Load Balancer-only unhealthy
+  target attributes refused on other groups (moto accepts any key).
 
 EventBridge
   ``events.models.Rule.send_to_targets``: disabled rules deliver nothing, Lambda targets go to
@@ -204,6 +206,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (FakeTargetGroup, "deregister", _deregister),
         (FakeTargetGroup, "deregister_terminated_instances", _deregister_terminated_instances),
         (ELBv2Backend, "describe_target_health", _describe_target_health),
+        (ELBv2Backend, "modify_target_group_attributes", _modify_target_group_attributes),
         (Rule, "send_to_targets", _send_to_targets),
         (sqs_models, "unix_time", _virtual_unix_time),
         (sqs_models, "unix_time_millis", _virtual_unix_time_millis),
@@ -753,6 +756,16 @@ def _describe_target_health(world: World, original: Any) -> Any:
         return world.alb.health(tg, targets)
 
     return describe_target_health
+
+
+def _modify_target_group_attributes(world: World, original: Any) -> Any:
+    def modify_target_group_attributes(self: Any, target_group_arn: str, attributes: dict[str, Any]) -> None:
+        tg = self.target_groups.get(target_group_arn)
+        if tg is not None and world.owns(self.account_id, self.region_name):
+            world.alb.check_attributes(tg, attributes)
+        return original(self, target_group_arn, attributes)
+
+    return modify_target_group_attributes
 
 
 def _send_to_targets(world: World, original: Any) -> Any:

@@ -192,9 +192,10 @@ class Simulator:
         return [e for e in self.world.events.emitted if detail_type is None or e["detail-type"] == detail_type]
 
     # traffic
-    def start_traffic(self, target_group_arn: str, rps: float) -> None:
+    def start_traffic(self, target_group_arn: str, rps: float, *, duration: float | None = None, keep_alive: float = 0.0) -> None:
+        """Send ``rps`` requests per second through the target group (see :mod:`ecsspot.sim.traffic`)."""
         with self.world.lock:
-            self.world.traffic.start(target_group_arn, rps)
+            self.world.traffic.start(target_group_arn, rps, duration=duration, keep_alive=keep_alive)
 
     def stop_traffic(self, target_group_arn: str) -> None:
         with self.world.lock:

@@ -3,14 +3,34 @@
 Each target group with traffic gets ``rps`` requests per virtual second, spread round robin
 (the default ``load_balancing.algorithm.type``,
 https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#modify-routing-algorithm)
-over the targets the load
-balancer routes to (:meth:`~ecsspot.sim.alb.LoadBalancing.routable`). A request that reaches a
-target whose instance or task is gone fails (the 502/504 a user sees); with no routable target
-at all it gets a 503.
+over the targets the load balancer routes new requests to
+(:meth:`~ecsspot.sim.alb.LoadBalancing.routable`: never a ``draining`` or ``unhealthy.draining``
+one). A user sees a request fail when
+
+- no target is routable: the load balancer answers HTTP 503 itself (``no_target``);
+- its target's instance or task is gone when it arrives (the 502/504 a user sees);
+- its target's listener goes away while it is in flight, or the load balancer closes the
+  connection under it (``cut``): "If a deregistering target terminates the connection before the
+  deregistration delay elapses, the client receives a 500-level error response", and at the end
+  of the delay the target is no longer served
+  (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay).
+
+Requests take time: a tick's requests to a target leave evenly spaced over the tick and each is
+in flight for ``duration`` seconds. The world changes only at tick boundaries, so a request is
+cut exactly when a change at a boundary falls inside its flight.
+
+Keep-alive: a Network Load Balancer balances connections, not requests, and its connection
+draining is per connection: "existing connections" of a deregistering target (or one in
+``unhealthy.draining``) keep carrying requests until the delay expires
+(https://docs.aws.amazon.com/elasticloadbalancing/latest/network/load-balancer-target-groups.html#deregistration-delay).
+For a TCP/TLS group, a ``keep_alive`` share of each tick's requests rides the connections of the
+targets that already had traffic, including draining ones; the rest opens new connections to
+routable targets.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import attrs
@@ -18,17 +38,30 @@ import attrs
 if TYPE_CHECKING:
     from ecsspot.sim.world import World
 
+# A request ending exactly at a tick boundary completed before that boundary's changes.
+_EPSILON = 1e-9
+
 
 @attrs.frozen
 class TrafficStats:
-    """Requests sent to one target group (or all of them) so far."""
+    """Requests sent to one target group (or all of them) so far.
+
+    Every sent request is ``succeeded``, ``failed`` or still ``in_flight``; ``no_target`` and
+    ``cut`` say why some of the failed ones failed.
+    """
 
     requests: int = 0
     succeeded: int = 0
-    #: Reached a target whose instance or task was gone.
+    #: Every request a user saw fail: a 502/504 from a target that was gone or went away
+    #: mid-request, a connection the load balancer closed, and a 503 for no target.
     failed: int = 0
-    #: Found no routable target (HTTP 503 from the load balancer itself).
+    #: Of ``failed``: found no routable target (HTTP 503 from the load balancer itself).
     no_target: int = 0
+    #: Of ``failed``: in flight when its target's task or instance went away or the load
+    #: balancer closed the connection (end of the deregistration delay, unhealthy target).
+    cut: int = 0
+    #: Sent and not yet answered.
+    in_flight: int = 0
     first_failure_at: float | None = None
     last_failure_at: float | None = None
 
@@ -40,26 +73,88 @@ class TrafficStats:
             self.succeeded + other.succeeded,
             self.failed + other.failed,
             self.no_target + other.no_target,
+            self.cut + other.cut,
+            self.in_flight + other.in_flight,
             min(firsts) if firsts else None,
             max(lasts) if lasts else None,
         )
+
+    def _failing(self, count: int, now: float, **why: int) -> TrafficStats:
+        if not count:
+            return self
+        return attrs.evolve(
+            self,
+            failed=self.failed + count,
+            first_failure_at=self.first_failure_at if self.first_failure_at is not None else now,
+            last_failure_at=now,
+            **{k: getattr(self, k) + v for k, v in why.items()},
+        )
+
+
+@attrs.frozen
+class Flight:
+    """``count`` requests to one target, the i-th sent at ``first_sent + i * spacing``, each
+    answered ``duration`` seconds after it was sent."""
+
+    target: tuple[str, int]
+    first_sent: float
+    spacing: float
+    count: int
+    duration: float
+
+    def answered_by(self, t: float) -> int:
+        """How many of them have been answered at time ``t``."""
+        if self.first_sent + self.duration > t + _EPSILON:
+            return 0
+        if self.spacing <= 0:
+            return self.count
+        return min(self.count, int(math.floor((t + _EPSILON - self.first_sent - self.duration) / self.spacing)) + 1)
+
+    def after(self, answered: int) -> Flight:
+        return attrs.evolve(self, first_sent=self.first_sent + answered * self.spacing, count=self.count - answered)
+
+
+@attrs.frozen
+class Stream:
+    """The traffic of one target group."""
+
+    rps: float
+    #: How long the target takes to answer one request.
+    duration: float
+    #: Share of the requests sent over existing connections (TCP/TLS groups only).
+    keep_alive: float = 0.0
 
 
 class Traffic:
     def __init__(self, world: World) -> None:
         self.world = world
-        self.rates: dict[str, float] = {}
+        self.streams: dict[str, Stream] = {}
         self.stats: dict[str, TrafficStats] = {}
+        #: Requests each target received, per group: what a target's access log would show.
+        self.received: dict[str, dict[tuple[str, int], int]] = {}
+        self.flights: dict[str, list[Flight]] = {}
+        #: Targets holding client connections (keep-alive), per group, in the order they got them.
+        self.connected: dict[str, dict[tuple[str, int], None]] = {}
         self._carry: dict[str, float] = {}
         self._cursor: dict[str, int] = {}
+        self._pinned_cursor: dict[str, int] = {}
 
-    def start(self, target_group_arn: str, rps: float) -> None:
-        self.rates[target_group_arn] = float(rps)
+    def start(self, target_group_arn: str, rps: float, *, duration: float | None = None, keep_alive: float = 0.0) -> None:
+        """Send ``rps`` requests per second, each taking ``duration`` seconds (default:
+        ``Timings.request_duration``); ``keep_alive`` is the share of them sent over existing
+        connections, for a TCP or TLS (Network Load Balancer) group."""
+        duration = self.world.timings.request_duration if duration is None else float(duration)
+        if rps < 0 or duration < 0 or not 0.0 <= keep_alive <= 1.0:
+            raise ValueError(f"traffic needs rps >= 0, duration >= 0 and 0 <= keep_alive <= 1 (got {rps}, {duration}, {keep_alive})")
+        if keep_alive and not self.world.alb.connection_based(target_group_arn):
+            raise ValueError("keep_alive applies to TCP/TLS target groups (a Network Load Balancer balances connections)")
+        self.streams[target_group_arn] = Stream(float(rps), duration, float(keep_alive))
         self.stats.setdefault(target_group_arn, TrafficStats())
-        self.world.record("traffic.start", target_group_arn, rps=rps)
+        self.world.record("traffic.start", target_group_arn, rps=rps, duration=duration, keep_alive=keep_alive)
 
     def stop(self, target_group_arn: str) -> None:
-        self.rates.pop(target_group_arn, None)
+        """No new requests; the ones in flight still get their answer."""
+        self.streams.pop(target_group_arn, None)
         self.world.record("traffic.stop", target_group_arn)
 
     def totals(self, target_group_arn: str | None = None) -> TrafficStats:
@@ -71,37 +166,86 @@ class Traffic:
         return total
 
     def tick(self, seconds: float) -> None:
+        for tg_arn in list(self.flights):
+            self._land(tg_arn)
+        for tg_arn, stream in self.streams.items():
+            self._send(tg_arn, stream, seconds)
+
+    def _land(self, tg_arn: str) -> None:
+        """Answer what has been answered by now, and cut what a change at this boundary broke."""
         world = self.world
-        for tg_arn, rps in self.rates.items():
-            due = self._carry.get(tg_arn, 0.0) + rps * seconds
-            count = int(due)
-            self._carry[tg_arn] = due - count
-            if count == 0:
+        now = world.now()
+        stats = self.stats[tg_arn]
+        kept = []
+        cut = 0
+        for flight in self.flights[tg_arn]:
+            answered = flight.answered_by(now)
+            left = flight.count - answered
+            stats = attrs.evolve(stats, succeeded=stats.succeeded + answered, in_flight=stats.in_flight - answered)
+            if not left:
                 continue
-            # In registration order: the simulator's own decisions, so the same seed gives the
-            # same split whatever ids moto hands out.
-            targets = world.alb.routable(tg_arn)
-            stats = self.stats[tg_arn]
-            if not targets:
-                self.stats[tg_arn] = attrs.evolve(stats, requests=stats.requests + count, no_target=stats.no_target + count)
+            if world.scheduler.listening(*flight.target) and world.alb.serves_connections(tg_arn, *flight.target):
+                kept.append(flight.after(answered))
                 continue
-            # Round robin: every target gets count // n, the next count % n get one more.
-            cursor = self._cursor.get(tg_arn, 0) % len(targets)
-            share, extra = divmod(count, len(targets))
-            failed = 0
-            for offset, target in enumerate(targets):
-                sent = share + (1 if (offset - cursor) % len(targets) < extra else 0)
-                if sent and not world.scheduler.listening(target.id, target.port):
-                    failed += sent
-            self._cursor[tg_arn] = cursor + extra
-            now = world.now()
-            self.stats[tg_arn] = attrs.evolve(
-                stats,
-                requests=stats.requests + count,
-                succeeded=stats.succeeded + count - failed,
-                failed=stats.failed + failed,
-                first_failure_at=stats.first_failure_at if stats.first_failure_at is not None or not failed else now,
-                last_failure_at=now if failed else stats.last_failure_at,
-            )
-            if failed:
-                world.record("traffic.failed", tg_arn, requests=failed, of=count)
+            cut += left
+            stats = attrs.evolve(stats, in_flight=stats.in_flight - left)
+        self.stats[tg_arn] = stats._failing(cut, now, cut=cut)
+        if cut:
+            world.record("traffic.failed", tg_arn, requests=cut, why="cut in flight")
+        if kept:
+            self.flights[tg_arn] = kept
+        else:
+            del self.flights[tg_arn]
+
+    def _send(self, tg_arn: str, stream: Stream, seconds: float) -> None:
+        world = self.world
+        due = self._carry.get(tg_arn, 0.0) + stream.rps * seconds
+        count = int(due)
+        self._carry[tg_arn] = due - count
+        if count == 0:
+            return
+        now = world.now()
+        stats = attrs.evolve(self.stats[tg_arn], requests=self.stats[tg_arn].requests + count)
+        # In registration order: the simulator's own decisions, so the same seed gives the
+        # same split whatever ids moto hands out.
+        routable = [(t.id, t.port) for t in world.alb.routable(tg_arn)]
+        connected = self.connected.setdefault(tg_arn, {})
+        for key in [k for k in connected if not world.alb.serves_connections(tg_arn, *k)]:
+            del connected[key]
+        pinned_to = list(connected)
+        pinned = int(count * stream.keep_alive) if pinned_to else 0
+        fresh = count - pinned
+        sends = self._round_robin(self._pinned_cursor, tg_arn, pinned_to, pinned)
+        if routable:
+            sends += self._round_robin(self._cursor, tg_arn, routable, fresh)
+        else:
+            stats = stats._failing(fresh, now, no_target=fresh)
+        gone = 0
+        received = self.received.setdefault(tg_arn, {})
+        for key, sent in sends:
+            received[key] = received.get(key, 0) + sent
+            if stream.keep_alive:
+                connected.setdefault(key, None)
+            if not world.scheduler.listening(*key):
+                gone += sent
+                continue
+            self.flights.setdefault(tg_arn, []).append(Flight(key, now, seconds / sent, sent, stream.duration))
+            stats = attrs.evolve(stats, in_flight=stats.in_flight + sent)
+        self.stats[tg_arn] = stats._failing(gone, now)
+        if gone or (fresh and not routable):
+            world.record("traffic.failed", tg_arn, requests=gone + (0 if routable else fresh), of=count)
+
+    @staticmethod
+    def _round_robin(cursors: dict[str, int], tg_arn: str, targets: list[tuple[str, int]], count: int) -> list[tuple[tuple[str, int], int]]:
+        """Every target gets count // n, the next count % n (from the cursor on) one more."""
+        if not targets or not count:
+            return []
+        cursor = cursors.get(tg_arn, 0) % len(targets)
+        share, extra = divmod(count, len(targets))
+        cursors[tg_arn] = cursor + extra
+        out = []
+        for offset, key in enumerate(targets):
+            sent = share + (1 if (offset - cursor) % len(targets) < extra else 0)
+            if sent:
+                out.append((key, sent))
+        return out

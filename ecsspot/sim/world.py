@@ -83,6 +83,9 @@ class Timings:
     #: From an instance entering ``Terminating:Wait`` until ECS managed instance draining acts on
     #: it (sets DRAINING; completes its hook once nothing runs there). ECS gives no figure.
     ecs_reaction: float = 5.0
+    #: How long a target takes to answer one request (simulated traffic); a request in flight
+    #: when its target goes away fails.
+    request_duration: float = 0.2
     #: The longest step of the world; shorter steps are taken to land exactly on a target time.
     tick: float = 1.0
 

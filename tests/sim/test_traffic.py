@@ -12,12 +12,13 @@ def test_requests_are_spread_over_healthy_targets_only(sim: Simulator) -> None:
     sim.start_traffic(tg, 10)
     # Instances run at 30 s, register at 40 s; tasks RUNNING at 50 s, healthy at 80 s.
     sim.advance(10)
-    assert sim.traffic_stats(tg) == TrafficStats(requests=100, no_target=100)  # initial: not routed
+    assert sim.traffic_stats(tg) == TrafficStats(requests=100, failed=100, no_target=100, first_failure_at=sim.now() - 9, last_failure_at=sim.now())  # initial: not routed
     sim.advance(35)
     sim.stop_traffic(tg)
     sim.advance(10)
     stats = sim.traffic_stats(tg)
-    assert (stats.requests, stats.succeeded, stats.failed, stats.no_target) == (450, 110, 0, 340)
+    # A 503 for no target is a request the user saw fail.
+    assert (stats.requests, stats.succeeded, stats.failed, stats.no_target, stats.cut, stats.in_flight) == (450, 110, 340, 340, 0, 0)
     assert stats == sim.traffic_stats()
 
 
