@@ -13,13 +13,14 @@ import logging
 import os
 import re
 import sys
+import textwrap
 import traceback
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
 
-from ecsspot.errors import EcsspotError, SpecError
+from ecsspot.errors import EXIT_CODES, EcsspotError, SpecError
 from ecsspot_cli import retries
 from ecsspot_cli.commands import demo, drain, refresh, spec_commands, status, teardown, tf
 
@@ -199,19 +200,17 @@ def _verbosity(ctx: click.Context) -> int:
     return int(ctx.params.get("verbose") or 0)
 
 
-EPILOG = """\b
-Exit codes:
-  0  success (plan --detailed-exitcode: no changes)
-  1  unexpected failure (a bug: run with -v for the traceback)
-  2  plan --detailed-exitcode: there are changes; also a command-line usage error
-  3  invalid input: spec, event payload, Terraform query, confirmation not given, no region;
-     handle-event: every record of a batch malformed
-  4  AWS refused a call (access denied, throttled, unreachable endpoint after the retries);
-     handle-event: handling failed, or every record of a batch failed
-  5  conflict: the cluster changed since the plan was shown, or another operation holds it
-  6  a deadline passed with work left (drain, teardown), or a refresh rolled back
-  7  not found: nothing of that cluster to act on
-"""
+def _epilog() -> str:
+    """The exit-code table of ``ecsspot.errors.EXIT_CODES``, wrapped for --help."""
+    lines = ["\b", "Exit codes:"]
+    for code, meaning in EXIT_CODES:
+        wrapped = textwrap.wrap(meaning, width=90)
+        lines.append(f"  {code:<3} {wrapped[0]}")
+        lines += [f"      {more}" for more in wrapped[1:]]
+    return "\n".join(lines) + "\n"
+
+
+EPILOG = _epilog()
 
 
 @click.group(cls=EcsspotGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EPILOG)

@@ -17,7 +17,7 @@ import attrs
 import click
 
 if TYPE_CHECKING:
-    from ecsspot.lint import Warning as LintWarning
+    from ecsspot.lint import LintWarning
     from ecsspot.plan import ApplyResult, Change, Plan
     from ecsspot.status import Status
     from ecsspot.teardown import TeardownResult

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -49,13 +49,20 @@ POLL_SECONDS = 5.0
 _FILTER_IDS = 50
 
 
+#: What an action is about (a decision's kind, or the handler's own steps).
+ActionKind = Literal["drain", "rebalance", "refresh", "ignore", "complete_lifecycle_action", "error", "handle_event"]
+#: How it ended: ``drained``/``draining``/``timed_out``/``not_found`` for a drain, ``done``,
+#: ``skipped``, ``ignored`` (not ecsspot's), ``duplicate``, ``planned`` (dry run) or ``failed``.
+ActionStatus = Literal["drained", "draining", "timed_out", "not_found", "done", "skipped", "ignored", "duplicate", "planned", "failed"]
+
+
 @attrs.frozen
 class Action:
     """One thing done (or decided against) about one instance; the CLI/Lambda JSON unit."""
 
-    kind: str
+    kind: ActionKind
     instance_id: str | None
-    status: str
+    status: ActionStatus
     reason: str = ""
     #: What was still there when a drain gave up: task counts and "tg-name:port" targets.
     left: Mapping[str, Any] = attrs.field(factory=dict, hash=False)

@@ -1,15 +1,7 @@
 """One error hierarchy for the library; each class carries the CLI exit code it maps to.
 
-Exit codes (documented in the README):
-
-    0  success
-    1  unexpected failure (EcsspotError not covered below)
-    2  ``plan --detailed-exitcode``: the plan has changes (click also uses 2 for usage errors)
-    3  invalid input: spec, event payload, Terraform query          (InputError and subclasses)
-    4  AWS refused a call                                           (AwsError and subclasses)
-    5  another operation holds the cluster's lease                  (ConflictError)
-    6  a deadline passed with work left (drain, teardown, refresh)  (DeadlineError)
-    7  the cluster or resource is not there / not managed            (NotFoundError)
+:data:`EXIT_CODES` is the one table of exit codes: the CLI's help and the README repeat it, and a
+test checks that every error class maps to a code in it.
 """
 
 from __future__ import annotations
@@ -17,6 +9,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import attrs
+
+
+#: Every exit code of the CLI and what it means (``ecsspot --help`` prints this table).
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "success (plan --detailed-exitcode: no changes)"),
+    (1, "unexpected failure (a bug: run with -v for the traceback)"),
+    (2, "plan --detailed-exitcode: there are changes; also a command-line usage error"),
+    (
+        3,
+        "invalid input: spec, event payload, Terraform query, confirmation not given, no region; "
+        "handle-event: every record of a batch malformed",
+    ),
+    (
+        4,
+        "AWS refused a call (access denied, throttled, unreachable endpoint after the retries); "
+        "handle-event: handling failed, or every record of a batch failed",
+    ),
+    (5, "conflict: the cluster changed since the plan was shown, or another operation holds it"),
+    (6, "a deadline passed with work left (drain, teardown), or a refresh rolled back"),
+    (7, "not found: nothing of that cluster to act on"),
+    (130, "interrupted (Ctrl-C)"),
+)
 
 
 class EcsspotError(Exception):
@@ -103,3 +117,10 @@ class NotFoundError(EcsspotError):
     """A cluster or resource ecsspot was asked about does not exist or is not managed by it."""
 
     exit_code = 7
+
+
+class HandlingFailed(EcsspotError):
+    """An event (or a whole batch) could not be handled; raised so that Lambda retries it."""
+
+    #: What failed is an AWS call (the action's reason names it), as for AwsError.
+    exit_code = 4

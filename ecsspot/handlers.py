@@ -22,18 +22,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ecsspot.drain import Action
-from ecsspot.errors import EcsspotError
+from ecsspot.errors import HandlingFailed
 from ecsspot.aws.calls import Workflow
 from ecsspot.interruption import HandleResult, Retry, handle_event
 
 log = logging.getLogger("ecsspot.handlers")
-
-
-class HandlingFailed(EcsspotError):
-    """A direct (EventBridge) event could not be handled; raised so that Lambda retries it."""
-
-    #: What failed is an AWS call (the action's reason names it), as for AwsError.
-    exit_code = 4
 
 
 def failed_actions(result: HandleResult) -> list[Action]:

@@ -58,7 +58,7 @@ RULES: Mapping[str, str] = MappingProxyType(
 
 
 @attrs.frozen
-class Warning:  # noqa: A001 - the natural name; LintWarning is the alias for importers
+class LintWarning:
     """One finding: a stable ``code`` (see RULES), where (``path``) and what to do (``message``)."""
 
     code: str
@@ -69,10 +69,15 @@ class Warning:  # noqa: A001 - the natural name; LintWarning is the alias for im
         return f"{self.code} {self.path}: {self.message}"
 
 
-LintWarning = Warning
+def __getattr__(name: str) -> type[LintWarning]:
+    # ``ecsspot.lint.Warning`` was this class's first name (DESIGN.md); kept importable without
+    # shadowing the builtin inside this module.
+    if name == "Warning":
+        return LintWarning
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def lint(spec: ClusterSpec, observed: Observed | None = None) -> tuple[Warning, ...]:
+def lint(spec: ClusterSpec, observed: Observed | None = None) -> tuple[LintWarning, ...]:
     """Every warning for ``spec`` (and ``observed``, if given): spec ones in document order, then observed ones by path.
 
     ``observed`` is expected to come from ``state.observe(spec)`` with services (its default):
@@ -88,13 +93,13 @@ def lint(spec: ClusterSpec, observed: Observed | None = None) -> tuple[Warning, 
 # --- the spec --------------------------------------------------------------------------------
 
 
-def _spec_warnings(spec: ClusterSpec) -> Iterator[Warning]:
+def _spec_warnings(spec: ClusterSpec) -> Iterator[LintWarning]:
     spot = [p for p in spec.pools if p.has_spot]
     spot_names = _names(spot)
 
     subnets = spec.network.subnets
     if spot and len(subnets) < 3:
-        yield Warning(
+        yield LintWarning(
             "ES102",
             "network.subnets",
             f"spot {_plural(len(spot), 'pool')} {spot_names} {'use' if len(spot) > 1 else 'uses'} "
@@ -105,7 +110,7 @@ def _spec_warnings(spec: ClusterSpec) -> Iterator[Warning]:
     stop = stop_timeout_seconds(spec)
     if spot and stop > SPOT_BUDGET_SECONDS:
         raw = spec.instances.ecs_config.get(userdata.STOP_TIMEOUT_KEY, userdata.DEFAULT_STOP_TIMEOUT)
-        yield Warning(
+        yield LintWarning(
             "ES108",
             f"instances.ecs_config.{userdata.STOP_TIMEOUT_KEY}",
             f"{raw} ({_seconds(stop)} s) is more than the {SPOT_BUDGET_SECONDS} s of the 2-minute spot notice that "
@@ -121,7 +126,7 @@ def _spec_warnings(spec: ClusterSpec) -> Iterator[Warning]:
     for i, item in enumerate(spec.strategy):
         target = by_name.get(item.pool)
         if target is not None and target.has_spot and item.base > 0:
-            yield Warning(
+            yield LintWarning(
                 "ES107",
                 f"strategy[{i}].base",
                 f"the cluster default strategy runs its base of {item.base} {_plural(item.base, 'task')} on spot "
@@ -130,7 +135,7 @@ def _spec_warnings(spec: ClusterSpec) -> Iterator[Warning]:
             )
 
     if spot and spec.drain.deadline_seconds > SPOT_NOTICE_SECONDS:
-        yield Warning(
+        yield LintWarning(
             "ES106",
             "drain.deadline_seconds",
             f"{spec.drain.deadline_seconds} s is longer than the {SPOT_NOTICE_SECONDS} s between a spot notice and "
@@ -139,10 +144,10 @@ def _spec_warnings(spec: ClusterSpec) -> Iterator[Warning]:
         )
 
 
-def _pool_warnings(pool: Pool, p: str) -> Iterator[Warning]:
+def _pool_warnings(pool: Pool, p: str) -> Iterator[LintWarning]:
     if pool.has_spot and len(pool.instance_types) == 1:
         only = pool.instance_types[0].type
-        yield Warning(
+        yield LintWarning(
             "ES101",
             f"{p}.instance_types",
             f"spot pool {pool.name!r} has one instance type ({only}): each type is a separate spot capacity pool, "
@@ -152,21 +157,21 @@ def _pool_warnings(pool: Pool, p: str) -> Iterator[Warning]:
     weighted = [t for t in pool.instance_types if t.weight != 1]
     if weighted and pool.managed_scaling is not None:
         listed = ", ".join(f"{t.type} (weight {t.weight})" for t in weighted)
-        yield Warning(
+        yield LintWarning(
             "ES103",
             f"{p}.instance_types",
             f"pool {pool.name!r} weights {listed}, but ECS managed scaling counts every instance as 1, so its "
             "desired capacity comes out wrong; use types of one size with weight 1, or set managed_scaling: false",
         )
     if pool.has_spot and not pool.capacity_rebalance:
-        yield Warning(
+        yield LintWarning(
             "ES104",
             f"{p}.capacity_rebalance",
             f"spot pool {pool.name!r} waits for the 2-minute interruption notice instead of replacing instances "
             "on the earlier rebalance recommendation; set capacity_rebalance: true",
         )
     if pool.managed_termination_protection and not pool.managed_draining:
-        yield Warning(
+        yield LintWarning(
             "ES105",
             f"{p}.managed_draining",
             f"pool {pool.name!r} protects instances from scale-in but ECS will not drain the ones Auto Scaling "
@@ -178,7 +183,7 @@ def _pool_warnings(pool: Pool, p: str) -> Iterator[Warning]:
 # --- observed state --------------------------------------------------------------------------
 
 
-def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[Warning]:
+def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[LintWarning]:
     for asg in observed.asgs.values():
         yield from _asg_warnings(spec, asg, observed.launch_template)
 
@@ -198,7 +203,7 @@ def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[Warnin
         for arn in service.target_group_arns:
             spot_groups.setdefault(arn, []).append(f"service {service.name}")
         if service.minimum_healthy_percent >= 100:
-            yield Warning(
+            yield LintWarning(
                 "ES205",
                 f"service:{service.name}",
                 f"service {service.name!r} runs on spot ({', '.join(on_spot)}) with minimumHealthyPercent "
@@ -209,7 +214,7 @@ def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[Warnin
         for item in service.capacity_provider_strategy:
             base = int(item.get("base", 0) or 0)
             if _provider(item) in spot_providers and base > 0:
-                yield Warning(
+                yield LintWarning(
                     "ES207",
                     f"service:{service.name}",
                     f"service {service.name!r} runs its base of {base} {_plural(base, 'task')} on spot capacity "
@@ -231,7 +236,7 @@ def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[Warnin
                     "lower ECS_CONTAINER_STOP_TIMEOUT (e.g. 30s), then set the deregistration_delay.timeout_seconds "
                     f"to at most {SPOT_BUDGET_SECONDS} s minus it"
                 )
-            yield Warning(
+            yield LintWarning(
                 "ES204",
                 f"target_group:{arn}",
                 f"target group {group.name} (used by {', '.join(users)}) has deregistration delay "
@@ -243,7 +248,7 @@ def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[Warnin
     if observed.exists:
         for arn in spec.target_groups:
             if arn not in observed.target_groups:
-                yield Warning(
+                yield LintWarning(
                     "ES206",
                     f"target_group:{arn}",
                     "this target group in the spec's target_groups was not found (deleted, mistyped, or in another "
@@ -251,11 +256,11 @@ def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[Warnin
                 )
 
 
-def _asg_warnings(spec: ClusterSpec, asg: AsgState, template: LaunchTemplateState | None) -> Iterator[Warning]:
+def _asg_warnings(spec: ClusterSpec, asg: AsgState, template: LaunchTemplateState | None) -> Iterator[LintWarning]:
     path = f"asg:{asg.name}"
     version = asg.template_version or "$Default"
     if version in ("$Latest", "$Default"):
-        yield Warning(
+        yield LintWarning(
             "ES203",
             path,
             f"Auto Scaling group {asg.name!r} launches from launch template version {version}, so any new version "
@@ -267,7 +272,7 @@ def _asg_warnings(spec: ClusterSpec, asg: AsgState, template: LaunchTemplateStat
         return  # another template, or a version nobody described: nothing to judge
     where = f"launch template {template.name} version {number}"
     if _asg_may_run_spot(spec, asg) and not userdata.parse(data.get("UserData") or "").spot_draining:
-        yield Warning(
+        yield LintWarning(
             "ES201",
             path,
             f"{where}, used by spot Auto Scaling group {asg.name!r}, does not set "
@@ -275,7 +280,7 @@ def _asg_warnings(spec: ClusterSpec, asg: AsgState, template: LaunchTemplateStat
             "run `ecsspot apply` to roll out a version with ecsspot's user data (then `ecsspot refresh`)",
         )
     if (data.get("MetadataOptions") or {}).get("HttpTokens") != "required":
-        yield Warning(
+        yield LintWarning(
             "ES202",
             path,
             f"{where}, used by Auto Scaling group {asg.name!r}, does not require IMDSv2 (MetadataOptions.HttpTokens "

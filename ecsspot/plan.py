@@ -22,7 +22,7 @@ from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed, tags_of
 from ecsspot.teardown import check_deleted
 
 if TYPE_CHECKING:
-    from ecsspot.lint import Warning as LintWarning
+    from ecsspot.lint import LintWarning
 
 ACTIONS = ("create", "update", "replace", "delete")
 #: Tag ECS puts on ASGs it manages; ecsspot adds it at creation and ignores it in diffs.

@@ -99,7 +99,7 @@ def handle_event(obj: Context, source: str, dry_run: bool, default_cluster: str 
 def _check_batch(payload: Any, result: HandleResult) -> None:
     """A batch none of whose records got through is a failure: 3 if all were malformed, else 4."""
     from ecsspot.events import parse_batch
-    from ecsspot.handlers import HandlingFailed
+    from ecsspot.errors import HandlingFailed
 
     # Parsing again (pure, cheap) is how the records map to their ids and parse errors.
     records = parse_batch(payload)

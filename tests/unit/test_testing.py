@@ -134,3 +134,4 @@ def test_the_scripted_driver_needs_no_moto_or_boto3() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).parents[2]))
     assert result.returncode == 0, result.stderr
+

@@ -1,0 +1,31 @@
+"""The one exit-code table (``ecsspot.errors.EXIT_CODES``) and the CLI help made from it."""
+
+from __future__ import annotations
+
+import ecsspot.errors as errors
+
+
+def test_every_error_maps_to_a_code_of_the_one_exit_code_table() -> None:
+    codes = {code for code, _ in errors.EXIT_CODES}
+    classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.EcsspotError)]
+    assert {c.__name__ for c in classes} >= {"InputError", "AwsError", "ConflictError", "DeadlineError", "NotFoundError", "HandlingFailed"}
+    assert {c.exit_code for c in classes} <= codes
+
+
+def test_the_cli_help_prints_the_table() -> None:
+    from click.testing import CliRunner
+
+    from ecsspot_cli.main import cli
+
+    out = CliRunner().invoke(cli, ["--help"]).output
+    for code, meaning in errors.EXIT_CODES:
+        assert f"  {code:<3} {meaning.split()[0]}" in out
+
+
+def test_the_readme_lists_the_same_codes() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    listed = {int(m) for m in re.findall(r"^\| (\d+) \|", readme, flags=re.MULTILINE)}
+    assert listed == {code for code, _ in errors.EXIT_CODES}
