@@ -16,8 +16,8 @@ from typing import Any
 
 import attrs
 
-from ecsspot.aws.calls import Call, Workflow, call, failed, lookup, settle
-from ecsspot.errors import ConflictError
+from ecsspot.aws.calls import Call, Workflow, call, chunks, failed, lookup, settle
+from ecsspot.errors import AwsError, ConflictError
 
 _NOT_FOUND = ("ResourceNotFoundException",)
 
@@ -51,11 +51,68 @@ def _lease_put(table: str, name: str, owner: str, now: float, ttl: float) -> Cal
     )
 
 
+#: "TransactWriteItems is a synchronous write operation that groups up to 100 action requests"
+#: (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html).
+TRANSACTION_ITEMS = 100
+_TRANSACTABLE = {"put_item": "Put", "delete_item": "Delete"}
+
+
+def transact_call(writes: Sequence[Call]) -> Call:
+    """One TransactWriteItems of conditional PutItem/DeleteItem calls (distinct items, ≤ 100).
+
+    Its IAM permissions are those of the PutItem and DeleteItem inside it (DynamoDB's "Using IAM
+    with transactions"), so the Lambdas' policies need nothing new.
+    """
+    items = []
+    for w in writes:
+        params = dict(w.params)
+        items.append({_TRANSACTABLE[w.operation]: params})
+    return call("dynamodb", "transact_write_items", TransactItems=items)
+
+
+def conditional_writes(writes: Sequence[Call]) -> Workflow[list[Any]]:
+    """Each conditional write's outcome (as a :class:`~ecsspot.aws.calls.Settle` gives it: the
+    answer, None for a lost condition, or the error), in a constant number of round trips.
+
+    Writes go out as TransactWriteItems of up to 100: when nobody contends, N writes cost
+    ceil(N/100) calls instead of N. A transaction is all or nothing, so one lost condition
+    cancels it (TransactionCanceledException) and that chunk is sent again write by write, which
+    says which ones lost; any other failure of a transaction is the outcome of each of its writes.
+    A single write is sent as it is.
+    """
+    writes = list(writes)
+    if len(writes) <= 1:
+        return list((yield settle(writes))) if writes else []
+    groups = chunks(writes, TRANSACTION_ITEMS)
+    answers = yield settle([transact_call(g) for g in groups])
+    outcomes: list[Any] = []
+    retry: list[int] = []
+    for g, answer in zip(groups, answers):
+        if isinstance(answer, AwsError) and answer.code == "TransactionCanceledException":
+            retry += range(len(outcomes), len(outcomes) + len(g))
+            outcomes += [None] * len(g)
+        else:
+            outcomes += [answer if failed(answer) else {} for _ in g]
+    if retry:
+        again = yield settle([writes[i] for i in retry])
+        for i, answer in zip(retry, again):
+            outcomes[i] = answer
+    return outcomes
+
+
 def acquire_leases(table: str, names: Sequence[str], owner: str, *, now: float, ttl: float) -> Workflow[dict[str, Lease | None]]:
-    """Take (or renew) several leases at once; None for each one another live owner holds."""
+    """Take (or renew) several leases at once; None for each one another live owner holds.
+
+    In one transaction per 100 leases when none is contended (see :func:`conditional_writes`);
+    an error other than a lost condition is raised, as from a batch.
+    """
+    names = list(dict.fromkeys(names))
     if not names:
         return {}
-    answers = yield tuple(_lease_put(table, n, owner, now, ttl) for n in names)
+    answers = yield from conditional_writes([_lease_put(table, n, owner, now, ttl) for n in names])
+    error = next((a for a in answers if failed(a)), None)
+    if error is not None:
+        raise error
     return {n: (Lease(n, owner, now + ttl) if a is not None else None) for n, a in zip(names, answers)}
 
 
@@ -235,7 +292,7 @@ def let_go(table: str, event_keys: Sequence[str], lease_names: Sequence[str], ow
     calls += [release_lease_call(table, n, owner) for n in dict.fromkeys(lease_names)]
     if not calls:
         return []
-    answers = yield settle(calls)
+    answers = yield from conditional_writes(calls)
     return [str(c.params["Key"]["pk"]["S"]) for c, a in zip(calls, answers) if failed(a)]
 
 
