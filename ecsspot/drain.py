@@ -108,7 +108,7 @@ class _Target:
 
 
 @attrs.frozen
-class _Task:
+class Task:
     """One task as DescribeTasks shows it, with the instance it is on."""
 
     arn: str
@@ -133,7 +133,7 @@ class _Task:
 class _Watch:
     """What a drain knows of the tasks on its instances between two looks."""
 
-    tasks: Mapping[str, _Task] = attrs.field(factory=dict)
+    tasks: Mapping[str, Task] = attrs.field(factory=dict)
     #: Instances whose tasks must be listed again (tasks unseen so far may be there).
     relist: frozenset[str] = frozenset()
     #: ``service:NAME`` groups of the DAEMON services.
@@ -168,8 +168,8 @@ def _describe_task_calls(cluster: str, task_arns: Iterable[str]) -> tuple[Call, 
     return tuple(call("ecs", "describe_tasks", cluster=cluster, tasks=b) for b in chunks(sorted(set(task_arns)), 100))
 
 
-def _tasks_from(answers: Sequence[Any], instance_of: Mapping[str, str]) -> dict[str, _Task]:
-    """DescribeTasks answers → task ARN → :class:`_Task`, for tasks on the given container
+def _tasks_from(answers: Sequence[Any], instance_of: Mapping[str, str]) -> dict[str, Task]:
+    """DescribeTasks answers → task ARN → :class:`Task`, for tasks on the given container
     instances (``instance_of``: container instance ARN → EC2 instance id)."""
     found = {}
     for answer in answers:
@@ -184,7 +184,7 @@ def _tasks_from(answers: Sequence[Any], instance_of: Mapping[str, str]) -> dict[
                 for d in a.get("details", ())
                 if d.get("name") == "privateIPv4Address" and d.get("value")
             )
-            found[task["taskArn"]] = _Task(
+            found[task["taskArn"]] = Task(
                 task["taskArn"], iid, task.get("lastStatus", ""), task.get("desiredStatus", ""), task.get("group", ""), addresses
             )
     return found
@@ -423,6 +423,143 @@ def _short_delays(groups: Sequence[str], answers: Sequence[Any], deadline: float
     return notes
 
 
+@attrs.frozen
+class Look:
+    """One look at a drain's instances, as AWS answered it (the input of :func:`what_is_left`)."""
+
+    #: DescribeContainerInstances' container instances (the pending ones this cluster knows).
+    container_instances: tuple[Mapping[str, Any], ...]
+    #: Target group ARN → its DescribeTargetHealth answer (None: the group is gone).
+    target_health: Mapping[str, Mapping[str, Any] | None]
+    #: DescribeServices' services affected by the drain.
+    services: tuple[Mapping[str, Any], ...]
+    #: Everything known of the tasks on the instances, this look's answers included.
+    tasks: Mapping[str, Task]
+
+
+@attrs.frozen
+class Left:
+    """What :func:`what_is_left` decided."""
+
+    #: Instance → what still holds it (empty when the instance is gone).
+    left: Mapping[str, Mapping[str, Any]]
+    #: Instances that are gone (terminated): nothing left to wait for.
+    gone: frozenset[str]
+    #: Instances whose tasks must be listed again at the next look.
+    relist: frozenset[str]
+
+
+def what_is_left(look: Look, pending: Iterable[str], daemon_groups: Iterable[str] = ()) -> Left:
+    """Pure: what still holds each pending instance of a drain.
+
+    An instance is drained when it is DRAINING, no non-daemon task on it is short of STOPPED, it
+    holds no registered or draining target, and every affected service is back at its desired
+    count of *healthy* targets elsewhere (a RUNNING replacement that fails its health checks
+    serves nothing). A terminated instance (INACTIVE) is gone: its tasks died with it. An
+    instance set ACTIVE again is not drained (tasks may land on it again).
+    """
+    pending = set(pending)
+    daemon = set(daemon_groups)
+    tasks = look.tasks
+    left: dict[str, dict[str, Any]] = {}
+    gone: set[str] = set()
+    again: set[str] = set()
+    for ci in look.container_instances:
+        iid = ci["ec2InstanceId"]
+        if ci.get("status") == "INACTIVE":
+            # Terminated (Spot reclaims two minutes after the warning): its tasks died with it
+            # and the load balancer drops its targets; there is nothing left to wait for here.
+            gone.add(iid)
+            continue
+        if ci.get("status") == "ACTIVE":
+            # Someone set it back to ACTIVE: tasks may land here again, so it is not drained.
+            left.setdefault(iid, {})["status"] = "ACTIVE"
+        counted = int(ci.get("runningTasksCount", 0)) + int(ci.get("pendingTasksCount", 0))
+        known = sum(1 for t in tasks.values() if t.instance_id == iid and t.desired_status == "RUNNING" and not t.stopped)
+        if ci.get("status") != "DRAINING" or counted > known:
+            again.add(iid)
+    for iid in sorted(pending - gone):
+        on = [t for t in tasks.values() if t.instance_id == iid and not t.stopped and t.group not in daemon]
+        if on:
+            what = left.setdefault(iid, {})
+            what["tasks"] = len(on)
+            what["task_states"] = dict(sorted(Counter(t.last_status for t in on).items()))
+            standalone = [t.label for t in on if not t.group.startswith("service:")]
+            if standalone:
+                what["standalone_tasks"] = sorted(standalone)
+    groups = sorted(look.target_health)
+    answers = [look.target_health[g] for g in groups]
+    addresses = _Watch(tasks).addresses(pending)
+    for t in _targets_from(groups, answers, pending - gone, addresses):
+        left.setdefault(t.instance_id, {}).setdefault("targets", []).append(f"{t.label} ({t.state})")
+    # Healthy targets elsewhere, per group. An ip target of a task on a pending instance is not
+    # elsewhere.
+    here = pending | set(addresses)
+    healthy_elsewhere = {
+        arn: sum(
+            1
+            for d in (answer or {}).get("TargetHealthDescriptions", ())
+            if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in here
+        )
+        for arn, answer in zip(groups, answers)
+    }
+    short = []
+    for s in look.services:
+        up = s.get("runningCount", 0)
+        held = [lb["targetGroupArn"] for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn") in healthy_elsewhere]
+        if held:
+            up = min(up, *(healthy_elsewhere[g] for g in held))
+        if up < s.get("desiredCount", 0):
+            short.append(f"{s['serviceName']} {up}/{s.get('desiredCount', 0)}")
+    if short:
+        # Replacements are not running and healthy yet: the drain is not over for anyone pending.
+        for iid in pending - gone:
+            left.setdefault(iid, {})["services_below_desired"] = short
+    for iid in gone:
+        left[iid] = {}
+    return Left(left, frozenset(gone), frozenset(again))
+
+
+def _look(
+    cluster: str,
+    instances_by_id: Mapping[str, Mapping[str, Any]],
+    pending: set[str],
+    group_arns: set[str],
+    affected_services: set[str],
+    watch: _Watch,
+) -> Workflow[Look]:
+    """Gather one :class:`Look`: the container instances, the groups' targets, the services, the
+    known live tasks and ListTasks for the instances in ``watch.relist``, in one round; a second
+    only when that listing shows tasks not seen before."""
+    looked = sorted(i for i in pending if i in instances_by_id)
+    arns = [instances_by_id[i]["containerInstanceArn"] for i in looked]
+    instance_of = {instances_by_id[i]["containerInstanceArn"]: i for i in looked}
+    ci_calls = tuple(call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100))
+    groups = sorted(group_arns)
+    tg_calls = _target_health_calls(groups)
+    sv_calls = tuple(call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(sorted(affected_services), 10))
+    relist = [instances_by_id[i]["containerInstanceArn"] for i in looked if i in watch.relist]
+    list_calls = _task_list_calls(cluster, relist)
+    live = [t.arn for t in watch.tasks.values() if t.instance_id in pending and not t.stopped]
+    task_calls = _describe_task_calls(cluster, live)
+    parts = (ci_calls, tg_calls, sv_calls, list_calls, task_calls)
+    everything = tuple(c for part in parts for c in part)
+    answers = iter((yield everything) if everything else ())
+    # Each part's answers, in the order the parts were sent.
+    ci_answers, tg_answers, sv_answers, list_answers, task_answers = ([next(answers) for _ in part] for part in parts)
+    tasks = dict(watch.tasks)
+    tasks.update(_tasks_from(task_answers, instance_of))
+    unseen = [a for listed in _listed(relist, list_answers).values() for a in listed if a not in tasks]
+    if unseen:
+        tasks.update(_tasks_from((yield _describe_task_calls(cluster, unseen)), instance_of))
+    return Look(
+        container_instances=tuple(ci for a in ci_answers for ci in a.get("containerInstances", ())),
+        target_health=dict(zip(groups, tg_answers)),
+        services=tuple(s for a in sv_answers for s in a.get("services", ())),
+        tasks=tasks,
+    )
+
+
 def _what_is_left(
     cluster: str,
     instances_by_id: Mapping[str, Mapping[str, Any]],
@@ -431,93 +568,11 @@ def _what_is_left(
     affected_services: set[str],
     watch: _Watch,
 ) -> Workflow[tuple[dict[str, dict[str, Any]], set[str], _Watch]]:
-    """What is still on each pending instance, which instances are gone (terminated), and what is
-    now known of their tasks.
-
-    One round: the container instances, the groups' targets, the services, the known live tasks,
-    and ListTasks for the instances in ``watch.relist``; a second only when that listing shows
-    tasks not seen before.
-    """
-    looked = sorted(i for i in pending if i in instances_by_id)
-    arns = [instances_by_id[i]["containerInstanceArn"] for i in looked]
-    instance_of = {instances_by_id[i]["containerInstanceArn"]: i for i in looked}
-    calls: list[Call] = [
-        call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)
-    ]
-    n_ci = len(calls)
-    calls += _target_health_calls(group_arns)
-    n_tg = len(calls) - n_ci
-    calls += [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(sorted(affected_services), 10)]
-    n_sv = len(calls) - n_ci - n_tg
-    relist = [instances_by_id[i]["containerInstanceArn"] for i in looked if i in watch.relist]
-    calls += _task_list_calls(cluster, relist)
-    live = [t.arn for t in watch.tasks.values() if t.instance_id in pending and not t.stopped]
-    calls += _describe_task_calls(cluster, live)
-    answers = (yield tuple(calls)) if calls else ()
-    lists = answers[n_ci + n_tg + n_sv : n_ci + n_tg + n_sv + 2 * len(relist)]
-    tasks = dict(watch.tasks)
-    tasks.update(_tasks_from(answers[n_ci + n_tg + n_sv + 2 * len(relist) :], instance_of))
-    unseen = [a for listed in _listed(relist, lists).values() for a in listed if a not in tasks]
-    if unseen:
-        tasks.update(_tasks_from((yield _describe_task_calls(cluster, unseen)), instance_of))
-
-    left: dict[str, dict[str, Any]] = {}
-    gone: set[str] = set()
-    again: set[str] = set()
-    for answer in answers[:n_ci]:
-        for ci in answer.get("containerInstances", ()):
-            iid = ci["ec2InstanceId"]
-            if ci.get("status") == "INACTIVE":
-                # Terminated (Spot reclaims two minutes after the warning): its tasks died with it
-                # and the load balancer drops its targets; there is nothing left to wait for here.
-                gone.add(iid)
-                continue
-            if ci.get("status") == "ACTIVE":
-                # Someone set it back to ACTIVE: tasks may land here again, so it is not drained.
-                left.setdefault(iid, {})["status"] = "ACTIVE"
-            counted = int(ci.get("runningTasksCount", 0)) + int(ci.get("pendingTasksCount", 0))
-            known = sum(1 for t in tasks.values() if t.instance_id == iid and t.desired_status == "RUNNING" and not t.stopped)
-            if ci.get("status") != "DRAINING" or counted > known:
-                again.add(iid)
-    for iid in sorted(pending - gone):
-        on = [t for t in tasks.values() if t.instance_id == iid and not t.stopped and t.group not in watch.daemon_groups]
-        if on:
-            what = left.setdefault(iid, {})
-            what["tasks"] = len(on)
-            what["task_states"] = dict(sorted(Counter(t.last_status for t in on).items()))
-            standalone = [t.label for t in on if not t.group.startswith("service:")]
-            if standalone:
-                what["standalone_tasks"] = sorted(standalone)
-    addresses = _Watch(tasks).addresses(pending)
-    for t in _targets_from(group_arns, answers[n_ci : n_ci + n_tg], pending - gone, addresses):
-        left.setdefault(t.instance_id, {}).setdefault("targets", []).append(f"{t.label} ({t.state})")
-    # Healthy targets elsewhere, per group: a RUNNING replacement that fails its health checks
-    # serves nothing, so ECS's runningCount alone would call a broken replacement good. An ip
-    # target of a task on a pending instance is not elsewhere.
-    here = pending | set(addresses)
-    healthy_elsewhere: dict[str, int] = {}
-    for arn, answer in zip(sorted(group_arns), answers[n_ci : n_ci + n_tg]):
-        healthy_elsewhere[arn] = sum(
-            1
-            for d in (answer or {}).get("TargetHealthDescriptions", ())
-            if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in here
-        )
-    short = []
-    for answer in answers[n_ci + n_tg : n_ci + n_tg + n_sv]:
-        for s in answer.get("services", ()):
-            up = s.get("runningCount", 0)
-            groups = [lb["targetGroupArn"] for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn") in healthy_elsewhere]
-            if groups:
-                up = min(up, *(healthy_elsewhere[g] for g in groups))
-            if up < s.get("desiredCount", 0):
-                short.append(f"{s['serviceName']} {up}/{s.get('desiredCount', 0)}")
-    if short:
-        # Replacements are not running and healthy yet: the drain is not over for anyone pending.
-        for iid in pending - gone:
-            left.setdefault(iid, {})["services_below_desired"] = short
-    for iid in gone:
-        left[iid] = {}
-    return left, gone, attrs.evolve(watch, tasks=tasks, relist=frozenset(again))
+    """One look (:func:`_look`) judged by :func:`what_is_left`; also what is now known of the tasks."""
+    look = yield from _look(cluster, instances_by_id, pending, group_arns, affected_services, watch)
+    decided = what_is_left(look, pending, watch.daemon_groups)
+    left = {iid: dict(what) for iid, what in decided.left.items()}
+    return left, set(decided.gone), attrs.evolve(watch, tasks=dict(look.tasks), relist=decided.relist)
 
 
 def _describe(what: Mapping[str, Any]) -> str:

@@ -128,6 +128,8 @@ def test_the_scripted_driver_needs_no_moto_or_boto3() -> None:
         "for m in ('moto', 'boto3', 'aiobotocore'): sys.modules[m] = None\n"
         "from ecsspot.testing import ScriptedDriver, by_operation\n"
         "from ecsspot.aws.calls import call\n"
+        "from ecsspot.drain import Look, what_is_left\n"
+        "assert what_is_left(Look((), {}, (), {}), ['i-1']).left == {}\n"
         "def w():\n"
         "    return (yield call('ecs', 'describe_clusters', clusters=['c']))\n"
         "assert ScriptedDriver(by_operation({'describe_clusters': {'clusters': []}})).run(w()) == {'clusters': []}\n"
