@@ -87,9 +87,8 @@ def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds:
     if calls:
         yield tuple(calls)
     # Only once protection is off: a group told to shrink while its instances are protected
-    # "can't terminate the required number of instances until their instance scale-in protection
-    # settings are disabled" (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-instance-protection.html),
-    # so the other order would wait for its next try.
+    # terminates them only after their protection is removed, at a later scaling attempt
+    # (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-instance-protection.html).
     yield tuple(call("autoscaling", "update_auto_scaling_group", **_zero(g)) for g in groups)
     names = [g.name for g in groups]
     by_name = {g.name: g for g in groups}

@@ -428,7 +428,7 @@ def _mixed_instance_type(world: World | None, original: Any) -> Any:
 #: The cluster query language expressions the simulator evaluates: instance id membership.
 _ID_IN = re.compile(r"\s*ec2InstanceId\s+in\s*\[(.*)\]\s*", re.DOTALL)
 _ID_IS = re.compile(r"\s*ec2InstanceId\s*==\s*(.*?)\s*")
-_ID = re.compile(r"\s*'?(i-[0-9a-zA-Z]+)'?\s*")
+_ID = re.compile(r"\s*'?([^'\s,\[\]]+)'?\s*")
 
 
 def _instance_ids_in(expression: str) -> set[str] | None:
