@@ -1,8 +1,8 @@
 """Pure plan (spec + observed state → ordered changes) and the apply workflow that runs one.
 
 ``plan`` never talks to AWS: it compares normalised *desired* documents (built from the spec)
-with the same documents built from what AWS returned, field by field, so AWS's (and moto's)
-defaults and echo quirks never show up as phantom changes. ``apply_plan`` is a workflow
+with the same documents built from what AWS returned, field by field, so defaults an answer
+fills in (or leaves out) never show up as phantom changes. ``apply_plan`` is a workflow
 generator (see ``ecsspot.aws.calls``) that executes the changes in dependency order.
 """
 
