@@ -24,6 +24,7 @@ from benchmarks.common import Counter, Latency, RoundCountingDriver  # noqa: E40
 from ecsspot.aws.aio import AsyncDriver  # noqa: E402
 from ecsspot.aws.clients import ClientOptions  # noqa: E402
 from ecsspot.drain import drain  # noqa: E402
+from ecsspot.sim.seam import MotoFixes  # noqa: E402
 
 CLUSTER = "bench"
 LATENCY = 0.03
@@ -79,6 +80,8 @@ def main() -> None:
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    fixes = MotoFixes()  # moto's bugs AWS does not have fixed, as in the tests (ecsspot.sim.seam)
+    fixes.__enter__()
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
     rows = []
@@ -142,6 +145,7 @@ def main() -> None:
             )
     finally:
         server.stop()
+        fixes.__exit__()
     print(json.dumps(rows, indent=2))
 
 

@@ -19,6 +19,7 @@ from moto import mock_aws  # noqa: E402
 from benchmarks.common import Counter, RoundCountingDriver  # noqa: E402
 from ecsspot import load_spec, workflows  # noqa: E402
 from ecsspot.aws.clients import ClientOptions  # noqa: E402
+from ecsspot.sim.seam import MotoFixes  # noqa: E402
 
 POOLS = 20
 PER_POOL = 50
@@ -49,7 +50,7 @@ def build() -> dict:
 
 
 def main() -> None:
-    with mock_aws():
+    with MotoFixes(), mock_aws():
         spec = load_spec(build())
         driver = RoundCountingDriver(ClientOptions(region="us-east-1"))
         t = time.perf_counter()

@@ -249,13 +249,13 @@ def drain(
     known_health = answers[len(lists) + 1 :]
     targets = _targets_from(known, known_health, wanted)
 
-    # Round 2: describe both (the filter narrows the list on AWS; moto ignores it, so check here).
+    # Round 2: describe both.
     ci_calls = [call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)]
     sv_calls = [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)]
     # Tasks: what is on the instances (and their ENI addresses), see _task_list_calls.
     task_lists = _task_list_calls(cluster, arns)
     answers = yield (*ci_calls, *sv_calls, *task_lists)
-    instances_by_id = {ci["ec2InstanceId"]: ci for a in answers[: len(ci_calls)] for ci in a.get("containerInstances", ()) if ci.get("ec2InstanceId") in wanted}
+    instances_by_id = {ci["ec2InstanceId"]: ci for a in answers[: len(ci_calls)] for ci in a.get("containerInstances", ())}
     services = [s for a in answers[len(ci_calls) : len(ci_calls) + len(sv_calls)] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
     instance_of = {ci["containerInstanceArn"]: iid for iid, ci in instances_by_id.items()}
     listed = _listed(arns, answers[len(ci_calls) + len(sv_calls) :])

@@ -1,8 +1,8 @@
 """Pure plan (spec + observed state → ordered changes) and the apply workflow that runs one.
 
 ``plan`` never talks to AWS: it compares normalised *desired* documents (built from the spec)
-with the same documents built from what AWS returned, field by field, so AWS's (and moto's)
-defaults and echo quirks never show up as phantom changes. ``apply_plan`` is a workflow
+with the same documents built from what AWS returned, field by field, so defaults an answer
+fills in (or leaves out) never show up as phantom changes. ``apply_plan`` is a workflow
 generator (see ``ecsspot.aws.calls``) that executes the changes in dependency order.
 """
 
@@ -77,7 +77,8 @@ class ApplyResult:
 
 
 def desired_template_data(spec: ClusterSpec, image_id: str) -> dict[str, Any]:
-    """Full launch template data (sent whole every time: moto's SourceVersion copies nothing)."""
+    """Full launch template data (sent whole every time, never as a ``SourceVersion`` edit: see
+    :func:`version_params`)."""
     inst = spec.instances
     data: dict[str, Any] = {
         "ImageId": image_id,
@@ -452,7 +453,8 @@ def resolve_ami(ami: str) -> Workflow[str]:
 
 
 def image_id_from_parameter(value: str, name: str = "") -> str:
-    """The image id in an SSM AMI parameter value: a plain id, or the JSON (or moto's repr) object."""
+    """The image id in an SSM AMI parameter value: a plain id, or the JSON object of a
+    ``…/recommended`` parameter (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html)."""
     value = value.strip()
     if value.startswith("ami-"):
         return value
@@ -460,12 +462,7 @@ def image_id_from_parameter(value: str, name: str = "") -> str:
         try:
             doc = json.loads(value)
         except ValueError:
-            import ast  # moto stores the …/recommended value as a Python repr, not JSON
-
-            try:
-                doc = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                doc = {}
+            doc = {}
         if isinstance(doc, dict) and str(doc.get("image_id", "")).startswith("ami-"):
             return str(doc["image_id"])
     raise InputError(f"SSM parameter {name or '?'} does not hold an AMI id: {value[:60]!r}")
@@ -637,7 +634,8 @@ def version_params(template_id: str, data: Mapping[str, Any], description: str) 
 
 
 def asg_params(spec: ClusterSpec, pool: Pool, template_id: str, version: int) -> dict[str, Any]:
-    """Create/update parameters of a pool's group: always the whole mixed policy (moto drops it otherwise)."""
+    """Create/update parameters of a pool's group, the whole mixed policy included: one update
+    converges every field the spec sets (template version, overrides, distribution) at once."""
     weighted = any(t.weight != 1 for t in pool.instance_types)
     overrides = [{"InstanceType": t.type, **({"WeightedCapacity": str(t.weight)} if weighted else {})} for t in pool.instance_types]
     return {

@@ -447,7 +447,8 @@ class _Run:
         while True:
             group = yield from self.group(pool)
             members = _counted(group)
-            # New by image, not by the ASG's per-instance template version (moto misreports it).
+            # New by image, as old is (see roll): what the refresh is about, and each instance's
+            # image is described once, so polling costs no more than the group's describe.
             images = yield from self.images([i["InstanceId"] for i in members])
             new = sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p["image_id"])
             in_service = [i["InstanceId"] for i in members if i.get("LifecycleState") == "InService"]
@@ -547,10 +548,9 @@ class _Run:
             floor = max(min(pool["original"]["min"], desired), desired - len(todo), 0)
             if (group.get(asg) or {}).get("MinSize", 0) > floor:
                 # Room for the decrement (AWS refuses one below MinSize), and no more.
-                params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], self.version_for(pool))
-                # The whole policy again: moto drops a mixed policy an update leaves out.
-                params.update(MinSize=floor, MaxSize=(group.get(asg) or {}).get("MaxSize", params["MaxSize"]))
-                yield call("autoscaling", "update_auto_scaling_group", **params)
+                # Only MinSize: "any parameters that you don't specify are not changed"
+                # (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html).
+                yield call("autoscaling", "update_auto_scaling_group", AutoScalingGroupName=asg, MinSize=floor)
             yield tuple(
                 lookup("autoscaling", "terminate_instance_in_auto_scaling_group", ("ValidationError",), InstanceId=i, ShouldDecrementDesiredCapacity=True)
                 for i in todo

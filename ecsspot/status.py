@@ -88,7 +88,6 @@ def status(cluster: str) -> Workflow[Status]:
             inst = ec2.get(iid, {})
             ci = container.get(iid)
             lifecycle = "spot" if inst.get("InstanceLifecycle") == "spot" else "on-demand"
-            attributes = {a["name"]: a.get("value") for a in (ci or {}).get("attributes", ())}
             counts[lifecycle] += 1
             if ci and ci.get("status") == "DRAINING":
                 counts["draining"] += 1
@@ -97,8 +96,7 @@ def status(cluster: str) -> Workflow[Status]:
                     instance_id=iid,
                     pool=pool,
                     lifecycle=lifecycle,
-                    # moto leaves InstanceType empty for mixed-policy launches; fall back to other views.
-                    instance_type=inst.get("InstanceType") or member.get("InstanceType") or attributes.get("ecs.instance-type") or "",
+                    instance_type=inst.get("InstanceType") or member.get("InstanceType") or "",
                     availability_zone=member.get("AvailabilityZone") or inst.get("Placement", {}).get("AvailabilityZone", ""),
                     image_id=inst.get("ImageId"),
                     container_instance_status=ci.get("status") if ci else None,

@@ -87,7 +87,8 @@ def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds:
     if calls:
         yield tuple(calls)
     # Only once protection is off: a group told to shrink while its instances are protected
-    # skips them (moto never looks again; AWS does, later).
+    # terminates them only after their protection is removed, at a later scaling attempt
+    # (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-instance-protection.html).
     yield tuple(call("autoscaling", "update_auto_scaling_group", **_zero(g)) for g in groups)
     names = [g.name for g in groups]
     by_name = {g.name: g for g in groups}
@@ -123,20 +124,8 @@ def check_deleted(answer: Any, name: str) -> None:
 
 
 def _zero(g: AsgState) -> dict[str, Any]:
-    params: dict[str, Any] = {"AutoScalingGroupName": g.name, "MinSize": 0, "MaxSize": 0, "DesiredCapacity": 0}
-    if g.mixed_instances_policy:
-        # moto drops the mixed policy on an update that omits it; AWS keeps it. Resend it.
-        params["MixedInstancesPolicy"] = _sendable_policy(g.mixed_instances_policy)
-    return params
-
-
-def _sendable_policy(policy: Any) -> dict[str, Any]:
-    lt = dict(policy.get("LaunchTemplate", {}))
-    spec = dict(lt.get("LaunchTemplateSpecification", {}))
-    if "LaunchTemplateId" in spec:
-        spec.pop("LaunchTemplateName", None)  # AWS accepts one of the two, not both
-    lt["LaunchTemplateSpecification"] = spec
-    return {**policy, "LaunchTemplate": lt}
+    # Sizes only: the group keeps its launch settings (see the UpdateAutoScalingGroup reference).
+    return {"AutoScalingGroupName": g.name, "MinSize": 0, "MaxSize": 0, "DesiredCapacity": 0}
 
 
 def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[TeardownResult]:
@@ -207,7 +196,10 @@ def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[Teardow
         yield call("ec2", "delete_launch_template", LaunchTemplateId=lt["LaunchTemplateId"])
         deleted.append(f"launch_template/{lt['LaunchTemplateName']}")
     if live:
-        # AWS deregisters container instances of terminated instances; moto does not. Force it.
+        # DeleteCluster needs every container instance deregistered, and ECS deregisters those of
+        # terminated instances only if their agent was connected: "stopped container instances or
+        # instances with disconnected agents aren't automatically deregistered when terminated"
+        # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DeregisterContainerInstance.html).
         arns = yield from container_instance_arns(cluster)
         for arn in arns.values():
             yield call("ecs", "deregister_container_instance", cluster=cluster, containerInstance=arn, force=True)

@@ -45,7 +45,7 @@ Hooks (query keys → output keys; ``?`` marks an optional key, ``|`` alternativ
                ``refresh_in_progress``, ``refresh_phase``, ``refresh_image_id``
 
 ``ami`` accepts an SSM parameter holding a plain image id or the JSON ``…/recommended``
-document (moto stores that one as a Python repr; both are read), and an ``ami-…`` id as is;
+document, and an ``ami-…`` id as is;
 ``image_name`` comes from DescribeImages (``""`` when EC2 does not know the image).
 
 ``user-data`` renders exactly what ``ecsspot apply`` puts in the launch template (see

@@ -59,8 +59,8 @@ def free_port() -> int:
 def moto_server() -> Iterator[str]:
     """One ThreadedMotoServer for the session (aiobotocore needs HTTP); reset per test by `aws_server`.
 
-    With the seam's fixes of moto bugs (not the simulator): a launch template version sent whole
-    can be launched from, as on AWS.
+    With the seam's fixes of moto bugs AWS does not have (``ecsspot.sim.seam.MotoFixes``), not
+    the simulator.
     """
     from moto.server import ThreadedMotoServer
 

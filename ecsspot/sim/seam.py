@@ -2,8 +2,34 @@
 
 :class:`Seam` replaces class attributes of moto's models and response handlers while a
 :class:`~ecsspot.sim.Simulator` is open and restores them on exit. Both the in-process mock and
-``ThreadedMotoServer`` dispatch through the same classes, so one seam serves both. Patched only
-for the simulator's account and region (other regions keep moto's behaviour), and only here:
+``ThreadedMotoServer`` dispatch through the same classes, so one seam serves both. Simulated
+behaviour is patched only for the simulator's account and region (other regions keep moto's);
+fixes of moto's bugs apply everywhere. All of it is here and nowhere else:
+
+moto bugs AWS does not have (every region; :class:`MotoFixes` installs these alone, without a
+simulator, for tests and tools on plain moto; the product relies on AWS's behaviour only)
+  ``ec2.responses.launch_templates.LaunchTemplates.create_launch_template_version``: the new
+  version inherits every field of the ``SourceVersion`` not sent, overridden by what was sent
+  (moto copies nothing), and keeps UserData in the encoded form launches read (moto stores it
+  raw, so every later launch from that version fails with HTTP 500)
+  (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplateVersion.html).
+  ``AutoScalingBackend.update_auto_scaling_group``: an update without MixedInstancesPolicy keeps
+  the group's policy, as "any parameters that you don't specify are not changed by this update
+  request" (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html);
+  moto drops it, and the group then launches from nothing.
+  ``FakeAutoScalingGroup.instance_type``: a group with a mixed instances policy launches its
+  first override's type, as the ``prioritized`` on-demand strategy does
+  (https://docs.aws.amazon.com/autoscaling/ec2/userguide/allocation-strategies.html); moto
+  reads the template's InstanceType, which a mixed policy's template need not have, and
+  launches instances of type ``""`` (the simulator's own launches choose among the overrides).
+  ``EC2ContainerServiceResponse.list_container_instances``: applies the ``filter`` (cluster
+  query language) for ``ec2InstanceId in [...]`` and ``ec2InstanceId == ...``
+  (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-query-language.html);
+  moto ignores it and lists every instance. Other expressions are refused, not ignored.
+  ``ssm.models.convert_to_params``: the ``/aws/service/ecs/optimized-ami/…/recommended``
+  documents are JSON, as AWS stores them
+  (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html);
+  moto loads them as dicts and answers their Python repr.
 
 Locking
   ``core.responses.BaseResponse.call_action``: every request runs under the world's lock, so a
@@ -12,11 +38,6 @@ Locking
 EC2
   ``ec2.models.instances.Instance.terminate``: tells the world, whoever terminated the instance
   (Spot, Auto Scaling, a user), so the group, the ECS agent and the targets react.
-  ``ec2.responses.launch_templates.LaunchTemplates.create_launch_template_version``: the new
-  version inherits every field of the ``SourceVersion`` not sent, overridden by what was sent
-  (moto copies nothing), and keeps UserData in the encoded form launches read (moto stores it
-  raw, so every later launch from that version fails with HTTP 500). :class:`MotoFixes` installs
-  this one alone, without a simulator, for tests on plain moto.
   ``ec2.responses.instances.InstanceResponse.run_instances``: refuses a launch combining
   instance-level security groups with network interfaces (moto accepts it).
 
@@ -30,8 +51,6 @@ Auto Scaling
   once; the world does it through ``Instance.terminate``.
   ``AutoScalingBackend.terminate_instance``: TerminateInstanceInAutoScalingGroup goes through
   the terminate lifecycle hooks, as in AWS, and refuses to decrement below MinSize.
-  ``AutoScalingBackend.update_auto_scaling_group``: an update without MixedInstancesPolicy keeps
-  the group's policy (moto drops it).
   ``AutoScalingBackend.update_attached_target_groups``: registers only InService instances
   (moto registers pending ones too, which a load balancer refuses).
   ``AutoScalingResponse.update_auto_scaling_group``: applies CapacityRebalance (moto ignores it).
@@ -89,6 +108,8 @@ SQS
 from __future__ import annotations
 
 import copy
+import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -112,7 +133,7 @@ class Seam:
             raise RuntimeError("a Simulator is already running in this process; close it first")
         _active = self
         try:
-            for owner, name, factory in _patches():
+            for owner, name, factory in _fixes() + _patches():
                 original = owner.__dict__.get(name, _MISSING)
                 self._saved.append((owner, name, original))
                 setattr(owner, name, factory(self.world, None if original is _MISSING else original))
@@ -136,21 +157,22 @@ class MotoFixes:
     """Only the fixes of moto bugs AWS does not have, without any simulated behaviour: for tests
     and tools on plain moto (a ``ThreadedMotoServer`` of their own), as a context manager.
 
-    Today: ``create_launch_template_version`` keeps UserData encoded and copies the
-    ``SourceVersion`` (see the module docstring), so a version sent whole can be launched from.
-    A :class:`Seam` installed meanwhile patches over these and puts them back when removed.
+    The first group of the module docstring. A :class:`Seam` installed meanwhile installs them
+    again over these (each is idempotent) and puts these back when removed.
     """
 
     def __init__(self) -> None:
         self._saved: list[tuple[Any, str, Any]] = []
 
     def __enter__(self) -> MotoFixes:
-        from moto.ec2.responses.launch_templates import LaunchTemplates
-
-        for owner, name, factory in [(LaunchTemplates, "create_launch_template_version", _create_launch_template_version)]:
-            original = owner.__dict__[name]
-            self._saved.append((owner, name, original))
-            setattr(owner, name, factory(None, original))  # type: ignore[arg-type]  # needs no world
+        try:
+            for owner, name, factory in _fixes():
+                original = owner.__dict__[name]
+                self._saved.append((owner, name, original))
+                setattr(owner, name, factory(None, original))
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -159,13 +181,28 @@ class MotoFixes:
             setattr(owner, name, original)
 
 
+def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
+    """The fixes of moto bugs AWS does not have: need no world, apply in every region."""
+    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.ssm import models as ssm_models
+
+    return [
+        (LaunchTemplates, "create_launch_template_version", _create_launch_template_version),
+        (AutoScalingBackend, "update_auto_scaling_group", _keep_mixed_policy),
+        (FakeAutoScalingGroup, "instance_type", _mixed_instance_type),
+        (EC2ContainerServiceResponse, "list_container_instances", _filter_container_instances),
+        (ssm_models, "convert_to_params", _json_documents),
+    ]
+
+
 def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
     from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.responses import BaseResponse
     from moto.ec2.models.instances import Instance
     from moto.ec2.responses.instances import InstanceResponse
-    from moto.ec2.responses.launch_templates import LaunchTemplates
     from moto.ecs.models import CapacityProvider, EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
@@ -175,7 +212,6 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     return [
         (BaseResponse, "call_action", _locked_call_action),
         (Instance, "terminate", _instance_terminate),
-        (LaunchTemplates, "create_launch_template_version", _create_launch_template_version),
         (InstanceResponse, "run_instances", _run_instances),
         (AutoScalingBackend, "create_auto_scaling_group", _create_auto_scaling_group),
         (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
@@ -266,20 +302,6 @@ def _update_auto_scaling_group(world: World, original: Any) -> Any:
     def update_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
         if world.owns(self.account_id, self.region_name):
             _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
-        group = self.autoscaling_groups.get(kwargs.get("name"))
-        if (
-            world.owns(self.account_id, self.region_name)
-            and group is not None
-            and group.mixed_instances_policy
-            and not kwargs.get("mixed_instances_policy")
-            and not kwargs.get("launch_template")
-            and not kwargs.get("launch_config_name")
-        ):
-            policy = copy.deepcopy(group.mixed_instances_policy)
-            spec = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
-            # moto stored both the id and the name, which it then refuses as input.
-            spec.pop("LaunchTemplateName", None)
-            kwargs["mixed_instances_policy"] = policy
         return original(self, *args, **kwargs)
 
     return update_auto_scaling_group
@@ -381,7 +403,80 @@ def _describe_scaling_activities(world: World, original: Any) -> Any:
     return describe_scaling_activities
 
 
-def _create_launch_template_version(world: World, original: Any) -> Any:
+def _keep_mixed_policy(world: World | None, original: Any) -> Any:
+    def update_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
+        group = self.autoscaling_groups.get(kwargs.get("name"))
+        sends_launch = any(kwargs.get(k) for k in ("mixed_instances_policy", "launch_template", "launch_config_name"))
+        if group is not None and group.mixed_instances_policy and not sends_launch:
+            policy = copy.deepcopy(group.mixed_instances_policy)
+            spec = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+            if spec.get("LaunchTemplateId"):
+                # moto stored both the id and the name, which it then refuses as input.
+                spec.pop("LaunchTemplateName", None)
+            kwargs["mixed_instances_policy"] = policy
+        return original(self, *args, **kwargs)
+
+    return update_auto_scaling_group
+
+
+def _mixed_instance_type(world: World | None, original: Any) -> Any:
+    def instance_type(self: Any) -> str:
+        overrides = ((self.mixed_instances_policy or {}).get("LaunchTemplate") or {}).get("Overrides") or ()
+        first = next((o["InstanceType"] for o in overrides if o.get("InstanceType")), None)
+        return first or original.fget(self)
+
+    return property(instance_type)
+
+
+#: The cluster query language expressions the simulator evaluates: instance id membership.
+_ID_IN = re.compile(r"\s*ec2InstanceId\s+in\s*\[(.*)\]\s*", re.DOTALL)
+_ID_IS = re.compile(r"\s*ec2InstanceId\s*==\s*(.*?)\s*")
+_ID = re.compile(r"\s*'?([^'\s,\[\]]+)'?\s*")
+
+
+def _instance_ids_in(expression: str) -> set[str] | None:
+    """The instance ids an ``ec2InstanceId`` filter names; None for any other expression."""
+    listed = _ID_IN.fullmatch(expression)
+    one = None if listed else _ID_IS.fullmatch(expression)
+    items = listed.group(1).split(",") if listed else [one.group(1)] if one else None
+    if items is None:
+        return None
+    ids = [_ID.fullmatch(item) for item in items]
+    return {m.group(1) for m in ids if m} if all(ids) else None
+
+
+def _filter_container_instances(world: World | None, original: Any) -> Any:
+    def list_container_instances(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+        from moto.ecs.exceptions import InvalidParameterException
+
+        expression = self._get_param("filter")
+        if not expression:
+            return original(self)
+        wanted = _instance_ids_in(expression)
+        if wanted is None:
+            raise InvalidParameterException(f"the simulator evaluates only ec2InstanceId filters, not {expression[:100]!r}")
+        cluster = self._get_param("cluster", "default")
+        listed = self.ecs_backend.list_container_instances(cluster, status=self._get_param("status"))
+        instances = self.ecs_backend.container_instances.get(cluster.split("/")[-1], {})
+        kept = [arn for arn in listed if instances[arn.split("/")[-1]].ec2_instance_id in wanted]
+        return ActionResult({"containerInstanceArns": kept})
+
+    return list_container_instances
+
+
+def _json_documents(world: World | None, original: Any) -> Any:
+    def convert_to_params(tree: dict[str, Any]) -> list[dict[str, Any]]:
+        # AWS's value is compact JSON: {"ecs_agent_version":"1.60.0",...}
+        return [
+            {**param, "Value": json.dumps(param["Value"], separators=(",", ":"))} if isinstance(param["Value"], dict) else param
+            for param in original(tree)
+        ]
+
+    return convert_to_params
+
+
+def _create_launch_template_version(world: World | None, original: Any) -> Any:
     # https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplateVersion.html:
     # "the new version inherits the launch parameters from the source version. If you specify
     # additional launch parameters, they override the launch parameters from the source."

@@ -19,6 +19,7 @@ import yaml
 from click.testing import CliRunner, Result
 from moto import mock_aws
 
+from ecsspot.sim.seam import MotoFixes
 from ecsspot_cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +89,9 @@ def fixture_aws_calls(monkeypatch: pytest.MonkeyPatch) -> CallLog:
 
 @pytest.fixture(name="aws")
 def fixture_aws() -> Iterator[None]:
-    """moto in-process, empty at the start of each test."""
-    with mock_aws():
+    """moto in-process, empty at the start of each test, with the seam's fixes of moto bugs AWS
+    does not have (``ecsspot.sim.seam.MotoFixes``), not the simulator."""
+    with MotoFixes(), mock_aws():
         yield
 
 

@@ -334,7 +334,7 @@ def test_ami_from_ssm_literal_and_missing_parameter(aws_server: str) -> None:
     plain, recommended, by_env, literal, unknown, missing, not_ami = run(
         [
             Call("ami", {"ami": f"ssm:{AL2023}/image_id"}, endpoint=aws_server),
-            # moto stores this one as a Python repr of the JSON document AWS returns
+            # the JSON document (MotoFixes makes moto answer JSON, as AWS does, not a Python repr)
             Call("ami", {"ami": f"ssm:{AL2023}"}, endpoint=aws_server),
             Call("ami", {"ami": f"ssm:{AL2023}/image_id"}, env={"AWS_ENDPOINT_URL": aws_server}),
             Call("ami", {"ami": image_id}, endpoint=aws_server),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,9 @@ class Fake:
         if c.operation in self.extra:
             return self.extra[c.operation](c)
         if c.operation == "list_container_instances":
-            return {"containerInstanceArns": [ci["containerInstanceArn"] for ci in self.instances.values()]}
+            # The filter drain sends, as ECS applies it: "ec2InstanceId in ['i-…', …]".
+            wanted = set(re.findall(r"'([^']+)'", p["filter"])) if "filter" in p else set(self.instances)
+            return {"containerInstanceArns": [ci["containerInstanceArn"] for ci in self.instances.values() if ci["ec2InstanceId"] in wanted]}
         if c.operation == "describe_container_instances":
             return {"containerInstances": [ci for ci in self.instances.values() if ci["containerInstanceArn"] in p["containerInstances"]]}
         if c.operation == "update_container_instances_state":

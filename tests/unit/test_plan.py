@@ -222,3 +222,21 @@ def test_plan_needs_no_moto_or_boto3() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[2]))
     assert result.returncode == 0, result.stderr
+
+
+def test_recommended_ami_value_is_read_as_the_json_aws_stores() -> None:
+    """The ``…/recommended`` value is JSON on AWS (recorded GetParameters answers); a Python repr
+    of it (moto's old answer, fixed in the seam) holds no AMI id as far as ecsspot knows."""
+    import json
+    from pathlib import Path
+
+    from ecsspot.errors import InputError
+    from ecsspot.plan import image_id_from_parameter
+
+    events = Path(__file__).resolve().parents[1] / "events"
+    for name in ("ecs-optimized-ami-get-parameters-response.json", "ecs-optimized-ami-get-parameters-response-2022-format.json"):
+        (param,) = json.loads((events / name).read_text())["Parameters"]
+        assert image_id_from_parameter(param["Value"], param["Name"]) == json.loads(param["Value"])["image_id"]
+    assert image_id_from_parameter(" ami-0123456789abcdef0\n") == "ami-0123456789abcdef0"
+    with pytest.raises(InputError, match="does not hold an AMI id"):
+        image_id_from_parameter(str({"image_id": "ami-0123456789abcdef0"}), "/p")

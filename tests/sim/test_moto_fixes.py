@@ -1,0 +1,143 @@
+"""The fixes of moto bugs AWS does not have (``ecsspot.sim.seam``'s first group): on plain moto
+with :class:`~ecsspot.sim.seam.MotoFixes`, and under the simulator, which installs them too.
+
+ecsspot's own code follows AWS here (an update leaves out what it does not change, the
+``…/recommended`` value is read as JSON, a ListContainerInstances filter is trusted), so each
+test is what AWS does and moto 5.2.5 alone does not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from ecsspot.sim import Simulator
+from ecsspot.sim.seam import MotoFixes
+from tests.sim.stack import AMI, launch_template, mixed_group
+
+REGION = "us-east-1"
+RECOMMENDED = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended"
+
+
+class PlainMoto:
+    """In-process moto with only the fixes; ``client`` as the simulator's."""
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=REGION)
+
+
+@pytest.fixture(name="aws", params=["moto-fixes", "simulator"])
+def aws_fixture(request: pytest.FixtureRequest) -> Iterator[Any]:
+    if request.param == "simulator":
+        with Simulator(region=REGION, seed=7) as sim:
+            yield sim
+    else:
+        with MotoFixes(), mock_aws():
+            yield PlainMoto()
+
+
+@pytest.fixture(name="plain")
+def plain_fixture() -> Iterator[PlainMoto]:
+    with MotoFixes(), mock_aws():
+        yield PlainMoto()
+
+
+def _group(aws: Any, *, by: str = "LaunchTemplateName") -> dict[str, Any]:
+    template = launch_template(aws, "tmpl", "demo")
+    if by == "LaunchTemplateId":
+        template_id = aws.client("ec2").describe_launch_templates(LaunchTemplateNames=[template])["LaunchTemplates"][0]["LaunchTemplateId"]
+        spec = {"LaunchTemplateId": template_id, "Version": "1"}
+        aws.client("autoscaling").create_auto_scaling_group(
+            AutoScalingGroupName="g",
+            MinSize=0,
+            MaxSize=4,
+            DesiredCapacity=0,
+            AvailabilityZones=[f"{REGION}a"],
+            MixedInstancesPolicy={"LaunchTemplate": {"LaunchTemplateSpecification": spec, "Overrides": [{"InstanceType": "c5.large"}]}},
+        )
+    else:
+        mixed_group(aws, "g", template, desired=0)
+    return _describe(aws)
+
+
+def _describe(aws: Any) -> dict[str, Any]:
+    return aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["g"])["AutoScalingGroups"][0]
+
+
+def test_recommended_ami_parameter_is_json(aws: Any) -> None:
+    """The …/recommended value is the JSON document AWS publishes (moto: a Python repr)."""
+    ssm = aws.client("ssm")
+    document = json.loads(ssm.get_parameter(Name=RECOMMENDED)["Parameter"]["Value"])
+    assert document["image_id"] == ssm.get_parameter(Name=f"{RECOMMENDED}/image_id")["Parameter"]["Value"]
+    assert document["image_id"].startswith("ami-")
+
+
+@pytest.mark.parametrize("by", ["LaunchTemplateName", "LaunchTemplateId"])
+def test_update_without_policy_keeps_it(aws: Any, by: str) -> None:
+    """Any parameter an UpdateAutoScalingGroup does not send is not changed (moto drops the
+    mixed instances policy)."""
+    before = _group(aws, by=by)
+    aws.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName="g", MinSize=1, MaxSize=3)
+    after = _describe(aws)
+    assert (after["MinSize"], after["MaxSize"]) == (1, 3)
+    assert after["MixedInstancesPolicy"] == before["MixedInstancesPolicy"]
+
+
+def test_mixed_group_launches_an_override_type(plain: PlainMoto) -> None:
+    """A mixed group's instances have one of its overrides' types (moto: ``""``, its template
+    having none). The simulator's own launches are tested in test_spot.py."""
+    plain.client("ec2").create_launch_template(LaunchTemplateName="bare", LaunchTemplateData={"ImageId": AMI})
+    plain.client("autoscaling").create_auto_scaling_group(
+        AutoScalingGroupName="g",
+        MinSize=1,
+        MaxSize=2,
+        AvailabilityZones=[f"{REGION}a"],
+        MixedInstancesPolicy={
+            "LaunchTemplate": {
+                "LaunchTemplateSpecification": {"LaunchTemplateName": "bare", "Version": "1"},
+                "Overrides": [{"InstanceType": "c5.large"}, {"InstanceType": "m5.large"}],
+            },
+            "InstancesDistribution": {"OnDemandPercentageAboveBaseCapacity": 100},
+        },
+    )
+    member = _describe(plain)["Instances"][0]
+    described = plain.client("ec2").describe_instances(InstanceIds=[member["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert member["InstanceType"] == described["InstanceType"] == "c5.large"  # the first, as "prioritized" launches
+
+
+def _container_instances(aws: Any, count: int) -> dict[str, str]:
+    """ec2 instance id -> container instance ARN, ``count`` of them in cluster ``c``."""
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="c")
+    reservation = aws.client("ec2").run_instances(ImageId=AMI, MinCount=count, MaxCount=count, InstanceType="m5.large")
+    found = {}
+    for instance in reservation["Instances"]:
+        document = json.dumps({"instanceId": instance["InstanceId"], "region": REGION, "availabilityZone": f"{REGION}a"})
+        answer = ecs.register_container_instance(cluster="c", instanceIdentityDocument=document)
+        found[instance["InstanceId"]] = answer["containerInstance"]["containerInstanceArn"]
+    return found
+
+
+def test_list_container_instances_applies_an_instance_id_filter(plain: PlainMoto) -> None:
+    """ListContainerInstances answers only the instances its cluster query language filter
+    names (moto ignores the filter and lists all)."""
+    registered = _container_instances(plain, 3)
+    first, second, third = registered
+    ecs = plain.client("ecs")
+    listed = ecs.list_container_instances(cluster="c", filter=f"ec2InstanceId in ['{first}', '{third}', 'i-0000000000000000']")
+    assert sorted(listed["containerInstanceArns"]) == sorted([registered[first], registered[third]])
+    assert ecs.list_container_instances(cluster="c", filter=f"ec2InstanceId == '{second}'")["containerInstanceArns"] == [registered[second]]
+    assert sorted(ecs.list_container_instances(cluster="c")["containerInstanceArns"]) == sorted(registered.values())
+
+
+def test_a_filter_the_simulator_cannot_evaluate_is_refused(plain: PlainMoto) -> None:
+    """Refused rather than ignored: ignoring it would list instances AWS would not."""
+    _container_instances(plain, 1)
+    with pytest.raises(ClientError, match="only ec2InstanceId filters"):
+        plain.client("ecs").list_container_instances(cluster="c", filter="runningTasksCount > 1")
