@@ -26,6 +26,13 @@ simulator, for tests and tools on plain moto; the product relies on AWS's behavi
   query language) for ``ec2InstanceId in [...]`` and ``ec2InstanceId == ...``
   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-query-language.html);
   moto ignores it and lists every instance. Other expressions are refused, not ignored.
+  ``core.responses.BaseResponse.call_action`` (DynamoDB only): one DynamoDB request at a time.
+  A transaction is atomic and serializable with the writes around it ("Isolation levels for
+  DynamoDB transactions",
+  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html); moto
+  snapshots whole tables with ``deepcopy`` and, when a transaction is cancelled, puts the whole
+  snapshot back, so two transactions at once fail with "dictionary changed size during
+  iteration" and a cancelled one undoes writes made meanwhile by others.
   ``ssm.models.convert_to_params``: the ``/aws/service/ecs/optimized-ami/…/recommended``
   documents are JSON, as AWS stores them
   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html);
@@ -188,7 +195,10 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.ssm import models as ssm_models
 
+    from moto.core.responses import BaseResponse
+
     return [
+        (BaseResponse, "call_action", _serial_dynamodb),
         (LaunchTemplates, "create_launch_template_version", _create_launch_template_version),
         (AutoScalingBackend, "update_auto_scaling_group", _keep_mixed_policy),
         (FakeAutoScalingGroup, "instance_type", _mixed_instance_type),
@@ -463,6 +473,20 @@ def _filter_container_instances(world: World | None, original: Any) -> Any:
         return ActionResult({"containerInstanceArns": kept})
 
     return list_container_instances
+
+
+def _serial_dynamodb(world: World | None, original: Any) -> Any:
+    import threading
+
+    lock = threading.RLock()
+
+    def call_action(self: Any) -> Any:
+        if type(self).__name__ != "DynamoHandler":
+            return original(self)
+        with lock:
+            return original(self)
+
+    return call_action
 
 
 def _json_documents(world: World | None, original: Any) -> Any:

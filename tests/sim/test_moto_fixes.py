@@ -141,3 +141,28 @@ def test_a_filter_the_simulator_cannot_evaluate_is_refused(plain: PlainMoto) -> 
     _container_instances(plain, 1)
     with pytest.raises(ClientError, match="only ec2InstanceId filters"):
         plain.client("ecs").list_container_instances(cluster="c", filter="runningTasksCount > 1")
+
+
+def test_dynamodb_transactions_at_once_are_serialised(aws: Any) -> None:
+    """Two TransactWriteItems of leases sent together (one batch of the thread-pool driver):
+    moto alone fails them ("dictionary changed size during iteration") or, when one is
+    cancelled, rolls whole tables back over the other's writes."""
+    from ecsspot.aws.clients import ClientOptions
+    from ecsspot.aws.driver import Driver
+    from ecsspot.clock import FakeClock
+    from ecsspot.plan import create_table
+    from ecsspot.store import acquire_leases, let_go, read_lease
+
+    driver = Driver(ClientOptions(region=REGION), clock=FakeClock())
+    try:
+        driver.run(create_table("t", "c"))
+        driver.run(acquire_leases("t", ["drain#held"], "other", now=1000.0, ttl=600))
+        names = [f"drain#i-{n}" for n in range(120)]
+        got = driver.run(acquire_leases("t", [*names, "drain#held"], "me", now=1000.0, ttl=60))
+        assert [n for n, lease in got.items() if lease is None] == ["drain#held"]
+        assert driver.run(let_go("t", (), names, "me")) == []
+        assert all(driver.run(read_lease("t", n)) is None for n in names[::20])
+        held = driver.run(read_lease("t", "drain#held"))
+        assert held is not None and held.owner == "other"
+    finally:
+        driver.close()
