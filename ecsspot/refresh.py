@@ -16,11 +16,11 @@ instances, and cannot roll back an image that came from an SSM parameter. This i
 4. rollback when new instances do not become ACTIVE in time: groups back to their previous
    versions, the batch's new instances drained and terminated, sizes restored, the reason reported.
 
-Progress is a JSON document in the cluster's table, saved after every step; each step is safe to
-repeat, so a crash (or a Lambda reaching its 900 s) resumes exactly where it was. What a repeat
-could do twice is decided and saved *before* the calls (the previous template versions, which
-instances we terminate with decrement). A lease, renewed while waiting, makes one refresher per
-cluster at a time.
+Progress (:mod:`ecsspot.progress`) is a JSON document in the cluster's table, saved after every
+step; each step is safe to repeat, so a crash (or a Lambda reaching its 900 s) resumes exactly
+where it was. What a repeat could do twice is decided and saved *before* the calls (the previous
+template versions, which instances we terminate with decrement). A lease, renewed while waiting,
+makes one refresher per cluster at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -37,8 +37,10 @@ from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, pagina
 from ecsspot.drain import DrainResult, drain
 from ecsspot.errors import ConflictError, InputError, NotFoundError
 from ecsspot.plan import asg_params, desired_template_data, resolve_ami, version_params
+from ecsspot.progress import ACTIVE_PHASES, Batch, DrainRecord, Original, PoolProgress, RefreshProgress, Removal, dump, load
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, batch_count
 
+_T = TypeVar("_T")
 PROGRESS = ("refresh", "progress")
 LEASE = "refresh"
 LEASE_SECONDS = 300.0
@@ -47,7 +49,6 @@ LEASE_RENEW_SECONDS = LEASE_SECONDS / 3
 POLL_SECONDS = 10.0
 #: Keep this much of a Lambda's time to save progress and return.
 STOP_MARGIN_SECONDS = 60.0
-ACTIVE_PHASES = ("template", "rolling", "rolling_back")
 #: Auto Scaling lifecycle states that count toward desired capacity.
 _COUNTED = ("Pending", "Pending:Wait", "Pending:Proceed", "InService")
 
@@ -102,16 +103,16 @@ def refresh(
             "if that process is gone, run again with --resume once the lease has expired"
         ) from None
     try:
-        progress = yield from store.get_document(table, *PROGRESS)
-        active = progress is not None and progress.get("phase") in ACTIVE_PHASES
-        if active and not resume:
+        progress = yield from _load(table)
+        active = progress is not None and progress.phase in ACTIVE_PHASES
+        if progress is not None and active and not resume:
             raise ConflictError(
-                f"a refresh of {cluster} to {progress['image_id']} is in progress (phase {progress['phase']}); "
+                f"a refresh of {cluster} to {progress.image_id} is in progress (phase {progress.phase}); "
                 "continue it with --resume"
             )
-        if not active:
+        if progress is None or not active:
             if not start_new:
-                return (yield from _released(table, owner, RefreshResult(cluster, "idle", progress.get("image_id") if progress else None, reason="no refresh in progress")))
+                return (yield from _released(table, owner, RefreshResult(cluster, "idle", progress.image_id if progress else None, reason="no refresh in progress")))
             target = yield from _target_image(spec, ami)
             progress = yield from _start(spec, target, batch_size, min_healthy_percent)
             if progress is None:
@@ -178,7 +179,7 @@ def _units(members: Sequence[Mapping[str, Any]]) -> int:
     return sum(int(m.get("WeightedCapacity") or 1) for m in members)
 
 
-def _start(spec: ClusterSpec, target: str, batch_size: int | str | None, min_healthy: int | None) -> Workflow[dict[str, Any] | None]:
+def _start(spec: ClusterSpec, target: str, batch_size: int | str | None, min_healthy: int | None) -> Workflow[RefreshProgress | None]:
     groups = yield from _groups(spec)
     images = yield from _images([i["InstanceId"] for g in groups.values() for i in _counted(g)])
     if all(images.get(i["InstanceId"]) == target for g in groups.values() for i in _counted(g)):
@@ -195,30 +196,24 @@ def _start(spec: ClusterSpec, target: str, batch_size: int | str | None, min_hea
             continue
         old = sorted(i["InstanceId"] for i in _counted(g) if images.get(i["InstanceId"]) != target)
         pools.append(
-            {
-                "pool": pool.name,
-                "asg": g["AutoScalingGroupName"],
-                "original": {"min": g["MinSize"], "max": g["MaxSize"], "desired": g["DesiredCapacity"], "running": _units(_counted(g))},
-                "old": old,
-                "replaced": [],
-                "surplus": 0,
-                "batch": None,
-                "state": "pending" if old else "done",
-            }
+            PoolProgress(
+                pool=pool.name,
+                asg=g["AutoScalingGroupName"],
+                original=Original(min=g["MinSize"], max=g["MaxSize"], desired=g["DesiredCapacity"], running=_units(_counted(g))),
+                old=old,
+                state="pending" if old else "done",
+            )
         )
-    return {
-        "id": uuid.uuid4().hex[:12],
-        "cluster": spec.cluster,
-        "image_id": target,
-        "phase": "template",
-        "batch_size": batch_size if batch_size is not None else spec.refresh.batch_size,
-        "min_healthy_percent": min_healthy if min_healthy is not None else spec.refresh.min_healthy_percent,
-        "previous_version": None,
-        "new_version": None,
-        "pools": pools,
-        "started_at": now,
-        "reason": "",
-    }
+    return RefreshProgress(
+        id=uuid.uuid4().hex[:12],
+        cluster=spec.cluster,
+        image_id=target,
+        phase="template",
+        batch_size=batch_size if batch_size is not None else spec.refresh.batch_size,
+        min_healthy_percent=min_healthy if min_healthy is not None else spec.refresh.min_healthy_percent,
+        pools=pools,
+        started_at=now,
+    )
 
 
 def _version_of(group: Mapping[str, Any]) -> str:
@@ -241,9 +236,24 @@ def _template(spec: ClusterSpec, versions: Any = ("$Latest",)) -> Workflow[dict[
     }
 
 
-def _save(table: str, progress: Mapping[str, Any]) -> Workflow[None]:
-    now = yield NOW
-    yield from store.put_document(table, *PROGRESS, {**progress, "updated_at": now}, now=now)
+def _decided(value: _T | None, name: str) -> _T:
+    """A value an earlier step decided and saved (the template step: versions, template id)."""
+    if value is None:
+        raise InputError(f"the saved refresh progress has no {name}, which its template step records")
+    return value
+
+
+def _load(table: str) -> Workflow[RefreshProgress | None]:
+    document = yield from store.get_document(table, *PROGRESS)
+    return None if document is None else load(document, where=f"the saved refresh progress in table {table}")
+
+
+def _save(table: str, progress: RefreshProgress) -> Workflow[dict[str, Any]]:
+    """Store the progress; returns the document stored."""
+    progress.updated_at = now = yield NOW
+    document = dump(progress)
+    yield from store.put_document(table, *PROGRESS, document, now=now)
+    return document
 
 
 class _Run:
@@ -252,7 +262,7 @@ class _Run:
     def __init__(
         self,
         spec: ClusterSpec,
-        progress: dict[str, Any],
+        progress: RefreshProgress,
         owner: str,
         stop_at: float | None,
         on_progress: Any,
@@ -287,9 +297,9 @@ class _Run:
     def save(self) -> Workflow[None]:
         # The lease first: never write progress over a refresher that took over an expired lease.
         yield from self.keep_lease()
-        yield from _save(self.table, self.p)
+        document = yield from _save(self.table, self.p)
         if self.on_progress is not None:
-            self.on_progress(self.p)
+            self.on_progress(document)
 
     def budget(self) -> Workflow[float | None]:
         """Seconds left before we must stop (None: no limit); pauses when none is left."""
@@ -305,72 +315,73 @@ class _Run:
         return RefreshResult(
             cluster=self.spec.cluster,
             status=status,
-            image_id=self.p["image_id"],
-            previous_version=self.p.get("previous_version"),
-            new_version=self.p.get("new_version"),
-            replaced=tuple(i for pool in self.p["pools"] for i in pool["replaced"]),
-            reason=reason or self.p.get("reason", ""),
-            progress=dict(self.p),
+            image_id=self.p.image_id,
+            previous_version=self.p.previous_version,
+            new_version=self.p.new_version,
+            replaced=tuple(i for pool in self.p.pools for i in pool.replaced),
+            reason=reason or self.p.reason,
+            progress=dump(self.p),
         )
 
     def go(self) -> Workflow[RefreshResult]:
         try:
-            if self.p["phase"] == "template":
+            if self.p.phase == "template":
                 yield from self.new_version()
-            if self.p["phase"] == "rolling":
-                for pool in self.p["pools"]:
-                    if pool["state"] != "done":
+            if self.p.phase == "rolling":
+                for pool in self.p.pools:
+                    if pool.state != "done":
                         ok = yield from self.roll(pool)
                         if not ok:
                             break
-            if self.p["phase"] == "rolling":
-                self.p["phase"] = "done"
+            if self.p.phase == "rolling":
+                self.p.phase = "done"
                 yield from self.save()
-            if self.p["phase"] == "rolling_back":
+            if self.p.phase == "rolling_back":
                 yield from self.rollback()
         except _Paused:
             yield from self.save()
             return self.result("paused", "time budget used up; the next run continues from here")
-        status = {"done": "done", "rolled_back": "rolled_back"}.get(self.p["phase"], self.p["phase"])
+        status = {"done": "done", "rolled_back": "rolled_back"}.get(self.p.phase, self.p.phase)
         return self.result(status)
 
     # --- steps ---------------------------------------------------------------------------
 
-    def group(self, pool: Mapping[str, Any]) -> Workflow[dict[str, Any] | None]:
-        return (yield from _groups(self.spec, [pool["asg"]])).get(pool["asg"])
+    def group(self, pool: PoolProgress) -> Workflow[dict[str, Any] | None]:
+        return (yield from _groups(self.spec, [pool.asg])).get(pool.asg)
 
     def new_version(self) -> Workflow[None]:
         template = yield from _template(self.spec)
-        if self.p.get("previous_version") is None:
+        if self.p.previous_version is None:
             # Decided once and saved before any change: after the groups point at the new version,
             # a repeat of this step could no longer tell what they used before.
             groups = yield from _groups(self.spec)
-            for pool in self.p["pools"]:
-                v = _version_of(groups.get(pool["asg"], {}))
-                pool["previous_version"] = int(v) if v.isdigit() else template["latest"]
-            self.p["previous_version"] = max((pool["previous_version"] for pool in self.p["pools"]), default=template["latest"])
-            self.p["template_id"] = template["id"]
+            previous = {}
+            for pool in self.p.pools:
+                v = _version_of(groups.get(pool.asg, {}))
+                pool.previous_version = previous[pool.pool] = int(v) if v.isdigit() else template["latest"]
+            self.p.previous_version = max(previous.values(), default=template["latest"])
+            self.p.template_id = template["id"]
             yield from self.save()
-        marker = f"ecsspot refresh {self.p['id']}"
+        marker = f"ecsspot refresh {self.p.id}"
         latest = template["latest"]
         if template["descriptions"].get(latest) == marker:
             version = latest  # created before a crash: reuse rather than make another
         else:
-            data = desired_template_data(self.spec, self.p["image_id"])
+            data = desired_template_data(self.spec, self.p.image_id)
             params = version_params(template["id"], data, marker)
             answer = yield call("ec2", "create_launch_template_version", **params)
             version = int(answer["LaunchTemplateVersion"]["VersionNumber"])
-        self.p["new_version"] = version
-        self.p["template_id"] = template["id"]
-        yield from self.point_groups({pool["pool"]: version for pool in self.p["pools"]})
-        self.p["phase"] = "rolling"
+        self.p.new_version = version
+        self.p.template_id = template["id"]
+        yield from self.point_groups({pool.pool: version for pool in self.p.pools})
+        self.p.phase = "rolling"
         yield from self.save()
 
     def point_groups(self, versions: Mapping[str, int]) -> Workflow[None]:
         calls = []
-        for pool in self.p["pools"]:
-            spec_pool = self.spec.pool(pool["pool"])
-            params = asg_params(self.spec, spec_pool, self.p["template_id"], versions[pool["pool"]])
+        for pool in self.p.pools:
+            spec_pool = self.spec.pool(pool.pool)
+            params = asg_params(self.spec, spec_pool, self.template_id, versions[pool.pool])
             # Only the template pointer changes here; sizes stay whatever they are now.
             for key in ("MinSize", "MaxSize"):
                 params.pop(key)
@@ -378,10 +389,10 @@ class _Run:
         if calls:
             yield tuple(calls)
 
-    def roll(self, pool: dict[str, Any]) -> Workflow[bool]:
+    def roll(self, pool: PoolProgress) -> Workflow[bool]:
         """Replace a pool's old instances batch by batch; False when it must roll back."""
         while True:
-            batch = pool.get("batch")
+            batch = pool.batch
             if batch is None:
                 yield from self.budget()  # no new batch without time left for it
                 group = yield from self.group(pool)
@@ -390,89 +401,88 @@ class _Run:
                 # Old = not on the target image, whatever the saved list says: an instance launched
                 # from the previous version meanwhile is old too, a dead one is gone.
                 left = sorted(
-                    (i["InstanceId"] for i in members if images.get(i["InstanceId"]) != self.p["image_id"]),
-                    key=lambda i: (i not in pool["old"], i),
+                    (i["InstanceId"] for i in members if images.get(i["InstanceId"]) != self.p.image_id),
+                    key=lambda i: (i not in pool.old, i),
                 )
-                pool["old"] = pool["old"] + [i for i in left if i not in pool["old"]]
+                pool.old = pool.old + [i for i in left if i not in pool.old]
                 if group is None or not left:
                     yield from self.restore(pool)
-                    pool["state"] = "done"
+                    pool.state = "done"
                     yield from self.save()
                     return True
-                k = min(batch_count(self.p["batch_size"], max(pool["original"]["desired"], 1)), len(left))
+                k = min(batch_count(self.p.batch_size, max(pool.original.desired, 1)), len(left))
                 # Instances that replaced lost old ones (spot reclaimed them) already stand in for this batch.
-                add = max(k - pool.get("surplus", 0), 0)
-                pool["surplus"] = pool.get("surplus", 0) - (k - add)
+                add = max(k - pool.surplus, 0)
+                pool.surplus -= k - add
                 desired = group["DesiredCapacity"] + add
-                pool["batch"] = batch = {
-                    "old": left[:k],
-                    "desired": desired,
-                    "max": max(group["MaxSize"], desired),
-                    "fresh_before": sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p["image_id"]),
-                    "step": "scale_up",
-                    "since": (yield NOW),
-                }
-                pool["state"] = "rolling"
+                pool.batch = batch = Batch(
+                    old=left[:k],
+                    desired=desired,
+                    max=max(group["MaxSize"], desired),
+                    fresh_before=sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p.image_id),
+                    step="scale_up",
+                    since=(yield NOW),
+                )
+                pool.state = "rolling"
                 yield from self.save()
-            if batch["step"] == "scale_up":
+            if batch.step == "scale_up":
                 yield from self.scale_up(pool, batch)
             # The two steps that can fail the batch (new capacity never ready, replacements never
             # healthy), in order: the first moves the batch on to the second.
             for step, check in (("wait_new", self.wait_new), ("drain", self.drain_batch)):
-                if batch["step"] == step and not (yield from check(pool, batch)):
-                    self.p["phase"] = "rolling_back"
+                if batch.step == step and not (yield from check(pool, batch)):
+                    self.p.phase = "rolling_back"
                     yield from self.save()
                     return False
-            if batch["step"] == "terminate":
+            if batch.step == "terminate":
                 yield from self.terminate(pool, batch)
 
-    def scale_up(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[None]:
-        params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], self.p["new_version"])
+    def scale_up(self, pool: PoolProgress, batch: Batch) -> Workflow[None]:
+        params = asg_params(self.spec, self.spec.pool(pool.pool), self.template_id, self.target_version)
         # MinSize held at the raised count: ECS managed scaling's target tracking cannot take the
         # batch's new capacity back (its low alarm fires after 15 quiet minutes, and a refresh's
         # spare instance looks quiet) while we still count on it.
-        params.update(MinSize=max(pool["original"]["min"], batch["desired"]), MaxSize=batch["max"], DesiredCapacity=batch["desired"])
+        params.update(MinSize=max(pool.original.min, batch.desired), MaxSize=batch.max, DesiredCapacity=batch.desired)
         yield call("autoscaling", "update_auto_scaling_group", **params)
-        batch["step"] = "wait_new"
-        batch["since"] = yield NOW
+        batch.step = "wait_new"
+        batch.since = yield NOW
         yield from self.save()
 
-    def wait_new(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[bool]:
+    def wait_new(self, pool: PoolProgress, batch: Batch) -> Workflow[bool]:
         """Until the group is at desired capacity with every new instance InService and an ACTIVE
         container instance, and the pool keeps ``min_healthy_percent`` once the batch drains."""
         timeout = self.spec.refresh.timeout_seconds
-        original = pool["original"]
-        base = min(original["desired"], original.get("running", original["desired"]))
-        required = math.ceil(base * int(self.p["min_healthy_percent"]) / 100)
+        base = min(pool.original.desired, pool.original.running)
+        required = math.ceil(base * self.p.min_healthy_percent / 100)
         while True:
             group = yield from self.group(pool)
             members = _counted(group)
             # New by image, as old is (see roll): what the refresh is about, and each instance's
             # image is described once, so polling costs no more than the group's describe.
             images = yield from self.images([i["InstanceId"] for i in members])
-            new = sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p["image_id"])
+            new = sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p.image_id)
             in_service = [i["InstanceId"] for i in members if i.get("LifecycleState") == "InService"]
             active = set((yield from self.active_container_instances(in_service)))
             waiting = [i for i in new if i not in active]
             launched = group is not None and _units(members) >= group["DesiredCapacity"]
-            healthy = len(active - set(batch["old"]))
+            healthy = len(active - set(batch.old))
             if launched and not waiting and healthy >= required:
-                batch["step"] = "drain"
-                batch["new"] = new
-                batch["since"] = yield NOW
+                batch.step = "drain"
+                batch.new = new
+                batch.since = yield NOW
                 yield from self.save()
                 return True
             now = yield NOW
-            if now - batch["since"] > timeout:
+            if now - batch.since > timeout:
                 missing = max((group or {}).get("DesiredCapacity", 0) - _units(members), 0)
                 if waiting:
-                    why = f"{len(waiting)} new instance(s) on {self.p['image_id']} did not become ACTIVE container instances"
+                    why = f"{len(waiting)} new instance(s) on {self.p.image_id} did not become ACTIVE container instances"
                 elif missing:
                     why = f"{missing} instance(s) of the group's desired capacity did not launch"
                 else:
                     why = f"only {healthy} ACTIVE instance(s) would remain, below min_healthy_percent ({required} needed)"
-                self.p["reason"] = f"pool {pool['pool']}: {why} within {timeout} s"
-                pool["failed_new"] = waiting
+                self.p.reason = f"pool {pool.pool}: {why} within {timeout} s"
+                pool.failed_new = waiting
                 return False
             yield from self.budget()
             yield from self.keep_lease()
@@ -496,56 +506,56 @@ class _Run:
         wanted = set(instance_ids)
         return [ci for a in described for ci in a.get("containerInstances", ()) if ci.get("status") == status and ci.get("ec2InstanceId") in wanted]
 
-    def verified_drain(self, instance_ids: list[str], holder: dict[str, Any], key: str) -> Workflow[DrainResult]:
-        """The verified drain, given ``lifecycle_timeout_seconds`` of running time in all (``holder[key]``
+    def verified_drain(self, instance_ids: list[str], removal: Removal) -> Workflow[DrainResult]:
+        """The verified drain, given ``lifecycle_timeout_seconds`` of running time in all (``removal``
         keeps what was spent, saved between slices): a resume after a long crash still verifies
         rather than finding its deadline passed. In slices, so the lease is renewed between them
         and a Lambda pauses when its budget ends first."""
         total = float(self.spec.drain.lifecycle_timeout_seconds)
         while True:
-            left = max(total - holder.get(key, 0.0), 0.0)
+            left = max(total - removal.drain_seconds, 0.0)
             budget = yield from self.budget()
             window = min(left, LEASE_RENEW_SECONDS, left if budget is None else budget)
             began = yield NOW
             result = yield from drain(self.spec.cluster, instance_ids, deadline=window, target_groups=self.target_groups, every_service=True)
-            holder[key] = holder.get(key, 0.0) + ((yield NOW) - began)
+            removal.drain_seconds += (yield NOW) - began
             if result.drained or window >= left:
                 return result  # drained, or the drain's own deadline passed (timed_out actions)
             yield from self.save()
 
-    def drain_batch(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[bool]:
+    def drain_batch(self, pool: PoolProgress, batch: Batch) -> Workflow[bool]:
         """Drain the batch's old instances; False (roll back) when the services never got back to
         their desired count, i.e. the replacement tasks on the new image never became healthy."""
-        result = yield from self.verified_drain(batch["old"], batch, "drain_seconds")
-        batch["drain"] = [{"instance_id": a.instance_id, "status": a.status, "reason": a.reason} for a in result.actions]
+        result = yield from self.verified_drain(batch.old, batch.removal)
+        batch.drain = [DrainRecord(a.instance_id, a.status, a.reason) for a in result.actions]
         # A drain that ran out of time because a target still drains (it takes no new requests)
         # or a task still stops may go on; services short of healthy replacements may not.
         short = sorted({s for a in result.actions if a.status == "timed_out" for s in a.left.get("services_below_desired", ())})
         if short:
-            self.p["reason"] = (
-                f"pool {pool['pool']}: replacement tasks did not become healthy on {self.p['image_id']} within "
+            self.p.reason = (
+                f"pool {pool.pool}: replacement tasks did not become healthy on {self.p.image_id} within "
                 f"{self.spec.drain.lifecycle_timeout_seconds} s (services below desired count: {', '.join(short)})"
             )
-            pool["failed_new"] = list(batch.get("new", ()))
+            pool.failed_new = list(batch.new)
             return False
-        batch["step"] = "terminate"
+        batch.step = "terminate"
         yield from self.save()
         return True
 
-    def terminate_decrementing(self, container: dict[str, Any], key: str, asg: str, instance_ids: list[str]) -> Workflow[None]:
+    def terminate_decrementing(self, removal: Removal, pool: PoolProgress, instance_ids: list[str]) -> Workflow[None]:
         """Terminate with decrement exactly once each, also across a crash: which instances we
         terminate is decided and saved before the calls; a repeat skips those already terminating."""
+        asg = pool.asg
         group = yield from _groups(self.spec, [asg])
         counted = {i["InstanceId"] for i in _counted(group.get(asg))}
-        if key not in container:
-            container[key] = [i for i in instance_ids if i in counted]
-            container[key + "_desired_before"] = (group.get(asg) or {}).get("DesiredCapacity")
+        if removal.terminating is None:
+            removal.terminating = [i for i in instance_ids if i in counted]
+            removal.desired_before = (group.get(asg) or {}).get("DesiredCapacity")
             yield from self.save()
-        todo = [i for i in container[key] if i in counted]
+        todo = [i for i in removal.terminating if i in counted]
         if todo:
-            pool = next(p for p in self.p["pools"] if p["asg"] == asg)
             desired = (group.get(asg) or {}).get("DesiredCapacity", 0)
-            floor = max(min(pool["original"]["min"], desired), desired - len(todo), 0)
+            floor = max(min(pool.original.min, desired), desired - len(todo), 0)
             if (group.get(asg) or {}).get("MinSize", 0) > floor:
                 # Room for the decrement (AWS refuses one below MinSize), and no more.
                 # Only MinSize: "any parameters that you don't specify are not changed"
@@ -557,16 +567,16 @@ class _Run:
             )
         yield from self.complete_hooks(asg, instance_ids)
 
-    def terminate(self, pool: dict[str, Any], batch: dict[str, Any]) -> Workflow[None]:
-        yield from self.terminate_decrementing(batch, "terminating", pool["asg"], batch["old"])
+    def terminate(self, pool: PoolProgress, batch: Batch) -> Workflow[None]:
+        yield from self.terminate_decrementing(batch.removal, pool, batch.old)
         # A batch instance that was gone before we terminated it (spot reclaimed it) was replaced by
         # the group without a decrement: that replacement stands in for the next batch's new capacity.
-        lost = len(batch["old"]) - len(batch["terminating"])
+        lost = len(batch.old) - len(batch.removal.terminating or ())
         # ... unless someone else terminated it with decrement (the group's desired says which).
-        decremented = max(batch["desired"] - (batch.get("terminating_desired_before") or batch["desired"]), 0)
-        pool["surplus"] = pool.get("surplus", 0) + max(lost - decremented, 0)
-        pool["replaced"] = sorted(set(pool["replaced"]) | set(batch["old"]))
-        pool["batch"] = None
+        decremented = max(batch.desired - (batch.removal.desired_before or batch.desired), 0)
+        pool.surplus += max(lost - decremented, 0)
+        pool.replaced = sorted(set(pool.replaced) | set(batch.old))
+        pool.batch = None
         yield from self.save()
 
     def complete_hooks(self, asg: str, instance_ids: list[str]) -> Workflow[None]:
@@ -592,25 +602,36 @@ class _Run:
                 for i in waiting
             )
 
-    def restore(self, pool: dict[str, Any], *, desired: int | None = None) -> Workflow[None]:
+    def restore(self, pool: PoolProgress, *, desired: int | None = None) -> Workflow[None]:
         """Back to the pool's original min/max and ``desired`` (default: the group's own, less any
         surplus a lost instance's replacement left)."""
-        original = pool["original"]
+        original = pool.original
         group = yield from self.group(pool)
         if group is None:
             return
-        params = asg_params(self.spec, self.spec.pool(pool["pool"]), self.p["template_id"], self.version_for(pool))
-        params.update(MinSize=original["min"], MaxSize=original["max"])
-        want = group["DesiredCapacity"] - pool.get("surplus", 0) if desired is None else desired
-        params["DesiredCapacity"] = min(max(want, original["min"]), original["max"])
+        params = asg_params(self.spec, self.spec.pool(pool.pool), self.template_id, self.version_for(pool))
+        params.update(MinSize=original.min, MaxSize=original.max)
+        want = group["DesiredCapacity"] - pool.surplus if desired is None else desired
+        params["DesiredCapacity"] = min(max(want, original.min), original.max)
         yield call("autoscaling", "update_auto_scaling_group", **params)
 
-    def version_for(self, pool: Mapping[str, Any]) -> int:
+    def version_for(self, pool: PoolProgress) -> int:
         """The template version the pool's group should point at now: the new one, or while
         rolling back the one it had before."""
-        if self.p["phase"] == "rolling_back":
-            return pool.get("previous_version", self.p["previous_version"])
-        return self.p["new_version"]
+        if self.p.phase == "rolling_back":
+            return self.previous_version(pool)
+        return self.target_version
+
+    def previous_version(self, pool: PoolProgress) -> int:
+        return _decided(pool.previous_version if pool.previous_version is not None else self.p.previous_version, "previous_version")
+
+    @property
+    def target_version(self) -> int:
+        return _decided(self.p.new_version, "new_version")
+
+    @property
+    def template_id(self) -> str:
+        return _decided(self.p.template_id, "template_id")
 
     def reactivate(self, instance_ids: list[str]) -> Workflow[None]:
         """Set the batch's old instances ACTIVE again, except those going away for another reason,
@@ -647,8 +668,7 @@ class _Run:
         yield from store.let_go(self.table, (), names, self.owner)
         kept = sorted(set(instance_ids) - set(mine) | (late if mine else set()))
         if kept:
-            self.p.setdefault("kept_draining", [])
-            self.p["kept_draining"] = sorted(set(self.p["kept_draining"]) | set(kept))
+            self.p.kept_draining = sorted(set(self.p.kept_draining) | set(kept))
 
     def _set_state(self, arns: list[str], status: str) -> Workflow[None]:
         if arns:
@@ -660,31 +680,30 @@ class _Run:
     def rollback(self) -> Workflow[None]:
         """Groups back to their previous versions; the failed batch's new instances drained and
         terminated; sizes restored. Instances earlier batches replaced keep running (they worked)."""
-        previous = {pool["pool"]: pool.get("previous_version", self.p["previous_version"]) for pool in self.p["pools"]}
-        yield from self.point_groups(previous)
-        for pool in self.p["pools"]:
-            batch = pool.get("batch")
-            if batch is not None and pool["state"] == "rolling":
+        yield from self.point_groups({pool.pool: self.previous_version(pool) for pool in self.p.pools})
+        for pool in self.p.pools:
+            batch = pool.batch
+            if batch is not None and pool.state == "rolling":
                 # Old instances the failed batch had set DRAINING take tasks again, before the new
                 # ones are drained (their tasks need somewhere to go).
-                yield from self.reactivate(batch["old"])
+                yield from self.reactivate(batch.old)
                 group = yield from self.group(pool)
                 launched = sorted(
-                    i["InstanceId"] for i in _counted(group) if i["InstanceId"] not in batch["old"] and i["InstanceId"] not in batch.get("fresh_before", ())
+                    i["InstanceId"] for i in _counted(group) if i["InstanceId"] not in batch.old and i["InstanceId"] not in batch.fresh_before
                 )
                 images = yield from self.images(launched)
-                launched = [i for i in launched if images.get(i) == self.p["image_id"]]
+                launched = [i for i in launched if images.get(i) == self.p.image_id]
                 if launched:
                     # Those that became ACTIVE may have tasks by now (the drain passes over the others).
-                    yield from self.verified_drain(launched, batch, "rollback_drain_seconds")
-                yield from self.terminate_decrementing(batch, "rollback_terminating", pool["asg"], launched)
-            if pool["state"] == "rolling":
-                yield from self.restore(pool, desired=pool["original"]["desired"])
-            if pool["state"] != "done":
-                pool["state"] = "rolled_back"
-            pool["batch"] = None
+                    yield from self.verified_drain(launched, batch.rollback)
+                yield from self.terminate_decrementing(batch.rollback, pool, launched)
+            if pool.state == "rolling":
+                yield from self.restore(pool, desired=pool.original.desired)
+            if pool.state != "done":
+                pool.state = "rolled_back"
+            pool.batch = None
             yield from self.save()
-        self.p["phase"] = "rolled_back"
+        self.p.phase = "rolled_back"
         yield from self.save()
 
 
@@ -762,35 +781,44 @@ def _targets_of(task: Mapping[str, Any], instance_id: str, lb: Mapping[str, Any]
     ]
 
 
-def progress_of(cluster: str) -> Workflow[dict[str, Any] | None]:
-    """The saved progress of the cluster's refresh (for status), or None."""
+def load_progress(cluster: str) -> Workflow[RefreshProgress | None]:
+    """The saved progress of the cluster's refresh, or None; InputError when it is not readable."""
     from ecsspot.spec import table_name
 
-    return (yield from store.get_document(table_name(cluster), *PROGRESS))
+    return (yield from _load(table_name(cluster)))
 
 
-def summary(progress: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def progress_of(cluster: str) -> Workflow[dict[str, Any] | None]:
+    """The saved progress of the cluster's refresh as a JSON-able mapping (for status), or None."""
+    progress = yield from load_progress(cluster)
+    return None if progress is None else dump(progress)
+
+
+def summary(progress: RefreshProgress | Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A compact view of saved progress for ``status`` (None when no refresh is under way)."""
-    if not progress or progress.get("phase") not in ACTIVE_PHASES:
+    if not progress:
+        return None
+    p = progress if isinstance(progress, RefreshProgress) else load(progress)
+    if p.phase not in ACTIVE_PHASES:
         return None
     return {
-        "id": progress.get("id"),
-        "phase": progress["phase"],
-        "image_id": progress.get("image_id"),
-        "previous_version": progress.get("previous_version"),
-        "new_version": progress.get("new_version"),
-        "started_at": progress.get("started_at"),
-        "updated_at": progress.get("updated_at"),
+        "id": p.id,
+        "phase": p.phase,
+        "image_id": p.image_id,
+        "previous_version": p.previous_version,
+        "new_version": p.new_version,
+        "started_at": p.started_at,
+        "updated_at": p.updated_at,
         "pools": [
             {
-                "pool": p["pool"],
-                "state": p["state"],
-                "replaced": len(p["replaced"]),
-                "old": len(p["old"]),
-                "step": (p.get("batch") or {}).get("step"),
-                "batch": list((p.get("batch") or {}).get("old", [])),
+                "pool": pool.pool,
+                "state": pool.state,
+                "replaced": len(pool.replaced),
+                "old": len(pool.old),
+                "step": pool.batch.step if pool.batch else None,
+                "batch": list(pool.batch.old) if pool.batch else [],
             }
-            for p in progress.get("pools", ())
+            for pool in p.pools
         ],
     }
 
@@ -820,7 +848,7 @@ def handle_tick(driver: Any, event: Mapping[str, Any], *, remaining_seconds: flo
     return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced)}
 
 
-__all__ = ["RefreshResult", "handle_tick", "progress_of", "refresh", "summary"]
+__all__ = ["ACTIVE_PHASES", "RefreshProgress", "RefreshResult", "handle_tick", "load_progress", "progress_of", "refresh", "summary"]
 
 
 def not_in_service(instance_ids: Sequence[str]) -> Workflow[set[str]]:

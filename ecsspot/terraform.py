@@ -88,6 +88,7 @@ from ecsspot.errors import InputError, QueryError
 if TYPE_CHECKING:
     from ecsspot.aws.calls import Workflow
     from ecsspot.manager import Manager
+    from ecsspot.progress import RefreshProgress
     from ecsspot.spec import ClusterSpec
 
 __all__ = ["HOOKS", "Form", "Hook", "ManagerFactory", "check_query", "dumps_result", "encode_result", "encode_value", "parse_query", "run_hook"]
@@ -431,24 +432,23 @@ def _status(query: Mapping[str, str], manager_factory: ManagerFactory) -> dict[s
         out.update(
             {f"{key}_spot": p.spot, f"{key}_on_demand": p.on_demand, f"{key}_desired": p.desired_capacity, f"{key}_draining": p.draining}
         )
-    phase = str((progress or {}).get("phase") or "")
-    out["refresh_in_progress"] = phase in ACTIVE_PHASES
-    out["refresh_phase"] = phase
-    out["refresh_image_id"] = str((progress or {}).get("image_id") or "")
+    out["refresh_in_progress"] = progress is not None and progress.phase in ACTIVE_PHASES
+    out["refresh_phase"] = progress.phase if progress is not None else ""
+    out["refresh_image_id"] = progress.image_id if progress is not None else ""
     return out
 
 
-def _status_workflow(cluster: str) -> Workflow[tuple[Any, dict[str, Any] | None]]:
+def _status_workflow(cluster: str) -> Workflow[tuple[Any, RefreshProgress | None]]:
     """The cluster's Status (None when there is no such cluster) and its saved refresh progress."""
     from ecsspot.errors import NotFoundError
-    from ecsspot.refresh import progress_of
+    from ecsspot.refresh import load_progress
     from ecsspot.status import status
 
     try:
         found = yield from status(cluster)
     except NotFoundError:
         return None, None
-    progress = yield from progress_of(cluster)
+    progress = yield from load_progress(cluster)
     return found, progress
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ecsspot.errors import DeadlineError, InputError
+from ecsspot.progress import load
 from ecsspot_cli import output
 
 if TYPE_CHECKING:
@@ -73,28 +75,28 @@ class _Progress:
         self.bar: Any = None
         self.seen: dict[str, str] = {}
 
-    def __call__(self, progress: Any) -> None:
+    def __call__(self, document: Mapping[str, Any]) -> None:
         if self.quiet:
             return
-        pools = progress.get("pools", ())
+        progress = load(document)
+        pools = progress.pools
         if self.use_bar:
-            total = max(sum(len(p["old"]) for p in pools), 1)
-            done = sum(len(p["replaced"]) for p in pools)
-            now = ", ".join(f"{p['pool']} {(p.get('batch') or {}).get('step') or p['state']}" for p in pools)
+            total = max(sum(len(p.old) for p in pools), 1)
+            done = sum(len(p.replaced) for p in pools)
+            now = ", ".join(f"{p.pool} {p.batch.step if p.batch else p.state}" for p in pools)
             if self.bar is None:
                 self.bar = click.progressbar(
-                    length=total, label=f"refresh to {progress['image_id']}", file=sys.stderr,
+                    length=total, label=f"refresh to {progress.image_id}", file=sys.stderr,
                     show_pos=True, show_eta=False, item_show_func=lambda item: item,
                 )
             self.bar.length = total
-            self.bar.update(done - self.bar.pos, f"{progress['phase']}: {now}")
+            self.bar.update(done - self.bar.pos, f"{progress.phase}: {now}")
             return
         for pool in pools:
-            batch = pool.get("batch") or {}
-            line = f"{pool['pool']}: {len(pool['replaced'])}/{len(pool['old'])} replaced" + (f", {batch['step']}" if batch else f", {pool['state']}")
-            if self.seen.get(pool["pool"]) != line:
-                self.seen[pool["pool"]] = line
-                output.progress(f"refresh {progress['phase']}: {line}")
+            line = f"{pool.pool}: {len(pool.replaced)}/{len(pool.old)} replaced, " + (pool.batch.step if pool.batch else pool.state)
+            if self.seen.get(pool.pool) != line:
+                self.seen[pool.pool] = line
+                output.progress(f"refresh {progress.phase}: {line}")
 
     def close(self) -> None:
         if self.bar is not None:
