@@ -33,7 +33,7 @@ from typing import Any
 import attrs
 
 from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
-from ecsspot.aws.stepper import INTERRUPTIONS, Stepper, batch_calls
+from ecsspot.aws.stepper import batch_calls, drive
 from ecsspot.clock import FakeClock
 from ecsspot.errors import AwsError, EcsspotError
 
@@ -89,16 +89,7 @@ class ScriptedDriver:
 
     def run(self, workflow: Workflow[Any]) -> Any:
         """Drive ``workflow`` to its end and return its value (or raise what it raised)."""
-        stepper = Stepper(workflow)
-        request = stepper.start()
-        while not stepper.done:
-            try:
-                answer = self._handle(request)
-            except INTERRUPTIONS as exc:
-                request = stepper.interrupt(exc)
-                continue
-            request = stepper.feed(request, answer)
-        return stepper.value
+        return drive(workflow, self._handle)
 
     def _handle(self, request: Any) -> Any:
         if isinstance(request, Call):

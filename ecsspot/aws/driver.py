@@ -16,7 +16,7 @@ import boto3
 from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions, botocore_session
 from ecsspot.aws.errormap import map_error
-from ecsspot.aws.stepper import INTERRUPTIONS, Stepper, batch_calls
+from ecsspot.aws.stepper import batch_calls, drive
 from ecsspot.clock import Clock, SystemClock
 from ecsspot.errors import EcsspotError
 
@@ -71,16 +71,7 @@ class Driver:
 
     def run(self, workflow: Workflow[Any]) -> Any:
         """Drive ``workflow`` to completion and return its value."""
-        stepper = Stepper(workflow)
-        request = stepper.start()
-        while not stepper.done:
-            try:
-                answer = self._handle(request)
-            except INTERRUPTIONS as exc:  # Ctrl-C and the like: the workflow's cleanup still runs
-                request = stepper.interrupt(exc)
-                continue
-            request = stepper.feed(request, answer)
-        return stepper.value
+        return drive(workflow, self._handle)
 
     def _outcome(self, call: Call) -> Any:
         try:

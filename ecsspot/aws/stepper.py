@@ -18,6 +18,7 @@ expire); workflows therefore never yield on ``GeneratorExit``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ecsspot.aws.calls import Call, Settle, Workflow
@@ -76,6 +77,22 @@ class Stepper:
                 raise self._interrupted from None
             self.value = stop.value
             return None
+
+
+def drive(workflow: Workflow[Any], handle: Callable[[Any], Any]) -> Any:
+    """Drive ``workflow`` to its end with a blocking ``handle`` (request → answer) and return its
+    value: the loop of the boto3 driver and of ``ecsspot.testing`` (the aiobotocore driver awaits
+    its handler, so it writes the same loop with ``await``)."""
+    stepper = Stepper(workflow)
+    request = stepper.start()
+    while not stepper.done:
+        try:
+            answer = handle(request)
+        except INTERRUPTIONS as exc:  # Ctrl-C and the like: the workflow's cleanup still runs
+            request = stepper.interrupt(exc)
+            continue
+        request = stepper.feed(request, answer)
+    return stepper.value
 
 
 def batch_calls(request: Any) -> tuple[Call, ...]:
