@@ -162,8 +162,56 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def hoist_global_options(args: list[str], group: click.Group) -> list[str]:
+    """Global options given after the subcommand, moved before it, as awscli accepts them
+    anywhere (``ecsspot demo --output json`` is ``ecsspot --output json demo``).
+
+    Only the group's own options move (no subcommand has one of the same name; a test keeps it
+    so), with their value; ``--help``/``--version`` stay with the subcommand, and nothing after
+    ``--`` moves.
+    """
+    takes_value: dict[str, bool] = {}
+    for param in group.params:
+        if isinstance(param, click.Option) and not param.hidden and "--version" not in param.opts:
+            for opt in (*param.opts, *param.secondary_opts):
+                takes_value[opt] = not (param.is_flag or param.count)
+    # Where the subcommand is: the first word that is not a global option or its value.
+    i = 0
+    while i < len(args) and args[i] != "--" and args[i] not in group.commands:
+        name = args[i].split("=", 1)[0]
+        i += 2 if takes_value.get(name) and "=" not in args[i] else 1
+    if i >= len(args) or args[i] == "--":
+        return args
+    head, command, rest = args[:i], args[i], args[i + 1 :]
+    moved: list[str] = []
+    kept: list[str] = []
+    j = 0
+    while j < len(rest):
+        word = rest[j]
+        if word == "--":
+            kept += rest[j:]
+            break
+        name = word.split("=", 1)[0]
+        if name in takes_value:
+            if takes_value[name] and "=" not in word and j + 1 < len(rest):
+                moved += rest[j : j + 2]
+                j += 2
+                continue
+            moved.append(word)
+        elif re.fullmatch(r"-v+", word) or (len(word) > 2 and word[:2] == "-o" and word[2] != "-"):
+            moved.append(word)  # -vv; -ojson
+        else:
+            kept.append(word)
+        j += 1
+    return [*head, *moved, command, *kept]
+
+
 class EcsspotGroup(click.Group):
-    """A click group with the CLI's single error boundary around every command."""
+    """A click group with the CLI's single error boundary around every command, and global
+    options accepted after the subcommand too (:func:`hoist_global_options`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(list(args), self))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

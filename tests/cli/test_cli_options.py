@@ -1,0 +1,45 @@
+"""Global options where users put them: before the subcommand or after it, as awscli takes them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ecsspot_cli.main import cli, hoist_global_options
+from tests.cli.test_cli_spec import _demo
+
+
+@pytest.mark.parametrize(
+    ("given", "parsed"),
+    [
+        (["demo", "--output", "json"], ["--output", "json", "demo"]),
+        (["demo", "--output=json", "--seed", "3"], ["--output=json", "demo", "--seed", "3"]),
+        (["plan", "-f", "s.yaml", "-o", "json", "--region", "eu-west-1"], ["-o", "json", "--region", "eu-west-1", "plan", "-f", "s.yaml"]),
+        (["-v", "status", "c", "-ojson", "-vv", "-q"], ["-v", "-ojson", "-vv", "-q", "status", "c"]),
+        (["--region", "demo", "status", "c"], ["--region", "demo", "status", "c"]),  # a value, not the command
+        (["drain", "c", "i-1", "--", "--output", "json"], ["drain", "c", "i-1", "--", "--output", "json"]),
+        (["handle-event", "-", "--max-attempts", "2", "--timeout", "5"], ["--max-attempts", "2", "--timeout", "5", "handle-event", "-"]),
+        (["demo", "--help"], ["demo", "--help"]),
+        (["--output", "json"], ["--output", "json"]),
+        ([], []),
+    ],
+)
+def test_global_options_after_the_subcommand_move_before_it(given: list[str], parsed: list[str]) -> None:
+    assert hoist_global_options(given, cli) == parsed
+
+
+def test_no_subcommand_option_shares_a_name_with_a_global_one() -> None:
+    """What makes moving them safe: an option after the subcommand can only be the global one."""
+    global_names = {o for p in cli.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+    for name, command in cli.commands.items():
+        own = {o for p in command.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+        assert not own & global_names, (name, own & global_names)
+
+
+def test_validate_with_the_output_option_after_it(invoke: Any, aws_calls: list[Any]) -> None:
+    result = invoke("validate", "-f", _demo(), "--output", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["valid"] is True
+    assert aws_calls == []
