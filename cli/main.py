@@ -53,9 +53,13 @@ class Context:
     #: Connect and read timeout in seconds (``--timeout``); None: the library's.
     timeout: float | None = None
 
+    #: JMESPath expression applied to the output document (``--query``), compiled at parse time.
+    query: str | None = None
+
     @property
     def json(self) -> bool:
-        return self.output == "json"
+        """A document goes to stdout (``--output json`` or ``yaml``), everything else to stderr."""
+        return self.output in ("json", "yaml")
 
     def manager(self, spec_region: str | None = None, *, say_retries: bool = True) -> Manager:
         """A Manager for these options; ``--region`` wins over the spec's ``region``.
@@ -160,6 +164,22 @@ def error_lines(err: EcsspotError) -> list[str]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _check_query(value: str | None) -> str | None:
+    """A JMESPath expression that compiles, or a usage error naming the option."""
+    if value is None:
+        return None
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    if len(value) > 2000:
+        raise click.BadParameter("at most 2000 characters", param_hint="'--query'")
+    try:
+        jmespath.compile(value)
+    except JMESPathError as err:
+        raise click.BadParameter(_one_line(str(err)), param_hint="'--query'") from None
+    return value
 
 
 def hoist_global_options(args: list[str], group: click.Group) -> list[str]:
@@ -272,10 +292,16 @@ EPILOG = _epilog()
 @click.option(
     "--output",
     "-o",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "yaml"]),
     default="text",
     show_default=True,
-    help="json: stdout is exactly one JSON document; logs go to stderr.",
+    help="json, yaml: stdout is exactly one document; logs go to stderr.",
+)
+@click.option(
+    "--query",
+    metavar="JMESPATH",
+    callback=lambda ctx, param, value: _check_query(value),
+    help="Print only what this JMESPath expression selects of the document (as awscli's --query; needs --output json or yaml).",
 )
 @click.option(
     "--max-attempts",
@@ -299,6 +325,7 @@ def cli(
     profile: str | None,
     endpoint_url: str | None,
     output: str,
+    query: str | None,
     max_attempts: int | None,
     timeout: float | None,
     verbose: int,
@@ -307,6 +334,8 @@ def cli(
     """Run Amazon ECS clusters on spot capacity without dropping requests."""
     if verbose and quiet:
         raise click.UsageError("-v and -q cannot be used together")
+    if query and output == "text":
+        raise click.UsageError("--query selects from a document: use it with --output json or --output yaml")
     verbosity = -1 if quiet else verbose
     configure_logging(verbosity)
     ctx.obj = Context(
@@ -314,6 +343,7 @@ def cli(
         profile=profile,
         endpoint_url=endpoint_url or None,
         output=output,
+        query=query,
         verbosity=verbosity,
         max_attempts=max_attempts,
         timeout=timeout,

@@ -50,8 +50,22 @@ def dumps(document: Any) -> str:
 
 
 def emit_json(document: Any) -> None:
-    """Write the one JSON document of this run to stdout."""
-    click.echo(dumps(document))
+    """Write the one document of this run to stdout: JSON, or YAML with ``--output yaml``, of
+    what ``--query`` (JMESPath, as awscli's) selects when given."""
+    ctx = click.get_current_context(silent=True)
+    obj = getattr(ctx, "obj", None)
+    doc = jsonable(document)
+    query = getattr(obj, "query", None)
+    if query:
+        import jmespath  # botocore's own dependency
+
+        doc = jmespath.search(query, doc)
+    if getattr(obj, "output", "json") == "yaml":
+        import yaml
+
+        click.echo(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), nl=False)
+    else:
+        click.echo(json.dumps(doc, indent=2))
 
 
 # --- text building blocks --------------------------------------------------------------------

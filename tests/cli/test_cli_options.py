@@ -43,3 +43,33 @@ def test_validate_with_the_output_option_after_it(invoke: Any, aws_calls: list[A
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["valid"] is True
     assert aws_calls == []
+
+
+def test_output_yaml_is_the_same_document(invoke: Any, aws_calls: list[Any]) -> None:
+    import yaml
+
+    as_json = json.loads(invoke("validate", "-f", _demo(), "--output", "json").stdout)
+    as_yaml = invoke("validate", "-f", _demo(), "--output", "yaml")
+    assert as_yaml.exit_code == 0, as_yaml.stderr
+    assert yaml.safe_load(as_yaml.stdout) == as_json
+
+
+def test_query_selects_from_the_document_as_awscli_does(invoke: Any, aws_calls: list[Any]) -> None:
+    result = invoke("--output", "json", "--query", "{valid: valid, cluster: cluster}", "validate", "-f", _demo())
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {"valid": True, "cluster": "demo-api"}
+    assert invoke("validate", "-f", _demo(), "-o", "yaml", "--query", "cluster").stdout == "demo-api\n...\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--query", "cluster"], "use it with --output json or --output yaml"),
+        (["-o", "json", "--query", "warnings[?"], "Invalid value for '--query'"),
+    ],
+)
+def test_a_query_that_cannot_apply_is_a_usage_error_before_anything_runs(invoke: Any, aws_calls: list[Any], args: list[str], message: str) -> None:
+    result = invoke(*args, "validate", "-f", _demo())
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stdout == ""
+    assert aws_calls == []
