@@ -21,6 +21,7 @@ import attrs
 import click
 
 from ecsspot.errors import EXIT_CODES, EcsspotError, SpecError
+from ecsspot.settings import aws_region
 from ecsspot_cli import retries
 from ecsspot_cli.commands import demo, drain, refresh, spec_commands, status, teardown, tf
 
@@ -71,7 +72,7 @@ class Context:
 
         # botocore itself reads only AWS_DEFAULT_REGION; AWS_REGION is what the AWS CLI v2, the
         # other SDKs and Lambda set, and what DESIGN.md promises.
-        region = self.region or spec_region or os.environ.get("AWS_REGION") or None
+        region = self.region or spec_region or aws_region(os.environ)
         log.debug("AWS region %s, profile %s, endpoint %s", region or "(boto3 default)", self.profile or "(default)", self.endpoint_url or "(default)")
         handlers = list(retries.EVENT_HANDLERS) if say_retries else []  # a warning: -q hides it
         if self.verbosity > 0:

@@ -1,13 +1,9 @@
 """AWS Lambda entry points: parse → library call → JSON-able result.
 
 Kept light for cold starts: no click, PyYAML, moto or aiobotocore on this import path (a test
-checks). Configuration comes from the environment:
-
-    ECSSPOT_CLUSTER        default cluster for instances without an ``ecsspot:cluster`` tag
-    ECSSPOT_TABLE          optional check: the state table is always ``ecsspot-<cluster>``; a value
-                           naming another table is a configuration error, reported at once
-    ECSSPOT_ENDPOINT_URL   override every AWS endpoint (testing); boto3's AWS_ENDPOINT_URL works too
-    AWS_REGION             set by Lambda itself
+checks). Configuration comes from the environment, read once per container through
+:class:`ecsspot.settings.Settings` (``ecsspot.settings.VARIABLES`` lists every variable):
+ECSSPOT_CLUSTER, ECSSPOT_TABLE, ECSSPOT_REFRESH_ON_SCHEDULE, ECSSPOT_ENDPOINT_URL and AWS_REGION.
 
 Tests and the simulator build a :class:`Handlers` with their own driver (clock, endpoint) instead
 of patching this module.
@@ -44,12 +40,14 @@ def handling_failed(failed: list[Action]) -> HandlingFailed:
 class Handlers:
     """The Lambda functions bound to one driver (a boto3 Driver from ecsspot.aws.driver)."""
 
-    def __init__(self, driver: Any, *, default_cluster: str | None = None, owner: str | None = None) -> None:
+    def __init__(self, driver: Any, *, default_cluster: str | None = None, owner: str | None = None, refresh_on_schedule: bool = True) -> None:
         from ecsspot.workflows import owner_id
 
         self.driver = driver
         self.default_cluster = default_cluster
         self.owner = owner or owner_id()
+        #: Whether a scheduled tick may start a refresh when the AMI parameter moved.
+        self.refresh_on_schedule = refresh_on_schedule
 
     def interruption(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """Spot warnings, rebalance recommendations and terminate lifecycle actions (EventBridge, SQS, SNS)."""
@@ -80,7 +78,14 @@ class Handlers:
         """A refresh tick (schedule) or an SSM "Parameter Store Change": continue or start a rolling AMI refresh."""
         from ecsspot.refresh import handle_tick
 
-        return handle_tick(self.driver, event, remaining_seconds=_remaining(context), default_cluster=self.default_cluster, owner=self.owner)
+        return handle_tick(
+            self.driver,
+            event,
+            remaining_seconds=_remaining(context),
+            default_cluster=self.default_cluster,
+            owner=self.owner,
+            start_on_schedule=self.refresh_on_schedule,
+        )
 
 
 def every_record_failed(payload: Mapping[str, Any], exc: BaseException) -> HandleResult:
@@ -141,12 +146,9 @@ _default: Handlers | None = None
 
 def check_environment(environ: Mapping[str, str]) -> None:
     """Refuse a configuration that cannot work, before handling anything."""
-    from ecsspot.errors import InputError
-    from ecsspot.spec import table_name
+    from ecsspot.settings import Settings
 
-    cluster, table = environ.get("ECSSPOT_CLUSTER"), environ.get("ECSSPOT_TABLE")
-    if table and cluster and table != table_name(cluster):
-        raise InputError(f"ECSSPOT_TABLE={table} but cluster {cluster}'s state table is {table_name(cluster)}; unset it or fix it")
+    Settings.from_environ(environ)
 
 
 def _handlers() -> Handlers:
@@ -154,11 +156,12 @@ def _handlers() -> Handlers:
     if _default is None:
         from ecsspot.aws.clients import ClientOptions, lambda_config
         from ecsspot.aws.driver import Driver
+        from ecsspot.settings import Settings
 
-        check_environment(os.environ)
-        options = ClientOptions(region=os.environ.get("AWS_REGION"), endpoint_url=os.environ.get("ECSSPOT_ENDPOINT_URL"), config=lambda_config())
+        settings = Settings.from_environ(os.environ)
+        options = ClientOptions(region=settings.region, endpoint_url=settings.endpoint_url, config=lambda_config())
         # Reused across warm invocations: clients (and their connection pools) survive.
-        _default = Handlers(Driver(options), default_cluster=os.environ.get("ECSSPOT_CLUSTER"))
+        _default = Handlers(Driver(options), default_cluster=settings.cluster, refresh_on_schedule=settings.refresh_on_schedule)
     return _default
 
 

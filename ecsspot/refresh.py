@@ -823,16 +823,24 @@ def summary(progress: RefreshProgress | Mapping[str, Any] | None) -> dict[str, A
     }
 
 
-def handle_tick(driver: Any, event: Mapping[str, Any], *, remaining_seconds: float | None, default_cluster: str | None, owner: str) -> dict[str, Any]:
-    """The refresh Lambda: continue a refresh in progress, or start one when the AMI parameter changed."""
-    import os
-
+def handle_tick(
+    driver: Any,
+    event: Mapping[str, Any],
+    *,
+    remaining_seconds: float | None,
+    default_cluster: str | None,
+    owner: str,
+    start_on_schedule: bool = True,
+) -> dict[str, Any]:
+    """The refresh Lambda: continue a refresh in progress, or start one when the AMI parameter
+    changed (a scheduled tick starts one only with ``start_on_schedule``; a parameter change
+    always may)."""
     from ecsspot import events as ev
 
-    cluster = default_cluster or os.environ.get("ECSSPOT_CLUSTER")
+    cluster = default_cluster
     if not cluster:
-        return {"status": "ignored", "reason": "ECSSPOT_CLUSTER is not set"}
-    start_new = os.environ.get("ECSSPOT_REFRESH_ON_SCHEDULE", "true").lower() == "true"
+        return {"status": "ignored", "reason": "no cluster configured (ECSSPOT_CLUSTER is not set)"}
+    start_new = start_on_schedule
     try:
         parsed = ev.parse_event(event)
     except Exception:  # a schedule event or anything else: a tick

@@ -23,6 +23,7 @@ from ecsspot.interruption import dry_run as _dry_run
 from ecsspot.plan import ApplyResult, Plan
 from ecsspot.refresh import RefreshResult
 from ecsspot.refresh import refresh as _refresh
+from ecsspot.settings import aws_region
 from ecsspot.spec import ClusterSpec
 from ecsspot.status import Status
 from ecsspot.teardown import TeardownResult
@@ -37,7 +38,7 @@ def _options(
 ) -> ClientOptions:
     return ClientOptions(
         # botocore reads only AWS_DEFAULT_REGION; AWS_REGION is what Lambda and the other SDKs set.
-        region=region or os.environ.get("AWS_REGION") or None,
+        region=region or aws_region(os.environ),
         profile=profile,
         endpoint_url=endpoint_url,
         config=config or default_config(),
