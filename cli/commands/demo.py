@@ -26,7 +26,9 @@ def demo(obj: Context, seed: int) -> None:
     except ImportError as exc:  # moto is the `sim` extra
         raise InputError(f"ecsspot demo needs the simulator: pip install 'ecsspot[sim]' ({exc})") from None
     quiet = obj.verbosity < 0
-    line = None if quiet and not obj.json else (lambda text: click.echo(text, err=obj.json))
+    # The timeline is the result in text mode (stdout) and progress beside the JSON (stderr),
+    # which -q silences.
+    line = None if quiet and obj.json else (lambda text: click.echo(text, err=obj.json))
     summary = play.run(seed, line=line)
     if obj.json:
         output.emit_json(summary)

@@ -73,3 +73,28 @@ def test_a_query_that_cannot_apply_is_a_usage_error_before_anything_runs(invoke:
     assert result.exit_code == 2
     assert message in result.stderr and result.stdout == ""
     assert aws_calls == []
+
+
+@pytest.mark.parametrize(
+    ("args", "stdout_has_timeline", "stderr_has_timeline"),
+    [([], True, False), (["-q"], True, False), (["-o", "json"], False, True), (["-o", "json", "-q"], False, False)],
+)
+def test_demo_timeline_is_the_text_result_and_json_progress_that_q_silences(
+    invoke: Any, monkeypatch: pytest.MonkeyPatch, args: list[str], stdout_has_timeline: bool, stderr_has_timeline: bool
+) -> None:
+    import attrs
+
+    from ecsspot.sim import demo as play
+
+    def run(seed: int, *, line: Any = None) -> Any:
+        if line is not None:
+            line("  60  timeline line")
+        storm = play.StormSummary(**{f.name: 0 for f in attrs.fields(play.StormSummary)})
+        fields = {f.name: (storm if f.type in ("StormSummary", play.StormSummary) else 0) for f in attrs.fields(play.DemoSummary)}
+        return play.DemoSummary(**{**fields, "refresh_status": "done"})
+
+    monkeypatch.setattr(play, "run", run)
+    result = invoke(*args, "demo")
+    assert result.exit_code == 0, result.stderr
+    assert ("timeline line" in result.stdout) is stdout_has_timeline
+    assert ("timeline line" in result.stderr) is stderr_has_timeline
