@@ -401,8 +401,14 @@ HANDLER_MODULES = {
 HANDLER_EXTRA_CALLS = {"interruption": set(), "refresh": {("ssm", "get_parameter")}}
 _CALL = re.compile(r'"(autoscaling|dynamodb|ec2|ecs|elbv2|iam|sqs|ssm)",\s*"([a-z0-9_]+)"')
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
-#: Batch APIs authorised by their single-item action (SQS has no ...Batch IAM actions).
-_IAM_ACTION = {"sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility"}
+#: APIs authorised by other actions: SQS has no ...Batch IAM actions, and a DynamoDB transaction's
+#: "Put, Update, Delete, and Get actions are governed by the permissions used for the underlying
+#: PutItem, UpdateItem, DeleteItem, and GetItem operations"
+#: (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+_IAM_ACTIONS = {
+    "sqs:ChangeMessageVisibilityBatch": {"sqs:ChangeMessageVisibility"},
+    "dynamodb:TransactWriteItems": {"dynamodb:PutItem", "dynamodb:DeleteItem"},
+}
 
 
 def role_actions(mod: Module, document: str) -> set[str]:
@@ -431,7 +437,7 @@ def handler_calls(handler: str) -> set[str]:
         pytest.skip("the handlers' modules are not all there yet")
     calls = {c for p in sources for c in _CALL.findall(p.read_text(encoding="utf-8"))} | HANDLER_EXTRA_CALLS[handler]
     actions = {f"{_IAM_PREFIX.get(svc, svc)}:{''.join(w.capitalize() for w in op.split('_'))}" for svc, op in calls}
-    return {_IAM_ACTION.get(a, a) for a in actions}
+    return {needed for a in actions for needed in _IAM_ACTIONS.get(a, {a})}
 
 
 @pytest.mark.parametrize("handler", sorted(HANDLER_MODULES))
