@@ -495,11 +495,8 @@ class _Run:
         """The container instances (describe form) of these EC2 instances that are in ``status``."""
         if not instance_ids:
             return []
-        listed = yield lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=self.spec.cluster, status=status)
+        listed = yield paginate("ecs", "list_container_instances", absent=("ClusterNotFoundException",), cluster=self.spec.cluster, status=status)
         arns = (listed or {}).get("containerInstanceArns", [])
-        while listed and listed.get("nextToken"):
-            listed = yield call("ecs", "list_container_instances", cluster=self.spec.cluster, status=status, nextToken=listed["nextToken"])
-            arns += listed.get("containerInstanceArns", [])
         if not arns:
             return []
         described = yield tuple(call("ecs", "describe_container_instances", cluster=self.spec.cluster, containerInstances=b) for b in chunks(arns, 100))

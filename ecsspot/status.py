@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ecsspot.aws.calls import Workflow, call, chunks, lookup, paginate
+from ecsspot.aws.calls import Workflow, call, chunks, paginate
 from ecsspot.errors import NotFoundError
 from ecsspot.state import CLUSTER_TAG, POOL_TAG, tags_of
 
@@ -59,7 +59,7 @@ def status(cluster: str) -> Workflow[Status]:
     groups_answer, instances_answer, listed, clusters, progress = yield (
         paginate("autoscaling", "describe_auto_scaling_groups", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
         paginate("ec2", "describe_instances", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
-        lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=cluster),
+        paginate("ecs", "list_container_instances", absent=("ClusterNotFoundException",), cluster=cluster),
         call("ecs", "describe_clusters", clusters=[cluster]),
         store.get_document_call(table_name(cluster), *refresh.PROGRESS),
     )
@@ -67,9 +67,6 @@ def status(cluster: str) -> Workflow[Status]:
     if not exists and not groups_answer.get("AutoScalingGroups"):
         raise NotFoundError(f"no cluster {cluster!r} and no ecsspot Auto Scaling groups tagged for it (wrong name or region?)")
     arns = list((listed or {}).get("containerInstanceArns", []))
-    while listed and listed.get("nextToken"):
-        listed = yield call("ecs", "list_container_instances", cluster=cluster, nextToken=listed["nextToken"])
-        arns += listed.get("containerInstanceArns", [])
     described = (
         (yield tuple(call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)))
         if arns

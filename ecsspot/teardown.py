@@ -44,11 +44,8 @@ def drain_container_instances(cluster: str, instance_ids: Sequence[str]) -> Work
 
 def container_instance_arns(cluster: str, instance_ids: Sequence[str] | None = None) -> Workflow[dict[str, str]]:
     """EC2 instance id → container instance ARN for the cluster (all, or just ``instance_ids``)."""
-    listed = yield lookup("ecs", "list_container_instances", ("ClusterNotFoundException",), cluster=cluster)
+    listed = yield paginate("ecs", "list_container_instances", absent=("ClusterNotFoundException",), cluster=cluster)
     all_arns = (listed or {}).get("containerInstanceArns", [])
-    while listed and listed.get("nextToken"):
-        listed = yield call("ecs", "list_container_instances", cluster=cluster, nextToken=listed["nextToken"])
-        all_arns += listed.get("containerInstanceArns", [])
     if not all_arns:
         return {}
     described = yield tuple(

@@ -75,9 +75,9 @@ def lookup(service: str, operation: str, /, absent: tuple[str, ...], **params: A
     return Call(service, operation, params, absent=absent)
 
 
-def paginate(service: str, operation: str, /, **params: Any) -> Call:
-    """A call whose pages the driver merges into one response."""
-    return Call(service, operation, params, paginate=True)
+def paginate(service: str, operation: str, /, absent: tuple[str, ...] = (), **params: Any) -> Call:
+    """A call whose pages the driver merges into one response (None for an ``absent`` code)."""
+    return Call(service, operation, params, paginate=True, absent=absent)
 
 
 def settle(calls: Sequence[Call]) -> Settle:

@@ -152,7 +152,7 @@ def test_aws_error_is_one_line_exit_4(invoke: Any, aws: None, monkeypatch: pytes
 
 
 def test_bad_output_value_is_a_usage_error(invoke: Any, aws_calls: Any) -> None:
-    result = invoke("--output", "yaml", "status", "demo-api")
+    result = invoke("--output", "xml", "status", "demo-api")
 
     assert result.exit_code == 2
     assert "Invalid value for '--output'" in result.stderr
