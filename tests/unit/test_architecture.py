@@ -1,0 +1,65 @@
+"""The README's module map stays complete, and the layering it states stays true."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+
+
+def _architecture_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("### Architecture: where a change goes")
+    return readme[start : readme.index("\n## ", start)]
+
+
+def test_every_module_is_in_the_readme_map() -> None:
+    section = _architecture_section()
+    named = set(re.findall(r"`([\w/.]+)`", section))
+    sim_row = next(line for line in section.splitlines() if line.startswith("| `ecsspot/sim/`"))
+    missing = []
+    for path in sorted((ROOT / "ecsspot").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.name == "__init__.py":
+            continue
+        if rel.startswith("ecsspot/sim/"):
+            if f"`{path.name}`" not in sim_row:
+                missing.append(rel)
+        elif rel.startswith("ecsspot/_async/") or rel.startswith("ecsspot/_sync/"):
+            if rel.split("ecsspot/", 1)[1] not in section:
+                missing.append(rel)
+        elif rel not in named:
+            missing.append(rel)
+    for path in sorted((ROOT / "cli").glob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if path.name not in ("__init__.py", "__main__.py") and rel not in named:
+            missing.append(rel)
+    assert "cli/commands/" in named
+    assert missing == []
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_the_core_never_imports_the_simulator_the_cli_or_moto() -> None:
+    """Lazy imports inside functions count too: the handler's import path must stay light, and
+    production code must never need the `sim` extra."""
+    banned = ("ecsspot.sim", "ecsspot_cli", "click", "moto")
+    offenders = {}
+    for path in sorted((ROOT / "ecsspot").rglob("*.py")):
+        if "sim" in path.relative_to(ROOT / "ecsspot").parts:
+            continue
+        bad = sorted(m for m in _imports(path) if m.split(".")[0] in ("click", "moto") or m.startswith(banned[:2]))
+        if bad:
+            offenders[path.relative_to(ROOT).as_posix()] = bad
+    assert offenders == {}
