@@ -328,15 +328,17 @@ def drain(
     left: dict[str, dict[str, Any]] = {}
     done_at: dict[str, float] = {}
     while True:
-        remaining, gone, watch = yield from _what_is_left(cluster, instances_by_id, pending, group_arns, affected_services, watch)
+        look = yield from _look(cluster, instances_by_id, pending, group_arns, affected_services, watch)
+        decided = what_is_left(look, pending, watch.daemon_groups)
+        watch = attrs.evolve(watch, tasks=look.tasks, relist=decided.relist)
         now = yield NOW
-        terminated.update(gone & pending)
+        terminated.update(decided.gone & pending)
         for iid in list(pending):
-            if not remaining.get(iid):
+            if not decided.left.get(iid):
                 pending.discard(iid)
                 done_at[iid] = now
             else:
-                left[iid] = remaining[iid]
+                left[iid] = dict(decided.left[iid])
         live = [iid for iid in pending if now < deadline_at[iid]]
         if not live:
             break
@@ -558,21 +560,6 @@ def _look(
         services=tuple(s for a in sv_answers for s in a.get("services", ())),
         tasks=tasks,
     )
-
-
-def _what_is_left(
-    cluster: str,
-    instances_by_id: Mapping[str, Mapping[str, Any]],
-    pending: set[str],
-    group_arns: set[str],
-    affected_services: set[str],
-    watch: _Watch,
-) -> Workflow[tuple[dict[str, dict[str, Any]], set[str], _Watch]]:
-    """One look (:func:`_look`) judged by :func:`what_is_left`; also what is now known of the tasks."""
-    look = yield from _look(cluster, instances_by_id, pending, group_arns, affected_services, watch)
-    decided = what_is_left(look, pending, watch.daemon_groups)
-    left = {iid: dict(what) for iid, what in decided.left.items()}
-    return left, set(decided.gone), attrs.evolve(watch, tasks=dict(look.tasks), relist=decided.relist)
 
 
 def _describe(what: Mapping[str, Any]) -> str:
