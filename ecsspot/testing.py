@@ -41,8 +41,16 @@ Responder = Callable[[Call], Any]
 
 
 def aws_error(call: Call, code: str, message: str = "scripted failure") -> AwsError:
-    """The error a driver raises for ``call`` when AWS answers ``code``."""
-    return AwsError(_operation_name(call.operation), code, message, service=call.service)
+    """The error a driver raises for ``call`` when AWS answers ``code``: botocore's ClientError
+    through the drivers' own :func:`~ecsspot.aws.errormap.map_error` (so ThrottlingException is a
+    ThrottledError, and so on)."""
+    from botocore.exceptions import ClientError
+
+    from ecsspot.aws.errormap import map_error
+
+    mapped = map_error(ClientError({"Error": {"Code": code, "Message": message}}, call.operation), call.service, call.operation)
+    assert isinstance(mapped, AwsError)
+    return mapped
 
 
 def by_operation(table: Mapping[str, Any], *, default: Responder | None = None) -> Responder:
@@ -124,7 +132,3 @@ class ScriptedDriver:
             return None if call.absent and getattr(answer, "code", None) in call.absent else answer
         return answer
 
-
-def _operation_name(operation: str) -> str:
-    """``describe_services`` → ``DescribeServices``, as botocore names the operation."""
-    return "".join(part[:1].upper() + part[1:] for part in operation.split("_"))

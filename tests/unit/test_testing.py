@@ -11,7 +11,7 @@ import pytest
 
 from ecsspot import load_spec
 from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow, call, lookup
-from ecsspot.errors import AwsError
+from ecsspot.errors import AwsError, ThrottledError
 from ecsspot.plan import desired_settings
 from ecsspot.testing import ScriptedDriver, aws_error, by_operation
 from ecsspot.workflows import drain_instances
@@ -45,7 +45,7 @@ def test_a_lookup_answers_none_for_its_absent_codes_and_settle_keeps_outcomes_in
     driver = ScriptedDriver(by_operation({"get_item": lambda c: aws_error(c, "ResourceNotFoundException"), "ok_op": {"x": 1}, "bad_op": bad}))
     found, (ok, failed) = driver.run(workflow())
     assert found is None and ok == {"x": 1}
-    assert isinstance(failed, AwsError) and failed.code == "ThrottlingException" and failed.operation == "BadOp"
+    assert isinstance(failed, ThrottledError) and failed.code == "ThrottlingException" and failed.operation == "bad_op"
 
 
 def test_sleep_moves_the_fake_clock_only() -> None:
