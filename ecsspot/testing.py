@@ -129,6 +129,6 @@ class ScriptedDriver:
             answer = exc
         if isinstance(answer, EcsspotError):
             # As the drivers do: a lookup's "absent" codes answer None.
-            return None if call.absent and getattr(answer, "code", None) in call.absent else answer
+            return None if call.is_absent(answer) else answer
         return answer
 

@@ -62,7 +62,7 @@ class AsyncDriver:
             return await getattr(client, call.operation)(**call.params)
         except Exception as exc:
             mapped = map_error(exc, call.service, call.operation)
-            if call.absent and getattr(mapped, "code", None) in call.absent:
+            if call.is_absent(mapped):
                 return None
             raise mapped from exc
 

@@ -40,6 +40,10 @@ class Call:
     #: Error codes that mean "not there": the driver answers None instead of raising.
     absent: tuple[str, ...] = ()
 
+    def is_absent(self, error: BaseException) -> bool:
+        """Whether ``error`` (already mapped) is one of :attr:`absent`: answered None."""
+        return bool(self.absent) and getattr(error, "code", None) in self.absent
+
 
 @attrs.frozen
 class Settle:
