@@ -49,7 +49,7 @@ def dumps(document: Any) -> str:
     return json.dumps(jsonable(document), indent=2)
 
 
-def emit_json(document: Any) -> None:
+def emit_document(document: Any) -> None:
     """Write the one document of this run to stdout: JSON, or YAML with ``--output yaml``, of
     what ``--query`` (JMESPath, as awscli's) selects when given."""
     ctx = click.get_current_context(silent=True)

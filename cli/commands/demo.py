@@ -31,7 +31,7 @@ def demo(obj: Context, seed: int) -> None:
     line = None if quiet and obj.json else (lambda text: click.echo(text, err=obj.json))
     summary = play.run(seed, line=line)
     if obj.json:
-        output.emit_json(summary)
+        output.emit_document(summary)
     if summary.storm.failed_requests or summary.refresh_status != "done":
         raise DemoFailed(f"the demo did not go as it should: {summary.storm.failed_requests} failed requests in the storm, refresh {summary.refresh_status}")
 

@@ -43,7 +43,7 @@ def drain(obj: Context, cluster: str, instance_ids: tuple[str, ...], deadline: f
     output.progress(f"draining {len(instance_ids)} instance(s) of {cluster}…", quiet=obj.verbosity < 0)
     result = obj.manager().drain(cluster, list(instance_ids), deadline=deadline, wait=not no_wait)
     if obj.json:
-        output.emit_json(result)
+        output.emit_document(result)
     else:
         click.echo(output.render_actions(result.actions))
     if result.timed_out:
@@ -78,7 +78,7 @@ def handle_event(obj: Context, source: str, dry_run: bool, default_cluster: str 
     else:
         result = obj.manager().handle_event(payload, default_cluster=default_cluster)
     if obj.json:
-        output.emit_json(result)
+        output.emit_document(result)
     else:
         click.echo(output.render_actions(result.actions, result.batch_item_failures))
     errors = [a.reason for a in result.actions if a.kind == "error"]

@@ -59,7 +59,7 @@ def refresh(obj: Context, cluster: str, ami: str | None, latest: bool, batch_siz
     finally:
         show.close()
     if obj.json:
-        output.emit_json(result)
+        output.emit_document(result)
     else:
         click.echo(output.render_refresh(result))
     if result.status == "rolled_back":

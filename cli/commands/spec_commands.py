@@ -33,11 +33,11 @@ def validate(obj: Context, spec_file: str) -> None:
         spec = read_spec(spec_file)
     except SpecError as err:
         if obj.json:
-            output.emit_json({"valid": False, "cluster": None, "problems": err.problems, "warnings": []})
+            output.emit_document({"valid": False, "cluster": None, "problems": err.problems, "warnings": []})
         raise
     warnings = lint(spec)
     if obj.json:
-        output.emit_json({"valid": True, "cluster": spec.cluster, "warnings": warnings})
+        output.emit_document({"valid": True, "cluster": spec.cluster, "warnings": warnings})
         return
     pools = len(spec.pools)
     where = "<stdin>" if spec_file == "-" else spec_file
@@ -60,7 +60,7 @@ def plan(obj: Context, spec_file: str, detailed_exitcode: bool) -> None:
     spec = read_spec(spec_file)
     the_plan = obj.manager(spec.region).plan(spec)
     if obj.json:
-        output.emit_json(the_plan)
+        output.emit_document(the_plan)
     else:
         click.echo(output.render_plan(the_plan))
     if detailed_exitcode and the_plan.has_changes:
@@ -87,7 +87,7 @@ def apply(obj: Context, spec_file: str, yes: bool) -> None:
     output.show(output.render_plan(shown), to_stderr=obj.json)
     if not shown.has_changes:
         if obj.json:
-            output.emit_json(ApplyResult(cluster=shown.cluster, changes=(), summary=dict(shown.summary)))
+            output.emit_document(ApplyResult(cluster=shown.cluster, changes=(), summary=dict(shown.summary)))
         return
     if not yes:
         n = len(shown.changes)
@@ -95,7 +95,7 @@ def apply(obj: Context, spec_file: str, yes: bool) -> None:
     output.progress(f"applying to cluster {spec.cluster}…", quiet=obj.verbosity < 0)
     result = manager.apply(spec, shown)
     if obj.json:
-        output.emit_json(result)
+        output.emit_document(result)
     else:
         click.echo(output.render_apply(result))
 

@@ -19,7 +19,7 @@ def status(obj: Context, cluster: str) -> None:
     """Show CLUSTER's pools and instances (exit 7 when there is no such cluster)."""
     result = obj.manager().status(cluster)
     if obj.json:
-        output.emit_json(result)
+        output.emit_document(result)
     else:
         click.echo(output.render_status(result))
 

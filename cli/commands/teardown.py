@@ -42,7 +42,7 @@ def teardown(obj: Context, cluster: str, yes: bool, deadline: float) -> None:
     output.progress(f"tearing down cluster {cluster}…", quiet=obj.verbosity < 0)
     result = obj.manager().teardown(cluster, deadline=deadline)
     if obj.json:
-        output.emit_json(result)
+        output.emit_document(result)
     else:
         click.echo(output.render_teardown(result))
 
