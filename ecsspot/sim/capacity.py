@@ -35,6 +35,12 @@ SCALE_IN_AFTER = 15 * 60.0
 PERIOD = 60.0
 
 
+def provider_group_name(provider: Any) -> str:
+    """The Auto Scaling group name of a capacity provider ("" when it has none)."""
+    settings = getattr(provider, "auto_scaling_group_provider", None) or {}
+    return (settings.get("autoScalingGroupArn") or "").split("autoScalingGroupName/")[-1]
+
+
 class ClusterAutoScaling:
     def __init__(self, world: World, *, enabled: bool) -> None:
         self.world = world
@@ -51,7 +57,7 @@ class ClusterAutoScaling:
         self._next = now + PERIOD
         for provider in list(self.world.ecs.capacity_providers.values()):
             settings = provider.auto_scaling_group_provider or {}
-            group = self.world.autoscaling.group((settings.get("autoScalingGroupArn") or "").split("autoScalingGroupName/")[-1])
+            group = self.world.autoscaling.group(provider_group_name(provider))
             if group is None:
                 continue
             if settings.get("managedTerminationProtection") == "ENABLED":

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ecsspot.sim.capacity import provider_group_name
+
 if TYPE_CHECKING:
     from ecsspot.sim.world import World
 
@@ -45,11 +47,6 @@ def enabled(provider: Any) -> bool:
     """Whether the capacity provider has managed draining on (the AWS default)."""
     settings = getattr(provider, "auto_scaling_group_provider", None) or {}
     return settings.get("managedDraining", "ENABLED") == "ENABLED"
-
-
-def group_name(provider: Any) -> str:
-    settings = getattr(provider, "auto_scaling_group_provider", None) or {}
-    return (settings.get("autoScalingGroupArn") or "").split("autoScalingGroupName/")[-1]
 
 
 class ManagedDraining:
@@ -69,8 +66,8 @@ class ManagedDraining:
                 continue
             for name in cluster.capacity_providers or ():
                 provider = ecs.capacity_providers.get(name)
-                if provider is not None and enabled(provider) and group_name(provider):
-                    out[group_name(provider)] = (cluster.name, provider.name)
+                if provider is not None and enabled(provider) and provider_group_name(provider):
+                    out[provider_group_name(provider)] = (cluster.name, provider.name)
         return out
 
     def tick(self) -> None:
@@ -105,7 +102,7 @@ class ManagedDraining:
         # Managed draining turned off on a provider still on a cluster: ECS takes its hook away.
         ecs = self.world.ecs
         for provider in ecs.capacity_providers.values():
-            group = group_name(provider)
+            group = provider_group_name(provider)
             if group and not enabled(provider) and group not in managed and f"{group}_{HOOK_NAME}" in backend.lifecycle_hooks:
                 if any(provider.name in (c.capacity_providers or ()) for c in ecs.clusters.values() if c.status == "ACTIVE"):
                     backend.delete_lifecycle_hook(group, HOOK_NAME)
