@@ -17,7 +17,7 @@ import boto3  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from benchmarks.common import Counter, RoundCountingDriver  # noqa: E402
-from ecsspot import load_spec, workflows  # noqa: E402
+from ecsspot import apply, load_spec  # noqa: E402
 from ecsspot.aws.clients import ClientOptions  # noqa: E402
 from ecsspot.sim.seam import MotoFixes  # noqa: E402
 
@@ -54,7 +54,7 @@ def main() -> None:
         spec = load_spec(build())
         driver = RoundCountingDriver(ClientOptions(region="us-east-1"))
         t = time.perf_counter()
-        driver.run(workflows.apply_cluster(spec))
+        driver.run(apply.apply_cluster(spec))
         asg = boto3.client("autoscaling")
         for pool in spec.pools:
             asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(pool), DesiredCapacity=PER_POOL)
@@ -71,7 +71,7 @@ def main() -> None:
         counter = Counter()
         driver = RoundCountingDriver(ClientOptions(region="us-east-1", event_handlers=[("before-call", counter)]))
         t = time.perf_counter()
-        the_plan, _ = driver.run(workflows.plan_cluster(spec))
+        the_plan, _ = driver.run(apply.plan_cluster(spec))
         plan_s = time.perf_counter() - t
         # What a describe-per-instance tool makes for the same picture: one DescribeInstances, one
         # DescribeAutoScalingInstances per instance, plus a describe per group, provider and service.

@@ -19,11 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
+from ecsspot_cli import retries
+from ecsspot_cli.commands import (
+    demo,
+    drain,
+    refresh,
+    spec_commands,
+    status,
+    teardown,
+    tf,
+)
 
 from ecsspot.errors import EXIT_CODES, EcsspotError, SpecError
 from ecsspot.settings import aws_region
-from ecsspot_cli import retries
-from ecsspot_cli.commands import demo, drain, refresh, spec_commands, status, teardown, tf
 
 if TYPE_CHECKING:
     from botocore.config import Config

@@ -17,8 +17,9 @@ import attrs
 import click
 
 if TYPE_CHECKING:
+    from ecsspot.apply import ApplyResult
     from ecsspot.lint import LintWarning
-    from ecsspot.plan import ApplyResult, Change, Plan
+    from ecsspot.plan import Change, Plan
     from ecsspot.status import Status
     from ecsspot.teardown import TeardownResult
 

@@ -10,7 +10,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 from ecsspot.errors import EcsspotError, SpecError
-from ecsspot.spec import ClusterSpec, InstanceType, Instances, Network, Pool, StrategyItem, dump_spec, load_spec, loads_spec
+from ecsspot.spec import (
+    ClusterSpec,
+    Instances,
+    InstanceType,
+    Network,
+    Pool,
+    StrategyItem,
+    dump_spec,
+    load_spec,
+    loads_spec,
+)
 
 if TYPE_CHECKING:
     from ecsspot.manager import AsyncManager, Manager

@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import attrs
 
+from ecsspot import store
 from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, chunks, lookup, paginate
 from ecsspot.errors import EcsspotError
 
@@ -586,3 +587,32 @@ def _join(*parts: Any) -> str:
         elif p:
             flat.append(str(p))
     return "; ".join(flat)
+
+
+def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
+    """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases.
+
+    The leases are given back on every exit path, Ctrl-C included (the driver serves the
+    ``finally`` block's calls before the interruption propagates), all in one round.
+    """
+    spec, cached_groups = yield from store.load_cluster(cluster)
+    ids = list(dict.fromkeys(instance_ids))
+    seconds = float(deadline if deadline is not None else (spec.drain.deadline_seconds if spec else 110))
+    if spec is None:
+        return (yield from drain(cluster, ids, deadline=seconds, wait=wait))
+    now = yield NOW
+    leases = yield from store.acquire_leases(spec.table_name, [f"drain#{i}" for i in ids], owner, now=now, ttl=seconds + 60)
+    leased = [i for i in ids if leases[f"drain#{i}"] is not None]
+    skipped = [Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in ids if i not in leased]
+    names = [f"drain#{iid}" for iid in leased]
+    try:
+        result = yield from drain(cluster, leased, deadline=seconds, wait=wait, target_groups=(*spec.target_groups, *cached_groups))
+        if set(result.service_target_groups) - set(cached_groups):
+            yield from store.remember_target_groups(spec.table_name, result.service_target_groups, now=now)
+    except GeneratorExit:
+        raise  # closed without being driven on (the process is going away): the leases expire
+    except BaseException:
+        yield from store.let_go(spec.table_name, (), names, owner)
+        raise
+    yield from store.let_go(spec.table_name, (), names, owner)
+    return attrs.evolve(result, actions=(*result.actions, *skipped))

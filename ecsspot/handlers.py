@@ -17,9 +17,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ecsspot.aws.calls import Workflow
 from ecsspot.drain import Action
 from ecsspot.errors import HandlingFailed
-from ecsspot.aws.calls import Workflow
 from ecsspot.interruption import HandleResult, Retry, handle_event
 
 log = logging.getLogger("ecsspot.handlers")
@@ -41,7 +41,7 @@ class Handlers:
     """The Lambda functions bound to one driver (a boto3 Driver from ecsspot.aws.driver)."""
 
     def __init__(self, driver: Any, *, default_cluster: str | None = None, owner: str | None = None, refresh_on_schedule: bool = True) -> None:
-        from ecsspot.workflows import owner_id
+        from ecsspot.store import owner_id
 
         self.driver = driver
         self.default_cluster = default_cluster
@@ -75,17 +75,31 @@ class Handlers:
         return result.lambda_response()
 
     def refresh(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        """A refresh tick (schedule) or an SSM "Parameter Store Change": continue or start a rolling AMI refresh."""
-        from ecsspot.refresh import handle_tick
+        """A refresh tick (schedule) or an SSM "Parameter Store Change": continue a refresh in
+        progress, or start one when the AMI parameter changed (a scheduled tick starts one only
+        with ``refresh_on_schedule``; a parameter change always may)."""
+        from ecsspot import events as ev
+        from ecsspot.errors import ConflictError, EventError
+        from ecsspot.refresh import STOP_MARGIN_SECONDS, refresh
 
-        return handle_tick(
-            self.driver,
-            event,
-            remaining_seconds=_remaining(context),
-            default_cluster=self.default_cluster,
-            owner=self.owner,
-            start_on_schedule=self.refresh_on_schedule,
-        )
+        cluster = self.default_cluster
+        if not cluster:
+            return {"status": "ignored", "reason": "no cluster configured (ECSSPOT_CLUSTER is not set)"}
+        start_new = self.refresh_on_schedule
+        try:
+            parsed = ev.parse_event(event)
+        except EventError:  # a schedule event or anything else: a tick
+            parsed = None
+        if isinstance(parsed, ev.ParameterChange):
+            start_new = parsed.operation != "Delete"
+        remaining = _remaining(context)
+        now = self.driver.clock.now()
+        stop_at = None if remaining is None else now + remaining - STOP_MARGIN_SECONDS
+        try:
+            result = self.driver.run(refresh(cluster, owner=self.owner, resume=True, start_new=start_new, stop_at=stop_at))
+        except ConflictError as exc:
+            return {"status": "busy", "reason": str(exc)}
+        return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced)}
 
 
 def every_record_failed(payload: Mapping[str, Any], exc: BaseException) -> HandleResult:

@@ -22,7 +22,6 @@ setting the instance ACTIVE again (see :func:`ecsspot.refresh`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -30,10 +29,20 @@ from typing import Any
 import attrs
 
 from ecsspot import events, store
-from ecsspot.aws.calls import NOW, Call, Workflow, call, chunks, failed, lookup, paginate, settle
+from ecsspot.aws.calls import (
+    NOW,
+    Call,
+    Workflow,
+    call,
+    chunks,
+    failed,
+    lookup,
+    paginate,
+    settle,
+)
 from ecsspot.drain import Action, drain
 from ecsspot.errors import EcsspotError
-from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, load_spec, table_name
+from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
 from ecsspot.state import CLUSTER_TAG
 
 #: The tag Auto Scaling puts on every instance it launches.
@@ -259,19 +268,6 @@ def _clusters_of(instance_ids: Sequence[str], default_cluster: str | None) -> Wo
     return {iid: found.get(iid, (default_cluster, None)) for iid in instance_ids}
 
 
-def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:
-    """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and cached target groups."""
-    text, groups = yield from store.read_cluster(table_name(cluster))
-    if text is None:
-        return None, []
-    return load_spec(json.loads(text)), groups
-
-
-def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
-    """The spec ``apply`` recorded for the cluster, or None."""
-    return (yield from load_cluster(cluster))[0]
-
-
 def foreign(spec: ClusterSpec, work: _Work, group: str | None) -> str | None:
     """Pure: why ``work`` is not this cluster's to act on, or None when it is."""
     ours = {spec.asg_name(p) for p in spec.pools}
@@ -287,7 +283,7 @@ def foreign(spec: ClusterSpec, work: _Work, group: str | None) -> str | None:
 def _handle_cluster(
     cluster: str, items: list[_Work], groups: Mapping[int, str | None], *, owner: str, start: float, remaining_seconds: float | None
 ) -> Workflow[dict[int, _Outcome]]:
-    spec, cached_groups = yield from load_cluster(cluster)
+    spec, cached_groups = yield from store.load_cluster(cluster)
     if spec is None:
         why = f"cluster {cluster} has no ecsspot state table (not managed by ecsspot)"
         return {w.index: _Outcome((Action("ignore", w.instance_id, "ignored", why),)) for w in items}

@@ -80,7 +80,7 @@ def __getattr__(name: str) -> type[LintWarning]:
 def lint(spec: ClusterSpec, observed: Observed | None = None) -> tuple[LintWarning, ...]:
     """Every warning for ``spec`` (and ``observed``, if given): spec ones in document order, then observed ones by path.
 
-    ``observed`` is expected to come from ``state.observe(spec)`` with services (its default):
+    ``observed`` is expected to come from ``observe.observe(spec)`` with services (its default):
     when the cluster exists, a spec target group missing from ``observed.target_groups`` is
     reported as not found.
     """

@@ -1,9 +1,8 @@
-"""Pure plan (spec + observed state → ordered changes) and the apply workflow that runs one.
+"""Pure plan: spec + observed state → the ordered changes ``ecsspot.apply`` makes.
 
 ``plan`` never talks to AWS: it compares normalised *desired* documents (built from the spec)
 with the same documents built from what AWS returned, field by field, so defaults an answer
-fills in (or leaves out) never show up as phantom changes. ``apply_plan`` is a workflow
-generator (see ``ecsspot.aws.calls``) that executes the changes in dependency order.
+fills in (or leaves out) never show up as phantom changes.
 """
 
 from __future__ import annotations
@@ -15,11 +14,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ecsspot import userdata
-from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, lookup
-from ecsspot.errors import DeadlineError, InputError, Problem, SpecError
+from ecsspot.errors import Problem, SpecError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, Pool, StrategyItem, dump_spec
 from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed, tags_of
-from ecsspot.teardown import check_deleted
+from ecsspot.store import TTL_ATTRIBUTE
 
 if TYPE_CHECKING:
     from ecsspot.lint import LintWarning
@@ -27,9 +25,6 @@ if TYPE_CHECKING:
 ACTIONS = ("create", "update", "replace", "delete")
 #: Tag ECS puts on ASGs it manages; ecsspot adds it at creation and ignores it in diffs.
 ECS_MANAGED_TAG = "AmazonECSManaged"
-SETTINGS_KEY = {"pk": {"S": "cluster"}, "sk": {"S": "settings"}}
-#: The state table's TTL attribute (leases, idempotency keys; see ``ecsspot.store``).
-TTL_ATTRIBUTE = "expires_at"
 
 
 @attrs.frozen
@@ -63,14 +58,6 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.changes)
-
-
-@attrs.frozen
-class ApplyResult:
-    cluster: str
-    changes: tuple[Change, ...]
-    summary: Mapping[str, int] = attrs.field(hash=False)
-    launch_template_version: int | None = None
 
 
 # --- desired documents -----------------------------------------------------------------------
@@ -232,7 +219,7 @@ def _observed_table_view(table: Any) -> dict[str, Any]:
     return {"billing_mode": "PAY_PER_REQUEST", "ttl_attribute": table.ttl_attribute, "point_in_time_recovery": table.point_in_time_recovery}
 
 
-def _diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
+def field_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, list[Any]]:
     return {k: [before.get(k), v] for k, v in after.items() if before.get(k) != v}
 
 
@@ -257,8 +244,8 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
     """Compare spec and observed state; return the ordered changes apply would make."""
     changes: list[Change] = []
     if observed.table is None:
-        changes.append(Change("create", "dynamodb_table", spec.table_name, _diff({}, desired_table_view())))
-    elif table_delta := _diff(_observed_table_view(observed.table), desired_table_view()):
+        changes.append(Change("create", "dynamodb_table", spec.table_name, field_diff({}, desired_table_view())))
+    elif table_delta := field_diff(_observed_table_view(observed.table), desired_table_view()):
         changes.append(Change("update", "dynamodb_table", spec.table_name, table_delta))
 
     desired_lt = _template_view(desired_template_data(spec, image_id))
@@ -266,13 +253,13 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
     version = current_template_version(spec, observed)
     next_version: int | None
     if lt is None:
-        changes.append(Change("create", "launch_template", spec.launch_template_name, _diff({}, _redact(desired_lt))))
+        changes.append(Change("create", "launch_template", spec.launch_template_name, field_diff({}, _redact(desired_lt))))
         next_version = 1
     else:
         current = _template_view(lt.versions.get(version or lt.latest_version, {}))
-        delta = _diff(current, desired_lt)
+        delta = field_diff(current, desired_lt)
         latest = lt.versions.get(lt.latest_version)
-        if delta and latest is not None and not _diff(_template_view(latest), desired_lt):
+        if delta and latest is not None and not field_diff(_template_view(latest), desired_lt):
             # A newer version already holds the desired data (an apply that failed before the
             # groups were pointed at it): use it rather than pile up copies.
             next_version = lt.latest_version
@@ -288,15 +275,15 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
         want = desired_asg_view(spec, pool, next_version)
         have = observed.asgs.get(name)
         if have is None:
-            changes.append(Change("create", "autoscaling_group", name, _diff({}, want)))
+            changes.append(Change("create", "autoscaling_group", name, field_diff({}, want)))
             replaced_asgs.add(name)
         else:
-            delta = _diff(_observed_asg_view(have), want)
+            delta = field_diff(_observed_asg_view(have), want)
             if delta:
                 changes.append(Change("update", "autoscaling_group", name, delta))
         want_hook = {"heartbeat_timeout": spec.drain.lifecycle_timeout_seconds, "default_result": "CONTINUE"}
         hook = next((h for h in (have.lifecycle_hooks if have else ()) if h.name == LIFECYCLE_HOOK_NAME), None)
-        hook_delta = _diff(_hook_view(hook) if hook else {}, want_hook)
+        hook_delta = field_diff(_hook_view(hook) if hook else {}, want_hook)
         if hook_delta:
             changes.append(Change("create" if hook is None else "update", "lifecycle_hook", f"{name}/{LIFECYCLE_HOOK_NAME}", hook_delta))
 
@@ -311,7 +298,7 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
         want = desired_capacity_provider_view(pool, asg_arn or "(new group)")
         have = observed.capacity_providers.get(name)
         if have is None or have.status == "INACTIVE":
-            changes.append(Change("create", "capacity_provider", name, _diff({}, want)))
+            changes.append(Change("create", "capacity_provider", name, field_diff({}, want)))
             continue
         current = _observed_capacity_provider_view(have)
         if current["asg_arn"] != want["asg_arn"]:
@@ -320,12 +307,12 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
                     "replace",
                     "capacity_provider",
                     name,
-                    _diff(current, want),
+                    field_diff(current, want),
                     reason="a capacity provider's Auto Scaling group cannot be changed; it is deleted and created again",
                 )
             )
             continue
-        delta = _diff(current, want)
+        delta = field_diff(current, want)
         if delta:
             changes.append(Change("update", "capacity_provider", name, delta))
 
@@ -341,7 +328,7 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
     _refuse_providers_in_use(spec, observed, changes)
 
     cluster = observed.cluster
-    foreign = [n for n in (cluster.capacity_providers if cluster else ()) if n not in ours and not _is_ours(observed, n, spec)]
+    foreign = [n for n in (cluster.capacity_providers if cluster else ()) if n not in ours and not is_ours(observed, n, spec)]
     want_cps = sorted(ours | set(foreign))
     want_strategy = _strategy_view(desired_strategy(spec))
     have_cps = sorted(cluster.capacity_providers) if cluster else []
@@ -402,7 +389,7 @@ def _refuse_providers_in_use(spec: ClusterSpec, observed: Observed, changes: lis
         raise SpecError(problems)
 
 
-def _is_ours(observed: Observed, name: str, spec: ClusterSpec) -> bool:
+def is_ours(observed: Observed, name: str, spec: ClusterSpec) -> bool:
     cp = observed.capacity_providers.get(name)
     return cp is not None and cp.tags.get(CLUSTER_TAG) == spec.cluster
 
@@ -424,316 +411,3 @@ def _user_data_summary(text: str | None) -> Any:
     if text is None:
         return None
     return dict(userdata.parse(text).ecs_config)
-
-
-# --- reading what plan needs -----------------------------------------------------------------
-
-
-def ami_lookup(ami: str) -> Call | None:
-    """The SSM read an ``ssm:/param`` AMI needs (None for a literal ``ami-…``)."""
-    if not ami.startswith("ssm:"):
-        return None
-    return lookup("ssm", "get_parameter", ("ParameterNotFound",), Name=ami[len("ssm:") :])
-
-
-def image_from(ami: str, answer: Mapping[str, Any] | None) -> str:
-    """The AMI id, from ``ami`` itself or from the answer to :func:`ami_lookup`."""
-    if not ami.startswith("ssm:"):
-        return ami
-    name = ami[len("ssm:") :]
-    if answer is None:
-        raise InputError(f"instances.ami: SSM parameter {name} not found")
-    return image_id_from_parameter(answer["Parameter"]["Value"], name)
-
-
-def resolve_ami(ami: str) -> Workflow[str]:
-    """An AMI id from ``ami-…`` or ``ssm:/param`` (plain id or the JSON ``…/recommended`` value)."""
-    read = ami_lookup(ami)
-    return image_from(ami, (yield read) if read is not None else None)
-
-
-def image_id_from_parameter(value: str, name: str = "") -> str:
-    """The image id in an SSM AMI parameter value: a plain id, or the JSON object of a
-    ``…/recommended`` parameter (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html)."""
-    value = value.strip()
-    if value.startswith("ami-"):
-        return value
-    if value.startswith("{"):
-        try:
-            doc = json.loads(value)
-        except ValueError:
-            doc = {}
-        if isinstance(doc, dict) and str(doc.get("image_id", "")).startswith("ami-"):
-            return str(doc["image_id"])
-    raise InputError(f"SSM parameter {name or '?'} does not hold an AMI id: {value[:60]!r}")
-
-
-def settings_lookup(table: str) -> Call:
-    """The read of the spec JSON apply recorded in the state table (see :func:`settings_from`)."""
-    return lookup("dynamodb", "get_item", ("ResourceNotFoundException",), TableName=table, Key=SETTINGS_KEY, ConsistentRead=True)
-
-
-def settings_from(answer: Mapping[str, Any] | None) -> str | None:
-    if not answer or "Item" not in answer:
-        return None
-    return answer["Item"].get("spec", {}).get("S")
-
-
-# --- apply -----------------------------------------------------------------------------------
-
-
-def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadline_seconds: float = 900) -> Workflow[ApplyResult]:
-    """Execute ``the_plan`` in dependency order; returns what was done."""
-    by = {(c.resource, c.name): c for c in the_plan.changes}
-    tags_ecs = [{"key": CLUSTER_TAG, "value": spec.cluster}]
-
-    def changed(resource: str, name: str) -> Change | None:
-        return by.get((resource, name))
-
-    table_change = changed("dynamodb_table", spec.table_name)
-    if table_change is not None and table_change.action == "create":
-        yield from create_table(spec.table_name, spec.cluster)
-    elif table_change is not None:
-        if observed.table is not None and observed.table.status != "ACTIVE":
-            yield from _wait_table_active(spec.table_name)
-        yield from table_settings(spec.table_name, table_change.diff)
-
-    template_id = observed.launch_template.id if observed.launch_template else None
-    version = the_plan.template_version
-    if changed("launch_template", spec.launch_template_name):
-        data = desired_template_data(spec, the_plan.image_id)
-        if template_id is None:
-            answer = yield call(
-                "ec2",
-                "create_launch_template",
-                LaunchTemplateName=spec.launch_template_name,
-                LaunchTemplateData=data,
-                VersionDescription="ecsspot",
-                TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": CLUSTER_TAG, "Value": spec.cluster}]}],
-            )
-            template_id = answer["LaunchTemplate"]["LaunchTemplateId"]
-            version = int(answer["LaunchTemplate"]["LatestVersionNumber"])
-        else:
-            answer = yield call("ec2", "create_launch_template_version", **version_params(template_id, data, "ecsspot"))
-            version = int(answer["LaunchTemplateVersion"]["VersionNumber"])
-
-    asg_arns: dict[str, str] = {name: asg.arn for name, asg in observed.asgs.items()}
-    for pool in spec.pools:
-        name = spec.asg_name(pool)
-        change = changed("autoscaling_group", name)
-        if change is None:
-            continue
-        params = asg_params(spec, pool, template_id or "", version or 1)
-        if change.action == "create":
-            yield call(
-                "autoscaling",
-                "create_auto_scaling_group",
-                **params,
-                DesiredCapacity=pool.min_size,
-                Tags=[
-                    {"Key": k, "Value": v, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}
-                    for k, v in {CLUSTER_TAG: spec.cluster, POOL_TAG: pool.name, ECS_MANAGED_TAG: ""}.items()
-                ],
-            )
-        else:
-            yield call("autoscaling", "update_auto_scaling_group", **params)
-            if "tags" in change.diff:
-                yield call(
-                    "autoscaling",
-                    "create_or_update_tags",
-                    Tags=[
-                        {"Key": k, "Value": v, "PropagateAtLaunch": True, "ResourceId": name, "ResourceType": "auto-scaling-group"}
-                        for k, v in {CLUSTER_TAG: spec.cluster, POOL_TAG: pool.name}.items()
-                    ],
-                )
-    created = [spec.asg_name(p) for p in spec.pools if (c := changed("autoscaling_group", spec.asg_name(p))) and c.action == "create"]
-    if created:
-        answer = yield call("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=created)
-        asg_arns.update({g["AutoScalingGroupName"]: g["AutoScalingGroupARN"] for g in answer["AutoScalingGroups"]})
-
-    hooks = [c for c in the_plan.changes if c.resource == "lifecycle_hook"]
-    if hooks:
-        yield tuple(
-            call(
-                "autoscaling",
-                "put_lifecycle_hook",
-                AutoScalingGroupName=c.name.rsplit("/", 1)[0],
-                LifecycleHookName=LIFECYCLE_HOOK_NAME,
-                LifecycleTransition="autoscaling:EC2_INSTANCE_TERMINATING",
-                HeartbeatTimeout=spec.drain.lifecycle_timeout_seconds,
-                DefaultResult="CONTINUE",
-            )
-            for c in hooks
-        )
-
-    if changed("cluster", spec.cluster):
-        yield call("ecs", "create_cluster", clusterName=spec.cluster, tags=tags_ecs)
-
-    cp_changes = [c for c in the_plan.changes if c.resource == "capacity_provider"]
-    leaving = [c.name for c in cp_changes if c.action in ("replace", "delete")]
-    if leaving and observed.cluster is not None:
-        # A provider still attached to the cluster cannot be deleted: detach first.
-        keep = [n for n in observed.cluster.capacity_providers if n not in leaving]
-        strategy = [s for s in observed.cluster.default_strategy if s["capacityProvider"] not in leaving]
-        yield call("ecs", "put_cluster_capacity_providers", cluster=spec.cluster, capacityProviders=keep, defaultCapacityProviderStrategy=strategy)
-        for name in leaving:
-            answer = yield call("ecs", "delete_capacity_provider", capacityProvider=name)
-            check_deleted(answer, name)
-        yield from _wait_capacity_providers_gone(leaving, deadline_seconds)
-    for c in cp_changes:
-        if c.action not in ("create", "replace", "update"):
-            continue
-        pool = next(p for p in spec.pools if spec.capacity_provider_name(p) == c.name)
-        provider = capacity_provider_params(pool, asg_arns[spec.asg_name(pool)])
-        if c.action == "update":
-            provider.pop("autoScalingGroupArn")
-            yield call("ecs", "update_capacity_provider", name=c.name, autoScalingGroupProvider=provider)
-        else:
-            yield call("ecs", "create_capacity_provider", name=c.name, autoScalingGroupProvider=provider, tags=tags_ecs + [{"key": POOL_TAG, "value": pool.name}])
-
-    # After a replace the providers were detached above, so attach them again even when the
-    # final set equals the one planned against.
-    if changed("cluster_capacity_providers", spec.cluster) or leaving:
-        foreign = [
-            n for n in (observed.cluster.capacity_providers if observed.cluster else ())
-            if n not in {spec.capacity_provider_name(p) for p in spec.pools} and not _is_ours(observed, n, spec)
-        ]
-        yield call(
-            "ecs",
-            "put_cluster_capacity_providers",
-            cluster=spec.cluster,
-            capacityProviders=sorted({spec.capacity_provider_name(p) for p in spec.pools} | set(foreign)),
-            defaultCapacityProviderStrategy=desired_strategy(spec),
-        )
-
-    retiring = [c.name for c in the_plan.changes if c.resource == "autoscaling_group" and c.action == "delete"]
-    if retiring:
-        from ecsspot.teardown import retire_groups
-
-        yield from retire_groups(spec.cluster, [observed.asgs[n] for n in retiring], deadline_seconds=deadline_seconds)
-
-    if changed("settings", spec.table_name):
-        now = yield NOW
-        yield call(
-            "dynamodb",
-            "put_item",
-            TableName=spec.table_name,
-            Item={**SETTINGS_KEY, "spec": {"S": desired_settings(spec)}, "updated_at": {"N": str(int(now))}},
-        )
-    return ApplyResult(cluster=spec.cluster, changes=the_plan.changes, summary=dict(the_plan.summary), launch_template_version=version)
-
-
-def version_params(template_id: str, data: Mapping[str, Any], description: str) -> dict[str, Any]:
-    """CreateLaunchTemplateVersion parameters: the complete data, never ``SourceVersion``.
-
-    With a source version AWS copies every field not sent, so a field the spec dropped (a key
-    pair) would never go, and ``SecurityGroupIds`` would stay beside ``NetworkInterfaces`` once a
-    public IP is assigned, which EC2 refuses at launch.
-    """
-    return {"LaunchTemplateId": template_id, "LaunchTemplateData": dict(data), "VersionDescription": description}
-
-
-def asg_params(spec: ClusterSpec, pool: Pool, template_id: str, version: int) -> dict[str, Any]:
-    """Create/update parameters of a pool's group, the whole mixed policy included: one update
-    converges every field the spec sets (template version, overrides, distribution) at once."""
-    weighted = any(t.weight != 1 for t in pool.instance_types)
-    overrides = [{"InstanceType": t.type, **({"WeightedCapacity": str(t.weight)} if weighted else {})} for t in pool.instance_types]
-    return {
-        "AutoScalingGroupName": spec.asg_name(pool),
-        "MinSize": pool.min_size,
-        "MaxSize": pool.max_size,
-        "VPCZoneIdentifier": ",".join(spec.network.subnets),
-        "MixedInstancesPolicy": {
-            "LaunchTemplate": {
-                # An explicit version number: $Latest/$Default would let any template edit roll out unplanned.
-                "LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": str(version)},
-                "Overrides": overrides,
-            },
-            "InstancesDistribution": {
-                "OnDemandAllocationStrategy": pool.on_demand_allocation_strategy,
-                "OnDemandBaseCapacity": pool.on_demand_base_capacity,
-                "OnDemandPercentageAboveBaseCapacity": pool.on_demand_percentage_above_base,
-                "SpotAllocationStrategy": pool.spot_allocation_strategy,
-            },
-        },
-        "CapacityRebalance": pool.capacity_rebalance,
-        "NewInstancesProtectedFromScaleIn": pool.managed_termination_protection,
-    }
-
-
-def capacity_provider_params(pool: Pool, asg_arn: str) -> dict[str, Any]:
-    ms = pool.managed_scaling
-    provider: dict[str, Any] = {
-        "autoScalingGroupArn": asg_arn,
-        "managedScaling": (
-            {
-                "status": "ENABLED",
-                "targetCapacity": ms.target_capacity,
-                "minimumScalingStepSize": ms.minimum_scaling_step_size,
-                "maximumScalingStepSize": ms.maximum_scaling_step_size,
-                "instanceWarmupPeriod": ms.instance_warmup_period,
-            }
-            if ms
-            else {"status": "DISABLED"}
-        ),
-        "managedTerminationProtection": "ENABLED" if pool.managed_termination_protection else "DISABLED",
-        "managedDraining": "ENABLED" if pool.managed_draining else "DISABLED",
-    }
-    return provider
-
-
-def create_table(table: str, cluster: str, *, timeout: float = 300) -> Workflow[None]:
-    """The state table: on-demand billing, (pk, sk) keys, TTL on ``expires_at`` for leases and
-    keys, point-in-time recovery (as the Terraform module's table has)."""
-    yield call(
-        "dynamodb",
-        "create_table",
-        TableName=table,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        Tags=[{"Key": CLUSTER_TAG, "Value": cluster}],
-    )
-    yield from _wait_table_active(table, timeout)
-    yield from table_settings(table, _diff({}, desired_table_view()))
-
-
-def _wait_table_active(table: str, timeout: float = 300) -> Workflow[None]:
-    start = yield NOW
-    while True:
-        answer = yield call("dynamodb", "describe_table", TableName=table)
-        if answer["Table"]["TableStatus"] == "ACTIVE":
-            return
-        now = yield Sleep(2)
-        if now - start > timeout:
-            raise DeadlineError(f"table {table} did not become ACTIVE within {timeout:.0f} s")
-
-
-def table_settings(table: str, diff: Mapping[str, Any]) -> Workflow[None]:
-    """Turn on what ``diff`` shows missing: TTL, point-in-time recovery (separate calls, so a
-    failure between them is seen by the next plan and finished by the next apply)."""
-    if "ttl_attribute" in diff:
-        yield call("dynamodb", "update_time_to_live", TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE})
-    if "point_in_time_recovery" in diff:
-        yield call(
-            "dynamodb",
-            "update_continuous_backups",
-            TableName=table,
-            PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
-        )
-
-
-def _wait_capacity_providers_gone(names: list[str], timeout: float) -> Workflow[None]:
-    # AWS deletes a capacity provider asynchronously (DELETE_IN_PROGRESS); its name is only free after.
-    start = yield NOW
-    while True:
-        answer = yield call("ecs", "describe_capacity_providers", capacityProviders=names)
-        for provider in answer.get("capacityProviders", ()):
-            check_deleted({"capacityProvider": provider}, provider["name"])
-        alive = [c["name"] for c in answer.get("capacityProviders", ()) if c.get("status") != "INACTIVE"]
-        if not alive:
-            return
-        now = yield Sleep(5)
-        if now - start > timeout:
-            raise DeadlineError(f"capacity providers still being deleted after {timeout:.0f} s: {', '.join(alive)}")
-

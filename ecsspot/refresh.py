@@ -32,12 +32,24 @@ from typing import Any, TypeVar
 
 import attrs
 
+from ecsspot import ami as amis
 from ecsspot import store
+from ecsspot.apply import asg_params, version_params
 from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, paginate
 from ecsspot.drain import DrainResult, drain
 from ecsspot.errors import ConflictError, InputError, NotFoundError
-from ecsspot.plan import asg_params, desired_template_data, resolve_ami, version_params
-from ecsspot.progress import ACTIVE_PHASES, Batch, DrainRecord, Original, PoolProgress, RefreshProgress, Removal, dump, load
+from ecsspot.plan import desired_template_data
+from ecsspot.progress import (
+    ACTIVE_PHASES,
+    Batch,
+    DrainRecord,
+    Original,
+    PoolProgress,
+    RefreshProgress,
+    Removal,
+    dump,
+    load,
+)
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, batch_count
 
 _T = TypeVar("_T")
@@ -86,9 +98,8 @@ def refresh(
     ``stop_at`` (absolute clock time) makes the workflow save and return ``paused`` in time;
     ``start_new=False`` only continues a refresh in progress (a scheduled tick).
     """
-    from ecsspot.interruption import load_cluster
 
-    spec, cached_groups = yield from load_cluster(cluster)
+    spec, cached_groups = yield from store.load_cluster(cluster)
     if spec is None:
         raise NotFoundError(f"cluster {cluster} has no ecsspot state table; run `ecsspot apply` first")
     table = spec.table_name
@@ -146,12 +157,10 @@ def _release_quietly(table: str, owner: str) -> Workflow[None]:
 
 def _target_image(spec: ClusterSpec, ami: str | None) -> Workflow[str]:
     if ami:
-        if not ami.startswith(("ami-", "ssm:")):
-            raise InputError(f"--ami: {ami!r} is not an AMI id (ami-…) or ssm:/parameter")
-        return (yield from resolve_ami(ami))
+        return (yield from amis.resolve(ami, "--ami"))
     if spec.refresh.ami_parameter:
-        return (yield from resolve_ami("ssm:" + spec.refresh.ami_parameter))
-    return (yield from resolve_ami(spec.instances.ami))
+        return (yield from amis.resolve(amis.SSM_PREFIX + spec.refresh.ami_parameter, "refresh.ami_parameter"))
+    return (yield from amis.resolve(spec.instances.ami))
 
 
 def _groups(spec: ClusterSpec, names: Sequence[str] | None = None) -> Workflow[dict[str, dict[str, Any]]]:
@@ -820,40 +829,7 @@ def summary(progress: RefreshProgress | Mapping[str, Any] | None) -> dict[str, A
     }
 
 
-def handle_tick(
-    driver: Any,
-    event: Mapping[str, Any],
-    *,
-    remaining_seconds: float | None,
-    default_cluster: str | None,
-    owner: str,
-    start_on_schedule: bool = True,
-) -> dict[str, Any]:
-    """The refresh Lambda: continue a refresh in progress, or start one when the AMI parameter
-    changed (a scheduled tick starts one only with ``start_on_schedule``; a parameter change
-    always may)."""
-    from ecsspot import events as ev
-
-    cluster = default_cluster
-    if not cluster:
-        return {"status": "ignored", "reason": "no cluster configured (ECSSPOT_CLUSTER is not set)"}
-    start_new = start_on_schedule
-    try:
-        parsed = ev.parse_event(event)
-    except Exception:  # a schedule event or anything else: a tick
-        parsed = None
-    if isinstance(parsed, ev.ParameterChange):
-        start_new = parsed.operation != "Delete"
-    now = driver.clock.now()
-    stop_at = None if remaining_seconds is None else now + remaining_seconds - STOP_MARGIN_SECONDS
-    try:
-        result = driver.run(refresh(cluster, owner=owner, resume=True, start_new=start_new, stop_at=stop_at))
-    except ConflictError as exc:
-        return {"status": "busy", "reason": str(exc)}
-    return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced)}
-
-
-__all__ = ["ACTIVE_PHASES", "RefreshProgress", "RefreshResult", "handle_tick", "load_progress", "progress_of", "refresh", "summary"]
+__all__ = ["ACTIVE_PHASES", "RefreshProgress", "RefreshResult", "load_progress", "progress_of", "refresh", "summary"]
 
 
 def not_in_service(instance_ids: Sequence[str]) -> Workflow[set[str]]:

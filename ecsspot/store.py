@@ -18,8 +18,11 @@ import attrs
 
 from ecsspot.aws.calls import Call, Workflow, call, chunks, failed, lookup, settle
 from ecsspot.errors import AwsError, ConflictError
+from ecsspot.spec import ClusterSpec, load_spec, table_name
 
 _NOT_FOUND = ("ResourceNotFoundException",)
+#: The table's TTL attribute (epoch seconds): stale leases and idempotency keys disappear on their own.
+TTL_ATTRIBUTE = "expires_at"
 
 
 @attrs.frozen
@@ -31,6 +34,9 @@ class Lease:
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+SETTINGS_KEY = _key("cluster", "settings")
 
 
 _LOST = ("ConditionalCheckFailedException",)
@@ -361,18 +367,58 @@ def delete_document(table: str, pk: str, sk: str) -> Workflow[None]:
     yield lookup("dynamodb", "delete_item", _NOT_FOUND, TableName=table, Key=_key(pk, sk))
 
 
+def settings_lookup(table: str) -> Call:
+    """The read of the spec JSON apply recorded in the state table (see :func:`settings_from`)."""
+    return lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=SETTINGS_KEY, ConsistentRead=True)
+
+
+def settings_from(answer: Mapping[str, Any] | None) -> str | None:
+    """The recorded spec JSON in the answer to :func:`settings_lookup` (None: none recorded)."""
+    item = (answer or {}).get("Item")
+    if not item:
+        return None
+    text = item.get("spec", {}).get("S")
+    return None if text is None else str(text)
+
+
+def settings_item(text: str, *, now: float) -> dict[str, Any]:
+    """The item apply writes: the spec JSON it converged to."""
+    return {**SETTINGS_KEY, "spec": {"S": text}, "updated_at": {"N": str(int(now))}}
+
+
 def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
     """The recorded spec (JSON text) and the cached service target groups, in one round."""
     settings, cached = yield (
-        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "settings"), ConsistentRead=True),
+        settings_lookup(table),
         lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups")),
     )
-    spec = ((settings or {}).get("Item") or {}).get("spec", {}).get("S")
     item = (cached or {}).get("Item")
     groups = json.loads(item["doc"]["S"]).get("service_target_groups", []) if item and "doc" in item else []
-    return spec, groups
+    return settings_from(settings), groups
+
+
+def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:
+    """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and cached target groups."""
+    text, groups = yield from read_cluster(table_name(cluster))
+    if text is None:
+        return None, []
+    return load_spec(json.loads(text)), groups
+
+
+def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
+    """The spec ``apply`` recorded for the cluster, or None."""
+    return (yield from load_cluster(cluster))[0]
 
 
 def remember_target_groups(table: str, groups: Sequence[str], *, now: float) -> Workflow[None]:
     """Cache the services' target groups so the next drain deregisters in its first rounds."""
     yield from put_document(table, "cluster", "target_groups", {"service_target_groups": sorted(groups)}, now=now)
+
+
+def owner_id() -> str:
+    """Who holds a lease: host, process and a random suffix (unique per Manager)."""
+    import os
+    import socket
+    import uuid
+
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -17,10 +17,18 @@ from typing import Any
 
 import attrs
 
+from ecsspot import store
 from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, paginate
 from ecsspot.errors import AwsError, DeadlineError, InputError, NotFoundError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, table_name
-from ecsspot.state import CLUSTER_TAG, POOL_TAG, AsgState, LifecycleHook, asg_from, tags_of
+from ecsspot.state import (
+    CLUSTER_TAG,
+    POOL_TAG,
+    AsgState,
+    LifecycleHook,
+    asg_from,
+    tags_of,
+)
 
 POLL_SECONDS = 5
 
@@ -137,11 +145,10 @@ def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[Teardow
     table_answer = yield lookup("dynamodb", "describe_table", ("ResourceNotFoundException",), TableName=table)
     recorded: list[str] = []
     if table_answer is not None:
-        from ecsspot.plan import settings_from, settings_lookup
 
         # The providers of the recorded pools too: a teardown that stopped after detaching them
         # from the cluster still finds them when run again.
-        settings = settings_from((yield settings_lookup(table)))
+        settings = store.settings_from((yield store.settings_lookup(table)))
         recorded = [f"{cluster}-{p['name']}" for p in json.loads(settings).get("pools", ())] if settings else []
     if not live and not tagged.get("AutoScalingGroups") and not templates.get("LaunchTemplates") and table_answer is None:
         raise NotFoundError(f"nothing to tear down: no cluster {cluster!r} and no ecsspot resources tagged for it")

@@ -7,13 +7,20 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-
-from ecsspot.errors import ConflictError, DeadlineError, EventError, InputError, NotFoundError
 from ecsspot_cli import output
 
+from ecsspot.errors import (
+    ConflictError,
+    DeadlineError,
+    EventError,
+    InputError,
+    NotFoundError,
+)
+
 if TYPE_CHECKING:
-    from ecsspot.interruption import HandleResult
     from ecsspot_cli.main import Context
+
+    from ecsspot.interruption import HandleResult
 
 #: The largest payload Lambda passes to a function (a synchronous invocation, which is how the SQS
 #: event source mapping invokes it): 6 MB, i.e. 6,291,456 bytes
@@ -98,8 +105,8 @@ def handle_event(obj: Context, source: str, dry_run: bool, default_cluster: str 
 
 def _check_batch(payload: Any, result: HandleResult) -> None:
     """A batch none of whose records got through is a failure: 3 if all were malformed, else 4."""
-    from ecsspot.events import parse_batch
     from ecsspot.errors import HandlingFailed
+    from ecsspot.events import parse_batch
 
     # Parsing again (pure, cheap) is how the records map to their ids and parse errors.
     records = parse_batch(payload)

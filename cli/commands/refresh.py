@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
+from ecsspot_cli import output
 
 from ecsspot.errors import DeadlineError, InputError
 from ecsspot.progress import load
-from ecsspot_cli import output
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context

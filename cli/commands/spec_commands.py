@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
-
-from ecsspot.errors import SpecError
 from ecsspot_cli import output
 from ecsspot_cli.commands import confirm, read_spec, spec_file_option
+
+from ecsspot.errors import SpecError
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context
@@ -78,7 +78,7 @@ def apply(obj: Context, spec_file: str, yes: bool) -> None:
     nothing is applied and the exit code is 3. If the cluster changed between the plan shown and
     the apply, the apply is refused (exit 5) and nothing is changed.
     """
-    from ecsspot.plan import ApplyResult
+    from ecsspot.apply import ApplyResult
 
     spec = read_spec(spec_file)
     manager = obj.manager(spec.region)

@@ -1,4 +1,4 @@
-"""``ecsspot tf HOOK``: a Terraform external data source program (see ``ecsspot.terraform``)."""
+"""``ecsspot tf HOOK``: a Terraform external data source program (see ``ecsspot_cli.terraform``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 import click
 
 from ecsspot.errors import EcsspotError
-from ecsspot.terraform import HOOKS, MAX_QUERY_BYTES, dumps_result, parse_query, run_hook
+from ecsspot_cli.terraform import (
+    HOOKS,
+    MAX_QUERY_BYTES,
+    dumps_result,
+    parse_query,
+    run_hook,
+)
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context

@@ -11,16 +11,17 @@ from typing import Any
 
 from botocore.config import Config
 
+from ecsspot import apply, drain, store
 from ecsspot import status as _status
 from ecsspot import teardown as _teardown
-from ecsspot import workflows
+from ecsspot.apply import ApplyResult
 from ecsspot.aws.calls import Workflow
 from ecsspot.aws.clients import ClientOptions, default_config
 from ecsspot.clock import Clock
 from ecsspot.drain import DrainResult
 from ecsspot.interruption import HandleResult, handle_event
 from ecsspot.interruption import dry_run as _dry_run
-from ecsspot.plan import ApplyResult, Plan
+from ecsspot.plan import Plan
 from ecsspot.refresh import RefreshResult
 from ecsspot.refresh import refresh as _refresh
 from ecsspot.settings import aws_region
@@ -68,7 +69,7 @@ class AsyncManager:
         from ecsspot.aws.aio import AsyncDriver
 
         self.driver = AsyncDriver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
-        self.owner = workflows.owner_id()
+        self.owner = store.owner_id()
 
     async def __aenter__(self) -> AsyncManager:
         return self
@@ -82,12 +83,12 @@ class AsyncManager:
 
     async def plan(self, spec: ClusterSpec) -> Plan:
         """What ``apply`` would change, with lint warnings; makes no change."""
-        plan, _observed = await self.run(workflows.plan_cluster(spec))
+        plan, _observed = await self.run(apply.plan_cluster(spec))
         return plan
 
     async def apply(self, spec: ClusterSpec, plan: Plan | None = None) -> ApplyResult:
         """Converge AWS to ``spec``; with ``plan``, only if the plan is still what was approved."""
-        return await self.run(workflows.apply_cluster(spec, plan))
+        return await self.run(apply.apply_cluster(spec, plan))
 
     async def status(self, cluster: str) -> Status:
         """Instances of the cluster's ecsspot pools with their ECS state; makes no change."""
@@ -99,7 +100,7 @@ class AsyncManager:
 
     async def drain(self, cluster: str, instance_ids: Sequence[str], *, deadline: float | None = None, wait: bool = True) -> DrainResult:
         """Verified drain of EC2 instances: DRAINING and ALB targets deregistered, then (``wait``) verified."""
-        return await self.run(workflows.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
+        return await self.run(drain.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
 
     async def refresh(
         self,

@@ -12,16 +12,17 @@ from typing import Any
 
 from botocore.config import Config
 
+from ecsspot import apply, drain, store
 from ecsspot import status as _status
 from ecsspot import teardown as _teardown
-from ecsspot import workflows
+from ecsspot.apply import ApplyResult
 from ecsspot.aws.calls import Workflow
 from ecsspot.aws.clients import ClientOptions, default_config
 from ecsspot.clock import Clock
 from ecsspot.drain import DrainResult
 from ecsspot.interruption import HandleResult, handle_event
 from ecsspot.interruption import dry_run as _dry_run
-from ecsspot.plan import ApplyResult, Plan
+from ecsspot.plan import Plan
 from ecsspot.refresh import RefreshResult
 from ecsspot.refresh import refresh as _refresh
 from ecsspot.settings import aws_region
@@ -69,7 +70,7 @@ class Manager:
         from ecsspot.aws.driver import Driver
 
         self.driver = Driver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
-        self.owner = workflows.owner_id()
+        self.owner = store.owner_id()
 
     def __enter__(self) -> Manager:
         return self
@@ -83,12 +84,12 @@ class Manager:
 
     def plan(self, spec: ClusterSpec) -> Plan:
         """What ``apply`` would change, with lint warnings; makes no change."""
-        plan, _observed = self.run(workflows.plan_cluster(spec))
+        plan, _observed = self.run(apply.plan_cluster(spec))
         return plan
 
     def apply(self, spec: ClusterSpec, plan: Plan | None = None) -> ApplyResult:
         """Converge AWS to ``spec``; with ``plan``, only if the plan is still what was approved."""
-        return self.run(workflows.apply_cluster(spec, plan))
+        return self.run(apply.apply_cluster(spec, plan))
 
     def status(self, cluster: str) -> Status:
         """Instances of the cluster's ecsspot pools with their ECS state; makes no change."""
@@ -100,7 +101,7 @@ class Manager:
 
     def drain(self, cluster: str, instance_ids: Sequence[str], *, deadline: float | None = None, wait: bool = True) -> DrainResult:
         """Verified drain of EC2 instances: DRAINING and ALB targets deregistered, then (``wait``) verified."""
-        return self.run(workflows.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
+        return self.run(drain.drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=self.owner))
 
     def refresh(
         self,

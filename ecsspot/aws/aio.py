@@ -39,7 +39,9 @@ class AsyncDriver:
         async with self._client_lock:
             if service not in self._clients:
                 if self._session is None:
-                    from aiobotocore.session import AioSession  # optional dependency: the `async` extra
+                    from aiobotocore.session import (
+                        AioSession,  # optional dependency: the `async` extra
+                    )
 
                     from ecsspot.aws.clients import shared_loader
 

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 import re
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
 
 from ecsspot import errors
 

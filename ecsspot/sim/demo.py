@@ -132,9 +132,9 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
         storm = _storm(sim, stack, fraction=0.3, outage=300, after=120, every=30, line=say, start=start)
         say(f"storm with ecsspot: {storm.failures()}")
 
-        from ecsspot.plan import resolve_ami
+        from ecsspot import ami
 
-        current = stack.manager.run(resolve_ami(stack.spec.instances.ami))
+        current = stack.manager.run(ami.resolve(stack.spec.instances.ami))
         images = [i["ImageId"] for i in sim.client("ec2").describe_images(Owners=["amazon"])["Images"]]
         new_image = next(i for i in images if i != current)
         say(f"rolling AMI refresh to {new_image}: new capacity first, verified drains, batch size {stack.spec.refresh.batch_size}")

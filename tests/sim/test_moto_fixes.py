@@ -150,7 +150,7 @@ def test_dynamodb_transactions_at_once_are_serialised(aws: Any) -> None:
     from ecsspot.aws.clients import ClientOptions
     from ecsspot.aws.driver import Driver
     from ecsspot.clock import FakeClock
-    from ecsspot.plan import create_table
+    from ecsspot.apply import create_table
     from ecsspot.store import acquire_leases, let_go, read_lease
 
     driver = Driver(ClientOptions(region=REGION), clock=FakeClock())

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from ecsspot import userdata
 from ecsspot.errors import EcsspotError
-from ecsspot.terraform import HOOKS
+from ecsspot_cli.terraform import HOOKS
 from tests.conftest import REGION, demo_spec_dict, example_spec_dict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -298,7 +298,7 @@ def _hook_queries(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
 @given(hook_query=_hook_queries())
 def test_any_query_is_an_answer_or_an_ecsspot_error(hook_query: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     """Whatever strings Terraform sends, a hook answers or raises one of ecsspot's errors."""
-    from ecsspot.terraform import run_hook
+    from ecsspot_cli.terraform import run_hook
 
     hook, query = hook_query
     cwd = os.getcwd()
@@ -315,7 +315,7 @@ def test_any_query_is_an_answer_or_an_ecsspot_error(hook_query: tuple[str, dict[
 @given(st.binary(max_size=200) | st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")))
 def test_any_stdin_parses_or_is_a_query_error(data: bytes) -> None:
     from ecsspot.errors import QueryError
-    from ecsspot.terraform import parse_query
+    from ecsspot_cli.terraform import parse_query
 
     try:
         query = parse_query(data)

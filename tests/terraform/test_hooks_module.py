@@ -1,6 +1,6 @@
 """The Terraform module calls only hooks and handlers that exist, with keys they accept.
 
-Read from the ``.tf`` files themselves (python-hcl2), checked against ``ecsspot.terraform.HOOKS``
+Read from the ``.tf`` files themselves (python-hcl2), checked against ``ecsspot_cli.terraform.HOOKS``
 and ``ecsspot.handlers``: a renamed hook, query key, output key or handler fails here, not at a
 user's ``terraform plan``.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ecsspot.errors import QueryError
-from ecsspot.terraform import HOOKS
+from ecsspot_cli.terraform import HOOKS
 
 hcl2 = pytest.importorskip("hcl2")
 

@@ -27,7 +27,7 @@ TF_FILES = sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.pa
 
 #: Query keys of each ``ecsspot tf HOOK`` as forms (required keys, optional keys): DESIGN.md
 #: "Terraform hooks", plus the inline user-data form (cluster, ecs_config_json, extra_user_data)
-#: the module uses so it needs no spec file. ``ecsspot.terraform`` owns the real table; a test
+#: the module uses so it needs no spec file. ``ecsspot_cli.terraform`` owns the real table; a test
 #: of the hooks compares it with this one.
 HOOK_QUERY_FORMS: dict[str, tuple[tuple[frozenset[str], frozenset[str]], ...]] = {
     "ami": ((frozenset({"ami"}), frozenset()),),
@@ -393,7 +393,7 @@ def test_iam_writes_are_scoped_to_this_cluster() -> None:
 
 
 #: The ecsspot modules each Lambda's code path runs (refresh reads the cluster through
-#: interruption.load_cluster and resolves the AMI parameter like plan.resolve_ami).
+#: store.load_cluster and resolves the AMI parameter like ami.resolve).
 HANDLER_MODULES = {
     "interruption": ("interruption", "drain", "store", "handlers"),
     "refresh": ("refresh", "interruption", "drain", "store"),

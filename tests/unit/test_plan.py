@@ -12,7 +12,8 @@ from ecsspot import load_spec
 import pytest
 
 from ecsspot.errors import SpecError
-from ecsspot.plan import asg_params, capacity_provider_params, desired_strategy, desired_template_data, plan
+from ecsspot.apply import asg_params, capacity_provider_params
+from ecsspot.plan import desired_strategy, desired_template_data, plan
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
 from ecsspot.state import (
     LaunchTemplateState,
@@ -231,7 +232,7 @@ def test_recommended_ami_value_is_read_as_the_json_aws_stores() -> None:
     from pathlib import Path
 
     from ecsspot.errors import InputError
-    from ecsspot.plan import image_id_from_parameter
+    from ecsspot.ami import image_id_from_parameter
 
     events = Path(__file__).resolve().parents[1] / "events"
     for name in ("ecs-optimized-ami-get-parameters-response.json", "ecs-optimized-ami-get-parameters-response-2022-format.json"):

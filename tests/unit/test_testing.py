@@ -14,7 +14,7 @@ from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow, call, lookup
 from ecsspot.errors import AwsError, ThrottledError
 from ecsspot.plan import desired_settings
 from ecsspot.testing import ScriptedDriver, aws_error, by_operation
-from ecsspot.workflows import drain_instances
+from ecsspot.drain import drain_instances
 from tests.conftest import example_spec_dict
 
 

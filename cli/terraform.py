@@ -83,6 +83,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ecsspot import ami as amis
 from ecsspot.errors import InputError, QueryError
 
 if TYPE_CHECKING:
@@ -97,13 +98,9 @@ __all__ = ["HOOKS", "Form", "Hook", "ManagerFactory", "check_query", "dumps_resu
 ManagerFactory = Callable[[str | None], "Manager"]
 HookFunction = Callable[[Mapping[str, str], ManagerFactory], Mapping[str, Any]]
 
-_AMI_ID = re.compile(r"ami-[0-9a-zA-Z]+")
 #: Larger than any query that can be valid (user data is at most 16 KB, a path at most 4 KiB),
 #: small enough that a runaway pipe is refused at once rather than parsed.
 MAX_QUERY_BYTES = 1024 * 1024
-# SSM parameter names: a-zA-Z0-9_.- and / for the hierarchy, at most 1011 characters
-# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html, Name).
-_SSM_NAME = re.compile(r"/[A-Za-z0-9_.\-/]{1,1010}")
 _UNREPRESENTABLE = re.compile(r"[\x00\ud800-\udfff]")
 _IMAGE_ABSENT = ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
 
@@ -285,32 +282,22 @@ def dumps_result(result: Mapping[str, str]) -> str:
 
 def _ami(query: Mapping[str, str], manager_factory: ManagerFactory) -> dict[str, Any]:
     ami = query["ami"].strip()
-    if ami.startswith("ssm:"):
-        name = ami[len("ssm:") :]
-        if not _SSM_NAME.fullmatch(name):
-            raise QueryError(f"ami: {_show(ami)} must name an SSM parameter path (/, letters, digits, _.-), like ssm:/aws/service/ecs/…")
-        source = ami
-    elif _AMI_ID.fullmatch(ami):
-        name, source = None, "literal"
-    else:
-        raise QueryError(f"ami: {_show(ami)} is neither an AMI id (ami-…) nor an SSM parameter (ssm:/…)")
-    image_id, image_name = manager_factory(None).run(_ami_workflow(ami, name))
-    return {"image_id": image_id, "image_name": image_name, "source": source}
+    try:
+        parameter = amis.parameter_of(ami, "ami")
+    except InputError as exc:
+        raise QueryError(str(exc)) from None
+    image_id, image_name = manager_factory(None).run(_ami_workflow(ami))
+    return {"image_id": image_id, "image_name": image_name, "source": "literal" if parameter is None else ami}
 
 
-def _ami_workflow(image_id: str, parameter: str | None) -> Workflow[tuple[str, str]]:
-    """The image id (read from ``parameter`` when given) and its name ("" when EC2 does not know it)."""
+def _ami_workflow(ami: str) -> Workflow[tuple[str, str]]:
+    """The image id (read from SSM for ``ssm:/…``) and its name ("" when EC2 does not know it)."""
     from ecsspot.aws.calls import lookup
-    from ecsspot.plan import image_id_from_parameter
 
-    if parameter is not None:
-        answer = yield lookup("ssm", "get_parameter", ("ParameterNotFound", "ParameterVersionNotFound"), Name=parameter)
-        if answer is None:
-            raise QueryError(f"ami: SSM parameter {parameter} not found")
-        try:
-            image_id = image_id_from_parameter(answer["Parameter"]["Value"], parameter)
-        except InputError as exc:
-            raise QueryError(f"ami: {exc}") from None
+    try:
+        image_id = yield from amis.resolve(ami, "ami")
+    except InputError as exc:
+        raise QueryError(str(exc)) from None
     described = yield lookup("ec2", "describe_images", _IMAGE_ABSENT, ImageIds=[image_id])
     images = (described or {}).get("Images") or []
     return image_id, str(images[0].get("Name") or "") if images else ""
