@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import click
 from ecsspot_cli import retries
+from ecsspot_cli.progress import Progress
 from ecsspot_cli.commands import (
     demo,
     drain,
@@ -64,6 +65,8 @@ class Context:
 
     #: JMESPath expression applied to the output document (``--query``), compiled at parse time.
     query: str | None = None
+    #: Renders the library's progress reports on stderr (see :mod:`ecsspot_cli.progress`).
+    progress: Progress = attrs.field(factory=Progress, eq=False)
 
     @property
     def json(self) -> bool:
@@ -73,8 +76,8 @@ class Context:
     def manager(self, spec_region: str | None = None, *, say_retries: bool = True) -> Manager:
         """A Manager for these options; ``--region`` wins over the spec's ``region``.
 
-        ``say_retries=False`` keeps retries off stderr (``tf`` hooks: one line on error, none
-        on success).
+        ``say_retries=False`` keeps retries and progress off stderr (``tf`` hooks: one line on
+        error, none on success).
         """
         from ecsspot.manager import Manager
 
@@ -85,7 +88,14 @@ class Context:
         handlers = list(retries.EVENT_HANDLERS) if say_retries else []  # a warning: -q hides it
         if self.verbosity > 0:
             handlers.append(("before-call", _log_call))
-        return Manager(region=region, profile=self.profile, endpoint_url=self.endpoint_url, config=self.client_config(), event_handlers=handlers)
+        return Manager(
+            region=region,
+            profile=self.profile,
+            endpoint_url=self.endpoint_url,
+            config=self.client_config(),
+            event_handlers=handlers,
+            on_progress=self.progress if say_retries else None,
+        )
 
     def client_config(self) -> Config:
         """The botocore Config of this CLI run (see :mod:`ecsspot_cli.retries`)."""
@@ -244,7 +254,12 @@ class EcsspotGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                # The live progress line goes before the result or the error is printed.
+                if isinstance(ctx.obj, Context):
+                    ctx.obj.progress.close()
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except EcsspotError as err:
@@ -356,6 +371,7 @@ def cli(
         verbosity=verbosity,
         max_attempts=max_attempts,
         timeout=timeout,
+        progress=Progress(quiet=quiet),
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ecsspot import ami, store
-from ecsspot.aws.calls import NOW, Sleep, Workflow, call
+from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call
 from ecsspot.errors import ConflictError, DeadlineError, SpecError
 from ecsspot.lint import lint
 from ecsspot.observe import network_calls, network_problems, observe
@@ -48,6 +48,7 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     """Validate (before any call), then read the AMI, the network and the recorded settings in one
     round, observe, lint, and diff."""
     validate(spec)
+    yield Report("plan", f"reading the AMI, the network and the state of cluster {spec.cluster}")
     read = ami.read(spec.instances.ami)
     network = network_calls(spec)
     answers = list((yield (*((read,) if read else ()), *network, store.settings_lookup(spec.table_name))))
@@ -77,6 +78,7 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
     def changed(resource: str, name: str) -> Change | None:
         return by.get((resource, name))
 
+    yield Report("apply", f"{len(the_plan.changes)} change(s) to make", 0, len(the_plan.changes))
     table_change = changed("dynamodb_table", spec.table_name)
     if table_change is not None and table_change.action == "create":
         yield from create_table(spec.table_name, spec.cluster)
@@ -195,6 +197,7 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
 
     retiring = [c.name for c in the_plan.changes if c.resource == "autoscaling_group" and c.action == "delete"]
     if retiring:
+        yield Report("apply", f"retiring {len(retiring)} Auto Scaling group(s): their instances are drained first")
         from ecsspot.teardown import retire_groups
 
         yield from retire_groups(spec.cluster, [observed.asgs[n] for n in retiring], deadline_seconds=deadline_seconds)
@@ -288,6 +291,7 @@ def create_table(table: str, cluster: str, *, timeout: float = 300) -> Workflow[
 def _wait_table_active(table: str, timeout: float = 300) -> Workflow[None]:
     start = yield NOW
     while True:
+        yield Report("apply", f"waiting for table {table} to become ACTIVE")
         answer = yield call("dynamodb", "describe_table", TableName=table)
         if answer["Table"]["TableStatus"] == "ACTIVE":
             return
@@ -314,6 +318,7 @@ def _wait_capacity_providers_gone(names: list[str], timeout: float) -> Workflow[
     # AWS deletes a capacity provider asynchronously (DELETE_IN_PROGRESS); its name is only free after.
     start = yield NOW
     while True:
+        yield Report("apply", f"waiting for ECS to finish deleting capacity provider(s) {', '.join(names)}")
         answer = yield call("ecs", "describe_capacity_providers", capacityProviders=names)
         for provider in answer.get("capacityProviders", ()):
             check_deleted({"capacityProvider": provider}, provider["name"])

@@ -41,7 +41,7 @@ from typing import Any, Literal
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import NOW, Call, Sleep, Workflow, call, chunks, lookup, paginate
+from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, chunks, lookup, paginate
 from ecsspot.errors import EcsspotError
 
 POLL_SECONDS = 5.0
@@ -292,6 +292,8 @@ def drain(
     dereg = (_deregister(late) or ()) if act else ()
     answers = (yield (*dereg, *_delay_calls(holding))) if dereg or holding else ()
     delays = _short_delays(holding, answers[len(dereg) :], deadline)
+    if act:
+        yield Report("drain", f"{len(to_drain) - len(failures)} instance(s) set DRAINING; {len(targets)} target(s) deregistering")
     affected_services = {
         s["serviceName"]
         for s in services
@@ -343,6 +345,7 @@ def drain(
         live = [iid for iid in pending if now < deadline_at[iid]]
         if not live:
             break
+        yield waiting_report(len(ids) - len(missing), {iid: left.get(iid, {}) for iid in sorted(pending)})
         if beats and heartbeat_every and now - last_beat >= heartbeat_every:
             beats = yield from _beat(beats)
             last_beat = now
@@ -359,6 +362,17 @@ def drain(
             verified = f"instance terminated after {done_at[iid] - start:.0f} s" if iid in terminated else f"drained in {done_at[iid] - start:.0f} s"
             actions.append(Action("drain", iid, "drained", _join(verified, notes.get(iid), delays)))
     return DrainResult(cluster, tuple(actions), tuple(sorted(service_groups)))
+
+
+def waiting_report(total: int, pending: Mapping[str, Mapping[str, Any]]) -> Report:
+    """Pure: the drain's progress line, naming the first instance still held and what holds it."""
+    done = total - len(pending)
+    line = f"{done}/{total} instance(s) drained"
+    if pending:
+        first, what = next(iter(pending.items()))
+        more = f" and {len(pending) - 1} more" if len(pending) > 1 else ""
+        line += f"; waiting for {first}{more}: {_describe(what)}"
+    return Report("drain", line, done, total)
 
 
 def _beat(beats: list[Call]) -> Workflow[list[Call]]:

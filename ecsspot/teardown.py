@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import NOW, Sleep, Workflow, call, chunks, lookup, paginate
+from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call, chunks, lookup, paginate
 from ecsspot.errors import AwsError, DeadlineError, InputError, NotFoundError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, table_name
 from ecsspot.state import (
@@ -78,6 +78,7 @@ def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds:
     start = yield NOW
     instance_ids = [i.instance_id for g in groups for i in g.instances]
     if instance_ids:
+        yield Report("teardown", f"setting {len(instance_ids)} instance(s) of {len(groups)} group(s) DRAINING")
         yield from drain_container_instances(cluster, instance_ids)
     calls: list[Any] = []
     for g in groups:
@@ -103,6 +104,8 @@ def retire_groups(cluster: str, groups: Sequence[AsgState], *, deadline_seconds:
         left = {g["AutoScalingGroupName"]: [i["InstanceId"] for i in g.get("Instances", ())] for g in live}
         if not any(left.values()):
             break
+        running = sum(len(ids) for ids in left.values())
+        yield Report("teardown", f"waiting for {running} instance(s) to terminate in {', '.join(n for n, ids in left.items() if ids)}")
         # Instances that came back protected (a capacity provider re-protecting) are unprotected
         # again, and the groups told again to be empty.
         again = [

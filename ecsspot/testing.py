@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Report, Settle, Sleep, Workflow
 from ecsspot.aws.stepper import batch_calls, drive
 from ecsspot.clock import FakeClock
 from ecsspot.errors import AwsError, EcsspotError
@@ -87,6 +87,8 @@ class ScriptedDriver:
     interrupt: dict[int, BaseException] = attrs.Factory(dict)
     #: Every round of calls, in order (a single call is a round of one).
     rounds: list[tuple[Call, ...]] = attrs.Factory(list)
+    #: Every :class:`~ecsspot.aws.calls.Report` the workflow yielded, in order.
+    reports: list[Report] = attrs.Factory(list)
 
     @property
     def calls(self) -> list[Call]:
@@ -97,7 +99,7 @@ class ScriptedDriver:
 
     def run(self, workflow: Workflow[Any]) -> Any:
         """Drive ``workflow`` to its end and return its value (or raise what it raised)."""
-        return drive(workflow, self._handle)
+        return drive(workflow, self._handle, self.reports.append)
 
     def _handle(self, request: Any) -> Any:
         if isinstance(request, Call):

@@ -83,6 +83,7 @@ def apply(obj: Context, spec_file: str, yes: bool) -> None:
     spec = read_spec(spec_file)
     manager = obj.manager(spec.region)
     shown = manager.plan(spec)
+    obj.progress.close()  # the plan and the question, not a live line, are what the user reads now
     # With --output json the plan is for the human at the prompt: stderr keeps stdout one document.
     output.show(output.render_plan(shown), to_stderr=obj.json)
     if not shown.has_changes:

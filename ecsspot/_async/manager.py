@@ -15,7 +15,7 @@ from ecsspot import apply, drain, store
 from ecsspot import status as _status
 from ecsspot import teardown as _teardown
 from ecsspot.apply import ApplyResult
-from ecsspot.aws.calls import Workflow
+from ecsspot.aws.calls import Report, Workflow
 from ecsspot.aws.clients import ClientOptions, default_config
 from ecsspot.clock import Clock
 from ecsspot.drain import DrainResult
@@ -52,7 +52,9 @@ class AsyncManager:
 
     ``region``/``profile``/``endpoint_url`` default to botocore's usual chain; ``session`` reuses
     a session of aiobotocore; ``clock`` injects time (tests, the simulator); ``event_handlers``
-    registers botocore event hooks on every client (metrics, call counting).
+    registers botocore event hooks on every client (metrics, call counting); ``on_progress``
+    receives each :class:`~ecsspot.aws.calls.Report` of the long waits (what a drain, an apply, a
+    refresh is waiting for) to show it; the library itself never prints.
     """
 
     def __init__(
@@ -65,10 +67,12 @@ class AsyncManager:
         clock: Clock | None = None,
         config: Config | None = None,
         event_handlers: Sequence[tuple[str, Callable[..., Any]]] = (),
+        on_progress: Callable[[Report], None] | None = None,
     ) -> None:
         from ecsspot.aws.aio import AsyncDriver
 
-        self.driver = AsyncDriver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
+        options = _options(region, profile, endpoint_url, config, event_handlers)
+        self.driver = AsyncDriver(options, session=session, clock=clock, on_report=on_progress)
         self.owner = store.owner_id()
 
     async def __aenter__(self) -> AsyncManager:

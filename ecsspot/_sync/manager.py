@@ -16,7 +16,7 @@ from ecsspot import apply, drain, store
 from ecsspot import status as _status
 from ecsspot import teardown as _teardown
 from ecsspot.apply import ApplyResult
-from ecsspot.aws.calls import Workflow
+from ecsspot.aws.calls import Report, Workflow
 from ecsspot.aws.clients import ClientOptions, default_config
 from ecsspot.clock import Clock
 from ecsspot.drain import DrainResult
@@ -53,7 +53,9 @@ class Manager:
 
     ``region``/``profile``/``endpoint_url`` default to botocore's usual chain; ``session`` reuses
     a session of boto3; ``clock`` injects time (tests, the simulator); ``event_handlers``
-    registers botocore event hooks on every client (metrics, call counting).
+    registers botocore event hooks on every client (metrics, call counting); ``on_progress``
+    receives each :class:`~ecsspot.aws.calls.Report` of the long waits (what a drain, an apply, a
+    refresh is waiting for) to show it; the library itself never prints.
     """
 
     def __init__(
@@ -66,10 +68,12 @@ class Manager:
         clock: Clock | None = None,
         config: Config | None = None,
         event_handlers: Sequence[tuple[str, Callable[..., Any]]] = (),
+        on_progress: Callable[[Report], None] | None = None,
     ) -> None:
         from ecsspot.aws.driver import Driver
 
-        self.driver = Driver(_options(region, profile, endpoint_url, config, event_handlers), session=session, clock=clock)
+        options = _options(region, profile, endpoint_url, config, event_handlers)
+        self.driver = Driver(options, session=session, clock=clock, on_report=on_progress)
         self.owner = store.owner_id()
 
     def __enter__(self) -> Manager:

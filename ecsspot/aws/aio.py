@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
-from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Report, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.aws.errormap import map_error
 from ecsspot.aws.stepper import INTERRUPTIONS, Stepper, batch_calls
@@ -17,9 +18,18 @@ from ecsspot.errors import EcsspotError
 class AsyncDriver:
     """Runs workflows with aiobotocore. Use as an async context manager (clients are closed)."""
 
-    def __init__(self, options: ClientOptions | None = None, *, session: Any = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        options: ClientOptions | None = None,
+        *,
+        session: Any = None,
+        clock: Clock | None = None,
+        on_report: Callable[[Report], None] | None = None,
+    ) -> None:
         self.options = options or ClientOptions()
         self.clock = clock or SystemClock()
+        #: Receives the workflows' progress :class:`~ecsspot.aws.calls.Report`\ s (None: dropped).
+        self.on_report = on_report
         self._session = session
         self._clients: dict[str, Any] = {}
         self._client_lock = asyncio.Lock()
@@ -70,7 +80,7 @@ class AsyncDriver:
 
     async def run(self, workflow: Workflow[Any]) -> Any:
         """Drive ``workflow`` to completion and return its value."""
-        stepper = Stepper(workflow)
+        stepper = Stepper(workflow, self.on_report)
         request = stepper.start()
         while not stepper.done:
             try:

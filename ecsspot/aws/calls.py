@@ -58,13 +58,29 @@ class Sleep:
 
 
 @attrs.frozen
+class Report:
+    """Progress for whoever watches (the CLI renders it on stderr): costs no call, answered None.
+
+    The library never prints; a workflow yields a ``Report`` where a person would want to know
+    what it is waiting for, and the driver hands it to its ``on_report`` callback, if any.
+    """
+
+    #: What is going on, in one word: ``plan``, ``apply``, ``drain``, ``refresh``, ``teardown``…
+    phase: str
+    #: One line: "3/5 instances drained; waiting for 2 tasks on i-0ab…".
+    message: str
+    done: int | None = None
+    total: int | None = None
+
+
+@attrs.frozen
 class _Now:
     pass
 
 
 NOW = _Now()
 
-Request = Call | tuple[Call, ...] | Settle | Sleep | _Now
+Request = Call | tuple[Call, ...] | Settle | Sleep | _Now | Report
 T = TypeVar("T")
 Workflow = Generator[Request, Any, T]
 

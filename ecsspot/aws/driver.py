@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 
-from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Report, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions, botocore_session
 from ecsspot.aws.errormap import map_error
 from ecsspot.aws.stepper import batch_calls, drive
@@ -33,9 +34,12 @@ class Driver:
         *,
         session: boto3.Session | None = None,
         clock: Clock | None = None,
+        on_report: Callable[[Report], None] | None = None,
     ) -> None:
         self.options = options or ClientOptions()
         self.clock = clock or SystemClock()
+        #: Receives the workflows' progress :class:`~ecsspot.aws.calls.Report`\ s (None: dropped).
+        self.on_report = on_report
         self._session = session
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -71,7 +75,7 @@ class Driver:
 
     def run(self, workflow: Workflow[Any]) -> Any:
         """Drive ``workflow`` to completion and return its value."""
-        return drive(workflow, self._handle)
+        return drive(workflow, self._handle, self.on_report)
 
     def _outcome(self, call: Call) -> Any:
         try:

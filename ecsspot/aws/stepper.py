@@ -6,7 +6,9 @@ generator is decided here, once, so the sync and async drivers cannot drift apar
 
 * a :class:`~ecsspot.aws.calls.Call`: its response is sent, its mapped error thrown;
 * a tuple: every call was sent; all responses are sent as a tuple, or the first error is thrown;
-* :class:`~ecsspot.aws.calls.Settle`: the outcomes are sent as they are (errors in place).
+* :class:`~ecsspot.aws.calls.Settle`: the outcomes are sent as they are (errors in place);
+* :class:`~ecsspot.aws.calls.Report`: handed to ``on_report`` here, never to the driver, and
+  answered None (a failing callback loses the report, never the workflow).
 
 When answering fails in the driver itself (Ctrl-C, task cancellation, a driver bug: see
 :data:`INTERRUPTIONS`), :meth:`Stepper.interrupt` throws that exception into the generator so
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ecsspot.aws.calls import Call, Settle, Workflow
+from ecsspot.aws.calls import Call, Report, Settle, Workflow
 from ecsspot.errors import EcsspotError
 
 _PENDING = object()
@@ -32,8 +34,9 @@ INTERRUPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit,
 class Stepper:
     """Drives one workflow; holds no I/O, only the generator and how it ended."""
 
-    def __init__(self, workflow: Workflow[Any]) -> None:
+    def __init__(self, workflow: Workflow[Any], on_report: Callable[[Report], None] | None = None) -> None:
         self._workflow = workflow
+        self._on_report = on_report
         self._interrupted: BaseException | None = None
         self.value: Any = _PENDING
 
@@ -69,21 +72,31 @@ class Stepper:
 
     def _resume(self, send: Any, error: BaseException | None) -> Any:
         try:
-            if error is not None:
-                return self._workflow.throw(error)
-            return self._workflow.send(send)
+            request = self._workflow.throw(error) if error is not None else self._workflow.send(send)
+            while isinstance(request, Report):
+                self._tell(request)
+                request = self._workflow.send(None)
+            return request
         except StopIteration as stop:
             if self._interrupted is not None:
                 raise self._interrupted from None
             self.value = stop.value
             return None
 
+    def _tell(self, report: Report) -> None:
+        if self._on_report is None:
+            return
+        try:
+            self._on_report(report)
+        except Exception:  # noqa: BLE001 - a watcher that fails (a closed stderr) must not stop a drain
+            return
 
-def drive(workflow: Workflow[Any], handle: Callable[[Any], Any]) -> Any:
+
+def drive(workflow: Workflow[Any], handle: Callable[[Any], Any], on_report: Callable[[Report], None] | None = None) -> Any:
     """Drive ``workflow`` to its end with a blocking ``handle`` (request → answer) and return its
     value: the loop of the boto3 driver and of ``ecsspot.testing`` (the aiobotocore driver awaits
     its handler, so it writes the same loop with ``await``)."""
-    stepper = Stepper(workflow)
+    stepper = Stepper(workflow, on_report)
     request = stepper.start()
     while not stepper.done:
         try:

@@ -68,6 +68,7 @@ def test_drain_cli_no_wait_verified_and_timed_out(server_sim: Simulator) -> None
     (action,) = actions(result)
     assert (action["kind"], action["instance_id"], action["status"]) == ("drain", quick, "draining")
     assert action["reason"].startswith("DRAINING; targets deregistering")
+    assert "\necsspot: drain: 1 instance(s) set DRAINING; " in result.stderr  # progress, on stderr only
     assert container_instances(sim, stack.cluster)[quick]["status"] == "DRAINING"
     assert {state for (iid, _), state in targets(sim, stack.target_group_arn).items() if iid == quick} == {"draining"}
 
@@ -90,7 +91,11 @@ def test_drain_cli_no_wait_verified_and_timed_out(server_sim: Simulator) -> None
     assert action["reason"].startswith("deadline passed with ") and "task(s)" in action["reason"]
     assert action["left"]["tasks"] >= 1
     assert action["left"]["targets"] and all(t.endswith("(draining)") for t in action["left"]["targets"])
-    assert result.stderr.splitlines() == [f"draining 1 instance(s) of {stack.cluster}…", f"ecsspot: error: drain timed out with work left on {late}"]
+    # Not a terminal: one progress line per phase (issue 13 item 1), not one per poll.
+    said = result.stderr.splitlines()
+    assert said[0] == f"draining 1 instance(s) of {stack.cluster}…"
+    assert said[1].startswith("ecsspot: drain: 1 instance(s) set DRAINING; ") and said[1].endswith("target(s) deregistering")
+    assert said[2:] == [f"ecsspot: error: drain timed out with work left on {late}"]
 
 
 def test_drain_cli_refuses_what_is_not_an_instance_id(server_sim: Simulator) -> None:

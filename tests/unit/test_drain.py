@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import pytest
 
-from ecsspot.aws.calls import NOW, Call, Sleep
+from ecsspot.aws.calls import NOW, Call, Report, Sleep
 from ecsspot.drain import drain
 from ecsspot.errors import AwsError
 
@@ -27,6 +27,7 @@ class Fake:
     now: float = 1000.0
     calls: list[str] = attrs.Factory(list)
     rounds: int = 0
+    reports: list[Report] = attrs.Factory(list)
     #: The round in which each operation was first called.
     first_round: dict[str, int] = attrs.Factory(dict)
     on_sleep: Callable[[Fake], None] | None = None
@@ -110,6 +111,9 @@ class Fake:
                 send = self.now
             elif request is NOW:
                 send = self.now
+            elif isinstance(request, Report):
+                self.reports.append(request)
+                send = None
 
 
 def tasks_move_off(fake: Fake) -> None:
@@ -279,3 +283,17 @@ def test_list_services_asks_for_pages_of_100() -> None:
         assert c.paginate
         merged = client.get_paginator(c.operation).paginate(**c.params).build_full_result()
     assert merged["serviceArns"] == ["arn:svc/a", "arn:svc/b"]
+
+
+def test_the_drain_reports_what_it_waits_for_at_every_look() -> None:
+    """Progress (issue 13 item 1): the library says what it is waiting for; the CLI shows it."""
+    fake = Fake(delay=300)
+    fake.add("i-0000000000000000a", running=2)
+    fake.add("i-0000000000000000b", running=1)
+    fake.run(drain("c", ["i-0000000000000000a", "i-0000000000000000b"], deadline=60))
+    first, *waits = fake.reports
+    assert first == Report("drain", "2 instance(s) set DRAINING; 2 target(s) deregistering")
+    assert waits, "no report while waiting"
+    assert {(r.done, r.total) for r in waits} == {(0, 2)}
+    assert waits[0].message.startswith("0/2 instance(s) drained; waiting for i-0000000000000000a and 1 more: 2 task(s) (2 RUNNING); ")
+    assert "targets web:32768 (draining)" in waits[0].message

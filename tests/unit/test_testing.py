@@ -137,3 +137,31 @@ def test_the_scripted_driver_needs_no_moto_or_boto3() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(Path(__file__).parents[2]))
     assert result.returncode == 0, result.stderr
 
+
+
+def test_reports_reach_the_watcher_and_never_the_driver_and_a_failing_watcher_loses_only_the_report() -> None:
+    from ecsspot.aws.calls import Report
+    from ecsspot.aws.stepper import drive
+
+    def workflow() -> Workflow[Any]:
+        yield Report("drain", "one")
+        answer = yield call("ecs", "a_op")
+        yield Report("drain", "two", 1, 2)
+        return answer
+
+    driver = ScriptedDriver(by_operation({"a_op": {"ok": True}}))
+    assert driver.run(workflow()) == {"ok": True}
+    assert [r.message for r in driver.reports] == ["one", "two"]
+    assert driver.operations() == ["a_op"]
+
+    handled: list[Any] = []
+
+    def handle(request: Any) -> Any:
+        handled.append(request)
+        return {"ok": True}
+
+    def broken(report: Report) -> None:
+        raise BrokenPipeError("stderr is gone")
+
+    assert drive(workflow(), handle, broken) == {"ok": True}
+    assert handled == [call("ecs", "a_op")]
