@@ -44,6 +44,8 @@ def refresh(obj: Context, cluster: str, ami: str | None, latest: bool, batch_siz
         raise InputError("--ami and --latest exclude each other")
     quiet = obj.verbosity < 0
     show = _Progress(quiet=quiet, bar=not quiet and sys.stderr.isatty())
+    if show.use_bar:
+        obj.progress.quiet = True  # the bar is the refresh's live line: one live renderer on a terminal
 
     manager = obj.manager()
     try:
