@@ -21,11 +21,13 @@ def demo(obj: Context, seed: int) -> None:
 
     The timeline goes to stdout (stderr with --output json, whose summary is the only stdout).
     """
+    quiet = obj.verbosity < 0
+    # Importing moto and starting its server takes seconds: say so before, not after.
+    output.progress("starting the embedded AWS simulator (moto + ecsspot.sim)…", quiet=quiet)
     try:
         from ecsspot.sim import demo as play
     except ImportError as exc:  # moto is the `sim` extra
         raise InputError(f"ecsspot demo needs the simulator: pip install 'ecsspot[sim]' ({exc})") from None
-    quiet = obj.verbosity < 0
     # The timeline is the result in text mode (stdout) and progress beside the JSON (stderr),
     # which -q silences.
     line = None if quiet and obj.json else (lambda text: click.echo(text, err=obj.json))

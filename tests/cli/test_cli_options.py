@@ -98,3 +98,5 @@ def test_demo_timeline_is_the_text_result_and_json_progress_that_q_silences(
     assert result.exit_code == 0, result.stderr
     assert ("timeline line" in result.stdout) is stdout_has_timeline
     assert ("timeline line" in result.stderr) is stderr_has_timeline
+    # The first thing said, before seconds of imports and server start (issue 13 item 1); not with -q.
+    assert result.stderr.startswith("starting the embedded AWS simulator") is ("-q" not in args)
