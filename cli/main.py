@@ -25,6 +25,7 @@ from ecsspot_cli.commands import (
     demo,
     drain,
     refresh,
+    sim,
     spec_commands,
     status,
     teardown,
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

@@ -30,12 +30,15 @@ class Simulator:
         seed: int = 0,
         *,
         server: bool = False,
+        port: int = 0,
         timings: Timings | None = None,
         managed_scaling: bool = False,
     ) -> None:
         self.region = region
         self.seed = seed
         self.server = server
+        #: The server's port (0: a free one).
+        self.port = port
         self.timings = timings or Timings()
         #: Simulate ECS cluster auto scaling (capacity providers' managed scaling and managed
         #: termination protection); off by default so hand-sized groups stay as they are.
@@ -66,7 +69,7 @@ class Simulator:
             if self.server:
                 from moto.server import ThreadedMotoServer
 
-                self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+                self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
                 self._server.start()
                 host, port = self._server.get_host_and_port()
                 self.endpoint_url = f"http://{host}:{port}"

@@ -22,6 +22,7 @@ from tests.cli.test_cli_spec import _demo
         (["drain", "c", "i-1", "--", "--output", "json"], ["drain", "c", "i-1", "--", "--output", "json"]),
         (["handle-event", "-", "--max-attempts", "2", "--timeout", "5"], ["--max-attempts", "2", "--timeout", "5", "handle-event", "-"]),
         (["demo", "--help"], ["demo", "--help"]),
+        (["sim", "serve", "--speed", "5", "-o", "json", "--region", "eu-west-1"], ["-o", "json", "--region", "eu-west-1", "sim", "serve", "--speed", "5"]),
         (["--output", "json"], ["--output", "json"]),
         ([], []),
     ],
@@ -33,9 +34,12 @@ def test_global_options_after_the_subcommand_move_before_it(given: list[str], pa
 def test_no_subcommand_option_shares_a_name_with_a_global_one() -> None:
     """What makes moving them safe: an option after the subcommand can only be the global one."""
     global_names = {o for p in cli.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
-    for name, command in cli.commands.items():
+    commands = list(cli.commands.items())
+    while commands:  # groups' subcommands (``sim serve``) too
+        name, command = commands.pop()
         own = {o for p in command.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
         assert not own & global_names, (name, own & global_names)
+        commands += [(f"{name} {sub}", c) for sub, c in getattr(command, "commands", {}).items()]
 
 
 def test_validate_with_the_output_option_after_it(invoke: Any, aws_calls: list[Any]) -> None:
