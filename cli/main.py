@@ -26,6 +26,7 @@ from ecsspot_cli.commands import (
     drain,
     refresh,
     sim,
+    simulate,
     spec_commands,
     status,
     teardown,
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

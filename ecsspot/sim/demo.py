@@ -72,7 +72,18 @@ def _row(start: float, s: scenario.Snapshot) -> str:
     )
 
 
-def _storm(sim: Simulator, stack: scenario.Stack, *, fraction: float, outage: float, after: float, every: float, line: Line | None, start: float) -> StormSummary:
+def _storm(
+    sim: Simulator,
+    stack: scenario.Stack,
+    *,
+    fraction: float,
+    outage: float,
+    after: float,
+    every: float,
+    line: Line | None,
+    start: float,
+    on_snapshot: Callable[[scenario.Snapshot], None] | None = None,
+) -> StormSummary:
     before = sim.traffic_stats(stack.target_group_arn)
     group = stack.spec.asg_name(stack.spec.pool("spot"))
     sim.set_spot_capacity(False, group=group)
@@ -81,6 +92,8 @@ def _storm(sim: Simulator, stack: scenario.Stack, *, fraction: float, outage: fl
         line(f"spot storm: interruption warnings for {len(hit)} spot instance(s) ({', '.join(hit)}); no spot capacity for {outage:.0f} s")
 
     def show(s: scenario.Snapshot) -> None:
+        if on_snapshot:
+            on_snapshot(s)
         if line:
             line(_row(start, s))
 
@@ -108,10 +121,22 @@ def baseline_storm(seed: int, config: scenario.DemoConfig) -> StormSummary:
         return _storm(sim, stack, fraction=0.3, outage=300, after=120, every=420, line=None, start=sim.now())
 
 
-def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig | None = None) -> DemoSummary:
-    """Play the demo; ``line`` receives the human-readable timeline (None: silent)."""
+def run(
+    seed: int = 7,
+    *,
+    line: Line | None = print,
+    config: scenario.DemoConfig | None = None,
+    on_snapshot: Callable[[scenario.Snapshot], None] | None = None,
+) -> DemoSummary:
+    """Play the demo; ``line`` receives the human-readable timeline (None: silent) and
+    ``on_snapshot`` each row of it (for ``--chart``)."""
     config = config or scenario.DemoConfig()
     say = line or (lambda _text: None)
+    keep = on_snapshot or (lambda _s: None)
+
+    def row(start: float, s: scenario.Snapshot) -> str:
+        keep(s)
+        return _row(start, s)
     with Simulator(seed=seed, managed_scaling=config.managed_scaling) as sim:
         start = sim.now()
         say(f"applying the demo spec (cluster {scenario.BASE_SPEC['cluster']}, pools: spot + on-demand) on the simulator, seed {seed}")
@@ -127,9 +152,9 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
             say(f"  lint {w.code} {w.path}: {w.message}")
         say(f"service web: {config.tasks} tasks behind an ALB (deregistration delay {config.deregistration_delay} s), {config.rps:.0f} requests/s")
         say(HEADER)
-        scenario.play(sim, 60, 20, stack, lambda s: say(_row(start, s)))
+        scenario.play(sim, 60, 20, stack, lambda s: say(row(start, s)))
 
-        storm = _storm(sim, stack, fraction=0.3, outage=300, after=120, every=30, line=say, start=start)
+        storm = _storm(sim, stack, fraction=0.3, outage=300, after=120, every=30, line=say, start=start, on_snapshot=keep)
         say(f"storm with ecsspot: {storm.failures()}")
 
         from ecsspot import ami
@@ -145,11 +170,11 @@ def run(seed: int = 7, *, line: Line | None = print, config: scenario.DemoConfig
                 text = f"{pool['pool']} {len(pool['replaced'])}/{len(pool['old'])} replaced"
                 if pool["replaced"] and seen.get(pool["pool"]) != text:
                     seen[pool["pool"]] = text
-                    say(_row(start, scenario.snapshot(sim, stack)) + f"   refresh: {text}")
+                    say(row(start, scenario.snapshot(sim, stack)) + f"   refresh: {text}")
 
         before = sim.traffic_stats(stack.target_group_arn)
         result = stack.manager.refresh(stack.cluster, ami=new_image, on_progress=progress)
-        scenario.play(sim, 60, 60, stack, lambda s: say(_row(start, s)))
+        scenario.play(sim, 60, 60, stack, lambda s: say(row(start, s)))
         during = sim.traffic_stats(stack.target_group_arn)
         say(
             f"refresh {result.status}: {len(result.replaced)} instance(s) replaced, "

@@ -90,7 +90,7 @@ def test_demo_timeline_is_the_text_result_and_json_progress_that_q_silences(
 
     from ecsspot.sim import demo as play
 
-    def run(seed: int, *, line: Any = None) -> Any:
+    def run(seed: int, *, line: Any = None, on_snapshot: Any = None) -> Any:
         if line is not None:
             line("  60  timeline line")
         storm = play.StormSummary(**{f.name: 0 for f in attrs.fields(play.StormSummary)})
@@ -104,3 +104,28 @@ def test_demo_timeline_is_the_text_result_and_json_progress_that_q_silences(
     assert ("timeline line" in result.stderr) is stderr_has_timeline
     # The first thing said, before seconds of imports and server start (issue 13 item 1); not with -q.
     assert result.stderr.startswith("starting the embedded AWS simulator") is ("-q" not in args)
+
+
+def test_demo_chart_draws_the_rows_it_played(invoke: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import xml.etree.ElementTree as ET
+
+    import attrs
+
+    from ecsspot.sim import demo as play
+    from ecsspot.sim import scenario
+
+    def run(seed: int, *, line: Any = None, on_snapshot: Any = None) -> Any:
+        for n in range(3):
+            on_snapshot(scenario.Snapshot(time=1000.0 + 60 * n, spot=3, on_demand=1, draining=n, tasks=8, healthy_targets=8, requests=100 * n, failed=0, no_target=0))
+        storm = play.StormSummary(**{f.name: 0 for f in attrs.fields(play.StormSummary)})
+        fields = {f.name: (storm if f.type in ("StormSummary", play.StormSummary) else 0) for f in attrs.fields(play.DemoSummary)}
+        return play.DemoSummary(**{**fields, "refresh_status": "done"})
+
+    monkeypatch.setattr(play, "run", run)
+    chart = tmp_path / "demo.svg"
+    result = invoke("demo", "--chart", str(chart))
+    assert result.exit_code == 0, result.stderr
+    points = [p.get("points") for p in ET.fromstring(chart.read_text()).iter("{http://www.w3.org/2000/svg}polyline")]
+    assert len(points) == 4 and all(len(p.split()) == 3 for p in points)
+    unwritable = invoke("demo", "--chart", str(tmp_path / "no" / "such" / "dir.svg"))
+    assert unwritable.exit_code == 3 and "--chart: cannot write" in unwritable.stderr
