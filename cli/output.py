@@ -224,7 +224,7 @@ def render_status(status: Status) -> str:
 
 def render_teardown(result: TeardownResult) -> str:
     if not result.deleted:
-        return f"Nothing was deleted for cluster {result.cluster}."
+        return f"Nothing to tear down for cluster {result.cluster}: no cluster and no ecsspot resources tagged for it."
     return "\n".join([f"Deleted from cluster {result.cluster}:"] + [f"  - {item}" for item in result.deleted])
 
 

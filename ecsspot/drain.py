@@ -42,7 +42,7 @@ import attrs
 
 from ecsspot import store
 from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, chunks, lookup, paginate
-from ecsspot.errors import EcsspotError
+from ecsspot.errors import AwsError, EcsspotError, NotFoundError
 
 POLL_SECONDS = 5.0
 #: Instance ids per ListContainerInstances filter: ``ec2InstanceId in [...]`` with 50 ids is about
@@ -607,8 +607,18 @@ def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: floa
     """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases.
 
     The leases are given back on every exit path, Ctrl-C included (the driver serves the
-    ``finally`` block's calls before the interruption propagates), all in one round.
+    ``finally`` block's calls before the interruption propagates), all in one round. A cluster
+    ECS does not know is :class:`~ecsspot.errors.NotFoundError` (exit 7), not an AWS failure.
     """
+    try:
+        return (yield from _drain_instances(cluster, instance_ids, deadline=deadline, wait=wait, owner=owner))
+    except AwsError as exc:
+        if exc.code == "ClusterNotFoundException":
+            raise NotFoundError(f"cluster {cluster} not found (ECS: {exc.aws_message})") from exc
+        raise
+
+
+def _drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
     spec, cached_groups = yield from store.load_cluster(cluster)
     ids = list(dict.fromkeys(instance_ids))
     seconds = float(deadline if deadline is not None else (spec.drain.deadline_seconds if spec else 110))

@@ -197,8 +197,10 @@ def desired_strategy(spec: ClusterSpec) -> list[dict[str, Any]]:
     ]
 
 
-def _strategy_view(items: Any) -> list[list[Any]]:
-    return sorted([i["capacityProvider"], int(i.get("weight", 0)), int(i.get("base", 0))] for i in items)
+def _strategy_view(items: Any) -> list[dict[str, Any]]:
+    """A strategy as labelled entries (a diff a person and a script can read), in a stable order."""
+    entries = [{"capacity_provider": i["capacityProvider"], "weight": int(i.get("weight", 0)), "base": int(i.get("base", 0))} for i in items]
+    return sorted(entries, key=lambda e: (e["capacity_provider"], e["weight"], e["base"]))
 
 
 def _hook_view(hook: Any) -> dict[str, Any]:

@@ -60,7 +60,8 @@ def plan(obj: Context, spec_file: str, detailed_exitcode: bool) -> None:
     spec = read_spec(spec_file)
     the_plan = obj.manager(spec.region).plan(spec)
     if obj.json:
-        output.emit_document(the_plan)
+        # has_changes: what a script asks first, without counting the summary itself.
+        output.emit_document({**output.jsonable(the_plan), "has_changes": the_plan.has_changes})
     else:
         click.echo(output.render_plan(the_plan))
     if detailed_exitcode and the_plan.has_changes:

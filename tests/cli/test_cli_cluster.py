@@ -87,12 +87,13 @@ def test_teardown_deletes_everything_then_not_found(invoke: Any, applied: Path, 
         assert f"  - {item}" in result.stdout
     assert inventory.everything() == {"clusters": [], "groups": [], "tables": [], "templates": []}
 
+    # Idempotent (issue 13 item 6): tearing down what is already gone succeeds and says so.
     again = invoke("-o", "json", "teardown", "demo-api", "--yes")
-    assert again.exit_code == 7
-    assert again.stdout == ""
-    assert again.stderr.splitlines()[-1] == (
-        "ecsspot: error: nothing to tear down: no cluster 'demo-api' and no ecsspot resources tagged for it"
-    )
+    assert again.exit_code == 0, again.stderr
+    assert json.loads(again.stdout) == {"cluster": "demo-api", "deleted": []}
+    text = invoke("teardown", "demo-api", "--yes")
+    assert text.exit_code == 0
+    assert text.stdout == "Nothing to tear down for cluster demo-api: no cluster and no ecsspot resources tagged for it.\n"
 
 
 def test_teardown_json(invoke: Any, applied: Path) -> None:
@@ -186,11 +187,12 @@ def test_unexpected_error_one_line_traceback_only_with_verbose(invoke: Any, monk
 
 
 def test_expected_error_has_no_traceback_even_with_verbose(invoke: Any, aws: None) -> None:
-    result = invoke("-v", "teardown", "nope", "--yes")
+    result = invoke("-v", "drain", "nope", "i-0123456789abcdef0", "--no-wait")
 
+    # A cluster ECS does not know is "not found" (exit 7), not an AWS failure (issue 13 item 6).
     assert result.exit_code == 7
     assert "Traceback" not in result.stderr
-    assert result.stderr.splitlines()[-1].startswith("ecsspot: error: nothing to tear down")
+    assert result.stderr.splitlines()[-1].startswith("ecsspot: error: cluster nope not found (ECS: ")
 
 
 def test_missing_region_is_an_input_error(invoke: Any, aws: None, monkeypatch: pytest.MonkeyPatch) -> None:

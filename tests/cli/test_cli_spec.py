@@ -119,6 +119,9 @@ def test_plan_json_shape(invoke: Any, spec_file: Path, inventory: Any) -> None:
     assert doc["cluster"] == "demo-api"
     assert set(doc["summary"]) == SUMMARY_KEYS
     assert doc["summary"]["create"] == sum(c["action"] == "create" for c in doc["changes"]) > 0
+    assert doc["has_changes"] is True  # issue 13 item 6: what a script asks first
+    strategy = next(c for c in doc["changes"] if c["resource"] == "cluster_capacity_providers")["diff"]["default_strategy"][1]
+    assert strategy and all(set(entry) == {"capacity_provider", "weight", "base"} for entry in strategy)  # labelled, not [name, 3, 0]
     for change in doc["changes"]:
         assert CONTRACT_CHANGE_KEYS <= set(change)
         assert change["action"] in SUMMARY_KEYS
