@@ -129,3 +129,14 @@ def test_demo_chart_draws_the_rows_it_played(invoke: Any, monkeypatch: pytest.Mo
     assert len(points) == 4 and all(len(p.split()) == 3 for p in points)
     unwritable = invoke("demo", "--chart", str(tmp_path / "no" / "such" / "dir.svg"))
     assert unwritable.exit_code == 3 and "--chart: cannot write" in unwritable.stderr
+
+
+def test_shell_completion_is_clicks_as_the_readme_says() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "_ECSSPOT_COMPLETE": "bash_source"}
+    script = subprocess.run([sys.executable, "-c", "from ecsspot_cli.main import main; main()"], env=env, capture_output=True, text=True, timeout=60)
+    assert script.returncode == 0, script.stderr
+    assert "_ecsspot_completion()" in script.stdout and "complete -o nosort -F _ecsspot_completion ecsspot" in script.stdout
