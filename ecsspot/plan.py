@@ -8,6 +8,7 @@ fills in (or leaves out) never show up as phantom changes.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -242,8 +243,27 @@ def current_template_version(spec: ClusterSpec, observed: Observed) -> int | Non
     return max(used) if used else lt.latest_version
 
 
-def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[LintWarning, ...] = (), settings: str | None = None) -> Plan:
-    """Compare spec and observed state; return the ordered changes apply would make."""
+@attrs.frozen
+class Refreshed:
+    """The image a finished rolling refresh put the groups on (``ecsspot refresh``), and when."""
+
+    image_id: str
+    at: float | None = None
+
+
+def plan(
+    spec: ClusterSpec,
+    observed: Observed,
+    image_id: str,
+    warnings: tuple[LintWarning, ...] = (),
+    settings: str | None = None,
+    refreshed: Refreshed | None = None,
+) -> Plan:
+    """Compare spec and observed state; return the ordered changes apply would make.
+
+    ``refreshed``: when the template's image is the one a refresh rolled to, the change back to
+    the spec's image says so rather than silently proposing to revert the refresh.
+    """
     changes: list[Change] = []
     if observed.table is None:
         changes.append(Change("create", "dynamodb_table", spec.table_name, field_diff({}, desired_table_view())))
@@ -267,7 +287,9 @@ def plan(spec: ClusterSpec, observed: Observed, image_id: str, warnings: tuple[L
             next_version = lt.latest_version
         elif delta:
             next_version = lt.latest_version + 1
-            changes.append(Change("update", "launch_template", spec.launch_template_name, {**_redact(delta), "version": [version, next_version]}))
+            changes.append(
+                Change("update", "launch_template", spec.launch_template_name, {**_redact(delta), "version": [version, next_version]}, _why_image(delta, refreshed))
+            )
         else:
             next_version = version
 
@@ -389,6 +411,20 @@ def _refuse_providers_in_use(spec: ClusterSpec, observed: Observed, changes: lis
             )
     if problems:
         raise SpecError(problems)
+
+
+def _why_image(delta: Mapping[str, Any], refreshed: Refreshed | None) -> str:
+    """Why the image changes, when a refresh put the current one there (else "")."""
+    if "image_id" not in delta or refreshed is None:
+        return ""
+    current, wanted = delta["image_id"]
+    if current != refreshed.image_id:
+        return ""
+    when = "" if refreshed.at is None else " at " + datetime.fromtimestamp(refreshed.at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"the groups run {current}, rolled to by `ecsspot refresh`{when}; apply would go back to {wanted}: "
+        f"set instances.ami to {current} (or to the refresh's SSM parameter) to keep it"
+    )
 
 
 def is_ours(observed: Observed, name: str, spec: ClusterSpec) -> bool:

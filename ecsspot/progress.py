@@ -33,6 +33,11 @@ Step = Literal["scale_up", "wait_new", "drain", "terminate"]
 ACTIVE_PHASES: tuple[Phase, ...] = ("template", "rolling", "rolling_back")
 
 
+#: Where the progress document lives in the state table (``pk``, ``sk``): written by the refresh,
+#: read by ``status``, the Terraform hook and ``plan`` (which explains an image a refresh rolled to).
+STORED_AT = ("refresh", "progress")
+
+
 @attrs.define
 class Original:
     """A pool's group sizes before the refresh (restored at the end)."""

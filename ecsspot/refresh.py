@@ -41,6 +41,7 @@ from ecsspot.errors import ConflictError, InputError, NotFoundError
 from ecsspot.plan import desired_template_data
 from ecsspot.progress import (
     ACTIVE_PHASES,
+    STORED_AT,
     Batch,
     DrainRecord,
     Original,
@@ -53,7 +54,7 @@ from ecsspot.progress import (
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, batch_count
 
 _T = TypeVar("_T")
-PROGRESS = ("refresh", "progress")
+PROGRESS = STORED_AT
 LEASE = "refresh"
 LEASE_SECONDS = 300.0
 #: Renew the lease once this much of it is spent (so a slow step never outlives it).

@@ -241,3 +241,36 @@ def test_recommended_ami_value_is_read_as_the_json_aws_stores() -> None:
     assert image_id_from_parameter(" ami-0123456789abcdef0\n") == "ami-0123456789abcdef0"
     with pytest.raises(InputError, match="does not hold an AMI id"):
         image_id_from_parameter(str({"image_id": "ami-0123456789abcdef0"}), "/p")
+
+
+def test_an_image_a_refresh_rolled_to_is_explained_not_silently_reverted() -> None:
+    """Issue 13 item 7: after ``refresh --ami X``, plan says why the image differs."""
+    from ecsspot.plan import Refreshed
+
+    s = spec()
+    observed, settings = converged(s)  # the groups run IMAGE
+    spec_image = "ami-0fffffffffffffff0"  # what the spec resolves to: the refresh went elsewhere
+    p = plan(s, observed, spec_image, settings=settings, refreshed=Refreshed(IMAGE, 1_767_225_600.0))
+    change = p.changes[0]
+    assert (change.resource, change.diff["image_id"]) == ("launch_template", [IMAGE, spec_image])
+    assert change.reason == (
+        f"the groups run {IMAGE}, rolled to by `ecsspot refresh` at 2026-01-01 00:00 UTC; apply would go back to {spec_image}: "
+        f"set instances.ami to {IMAGE} (or to the refresh's SSM parameter) to keep it"
+    )
+    # No refresh, or one that rolled to another image: no such note.
+    assert plan(s, observed, spec_image, settings=settings).changes[0].reason == ""
+    assert plan(s, observed, spec_image, settings=settings, refreshed=Refreshed("ami-0aaaaaaaaaaaaaaa0")).changes[0].reason == ""
+
+
+def test_plan_cluster_reads_the_finished_refresh_in_its_first_round() -> None:
+    from ecsspot.apply import plan_cluster
+    from ecsspot.testing import ScriptedDriver, by_operation
+
+    s = spec()
+    driver = ScriptedDriver(by_operation({}, default=lambda c: {}))
+    try:
+        driver.run(plan_cluster(s))
+    except Exception:  # noqa: BLE001 - empty answers end the workflow later; only the first round matters here
+        pass
+    first = driver.rounds[0]
+    assert any(c.operation == "get_item" and c.params["Key"] == {"pk": {"S": "refresh"}, "sk": {"S": "progress"}} for c in first)
