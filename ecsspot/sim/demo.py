@@ -141,10 +141,21 @@ def run(
         start = sim.now()
         say(f"applying the demo spec (cluster {scenario.BASE_SPEC['cluster']}, pools: spot + on-demand) on the simulator, seed {seed}")
         def lambda_said(started: float, finished: float, response: dict[str, Any]) -> None:
+            # One line per instance and invocation: its drain, and what became of its lifecycle
+            # action (a spot warning has none; its terminate hook comes in a later invocation).
+            by_instance: dict[str, list[dict[str, Any]]] = {}
             for a in response.get("actions", ()):
                 if a["kind"] != "ignore":
-                    say(f"{started - start:6.0f}  interruption Lambda: {a['kind']} {a['instance_id'] or ''} → {a['status']} "
-                        f"at {finished - start:.0f} s ({a['reason']})")
+                    by_instance.setdefault(a["instance_id"] or "", []).append(a)
+            for iid, actions in by_instance.items():
+                parts = []
+                for a in actions:
+                    if a["kind"] == "complete_lifecycle_action" and a["status"] == "done":
+                        ended = "had already ended" in a["reason"]
+                        parts.append("lifecycle action: nothing left to complete, Auto Scaling had ended it" if ended else "lifecycle action completed (CONTINUE)")
+                    else:
+                        parts.append(f"{a['kind']} {a['status']} ({a['reason']})")
+                say(f"{started - start:6.0f}  interruption Lambda, {iid}: " + "; ".join(parts) + f" [done at {finished - start:.0f} s]")
 
         stack = scenario.build(sim, config, on_result=lambda_said)
         warnings = tuple(f"{w.code} {w.path}" for w in stack.manager.plan(stack.spec).warnings)
