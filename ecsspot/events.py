@@ -24,11 +24,15 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from ecsspot.errors import EventError
+
+if TYPE_CHECKING:
+    # Only for the annotation: the spec module is not on the Lambda's event-parsing path.
+    from ecsspot.spec import ClusterSpec
 
 __all__ = [
     "ContainerInstanceStateChange",
@@ -48,6 +52,7 @@ __all__ = [
     "SpotInterruptionWarning",
     "SubscriptionConfirmation",
     "TaskStateChange",
+    "deadline_for",
     "decide",
     "is_instance_id",
     "parse_batch",
@@ -65,6 +70,8 @@ _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 _ECS_INSTANCE_ID = re.compile(r"m?i-[0-9a-f]{8,17}")
 
 SPOT_NOTICE_SECONDS = 120.0  # AWS: the warning comes two minutes before the interruption
+#: Drain this long before the spot notice runs out, for the drain's own last calls.
+SPOT_MARGIN_SECONDS = 10.0
 TEST_NOTIFICATION = "autoscaling:TEST_NOTIFICATION"
 _TRANSITIONS = {
     "autoscaling:EC2_INSTANCE_TERMINATING": "TERMINATING",
@@ -879,11 +886,14 @@ def _ignore(event: Event, reason: str, *ids: str) -> Decision:
 def decide(
     event: Event,
     *,
-    spot_margin_seconds: float = 10.0,
-    lifecycle_deadline_seconds: float = 600.0,
+    spot_margin_seconds: float = SPOT_MARGIN_SECONDS,
     now: datetime | None = None,
 ) -> Decision:
-    """Decide, without I/O, what an event asks for: drain, rebalance, refresh or ignore."""
+    """Decide, without I/O, what an event asks for: drain, rebalance, refresh or ignore.
+
+    ``Decision.deadline`` is only a time the event itself sets; :func:`deadline_for` turns it
+    (or its absence) into the drain's budget under the cluster's spec.
+    """
     if isinstance(event, SpotInterruptionWarning):
         return Decision(
             "drain",
@@ -891,7 +901,8 @@ def decide(
             f"spot interruption warning: {event.instance_id} will be "
             f"{_SPOT_ACTIONS.get(event.action, event.action)} about two minutes after "
             f"{event.time.isoformat() if event.time else 'the warning'}",
-            deadline=_after(event.time, SPOT_NOTICE_SECONDS - spot_margin_seconds),
+            # Without the event's time, the warning is taken as arriving now.
+            deadline=_after(event.time or now, SPOT_NOTICE_SECONDS - spot_margin_seconds),
             event_key=event.event_id,
         )
     if isinstance(event, RebalanceRecommendation):
@@ -915,7 +926,6 @@ def decide(
             (event.instance_id,),
             f"terminate lifecycle action for {event.instance_id} (group {event.group_name}, "
             f"hook {event.hook_name}): drain, then complete it with CONTINUE",
-            deadline=_after(event.time, lifecycle_deadline_seconds),
             lifecycle=event,
             event_key=event.token,
         )
@@ -923,13 +933,11 @@ def decide(
         if not event.instance_ids:
             code = event.event_type_code
             return _ignore(event, f"AWS Health scheduled change {code} names no EC2 instance")
-        # Drain as soon as the notice arrives; the deadline is the maintenance start when that is
-        # still ahead (of `now`, else of the event time), otherwise the lifecycle default.
+        # Drain as soon as the notice arrives; the deadline is the maintenance start while that
+        # is still ahead (of `now`, else of the event time); past it, deadline_for decides.
         reference = now or event.time
-        if event.start_time is not None and (reference is None or event.start_time > reference):
-            deadline = event.start_time
-        else:
-            deadline = _after(reference, lifecycle_deadline_seconds)
+        ahead = event.start_time is not None and (reference is None or event.start_time > reference)
+        deadline = event.start_time if ahead else None
         start = event.start_time.isoformat() if event.start_time else "an unknown time"
         return Decision(
             "drain",
@@ -973,3 +981,22 @@ def decide(
         what = event.note or f"{event.detail_type!r} from {event.source or 'an unknown source'}"
         return _ignore(event, f"{what}: not an event ecsspot acts on")
     return _ignore(event, f"{type(event).__name__}: not an event ecsspot acts on")
+
+
+def deadline_for(decision: Decision, spec: ClusterSpec, now: float) -> float:
+    """Seconds the drain ``decision`` asks for may take from ``now`` (epoch seconds) under ``spec``."""
+    drain = spec.drain
+    if decision.lifecycle is not None:
+        # The hook holds the instance for its heartbeat timeout; heartbeats extend it (AWS caps
+        # the total at 48 h), so the whole timeout is the drain's budget.
+        return float(drain.lifecycle_timeout_seconds)
+    if decision.deadline is not None:
+        # The event says when the instance goes (spot: the notice less the margin; Health: the
+        # maintenance start); once that has passed, nothing is left to wait for.
+        return max(decision.deadline.timestamp() - now, 0.0)
+    if decision.kind == "drain":
+        # AWS is taking the instance at a time the event no longer bounds (a Health notice whose
+        # start has passed): drain as long as ecsspot's hook would hold an instance.
+        return float(drain.lifecycle_timeout_seconds)
+    # A rebalance recommendation: nothing is taking the instance yet.
+    return float(drain.deadline_seconds)
