@@ -453,8 +453,8 @@ def test_test_notification_inside_eventbridge_detail() -> None:
     }
     event = parse_event(payload)
     assert event == LifecycleTestNotification(
-        "my-asg", time=utc(2020, 7, 1, 22, 19, 58), event_id=payload["id"],
-        source="aws.autoscaling", region="us-east-1", account="123456789012",
+        "my-asg", envelope=ev.Envelope(time=utc(2020, 7, 1, 22, 19, 58), event_id=payload["id"],
+        source="aws.autoscaling", region="us-east-1", account="123456789012"),
     )
     assert decide(event).kind == "ignore"
 
@@ -906,16 +906,18 @@ def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
 
 
 def test_events_module_imports_only_stdlib_and_attrs() -> None:
-    tree = ast.parse(Path(ev.__file__).read_text())
     imported = set()
-    for node in _runtime_nodes(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module)
+    for path in Path(ev.__file__).parent.glob("*.py"):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module)
     allowed = {"__future__", "json", "re", "collections.abc", "datetime", "typing", "attrs",
                "ecsspot.errors"}
-    assert imported <= allowed, imported - allowed
+    own = {m for m in imported if m.startswith("ecsspot.events.")}
+    assert own, "the package's modules are read"
+    assert imported - own <= allowed, imported - own - allowed
 
 
 # Property tests: any JSON-ish input gives records or EventError, never another exception.

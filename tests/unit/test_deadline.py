@@ -14,6 +14,7 @@ from ecsspot.events import (
     SPOT_MARGIN_SECONDS,
     SPOT_NOTICE_SECONDS,
     Decision,
+    Envelope,
     HealthScheduledChange,
     LifecycleAction,
     RebalanceRecommendation,
@@ -45,7 +46,7 @@ def at(when: datetime) -> float:
 
 
 def hook(time: datetime | None) -> LifecycleAction:
-    return LifecycleAction("TERMINATING", IID, "c-spot", "ecsspot-drain", "token-1", time=time)
+    return LifecycleAction("TERMINATING", IID, "c-spot", "ecsspot-drain", "token-1", envelope=Envelope(time=time))
 
 
 def test_a_lifecycle_hook_drains_for_the_spec_hook_timeout_however_old_the_event() -> None:
@@ -56,7 +57,7 @@ def test_a_lifecycle_hook_drains_for_the_spec_hook_timeout_however_old_the_event
 
 
 def test_a_spot_warning_drains_until_the_notice_less_the_margin() -> None:
-    d = decide(SpotInterruptionWarning(IID, "terminate", time=T0), now=T0)
+    d = decide(SpotInterruptionWarning(IID, "terminate", envelope=Envelope(time=T0)), now=T0)
     budget = SPOT_NOTICE_SECONDS - SPOT_MARGIN_SECONDS
     assert deadline_for(d, spec(), at(T0)) == budget
     assert deadline_for(d, spec(), at(T0) + 30) == budget - 30
@@ -65,19 +66,19 @@ def test_a_spot_warning_drains_until_the_notice_less_the_margin() -> None:
 
 
 def test_a_spot_warning_without_a_time_counts_from_now() -> None:
-    d = decide(SpotInterruptionWarning(IID, "terminate", time=None), now=T0)
+    d = decide(SpotInterruptionWarning(IID, "terminate"), now=T0)
     assert deadline_for(d, spec(), at(T0)) == SPOT_NOTICE_SECONDS - SPOT_MARGIN_SECONDS
 
 
 def test_a_health_notice_drains_until_the_maintenance_start_while_it_is_ahead() -> None:
     start = T0 + timedelta(minutes=30)
-    event = HealthScheduledChange((IID,), "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", start, time=T0)
+    event = HealthScheduledChange((IID,), "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", start, envelope=Envelope(time=T0))
     assert deadline_for(decide(event, now=T0), spec(), at(T0)) == 1800.0
 
 
 def test_a_health_notice_past_its_start_drains_for_the_spec_hook_timeout() -> None:
     """What the hard-coded 600 s of ``decide`` was: now the spec's (600 s by default)."""
-    event = HealthScheduledChange((IID,), "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", T0, time=T0 - timedelta(days=1))
+    event = HealthScheduledChange((IID,), "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", T0, envelope=Envelope(time=T0 - timedelta(days=1)))
     late = T0 + timedelta(minutes=5)
     d = decide(event, now=late)
     assert deadline_for(d, spec(), at(late)) == 900.0
@@ -87,7 +88,7 @@ def test_a_health_notice_past_its_start_drains_for_the_spec_hook_timeout() -> No
 
 
 def test_a_rebalance_recommendation_drains_for_the_spec_drain_deadline() -> None:
-    d = decide(RebalanceRecommendation(IID, time=T0), now=T0)
+    d = decide(RebalanceRecommendation(IID, envelope=Envelope(time=T0)), now=T0)
     assert deadline_for(d, spec(), at(T0)) == 45.0
     assert deadline_for(d, spec(deadline_seconds=100), at(T0) + 1000) == 100.0
 
