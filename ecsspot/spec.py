@@ -449,22 +449,41 @@ def _blank(type_: Any) -> Any:
     return {str: "", int: 0, bool: False}.get(type_)
 
 
-def _take_out(document: Any, path: _Path, type_: Any, missing: bool) -> None:
-    """Take the broken value at ``path`` out of the document, so that the next pass builds."""
-    *parents, last = path
-    for key in parents:
-        document = document[key]
-    if missing or isinstance(document, list):
-        document[last] = _blank(type_)  # a required value, or a list item (keeping later indices)
-    else:
-        document.pop(last, None)  # an optional field takes its default
+def _without(document: Any, fixes: Mapping[_Path, tuple[Any, bool]]) -> Any:
+    """The document with each broken value taken out: an optional field's key removed (its
+    default applies), a missing required value or a list item (keeping later indices) blanked.
+
+    Only the containers on the way to a fix are copied, once each: YAML aliases may make the
+    document far larger than its text, and nothing else of it is walked."""
+    copies: dict[_Path, Any] = {}
+
+    def container(path: _Path) -> Any:
+        if path not in copies:
+            if path:
+                parent = container(path[:-1])
+                parent[path[-1]] = copies[path] = _shallow(parent[path[-1]])
+            else:
+                copies[path] = _shallow(document)
+        return copies[path]
+
+    for path, (type_, missing) in fixes.items():
+        box, last = container(path[:-1]), path[-1]
+        if missing or isinstance(box, list):
+            box[last] = _blank(type_)
+        else:
+            box.pop(last, None)
+    return copies.get((), document)
+
+
+def _shallow(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else list(value)
 
 
 def _read(raw: Any) -> tuple[ClusterSpec | None, list[Problem]]:
     """The spec the document describes, and every problem found building it."""
     if not isinstance(raw, Mapping):
         return None, [Problem("", f"must be a mapping, got {_kind(raw)}")]
-    document = _plain(raw)
+    document: Any = raw
     problems: list[Problem] = []
     # Each pass takes out at least one value, and only a blank stand-in can fail again, one level
     # deeper: the passes are bounded by the depth of the classes.
@@ -483,22 +502,12 @@ def _read(raw: Any) -> tuple[ClusterSpec | None, list[Problem]]:
                 fixes[where] = (type_, isinstance(exc_, KeyError))
         if () in fixes:
             break
-        for where, fix in fixes.items():
-            _take_out(document, where, *fix)
+        document = _without(document, fixes)
     return None, problems
 
 
 def _within(path: str, outer: str) -> bool:
     return path == outer or path.startswith((outer + ".", outer + "["))
-
-
-def _plain(value: Any) -> Any:
-    """A mutable copy of the document (mappings and lists), for taking broken parts out."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _closest(key: str, allowed: tuple[str, ...]) -> str | None:
