@@ -50,7 +50,6 @@ GROUP_TAG = "aws:autoscaling:groupName"
 
 #: Stop this long before a Lambda's remaining time runs out, to report and release cleanly.
 LAMBDA_MARGIN_SECONDS = 15.0
-SPOT_MARGIN_SECONDS = 10.0
 REFRESH_ELSEWHERE = "parameter changes are handled by the refresh handler (ecsspot.handlers.refresh)"
 #: What Auto Scaling answers for a lifecycle action that is no longer waiting.
 _ACTION_GONE = ("ValidationError",)
@@ -133,7 +132,7 @@ def decide_all(payload: Mapping[str, Any], *, now: datetime | None = None) -> tu
         if record.event is None:
             out.append((record, None))
         else:
-            out.append((record, own_hook(events.decide(record.event, spot_margin_seconds=SPOT_MARGIN_SECONDS, now=now))))
+            out.append((record, own_hook(events.decide(record.event, now=now))))
     return out, batch
 
 
@@ -301,7 +300,7 @@ def _handle_cluster(
     budget = None if remaining_seconds is None else max(remaining_seconds - LAMBDA_MARGIN_SECONDS, 0.0)
     deadlines = {}
     for w in mine:
-        deadline = _deadline_seconds(w.decision, spec, start)
+        deadline = events.deadline_for(w.decision, spec, start)
         deadlines[w.index] = deadline if budget is None else min(deadline, budget)
 
     # Round: claim every event and mark every instance as going away (a refresh rolling back
@@ -460,16 +459,6 @@ def _actions_began(works: Sequence[_Work]) -> float | None:
 def _completes(work: _Work) -> bool:
     """Whether handling ``work`` ends with completing a terminate lifecycle action."""
     return work.decision.lifecycle is not None and work.decision.lifecycle.transition == "TERMINATING"
-
-
-def _deadline_seconds(decision: events.Decision, spec: ClusterSpec, now: float) -> float:
-    if decision.lifecycle is not None:
-        # The hook holds the instance for lifecycle_timeout; heartbeats extend it, AWS caps the
-        # total at 48 h. Use the spec's timeout as the drain budget.
-        return float(spec.drain.lifecycle_timeout_seconds)
-    if decision.deadline is not None:
-        return max(decision.deadline.timestamp() - now, 0.0)
-    return float(spec.drain.deadline_seconds)
 
 
 def _ensure_replacements(spec: ClusterSpec, instance_ids: list[str]) -> Workflow[list[Action]]:

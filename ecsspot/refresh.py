@@ -185,6 +185,45 @@ def _counted(group: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     return [i for i in (group or {}).get("Instances", ()) if i.get("LifecycleState") in _COUNTED]
 
 
+@attrs.frozen
+class NextBatch:
+    """What a pool does next: the old instances it has known, and the batch that replaces the
+    next of them (None: no old instance is left, the pool is done)."""
+
+    old: tuple[str, ...]
+    surplus: int
+    batch: Batch | None
+
+
+def next_batch(
+    progress: RefreshProgress, pool: PoolProgress, group: Mapping[str, Any] | None, images: Mapping[str, str | None], *, now: float
+) -> NextBatch:
+    """Pure: from the group as described now and its instances' images, the pool's next batch."""
+    members = _counted(group)
+    # Old = not on the target image, whatever the saved list says: an instance launched from the
+    # previous version meanwhile is old too, a dead one is gone. Those known longest go first.
+    left = sorted(
+        (i["InstanceId"] for i in members if images.get(i["InstanceId"]) != progress.image_id),
+        key=lambda i: (i not in pool.old, i),
+    )
+    old = (*pool.old, *(i for i in left if i not in pool.old))
+    if group is None or not left:
+        return NextBatch(old, pool.surplus, None)
+    k = min(batch_count(progress.batch_size, max(pool.original.desired, 1)), len(left))
+    # Instances that replaced lost old ones (spot reclaimed them) already stand in for this batch.
+    add = max(k - pool.surplus, 0)
+    desired = group["DesiredCapacity"] + add
+    batch = Batch(
+        old=left[:k],
+        desired=desired,
+        max=max(group["MaxSize"], desired),
+        fresh_before=sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == progress.image_id),
+        step="scale_up",
+        since=now,
+    )
+    return NextBatch(old, pool.surplus - (k - add), batch)
+
+
 def _units(members: Sequence[Mapping[str, Any]]) -> int:
     return sum(int(m.get("WeightedCapacity") or 1) for m in members)
 
@@ -406,33 +445,15 @@ class _Run:
             if batch is None:
                 yield from self.budget()  # no new batch without time left for it
                 group = yield from self.group(pool)
-                members = _counted(group)
-                images = yield from self.images([i["InstanceId"] for i in members])
-                # Old = not on the target image, whatever the saved list says: an instance launched
-                # from the previous version meanwhile is old too, a dead one is gone.
-                left = sorted(
-                    (i["InstanceId"] for i in members if images.get(i["InstanceId"]) != self.p.image_id),
-                    key=lambda i: (i not in pool.old, i),
-                )
-                pool.old = pool.old + [i for i in left if i not in pool.old]
-                if group is None or not left:
+                images = yield from self.images([i["InstanceId"] for i in _counted(group)])
+                step = next_batch(self.p, pool, group, images, now=(yield NOW))
+                pool.old, pool.surplus = list(step.old), step.surplus
+                if step.batch is None:
                     yield from self.restore(pool)
                     pool.state = "done"
                     yield from self.save()
                     return True
-                k = min(batch_count(self.p.batch_size, max(pool.original.desired, 1)), len(left))
-                # Instances that replaced lost old ones (spot reclaimed them) already stand in for this batch.
-                add = max(k - pool.surplus, 0)
-                pool.surplus -= k - add
-                desired = group["DesiredCapacity"] + add
-                pool.batch = batch = Batch(
-                    old=left[:k],
-                    desired=desired,
-                    max=max(group["MaxSize"], desired),
-                    fresh_before=sorted(i["InstanceId"] for i in members if images.get(i["InstanceId"]) == self.p.image_id),
-                    step="scale_up",
-                    since=(yield NOW),
-                )
+                pool.batch = batch = step.batch
                 pool.state = "rolling"
                 yield from self.save()
             if batch.step == "scale_up":

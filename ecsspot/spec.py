@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, get_args, get_origin
 
 import attrs
+import cattrs
+from cattrs.cols import homogenous_tuple_structure_factory
+from cattrs.errors import AttributeValidationNote, ForbiddenExtraKeysError, IterableValidationNote
+from cattrs.gen import make_dict_structure_fn
 
 from ecsspot.errors import Problem, SpecError
 
@@ -267,102 +272,22 @@ def batch_count(batch_size: int | str, pool_size: int) -> int:
 
 
 # --- loading ---------------------------------------------------------------------------------
+#
+# The document is structured by one cattrs converter into the classes above, whose defaults are
+# the only ones. cattrs collects every failure of a pass (detailed validation); each becomes a
+# Problem naming its path. The rules (``check``) need a spec, so the failing parts are taken out
+# (an optional field falls back to its default, a required one or a list item to a blank) and
+# the document structured again, until it builds.
 
 
-class _Reader:
-    """Walks plain data, collecting every problem instead of stopping at the first."""
-
-    def __init__(self) -> None:
-        self.problems: list[Problem] = []
-
-    def problem(self, path: str, message: str) -> None:
-        self.problems.append(Problem(path, message))
-
-    def mapping(self, value: Any, path: str, allowed: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Any]:
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            self.problem(path, f"must be a mapping, got {_kind(value)}")
-            return {}
-        for key in value:
-            if key not in allowed:
-                hint = _closest(str(key)[:100], allowed)
-                self.problem(_join(path, _segment(key)), "unknown key" + (f" (did you mean {hint!r}?)" if hint else ""))
-        for key in required:
-            if key not in value or value[key] is None:
-                self.problem(_join(path, key), "is required")
-        return {k: v for k, v in value.items() if k in allowed}
-
-    def string(self, data: Mapping[str, Any], key: str, path: str, default: Any = None) -> Any:
-        if key not in data or data[key] is None:
-            return default
-        value = data[key]
-        if not isinstance(value, str):
-            self.problem(_join(path, key), f"must be a string, got {_kind(value)}")
-            return default
-        return value
-
-    def integer(self, data: Mapping[str, Any], key: str, path: str, default: Any) -> Any:
-        if key not in data or data[key] is None:
-            return default
-        value = data[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.problem(_join(path, key), f"must be an integer, got {_kind(value)}")
-            return default
-        if not -MAX_INT <= value <= MAX_INT:
-            self.problem(_join(path, key), f"is out of range (AWS takes 32-bit integers, up to {MAX_INT})")
-            return default
-        return value
-
-    def boolean(self, data: Mapping[str, Any], key: str, path: str, default: Any) -> Any:
-        if key not in data or data[key] is None:
-            return default
-        value = data[key]
-        if not isinstance(value, bool):
-            self.problem(_join(path, key), f"must be true or false, got {_kind(value)}")
-            return default
-        return value
-
-    def strings(self, data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
-        value = data.get(key)
-        if value is None:
-            return ()
-        if isinstance(value, str) or not isinstance(value, list | tuple):
-            self.problem(_join(path, key), f"must be a list of strings, got {_kind(value)}")
-            return ()
-        out = []
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                self.problem(f"{_join(path, key)}[{i}]", f"must be a string, got {_kind(item)}")
-            else:
-                out.append(item)
-        return tuple(out)
-
-    def string_map(self, data: Mapping[str, Any], key: str, path: str) -> dict[str, str]:
-        value = data.get(key)
-        if value is None:
-            return {}
-        if not isinstance(value, Mapping):
-            self.problem(_join(path, key), f"must be a mapping, got {_kind(value)}")
-            return {}
-        out = {}
-        for k, v in value.items():
-            if isinstance(v, bool):
-                v = "true" if v else "false"  # YAML reads `true` as a boolean; ecs.config wants text
-            elif isinstance(v, int) and not -MAX_INT <= v <= MAX_INT:
-                self.problem(_join(_join(path, key), _segment(k)), "is a number too large for a setting; quote it if it is text")
-                continue
-            elif isinstance(v, int | float):
-                v = str(v)
-            if not isinstance(v, str):
-                self.problem(_join(_join(path, key), _segment(k)), f"must be a string, got {_kind(v)}")
-                continue
-            out[str(k)] = v
-        return out
+class _Index(int):
+    """A list position in a document path (a mapping's key may be a number too)."""
 
 
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
+#: A path in the document: mapping keys and list positions.
+_Path = tuple[Any, ...]
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
 
 
 def _kind(value: Any) -> str:
@@ -373,119 +298,223 @@ def _kind(value: Any) -> str:
     )
 
 
+def _string(value: Any, _: Any = str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {_kind(value)}")
+    return value
+
+
+def _integer(value: Any, _: Any = int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"must be an integer, got {_kind(value)}")
+    if not -MAX_INT <= value <= MAX_INT:
+        raise ValueError(f"is out of range (AWS takes 32-bit integers, up to {MAX_INT})")
+    return value
+
+
+def _boolean(value: Any, _: Any = bool) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {_kind(value)}")
+    return value
+
+
+def _count_or_percent(value: Any, _: Any) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f'must be a count or a percentage like "25%", got {_kind(value)}')
+    return _integer(value) if isinstance(value, int) else value
+
+
+def _managed_scaling(value: Any, _: Any) -> ManagedScaling | None:
+    # `managed_scaling: false` turns it off; `true` takes every default.
+    if value is False:
+        return None
+    if value is True or value is None:
+        return ManagedScaling()
+    return _converter.structure(value, ManagedScaling)
+
+
+def _instance_type(value: Any, type_: Any) -> InstanceType:
+    # A bare name is the common form: `m5.large` for `{type: m5.large}`.
+    return InstanceType(value) if isinstance(value, str) else _structure_class(InstanceType)(value, type_)
+
+
+def _string_map(value: Any, type_: Any) -> Mapping[str, str]:
+    """``ecs_config`` and ``tags``: text values (YAML's `true` and numbers written back as text)."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"must be a mapping, got {_kind(value)}")
+    out: dict[str, str] = {}
+    errors: list[Exception] = []
+    for key, v in value.items():
+        if isinstance(v, bool):
+            v = "true" if v else "false"  # YAML reads `true` as a boolean; ecs.config wants text
+        elif isinstance(v, int) and not -MAX_INT <= v <= MAX_INT:
+            errors.append(_at(ValueError("is a number too large for a setting; quote it if it is text"), key))
+            continue
+        elif isinstance(v, int | float):
+            v = str(v)
+        if not isinstance(v, str):
+            errors.append(_at(ValueError(f"must be a string, got {_kind(v)}"), key))
+            continue
+        out[str(key)] = v
+    if errors:
+        raise cattrs.ClassValidationError("While structuring a string map", errors, type_)
+    return out
+
+
+def _at(exc: Exception, key: Any) -> Exception:
+    """``exc`` noted as the failure at ``key``, the way cattrs notes a class's attribute."""
+    exc.__notes__ = [AttributeValidationNote(f"Structuring key {key!r}", key, str)]
+    return exc
+
+
+@functools.cache
+def _structure_class(cls: type) -> Callable[[Any, Any], Any]:
+    fields = {f.name for f in attrs.fields(cls)}
+    structure = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True)
+
+    def hook(value: Any, type_: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError(f"must be a mapping, got {_kind(value)}")
+        # A key written without a value (`region:`) takes the default; an unknown one is reported.
+        return structure({k: v for k, v in value.items() if v is not None or k not in fields}, type_)
+
+    return hook
+
+
+def _list_of(type_: Any) -> Callable[[Any, Any], Any]:
+    items = homogenous_tuple_structure_factory(type_, _converter)
+    what = "a list of strings" if get_args(type_)[0] is str else "a list"
+
+    def hook(value: Any, _: Any) -> Any:
+        # cattrs would read a string (or a mapping's keys) as a list.
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"must be {what}, got {_kind(value)}")
+        return items(value, type_)
+
+    return hook
+
+
+_converter.register_structure_hook(str, _string)
+_converter.register_structure_hook(int, _integer)
+_converter.register_structure_hook(bool, _boolean)
+_converter.register_structure_hook_func(lambda t: t == int | str, _count_or_percent)
+_converter.register_structure_hook_func(lambda t: t == ManagedScaling | None, _managed_scaling)
+_converter.register_structure_hook_func(lambda t: t == Mapping[str, str], _string_map)
+_converter.register_structure_hook(InstanceType, _instance_type)
+_converter.register_structure_hook_factory(lambda t: get_origin(t) is tuple, _list_of)
+_converter.register_structure_hook_factory(attrs.has, _structure_class)
+
+
+def _failures(exc: BaseException, path: _Path = (), type_: Any = None) -> Iterator[tuple[BaseException, Any, _Path]]:
+    """Every failure in cattrs's exception group, with the type wanted and its path."""
+    if isinstance(exc, cattrs.ClassValidationError | cattrs.IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for inner, note in with_notes:
+            key = _Index(note.index) if isinstance(note, IterableValidationNote) else note.name
+            yield from _failures(inner, (*path, key), note.type)
+        for inner in without:
+            yield from _failures(inner, path)
+    else:
+        yield exc, type_, path
+
+
+def _shown_path(path: _Path) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, _Index) else (f".{_segment(key)}" if out else _segment(key))
+    return out
+
+
+def _problems(exc: BaseException, type_: Any, path: _Path) -> Iterator[tuple[Problem, _Path]]:
+    """What one failure says, and the part of the document it is about."""
+    if isinstance(exc, ForbiddenExtraKeysError):
+        allowed = tuple(f.name for f in attrs.fields(exc.cl))
+        for key in sorted(exc.extra_fields, key=str):
+            hint = _closest(str(key)[:100], allowed)
+            yield Problem(_shown_path((*path, key)), "unknown key" + (f" (did you mean {hint!r}?)" if hint else "")), (*path, key)
+    elif isinstance(exc, KeyError):
+        yield Problem(_shown_path(path), "is required"), path
+    elif type(exc) is ValueError and exc.args:
+        yield Problem(_shown_path(path), str(exc)), path
+    else:
+        yield Problem(_shown_path(path), cattrs.v.format_exception(exc, type_)), path
+
+
+def _blank(type_: Any) -> Any:
+    """What stands in for a missing required value or a broken list item while the rules run."""
+    if attrs.has(type_) or type_ == Mapping[str, str]:
+        return {}
+    if get_origin(type_) is tuple:
+        return []
+    return {str: "", int: 0, bool: False}.get(type_)
+
+
+def _without(document: Any, fixes: Mapping[_Path, tuple[Any, bool]]) -> Any:
+    """The document with each broken value taken out: an optional field's key removed (its
+    default applies), a missing required value or a list item (keeping later indices) blanked.
+
+    Only the containers on the way to a fix are copied, once each: YAML aliases may make the
+    document far larger than its text, and nothing else of it is walked."""
+    copies: dict[_Path, Any] = {}
+
+    def container(path: _Path) -> Any:
+        if path not in copies:
+            if path:
+                parent = container(path[:-1])
+                parent[path[-1]] = copies[path] = _shallow(parent[path[-1]])
+            else:
+                copies[path] = _shallow(document)
+        return copies[path]
+
+    for path, (type_, missing) in fixes.items():
+        box, last = container(path[:-1]), path[-1]
+        if missing or isinstance(box, list):
+            box[last] = _blank(type_)
+        else:
+            box.pop(last, None)
+    return copies.get((), document)
+
+
+def _shallow(value: Any) -> Any:
+    return dict(value) if isinstance(value, Mapping) else list(value)
+
+
+def _read(raw: Any) -> tuple[ClusterSpec | None, list[Problem]]:
+    """The spec the document describes, and every problem found building it."""
+    if not isinstance(raw, Mapping):
+        return None, [Problem("", f"must be a mapping, got {_kind(raw)}")]
+    document: Any = raw
+    problems: list[Problem] = []
+    # Each pass takes out at least one value, and only a blank stand-in can fail again, one level
+    # deeper: the passes are bounded by the depth of the classes.
+    for _ in range(8):
+        try:
+            return _converter.structure(document, ClusterSpec), problems
+        except cattrs.BaseValidationError as exc:
+            failures = list(_failures(exc))
+        seen = [p.path for p in problems]
+        fixes: dict[_Path, tuple[Any, bool]] = {}
+        for exc_, type_, path in failures:
+            for problem, where in _problems(exc_, type_, path):
+                # A later pass only meets what an earlier one took out: nothing below it again.
+                if not any(_within(problem.path, s) for s in seen):
+                    problems.append(problem)
+                fixes[where] = (type_, isinstance(exc_, KeyError))
+        if () in fixes:
+            break
+        document = _without(document, fixes)
+    return None, problems
+
+
+def _within(path: str, outer: str) -> bool:
+    return path == outer or path.startswith((outer + ".", outer + "["))
+
+
 def _closest(key: str, allowed: tuple[str, ...]) -> str | None:
     import difflib
 
     match = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
     return match[0] if match else None
-
-
-def _fields(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in attrs.fields(cls))
-
-
-def _read_pool(r: _Reader, raw: Any, path: str) -> Pool:
-    data = r.mapping(raw, path, _fields(Pool), required=("name", "max_size"))
-    types: list[InstanceType] = []
-    raw_types = data.get("instance_types")
-    if raw_types is None:
-        pass
-    elif not isinstance(raw_types, list):
-        r.problem(f"{path}.instance_types", f"must be a list, got {_kind(raw_types)}")
-    else:
-        for i, item in enumerate(raw_types):
-            ipath = f"{path}.instance_types[{i}]"
-            if isinstance(item, str):
-                types.append(InstanceType(item))
-            else:
-                d = r.mapping(item, ipath, ("type", "weight"), required=("type",))
-                types.append(InstanceType(r.string(d, "type", ipath, ""), r.integer(d, "weight", ipath, 1)))
-    scaling_raw = data.get("managed_scaling", {})
-    scaling: ManagedScaling | None
-    if scaling_raw is False:
-        scaling = None
-    elif scaling_raw is True or scaling_raw is None:
-        scaling = ManagedScaling()
-    else:
-        spath = f"{path}.managed_scaling"
-        d = r.mapping(scaling_raw, spath, _fields(ManagedScaling))
-        scaling = ManagedScaling(**{f: r.integer(d, f, spath, getattr(ManagedScaling(), f)) for f in d})
-    kwargs: dict[str, Any] = {
-        "name": r.string(data, "name", path, ""),
-        "max_size": r.integer(data, "max_size", path, 0),
-        "min_size": r.integer(data, "min_size", path, 0),
-        "instance_types": types,
-        "on_demand_base_capacity": r.integer(data, "on_demand_base_capacity", path, 0),
-        "on_demand_percentage_above_base": r.integer(data, "on_demand_percentage_above_base", path, 100),
-        "spot_allocation_strategy": r.string(data, "spot_allocation_strategy", path, "price-capacity-optimized"),
-        "on_demand_allocation_strategy": r.string(data, "on_demand_allocation_strategy", path, "prioritized"),
-        "managed_scaling": scaling,
-        "managed_termination_protection": r.boolean(data, "managed_termination_protection", path, True),
-        "managed_draining": r.boolean(data, "managed_draining", path, True),
-        "asg_name": r.string(data, "asg_name", path),
-    }
-    rebalance = r.boolean(data, "capacity_rebalance", path, None)
-    if rebalance is not None:
-        kwargs["capacity_rebalance"] = rebalance
-    return Pool(**kwargs)
-
-
-def _read(raw: Any) -> tuple[ClusterSpec, list[Problem]]:
-    r = _Reader()
-    top = r.mapping(raw, "", _fields(ClusterSpec), required=("cluster", "network", "instances", "pools"))
-    net = r.mapping(top.get("network"), "network", _fields(Network), required=("subnets",))
-    inst = r.mapping(top.get("instances"), "instances", _fields(Instances), required=("ami",))
-    pools: list[Pool] = []
-    raw_pools = top.get("pools")
-    if raw_pools is not None and not isinstance(raw_pools, list):
-        r.problem("pools", f"must be a list, got {_kind(raw_pools)}")
-    elif raw_pools:
-        pools = [_read_pool(r, p, f"pools[{i}]") for i, p in enumerate(raw_pools)]
-    strategy: list[StrategyItem] = []
-    raw_strategy = top.get("strategy")
-    if raw_strategy is not None and not isinstance(raw_strategy, list):
-        r.problem("strategy", f"must be a list, got {_kind(raw_strategy)}")
-    elif raw_strategy:
-        for i, item in enumerate(raw_strategy):
-            p = f"strategy[{i}]"
-            d = r.mapping(item, p, _fields(StrategyItem), required=("pool",))
-            strategy.append(StrategyItem(r.string(d, "pool", p, ""), r.integer(d, "base", p, 0), r.integer(d, "weight", p, 1)))
-    drain_d = r.mapping(top.get("drain"), "drain", _fields(Drain))
-    refresh_d = r.mapping(top.get("refresh"), "refresh", _fields(Refresh))
-    batch: Any = refresh_d.get("batch_size", 1)
-    if isinstance(batch, bool) or not isinstance(batch, int | str):
-        r.problem("refresh.batch_size", f"must be a count or a percentage like \"25%\", got {_kind(batch)}")
-        batch = 1
-    spec = ClusterSpec(
-        cluster=r.string(top, "cluster", "", ""),
-        region=r.string(top, "region", ""),
-        network=Network(
-            subnets=r.strings(net, "subnets", "network"),
-            security_groups=r.strings(net, "security_groups", "network"),
-            assign_public_ip=r.boolean(net, "assign_public_ip", "network", False),
-        ),
-        instances=Instances(
-            ami=r.string(inst, "ami", "instances", ""),
-            instance_profile=r.string(inst, "instance_profile", "instances"),
-            root_volume_gib=r.integer(inst, "root_volume_gib", "instances", 30),
-            ecs_config=r.string_map(inst, "ecs_config", "instances"),
-            tags=r.string_map(inst, "tags", "instances"),
-            key_name=r.string(inst, "key_name", "instances"),
-            user_data=r.string(inst, "user_data", "instances"),
-            metadata_hop_limit=r.integer(inst, "metadata_hop_limit", "instances", 1),
-        ),
-        pools=pools,
-        strategy=strategy,
-        target_groups=r.strings(top, "target_groups", ""),
-        drain=Drain(**{f: r.integer(drain_d, f, "drain", getattr(Drain(), f)) for f in drain_d}),
-        refresh=Refresh(
-            ami_parameter=r.string(refresh_d, "ami_parameter", "refresh"),
-            batch_size=batch,
-            min_healthy_percent=r.integer(refresh_d, "min_healthy_percent", "refresh", 90),
-            timeout_seconds=r.integer(refresh_d, "timeout_seconds", "refresh", 600),
-        ),
-    )
-    return spec, r.problems
 
 
 def load_spec(source: str | os.PathLike[str] | Mapping[str, Any]) -> ClusterSpec:
@@ -562,9 +591,9 @@ def _utf8(data: bytes, source: str) -> str:
 
 def _build(raw: Any, where: str | None) -> ClusterSpec:
     spec, problems = _read(raw)
-    seen = {p.path for p in problems}
-    # Rule checks on a partly broken spec would repeat what the type checks said; skip those paths.
-    problems += [p for p in check(spec) if p.path not in seen and not any(p.path.startswith(s + ".") for s in seen)]
+    if spec is not None:
+        # Rule checks on a partly broken spec would repeat what the type checks said; skip those paths.
+        problems += [p for p in check(spec) if not any(_within(p.path, seen.path) for seen in problems)]
     if problems:
         raise SpecError(problems, source=where)
     return spec

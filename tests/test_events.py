@@ -9,7 +9,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,14 @@ def load(name: str) -> Any:
 
 def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
+
+
+def spec_with(**drain: int) -> Any:
+    """The example spec with these ``drain`` settings (the rest at their defaults)."""
+    from ecsspot.spec import Drain, load_spec
+    from tests.conftest import example_spec_dict
+
+    return attrs.evolve(load_spec(example_spec_dict()), drain=Drain(**drain))
 
 
 # One row per file, so a new sample fails until someone says what it should parse to.
@@ -375,10 +383,12 @@ def test_spot_unknown_action_is_rejected() -> None:
 
 def test_terminate_lifecycle_action_drains_and_carries_the_hook() -> None:
     event = parse_event(load("asg-lifecycle-terminate-eventbridge.json"))
-    d = decide(event, lifecycle_deadline_seconds=300)
+    d = decide(event)
     assert d.kind == "drain"
     assert d.lifecycle is event and d.instance_ids == ("i-0633ac2b0d9769723",)
-    assert d.deadline == utc(2020, 7, 1, 22, 24, 58)
+    # The hook's timeout, not the event, bounds the drain: 300 s of a spec with that timeout.
+    assert d.deadline is None
+    assert ev.deadline_for(d, spec_with(lifecycle_timeout_seconds=300), event.time.timestamp()) == 300
     assert d.event_key == "0befcbdb-6ecd-498a-9ff7-ae9b54447cd6"  # the token, not the event id
 
 
@@ -443,8 +453,8 @@ def test_test_notification_inside_eventbridge_detail() -> None:
     }
     event = parse_event(payload)
     assert event == LifecycleTestNotification(
-        "my-asg", time=utc(2020, 7, 1, 22, 19, 58), event_id=payload["id"],
-        source="aws.autoscaling", region="us-east-1", account="123456789012",
+        "my-asg", envelope=ev.Envelope(time=utc(2020, 7, 1, 22, 19, 58), event_id=payload["id"],
+        source="aws.autoscaling", region="us-east-1", account="123456789012"),
     )
     assert decide(event).kind == "ignore"
 
@@ -471,9 +481,9 @@ def test_health_scheduled_change_deadline_is_the_maintenance_start_when_ahead() 
     assert d.deadline == utc(2016, 6, 5, 15, 10, 9)
     # Once the start has passed, fall back to the lifecycle default from "now".
     late = utc(2016, 6, 5, 16, 0, 0)
-    assert decide(event, now=late, lifecycle_deadline_seconds=60).deadline == late + timedelta(
-        seconds=60
-    )
+    past = decide(event, now=late)
+    assert past.deadline is None
+    assert ev.deadline_for(past, spec_with(lifecycle_timeout_seconds=60), late.timestamp()) == 60
 
 
 def test_health_start_already_past_uses_event_time_plus_default() -> None:
@@ -481,7 +491,10 @@ def test_health_start_already_past_uses_event_time_plus_default() -> None:
     payload["detail"]["startTime"] = "Sat, 4 Jun 2016 15:10:09 GMT"  # 1-digit day
     event = parse_event(payload)
     assert event.start_time == utc(2016, 6, 4, 15, 10, 9)
-    assert decide(event).deadline == utc(2016, 6, 5, 6, 37, 57)
+    # The default is the spec's lifecycle timeout (600 s unless set), from the event time.
+    d = decide(event)
+    assert d.deadline is None
+    assert ev.deadline_for(d, spec_with(), event.time.timestamp()) == 600
 
 
 def test_health_ids_come_from_affected_entities_not_just_resources() -> None:
@@ -880,17 +893,31 @@ def test_imds_helpers() -> None:
         ev.parse_imds_spot_action({"action": "action", "time": "2017-09-18T08:22:00Z"})
 
 
+def _runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node but those under ``if TYPE_CHECKING:`` (annotations only, never imported)."""
+    skip = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for stmt in node.body
+        for inner in ast.walk(stmt)
+    }
+    return [node for node in ast.walk(tree) if id(node) not in skip]
+
+
 def test_events_module_imports_only_stdlib_and_attrs() -> None:
-    tree = ast.parse(Path(ev.__file__).read_text())
     imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module)
+    for path in Path(ev.__file__).parent.glob("*.py"):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                imported.add(node.module)
     allowed = {"__future__", "json", "re", "collections.abc", "datetime", "typing", "attrs",
                "ecsspot.errors"}
-    assert imported <= allowed, imported - allowed
+    own = {m for m in imported if m.startswith("ecsspot.events.")}
+    assert own, "the package's modules are read"
+    assert imported - own <= allowed, imported - own - allowed
 
 
 # Property tests: any JSON-ish input gives records or EventError, never another exception.

@@ -63,3 +63,15 @@ def test_the_core_never_imports_the_simulator_the_cli_or_moto() -> None:
         if bad:
             offenders[path.relative_to(ROOT).as_posix()] = bad
     assert offenders == {}
+
+
+def test_every_package_is_installed() -> None:
+    """setup.cfg lists packages by name: one left out is missing from a wheel (and the Lambda's
+    zip) while an editable install, and so every other test, still finds it."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = {p.parent.relative_to(ROOT).as_posix().replace("/", ".") for p in (ROOT / "ecsspot").rglob("__init__.py")}
+    assert found - listed == set()

@@ -10,7 +10,7 @@ import pytest
 
 from ecsspot.errors import InputError
 from ecsspot.sim.chart import chart_svg
-from ecsspot.sim.simulate import Interruption, Row, Scenario, Shortage, load_scenario
+from ecsspot.sim.simulate import Interruption, Row, Scenario, load_scenario
 
 
 def test_the_default_and_a_written_scenario() -> None:

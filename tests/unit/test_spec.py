@@ -252,3 +252,66 @@ def test_hostile_files_are_one_clear_spec_error(tmp_path: Path, content: bytes, 
     with pytest.raises(SpecError) as again:
         loads_spec(content)
     assert again.value.problems[0].message == problem.message
+
+
+def test_every_type_problem_is_reported_at_once_with_its_path() -> None:
+    """cattrs structures the document; every failure of every kind is one line naming its field."""
+    d = example_spec_dict()
+    d["pools"][0]["max_size"] = "20"
+    d["pools"][0]["managed_scaling"] = {"target_capacity": "x", "bogus": 1}
+    d["pools"][1]["instance_types"] = [5, "m5.large", {"type": "m5.xlarge", "wieght": 2}]
+    d["pools"].append({"name": None})
+    d["network"]["subnets"] = "subnet-a"
+    d["instances"]["ecs_config"]["X_Y"] = [1]
+    d["drain"]["deadline_seconds"] = True
+    d["strategy"][0]["colour"] = "x"
+    del d["instances"]["ami"]
+    d[7] = 2
+    found = problems(d)
+    assert found == found | {
+        "pools[0].max_size": "must be an integer, got a string",
+        "pools[0].managed_scaling.target_capacity": "must be an integer, got a string",
+        "pools[0].managed_scaling.bogus": "unknown key",
+        "pools[1].instance_types[0]": "must be a mapping, got an integer",
+        "pools[1].instance_types[2].wieght": "unknown key (did you mean 'weight'?)",
+        "pools[2].name": "is required",
+        "pools[2].max_size": "is required",
+        "network.subnets": "must be a list of strings, got a string",
+        "instances.ecs_config.X_Y": "must be a string, got a list",
+        "drain.deadline_seconds": "must be an integer, got a boolean",
+        "strategy[0].colour": "unknown key",
+        "instances.ami": "is required",
+        "7": "unknown key",
+    }
+    # The rules still run on the rest, but say nothing more about a field already reported.
+    assert "pools[2].instance_types" in found and "network.subnets[0]" not in found
+
+
+def test_a_count_beyond_32_bits_is_refused_wherever_it_is() -> None:
+    """The 32-bit limit is the int hook's, so it holds for every integer: batch_size had slipped through."""
+    d = example_spec_dict()
+    d["refresh"]["batch_size"] = 2**40
+    assert problems(d) == {"refresh.batch_size": f"is out of range (AWS takes 32-bit integers, up to {2**31 - 1})"}
+
+
+def test_an_omitted_or_empty_key_takes_the_class_default() -> None:
+    """Defaults live on the classes only: a document without them equals the classes' own."""
+    from ecsspot.spec import Drain, ManagedScaling, Refresh
+
+    d = {
+        "cluster": "c",
+        "network": {"subnets": ["subnet-1"], "security_groups": None},
+        "instances": {"ami": "ami-1", "root_volume_gib": None},
+        "pools": [{"name": "spot", "max_size": 2, "instance_types": ["m5.large"], "managed_scaling": True}],
+        "drain": None,
+    }
+    spec = load_spec(d)
+    assert spec == ClusterSpec(
+        cluster="c",
+        network=Network(subnets=["subnet-1"]),
+        instances=Instances(ami="ami-1"),
+        pools=[Pool(name="spot", max_size=2, instance_types=["m5.large"])],
+    )
+    assert (spec.drain, spec.refresh, spec.pools[0].managed_scaling) == (Drain(), Refresh(), ManagedScaling())
+    d["pools"][0].update(managed_scaling=False, managed_termination_protection=False)
+    assert load_spec(d).pools[0].managed_scaling is None
