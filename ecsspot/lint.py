@@ -24,14 +24,16 @@ import attrs
 from ecsspot import userdata
 from ecsspot.spec import ClusterSpec, Pool, stop_timeout_seconds
 from ecsspot.state import POOL_TAG
+from ecsspot.events.decide import SPOT_NOTICE_SECONDS as _SPOT_NOTICE
 
 if TYPE_CHECKING:
     from ecsspot.state import AsgState, LaunchTemplateState, Observed, ServiceState
 
 __all__ = ["RULES", "SPOT_BUDGET_SECONDS", "SPOT_NOTICE_SECONDS", "LintWarning", "Warning", "lint"]
 
-#: Seconds between a spot interruption notice and the instance's termination.
-SPOT_NOTICE_SECONDS = 120
+#: Seconds between a spot interruption notice and the instance's termination (decided once, in
+#: ``events.decide``; lint speaks in whole seconds).
+SPOT_NOTICE_SECONDS = int(_SPOT_NOTICE)
 #: What deregistration delay + container stop timeout may use of the notice.
 SPOT_BUDGET_SECONDS = 90
 
