@@ -237,9 +237,14 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
                     marks.append((t, "AMI refresh"))
                     from ecsspot import ami
 
+                    from ecsspot.sim.demo import OTHER_IMAGE_PARAMETER
+
+                    # Another ECS-optimized image, by its public parameter (as the demo's refresh).
                     current = manager.run(ami.resolve(spec.instances.ami))
-                    images = [i["ImageId"] for i in sim.client("ec2").describe_images(Owners=["amazon"])["Images"]]
-                    refresh_status = manager.refresh(spec.cluster, ami=next(i for i in images if i != current)).status
+                    target = manager.run(ami.resolve(f"ssm:{OTHER_IMAGE_PARAMETER}"))
+                    if target == current:
+                        target = manager.run(ami.resolve("ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"))
+                    refresh_status = manager.refresh(spec.cluster, ami=target).status
             step = min(plan.every, plan.duration - t, *(e[0] - t for e in events if e[0] > t))
             bill(step)
             sim.advance(step)

@@ -59,13 +59,14 @@ class Simulator:
         self._mock.start()
         try:
             self._world = World(region=self.region, seed=self.seed, timings=self.timings, managed_scaling=self.managed_scaling)
+            # Before the backends are built: the seam makes building them cheaper.
+            self._seam = Seam(self._world)
+            self._seam.install()
             # moto's ids (instances, ARNs) come from its own random source: seed it too, once the
             # backends exist (a reset creates some eagerly, drawing from it, others lazily).
             for backend in (self._world.ec2, self._world.asg, self._world.ecs, self._world.elbv2, self._world.eventbridge):
                 assert backend is not None
             mock_random.seed(self.seed)
-            self._seam = Seam(self._world)
-            self._seam.install()
             if self.server:
                 from moto.server import ThreadedMotoServer
 
@@ -79,15 +80,17 @@ class Simulator:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._world is not None:
+            self._world.close()
         if self._server is not None:
             self._server.stop()
             self._server = None
+        if self._mock is not None:
+            self._mock.stop()  # resets every backend, the seam's lean way
+            self._mock = None
         if self._seam is not None:
             self._seam.remove()
             self._seam = None
-        if self._mock is not None:
-            self._mock.stop()  # resets every backend
-            self._mock = None
         self.endpoint_url = None
         self._clients.clear()
 

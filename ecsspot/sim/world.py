@@ -7,6 +7,15 @@ all under :attr:`World.lock` (the seam takes the same lock around every moto req
 threads never see a half-applied tick). Work that calls user code (Lambda handlers) is queued
 and run between ticks, outside the lock, so a handler may call the moto server and sleep on the
 simulator's clock.
+
+Each piece of that work runs as a :class:`_Process`: a thread of its own that runs only while
+the thread advancing the world waits for it, so one thing runs at a time, in a seeded order.
+A process that sleeps on the clock parks until the world reaches its wake-up time; meanwhile
+other invocations start and the world ticks, as concurrent Lambda invocations do on AWS
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-concurrency.html). Running each
+invocation inside the previous one's sleep instead nested them: hundreds of concurrent
+invocations overflowed Python's stack (RecursionError), and the first one started waited for
+the last one to finish.
 """
 
 from __future__ import annotations
@@ -127,6 +136,68 @@ class SimClock(FakeClock):
         FakeClock.advance(self, seconds)
 
 
+class SimulationClosed(BaseException):
+    """Raised in a process still sleeping when its simulator closes (not an ``Exception``: a
+    handler's ``except Exception`` must not swallow it and carry on)."""
+
+
+class _Current(threading.local):
+    process: _Process | None = None
+
+
+_current = _Current()
+
+
+class _Process:
+    """One piece of outside work on a thread of its own, run only while its driver waits.
+
+    The driver calls :meth:`run` and blocks until the process finishes or parks in
+    :meth:`sleep_until`; the process blocks until the driver runs it again. So exactly one of
+    them runs at any moment, and the world stays single-threaded in effect.
+    """
+
+    def __init__(self, world: World, action: Callable[[], None]) -> None:
+        self.world = world
+        self.action = action
+        self.seq = next(world._seq)
+        self.closed = False
+        self._go = threading.Semaphore(0)
+        self._back = threading.Semaphore(0)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        """Run the process until it parks or finishes (from the driving thread)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._main, name=f"sim-process-{self.seq}", daemon=True)
+            self._thread.start()
+        else:
+            self._go.release()
+        self._back.acquire()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _main(self) -> None:
+        _current.process = self
+        try:
+            self.action()
+        except SimulationClosed:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - handed to the driver, which raises it
+            self._error = exc
+        finally:
+            self._back.release()
+
+    def sleep_until(self, wake: float) -> None:
+        """Park until the world's clock reaches ``wake`` (from the process's own thread)."""
+        heapq.heappush(self.world._sleepers, (wake, next(self.world._seq), self))
+        self._back.release()
+        self._go.acquire()
+        if self.closed:
+            raise SimulationClosed
+
+
 class World:
     """State shared by the behaviour modules; see the module docstring for the tick model."""
 
@@ -164,6 +235,10 @@ class World:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._outside: deque[Callable[[], None]] = deque()
+        #: Parked processes by wake-up time (then start order: deterministic).
+        self._sleepers: list[tuple[float, int, _Process]] = []
+        # One thread drives processes at a time (a background thread may advance too).
+        self._driving = threading.RLock()
 
         self.events = EventBus(self)
         self.market = SpotMarket(self)
@@ -274,21 +349,50 @@ class World:
         self._outside.append(action)
 
     def advance(self, seconds: float) -> None:
-        """Run the world forward ``seconds`` of virtual time (0 delivers what is queued)."""
-        target = self.now() + max(0.0, seconds)
-        self._run_outside()
-        while True:
-            with self.lock:
-                remaining = target - self.now()
-                if remaining <= 1e-9:
-                    break
-                self._tick(min(self.timings.tick, remaining))
-            self._run_outside()
+        """Run the world forward ``seconds`` of virtual time (0 delivers what is queued).
 
-    def _run_outside(self) -> None:
-        # A handler may sleep on the clock: the nested advance drains this same queue in order.
-        while self._outside:
-            self._outside.popleft()()
+        From a process (a Lambda handler sleeping on the clock), park it until then. Otherwise
+        the calling thread drives: it returns once the time has passed and every process it
+        started has finished, as a handler's sleep used to run the world until it returned.
+        """
+        process = _current.process
+        if process is not None and process.world is self:
+            process.sleep_until(self.now() + max(0.0, seconds))
+            return
+        target = self.now() + max(0.0, seconds)
+        with self._driving:
+            while True:
+                self._run_ready()
+                with self.lock:
+                    now = self.now()
+                    step = target - now
+                    if self._sleepers:
+                        wake = self._sleepers[0][0] - now
+                        step = wake if step <= 1e-9 else min(step, wake)
+                    if step <= 1e-9:
+                        if now >= target - 1e-9 and not self._sleepers and not self._outside:
+                            break
+                        continue
+                    self._tick(min(self.timings.tick, step))
+
+    def _run_ready(self) -> None:
+        """Start queued work and resume processes whose wake-up time has come, until none is left."""
+        while True:
+            if self._outside:
+                _Process(self, self._outside.popleft()).run()
+            elif self._sleepers and self._sleepers[0][0] <= self.now() + 1e-9:
+                _, _, process = heapq.heappop(self._sleepers)
+                process.run()
+            else:
+                return
+
+    def close(self) -> None:
+        """End parked processes (left by a driver that raised): their sleep raises :class:`SimulationClosed`."""
+        while self._sleepers:
+            _, _, process = heapq.heappop(self._sleepers)
+            process.closed = True
+            process.run()
+        self._outside.clear()
 
     def _tick(self, seconds: float) -> None:
         self.clock._step(seconds)

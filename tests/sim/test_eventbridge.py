@@ -102,3 +102,29 @@ def test_failing_handler_is_retried_twice_and_put_events_lambda_targets_work(sim
     sim.advance(200)
     assert [t - start for t in calls] == [0, 60, 180]
     assert [(i.attempt, i.error) for i in sim.invocations] == [(0, "RuntimeError: boom"), (1, "RuntimeError: boom"), (2, "RuntimeError: boom")]
+
+
+def test_hundreds_of_sleeping_invocations_run_side_by_side(sim: Simulator) -> None:
+    """Each invocation sleeps on the clock ten times: all 300 run at once, as concurrent Lambda
+    invocations do, each finishing ten virtual seconds after the event (nested in one another's
+    sleeps they overflowed the stack, and the first one waited for all the later ones)."""
+    finished: dict[str, float] = {}
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> None:
+        for _ in range(10):
+            sim.clock.sleep(1)
+        finished[event["detail"]["n"]] = sim.now()
+
+    sim.register_lambda("sleeper", handler)
+    rule(sim, "custom", {"source": ["my.app"]}, "arn:aws:lambda:us-east-1:123456789012:function:sleeper")
+    events = sim.client("events")
+    for first in range(0, 300, 10):
+        entries = [{"Source": "my.app", "DetailType": "thing", "Detail": json.dumps({"n": str(n)})} for n in range(first, first + 10)]
+        assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
+    start = sim.now()
+    sim.advance(0)
+
+    assert [i.error for i in sim.invocations] == [None] * 300
+    assert sorted(finished, key=int) == [str(n) for n in range(300)]
+    assert set(finished.values()) == {start + 10}
+    assert sim.now() == start + 10  # advance(0) returned once every invocation it started had finished

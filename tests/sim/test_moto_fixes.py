@@ -166,3 +166,19 @@ def test_dynamodb_transactions_at_once_are_serialised(aws: Any) -> None:
         assert held is not None and held.owner == "other"
     finally:
         driver.close()
+
+
+def test_a_reset_leaves_nothing_behind_and_default_images_keep_their_form() -> None:
+    """The seam's cheaper reset and AMI loading change cost, not what moto answers."""
+    import re
+
+    default_image = "ami-03cf127a"  # the first of moto's own default images
+    with Simulator(region=REGION, seed=3) as sim:
+        sim.client("ecs").create_cluster(clusterName="left-behind")
+        assert sim.client("ec2").describe_images(ImageIds=[default_image])["Images"][0]["ImageId"] == default_image
+        snapshots = {a.ebs_snapshot.id for a in sim.world.ec2.amis.values()} | {a.ebs_snapshot.volume.id for a in sim.world.ec2.amis.values()}
+        assert len(snapshots) == 2 * len(sim.world.ec2.amis) > 1000  # every id distinct
+        assert all(re.fullmatch(r"(snap|vol)-[0-9a-f]{17}", i) for i in snapshots)
+    with Simulator(region=REGION, seed=3) as sim:
+        assert sim.client("ecs").list_clusters()["clusterArns"] == []
+        assert sim.client("ec2").describe_images(ImageIds=[default_image])["Images"][0]["ImageId"] == default_image
