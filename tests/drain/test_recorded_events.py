@@ -4,7 +4,7 @@ the demo cluster on the simulator. No crash; the action kinds the payload asks f
 are not ours give one ``ignore`` action with a reason and exit 0; a payload that is not an event
 exits 3; a batch reports its bad records as batch item failures and exits 0.
 
-What each file parses to is said once, in tests/test_events.py's ``EXPECT`` table.
+What each file parses to is said once, in tests/unit/test_events.py's ``EXPECT`` table.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ecsspot.sim import Simulator, scenario
 from ecsspot.spec import LIFECYCLE_HOOK_NAME
 from ecsspot_cli.main import cli
 from tests.drain.conftest import EVENTS, REGION, SEED, build, container_instances, spot_instances_with_tasks, targets
-from tests.test_events import EXPECT, SAMPLES, Batch, Parsed, Rejected
+from tests.unit.test_events import EXPECT, SAMPLES, Batch, Parsed, Rejected
 
 #: The decisions that act on an instance (the rest are ignored by the interruption handler).
 ACTING = ("drain", "rebalance")

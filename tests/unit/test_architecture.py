@@ -75,3 +75,18 @@ def test_every_package_is_installed() -> None:
     listed = set(config["options"]["packages"].split())
     found = {p.parent.relative_to(ROOT).as_posix().replace("/", ".") for p in (ROOT / "ecsspot").rglob("__init__.py")}
     assert found - listed == set()
+
+
+def test_unit_tests_run_without_moto_or_the_simulator() -> None:
+    """tests/unit holds the pure decisions (issue 11 item 9): no moto, no simulated account.
+    tests/sim holds the simulator's rules, tests/e2e the public API and CLI on moto + sim,
+    tests/drain the Lambda's handling, tests/refresh the rolling refresh, tests/terraform the module."""
+    offenders = {}
+    for path in sorted((ROOT / "tests" / "unit").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        bad = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if a.name.split(".")[0] == "moto"}
+        bad |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and n.module.split(".")[0] == "moto"}
+        bad |= {f"{n.module}.Simulator" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and any(a.name == "Simulator" for a in n.names)}
+        if bad:
+            offenders[path.name] = sorted(bad)
+    assert offenders == {}

@@ -26,7 +26,7 @@ from ecsspot.state import (
     service_from,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 TG_WEB = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/demo-api-web/0123456789abcdef"
 TG_ADMIN = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT}:targetgroup/demo-api-admin/fedcba9876543210"

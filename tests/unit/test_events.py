@@ -41,7 +41,7 @@ from ecsspot.events import (
     parse_time,
 )
 
-EVENTS = Path(__file__).parent / "events"
+EVENTS = Path(__file__).parents[1] / "events"
 SAMPLES = sorted(p.relative_to(EVENTS).as_posix() for p in EVENTS.rglob("*.json"))
 UTC = timezone.utc
 
