@@ -18,13 +18,13 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-import boto3  # noqa: E402
+import boto3
 
-from benchmarks.common import Counter, Latency, RoundCountingDriver  # noqa: E402
-from ecsspot.aws.aio import AsyncDriver  # noqa: E402
-from ecsspot.aws.clients import ClientOptions  # noqa: E402
-from ecsspot.drain import drain  # noqa: E402
-from ecsspot.sim.seam import MotoFixes  # noqa: E402
+from benchmarks.common import Counter, Latency, RoundCountingDriver
+from ecsspot.aws.aio import AsyncDriver
+from ecsspot.aws.clients import ClientOptions
+from ecsspot.drain import drain
+from ecsspot.sim.seam import MotoFixes
 
 CLUSTER = "bench"
 LATENCY = 0.03
@@ -70,7 +70,7 @@ def naive_drain(endpoint: str, ids: list[str], groups: list[str], handlers: list
 def reset(endpoint: str) -> None:
     import urllib.request
 
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310 - the moto server this benchmark started
 
 
 def main() -> None:
@@ -116,13 +116,13 @@ def main() -> None:
             reset(endpoint)
             ids, groups = build(endpoint, n)
 
-            async def run_async() -> float:
+            async def run_async(ids: list[str]) -> float:
                 async with AsyncDriver(ClientOptions(region="us-east-1", endpoint_url=endpoint, event_handlers=[("before-send", _async_latency)])) as d:
                     t0 = time.perf_counter()
                     await d.run(drain(CLUSTER, ids, deadline=110, wait=False))
                     return time.perf_counter() - t0
 
-            async_s = asyncio.run(run_async())
+            async_s = asyncio.run(run_async(ids))
 
             reset(endpoint)
             ids, groups = build(endpoint, n)

@@ -49,7 +49,8 @@ def aws_error(call: Call, code: str, message: str = "scripted failure") -> AwsEr
     from ecsspot.aws.errormap import map_error
 
     mapped = map_error(ClientError({"Error": {"Code": code, "Message": message}}, call.operation), call.service, call.operation)
-    assert isinstance(mapped, AwsError)
+    if not isinstance(mapped, AwsError):  # map_error maps every ClientError to an AwsError
+        raise TypeError(f"map_error gave {type(mapped).__name__} for a ClientError")
     return mapped
 
 

@@ -60,7 +60,8 @@ class UnusedSubstitution(Exception):
 def unasync_text(text: str, used: set[int]) -> str:
     """``text`` with every substitution applied line by line; adds the indexes used to ``used``."""
     lines = []
-    for line in text.splitlines(keepends=True):
+    for source in text.splitlines(keepends=True):
+        line = source
         for index, (pattern, new) in enumerate(COMPILED):
             line, count = pattern.subn(new, line)
             if count:
