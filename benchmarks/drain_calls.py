@@ -13,6 +13,8 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -22,6 +24,7 @@ import boto3
 
 from benchmarks.common import Counter, Latency, RoundCountingDriver
 from ecsspot.aws.aio import AsyncDriver
+from ecsspot.aws.calls import Service
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.drain import drain
 from ecsspot.sim.seam import MotoFixes
@@ -30,9 +33,12 @@ CLUSTER = "bench"
 LATENCY = 0.03
 
 
+def _client(service: Service, endpoint: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
+
+
 def build(endpoint: str, n: int) -> tuple[list[str], list[str]]:
-    kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
-    ecs, elb, ec2 = boto3.client("ecs", **kw), boto3.client("elbv2", **kw), boto3.client("ec2", **kw)
+    ecs, elb, ec2 = _client("ecs", endpoint), _client("elbv2", endpoint), _client("ec2", endpoint)
     ecs.create_cluster(clusterName=CLUSTER)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=n, MaxCount=n)["Instances"]]
@@ -49,10 +55,9 @@ def build(endpoint: str, n: int) -> tuple[list[str], list[str]]:
     return ids, groups
 
 
-def naive_drain(endpoint: str, ids: list[str], groups: list[str], handlers: list) -> None:
+def naive_drain(endpoint: str, ids: list[str], groups: list[str], handlers: list[tuple[str, Callable[..., Any]]]) -> None:
     """What a home-made drain Lambda does: one instance at a time, one call per thing."""
-    kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
-    ecs, elb = boto3.client("ecs", **kw), boto3.client("elbv2", **kw)
+    ecs, elb = _client("ecs", endpoint), _client("elbv2", endpoint)
     for c in (ecs, elb):
         for event, h in handlers:
             c.meta.events.register(event, h)
@@ -153,7 +158,7 @@ async def _async_sleep() -> None:
     await asyncio.sleep(LATENCY)
 
 
-def _async_latency(**kwargs):
+def _async_latency(**kwargs: Any) -> Coroutine[Any, Any, None]:
     # aiobotocore awaits before-send handlers' results when they are coroutines.
     return _async_sleep()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -26,7 +27,7 @@ PER_POOL = 50
 SERVICES = 12
 
 
-def build() -> dict:
+def build() -> dict[str, Any]:
     ec2 = boto3.client("ec2")
     by_az: dict[str, str] = {}
     for s in ec2.describe_subnets()["Subnets"]:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ecsspot.aws.calls import Workflow
+from ecsspot.aws.calls import Runner, Workflow
 from ecsspot.drain import Action
 from ecsspot.errors import HandlingFailed
 from ecsspot.interruption import HandleResult, Retry, handle_event
@@ -40,7 +40,7 @@ def handling_failed(failed: list[Action]) -> HandlingFailed:
 class Handlers:
     """The Lambda functions bound to one driver (a boto3 Driver from ecsspot.aws.driver)."""
 
-    def __init__(self, driver: Any, *, default_cluster: str | None = None, owner: str | None = None, refresh_on_schedule: bool = True) -> None:
+    def __init__(self, driver: Runner, *, default_cluster: str | None = None, owner: str | None = None, refresh_on_schedule: bool = True) -> None:
         from ecsspot.store import owner_id
 
         self.driver = driver

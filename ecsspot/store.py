@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from ecsspot.aws.calls import Call, Workflow, call, chunks, failed, lookup, settle
-from ecsspot.errors import AwsError, ConflictError
+from ecsspot.errors import AwsError, ConflictError, EcsspotError
 from ecsspot.spec import ClusterSpec, load_spec, table_name
 
 _NOT_FOUND = ("ResourceNotFoundException",)
@@ -200,6 +200,10 @@ def claim_event_call(table: str, key: str, owner: str, *, now: float, ttl: float
     )
 
 
+#: What claiming an event found (see :func:`claim_events`).
+ClaimState = Literal["claimed", "done", "busy"]
+
+
 def claim_events(
     table: str,
     keys: Sequence[str],
@@ -209,7 +213,7 @@ def claim_events(
     ttl: float,
     deliveries: Mapping[str, tuple[str, int]] | None = None,
     along: Sequence[Call] = (),
-) -> Workflow[dict[str, Any]]:
+) -> Workflow[dict[str, ClaimState | EcsspotError]]:
     """Claim events for handling, all in one round. Each key maps to "claimed", "done" (a
     duplicate), "busy" (in hand elsewhere) or the :class:`~ecsspot.errors.EcsspotError` its claim
     failed with (the caller reports that record for a retry). A claim expires after ``ttl``;
@@ -225,9 +229,10 @@ def claim_events(
         [claim_event_call(table, k, owner, now=now, ttl=ttl, message_id=how.get(k, ("", 0))[0], receive_count=how.get(k, ("", 0))[1]) for k in keys]
         + list(along)
     )
-    states: dict[str, Any] = {}
+    states: dict[str, ClaimState | EcsspotError] = {}
     lost = []
-    for k, a in zip(keys, answers, strict=True):
+    # The answers of ``along`` come after the claims' and are not looked at.
+    for k, a in zip(keys, answers[: len(keys)], strict=True):
         if failed(a):
             states[k] = a
         elif a is None:
@@ -244,7 +249,7 @@ def claim_events(
     return states
 
 
-def claim_event(table: str, key: str, owner: str, *, now: float, ttl: float) -> Workflow[str]:
+def claim_event(table: str, key: str, owner: str, *, now: float, ttl: float) -> Workflow[ClaimState | EcsspotError]:
     """One event's claim (see :func:`claim_events`)."""
     return (yield from claim_events(table, [key], owner, now=now, ttl=ttl))[key]
 

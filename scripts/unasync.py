@@ -82,7 +82,7 @@ def generate(root: Path = ROOT) -> dict[str, str]:
 
 def drift(root: Path = ROOT) -> str:
     """A unified diff from each sync file as it is to as it must be; empty when none drifted."""
-    diffs = []
+    diffs: list[str] = []
     for sync, want in generate(root).items():
         path = root / sync
         have = path.read_text() if path.exists() else ""

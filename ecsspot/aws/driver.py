@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 
-from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Service, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions, botocore_session
 from ecsspot.aws.errormap import map_error
 from ecsspot.aws.stepper import batch_calls, drive
@@ -22,6 +22,8 @@ from ecsspot.errors import EcsspotError
 
 #: Threads for one batch at most; botocore's connection pool is sized to match (clients.py).
 MAX_CONCURRENCY = 64
+
+T = TypeVar("T")
 
 
 class Driver:
@@ -37,7 +39,7 @@ class Driver:
         self.options = options or ClientOptions()
         self.clock = clock or SystemClock()
         self._session = session
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[Service, Any] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -47,7 +49,7 @@ class Driver:
             self._session = boto3.Session(botocore_session=botocore_session(self.options.profile), region_name=self.options.region)
         return self._session
 
-    def client(self, service: str) -> Any:
+    def client(self, service: Service) -> Any:
         with self._lock:
             if service not in self._clients:
                 client = self.session.client(service, **self.options.client_kwargs())
@@ -69,7 +71,7 @@ class Driver:
                 return None
             raise mapped from exc
 
-    def run(self, workflow: Workflow[Any]) -> Any:
+    def run(self, workflow: Workflow[T]) -> T:
         """Drive ``workflow`` to completion and return its value."""
         return drive(workflow, self._handle)
 
