@@ -13,26 +13,32 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-import boto3  # noqa: E402
+import boto3
 
-from benchmarks.common import Counter, Latency, RoundCountingDriver  # noqa: E402
-from ecsspot.aws.aio import AsyncDriver  # noqa: E402
-from ecsspot.aws.clients import ClientOptions  # noqa: E402
-from ecsspot.drain import drain  # noqa: E402
-from ecsspot.sim.seam import MotoFixes  # noqa: E402
+from benchmarks.common import Counter, Latency, RoundCountingDriver
+from ecsspot.aws.aio import AsyncDriver
+from ecsspot.aws.calls import Service
+from ecsspot.aws.clients import ClientOptions
+from ecsspot.drain import drain
+from ecsspot.sim.seam import MotoFixes
 
 CLUSTER = "bench"
 LATENCY = 0.03
 
 
+def _client(service: Service, endpoint: str) -> Any:
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
+
+
 def build(endpoint: str, n: int) -> tuple[list[str], list[str]]:
-    kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
-    ecs, elb, ec2 = boto3.client("ecs", **kw), boto3.client("elbv2", **kw), boto3.client("ec2", **kw)
+    ecs, elb, ec2 = _client("ecs", endpoint), _client("elbv2", endpoint), _client("ec2", endpoint)
     ecs.create_cluster(clusterName=CLUSTER)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=n, MaxCount=n)["Instances"]]
@@ -49,10 +55,9 @@ def build(endpoint: str, n: int) -> tuple[list[str], list[str]]:
     return ids, groups
 
 
-def naive_drain(endpoint: str, ids: list[str], groups: list[str], handlers: list) -> None:
+def naive_drain(endpoint: str, ids: list[str], groups: list[str], handlers: list[tuple[str, Callable[..., Any]]]) -> None:
     """What a home-made drain Lambda does: one instance at a time, one call per thing."""
-    kw = {"endpoint_url": endpoint, "region_name": "us-east-1"}
-    ecs, elb = boto3.client("ecs", **kw), boto3.client("elbv2", **kw)
+    ecs, elb = _client("ecs", endpoint), _client("elbv2", endpoint)
     for c in (ecs, elb):
         for event, h in handlers:
             c.meta.events.register(event, h)
@@ -70,7 +75,7 @@ def naive_drain(endpoint: str, ids: list[str], groups: list[str], handlers: list
 def reset(endpoint: str) -> None:
     import urllib.request
 
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")).read()  # noqa: S310 - the moto server this benchmark started
 
 
 def main() -> None:
@@ -116,13 +121,13 @@ def main() -> None:
             reset(endpoint)
             ids, groups = build(endpoint, n)
 
-            async def run_async() -> float:
+            async def run_async(ids: list[str]) -> float:
                 async with AsyncDriver(ClientOptions(region="us-east-1", endpoint_url=endpoint, event_handlers=[("before-send", _async_latency)])) as d:
                     t0 = time.perf_counter()
                     await d.run(drain(CLUSTER, ids, deadline=110, wait=False))
                     return time.perf_counter() - t0
 
-            async_s = asyncio.run(run_async())
+            async_s = asyncio.run(run_async(ids))
 
             reset(endpoint)
             ids, groups = build(endpoint, n)
@@ -153,7 +158,7 @@ async def _async_sleep() -> None:
     await asyncio.sleep(LATENCY)
 
 
-def _async_latency(**kwargs):
+def _async_latency(**kwargs: Any) -> Coroutine[Any, Any, None]:
     # aiobotocore awaits before-send handlers' results when they are coroutines.
     return _async_sleep()
 

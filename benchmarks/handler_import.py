@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 RUNS = 5
 #: Modules the handler path must not load (DESIGN.md, Lambda).
@@ -50,7 +51,7 @@ CASES = {
 }
 
 
-def measure(setup: str, then: str) -> dict:
+def measure(setup: str, then: str) -> dict[str, Any]:
     """One fresh interpreter: its own timings, its modules at the end, and its wall time."""
     env = {**os.environ, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     env.pop("PYTHONPROFILEIMPORTTIME", None)

@@ -8,25 +8,26 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+from moto import mock_aws
 
-from benchmarks.common import Counter, RoundCountingDriver  # noqa: E402
-from ecsspot import apply, load_spec  # noqa: E402
-from ecsspot.aws.clients import ClientOptions  # noqa: E402
-from ecsspot.sim.seam import MotoFixes  # noqa: E402
+from benchmarks.common import Counter, RoundCountingDriver
+from ecsspot import apply, load_spec
+from ecsspot.aws.clients import ClientOptions
+from ecsspot.sim.seam import MotoFixes
 
 POOLS = 20
 PER_POOL = 50
 SERVICES = 12
 
 
-def build() -> dict:
+def build() -> dict[str, Any]:
     ec2 = boto3.client("ec2")
     by_az: dict[str, str] = {}
     for s in ec2.describe_subnets()["Subnets"]:

@@ -47,7 +47,8 @@ print(json.dumps({{"first_ms": first * 1000, "later_ms": statistics.median(later
 def measure(plain: bool) -> dict[str, float]:
     code = _MEASURE.format(services=SERVICES, plain=plain, later=LATER)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    timings: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return timings
 
 
 def main() -> None:

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import click
+
+from ecsspot.errors import EXIT_CODES, EcsspotError, SpecError
+from ecsspot.settings import aws_region
 from ecsspot_cli import retries
 from ecsspot_cli.progress import Progress
 from ecsspot_cli.commands import (
@@ -32,9 +35,6 @@ from ecsspot_cli.commands import (
     teardown,
     tf,
 )
-
-from ecsspot.errors import EXIT_CODES, EcsspotError, SpecError
-from ecsspot.settings import aws_region
 
 if TYPE_CHECKING:
     from botocore.config import Config

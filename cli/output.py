@@ -84,7 +84,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, indent: str 
     lead = len(indent) + sum(w + 2 for w in widths[:-1])
 
     def line(row: Sequence[str]) -> list[str]:
-        head = indent + "".join(c.ljust(w + 2) for c, w in zip(row[:-1], widths[:-1]))
+        head = indent + "".join(c.ljust(w + 2) for c, w in zip(row[:-1], widths[:-1], strict=True))
         last = row[-1]
         room = _width() - lead
         if wrap_last and len(last) > room and room >= 20:
@@ -133,7 +133,7 @@ def change_lines(change: Change, resource_width: int = 0) -> list[str]:
     if change.reason:
         lines.append(f"      # {change.reason}")
     for field, pair in change.diff.items():
-        before, after = (list(pair) + [None, None])[:2] if isinstance(pair, list | tuple) else (None, pair)
+        before, after = [*pair, None, None][:2] if isinstance(pair, list | tuple) else (None, pair)
         if change.action == "create" and before is None:
             lines.append(f"      {field}: {value_text(after)}")
         else:
@@ -152,9 +152,10 @@ def warning_lines(warnings: Sequence[LintWarning]) -> list[str]:
     if not warnings:
         return []
     n = len(warnings)
-    return [f"{n} warning{'s' if n != 1 else ''}:"] + table(
-        ("CODE", "PATH", "MESSAGE"), ((w.code, w.path, w.message) for w in warnings), indent="  ", wrap_last=True
-    )
+    return [
+        f"{n} warning{'s' if n != 1 else ''}:",
+        *table(("CODE", "PATH", "MESSAGE"), ((w.code, w.path, w.message) for w in warnings), indent="  ", wrap_last=True),
+    ]
 
 
 def render_plan(plan: Plan) -> str:
@@ -169,7 +170,7 @@ def render_plan(plan: Plan) -> str:
     else:
         lines.append(f"No changes: cluster {plan.cluster} matches the spec.")
     if plan.warnings:
-        lines += [""] + warning_lines(plan.warnings)
+        lines += ["", *warning_lines(plan.warnings)]
     return "\n".join(lines)
 
 
@@ -190,29 +191,35 @@ def render_apply(result: ApplyResult) -> str:
 def render_status(status: Status) -> str:
     lines = [f"Cluster {status.cluster}"]
     if status.pools:
-        lines += [""] + table(
-            ("POOL", "AUTO SCALING GROUP", "DESIRED", "SPOT", "ON-DEMAND", "DRAINING"),
-            ((p.pool, p.auto_scaling_group, p.desired_capacity, p.spot, p.on_demand, p.draining) for p in status.pools),
-        )
-    if status.instances:
-        lines += [""] + table(
-            ("INSTANCE", "POOL", "LIFECYCLE", "TYPE", "AZ", "IMAGE", "ECS", "TASKS", "PROTECTED", "STATE"),
-            (
-                (
-                    i.instance_id,
-                    i.pool,
-                    i.lifecycle,
-                    i.instance_type or None,
-                    i.availability_zone,
-                    i.image_id,
-                    i.container_instance_status,
-                    i.running_tasks,
-                    i.protected_from_scale_in,
-                    i.lifecycle_state or None,
-                )
-                for i in status.instances
+        lines += [
+            "",
+            *table(
+                ("POOL", "AUTO SCALING GROUP", "DESIRED", "SPOT", "ON-DEMAND", "DRAINING"),
+                ((p.pool, p.auto_scaling_group, p.desired_capacity, p.spot, p.on_demand, p.draining) for p in status.pools),
             ),
-        )
+        ]
+    if status.instances:
+        lines += [
+            "",
+            *table(
+                ("INSTANCE", "POOL", "LIFECYCLE", "TYPE", "AZ", "IMAGE", "ECS", "TASKS", "PROTECTED", "STATE"),
+                (
+                    (
+                        i.instance_id,
+                        i.pool,
+                        i.lifecycle,
+                        i.instance_type or None,
+                        i.availability_zone,
+                        i.image_id,
+                        i.container_instance_status,
+                        i.running_tasks,
+                        i.protected_from_scale_in,
+                        i.lifecycle_state or None,
+                    )
+                    for i in status.instances
+                ),
+            ),
+        ]
     else:
         lines += ["", "No instances."]
     if status.refresh:

@@ -35,10 +35,10 @@ def client_config(max_attempts: int | None, timeout: float | None) -> Config:
     """
     from botocore.config import Config
 
-    from ecsspot.aws.clients import default_config
+    from ecsspot.aws.clients import config_option, default_config
 
     base = default_config()
-    retries = dict(base.retries or {})
+    retries = dict(config_option(base, "retries") or {})
     mode = os.environ.get("AWS_RETRY_MODE", "").strip()
     if mode:
         if mode not in RETRY_MODES:

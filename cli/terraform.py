@@ -105,12 +105,22 @@ _UNREPRESENTABLE = re.compile(r"[\x00\ud800-\udfff]")
 _IMAGE_ABSENT = ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable")
 
 
+# Typed converters: with the generic builtins themselves, the attrs plugin of mypy types the
+# __init__ parameter as an unsolved Iterable[_T_co].
+def _keys(keys: Iterable[str]) -> frozenset[str]:
+    return frozenset(keys)
+
+
+def _strings(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(items)
+
+
 @attrs.frozen
 class Form:
     """One accepted shape of a hook's query: keys it must have and keys it may have."""
 
-    required: frozenset[str] = attrs.field(converter=frozenset)
-    optional: frozenset[str] = attrs.field(default=frozenset(), converter=frozenset)
+    required: frozenset[str] = attrs.field(converter=_keys)
+    optional: frozenset[str] = attrs.field(default=frozenset(), converter=_keys)
 
     @property
     def keys(self) -> frozenset[str]:
@@ -120,15 +130,19 @@ class Form:
         return ", ".join([*sorted(self.required), *(f"{k}?" for k in sorted(self.optional))])
 
 
+def _forms(forms: Iterable[Form]) -> tuple[Form, ...]:
+    return tuple(forms)
+
+
 @attrs.frozen
 class Hook:
     """A Terraform hook: the query ``forms`` it accepts (a query matches exactly one) and its function."""
 
     name: str
-    forms: tuple[Form, ...] = attrs.field(converter=tuple)
+    forms: tuple[Form, ...] = attrs.field(converter=_forms)
     function: HookFunction = attrs.field(hash=False, repr=False)
     #: Output keys every successful answer has (``status`` adds per-pool keys).
-    outputs: tuple[str, ...] = attrs.field(converter=tuple)
+    outputs: tuple[str, ...] = attrs.field(converter=_strings)
     summary: str = ""
 
     @property

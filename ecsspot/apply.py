@@ -194,7 +194,7 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
             provider.pop("autoScalingGroupArn")
             yield call("ecs", "update_capacity_provider", name=c.name, autoScalingGroupProvider=provider)
         else:
-            yield call("ecs", "create_capacity_provider", name=c.name, autoScalingGroupProvider=provider, tags=tags_ecs + [{"key": POOL_TAG, "value": pool.name}])
+            yield call("ecs", "create_capacity_provider", name=c.name, autoScalingGroupProvider=provider, tags=[*tags_ecs, {"key": POOL_TAG, "value": pool.name}])
 
     # After a replace the providers were detached above, so attach them again even when the
     # final set equals the one planned against.

@@ -387,7 +387,7 @@ def _beat(beats: list[Call]) -> Workflow[list[Call]]:
         answers = yield tuple(beats)
     except EcsspotError:
         return beats
-    return [b for b, a in zip(beats, answers) if a is not None]
+    return [b for b, a in zip(beats, answers, strict=True) if a is not None]
 
 
 def _list_services_call(cluster: str) -> Call:
@@ -418,7 +418,7 @@ def _targets_from(
     """The targets on ``instance_ids``: by instance id, or by the ENI ``addresses`` (address →
     instance) of the awsvpc tasks there."""
     found = []
-    for arn, answer in zip(sorted(set(group_arns)), answers):
+    for arn, answer in zip(sorted(set(group_arns)), answers, strict=True):
         for desc in (answer or {}).get("TargetHealthDescriptions", ()):
             target = desc.get("Target", {})
             state = desc.get("TargetHealth", {}).get("State", "")
@@ -431,7 +431,7 @@ def _targets_from(
 
 def _short_delays(groups: Sequence[str], answers: Sequence[Any], deadline: float) -> list[str]:
     notes = []
-    for arn, answer in zip(groups, answers):
+    for arn, answer in zip(groups, answers, strict=True):
         attributes = {a["Key"]: a["Value"] for a in (answer or {}).get("Attributes", ())}
         delay = int(attributes.get("deregistration_delay.timeout_seconds", 300))
         if delay > deadline:
@@ -518,7 +518,7 @@ def what_is_left(look: Look, pending: Iterable[str], daemon_groups: Iterable[str
             for d in (answer or {}).get("TargetHealthDescriptions", ())
             if d.get("TargetHealth", {}).get("State") == "healthy" and d.get("Target", {}).get("Id") not in here
         )
-        for arn, answer in zip(groups, answers)
+        for arn, answer in zip(groups, answers, strict=True)
     }
     short = []
     for s in look.services:
@@ -571,7 +571,7 @@ def _look(
         tasks.update(_tasks_from((yield _describe_task_calls(cluster, unseen)), instance_of))
     return Look(
         container_instances=tuple(ci for a in ci_answers for ci in a.get("containerInstances", ())),
-        target_health=dict(zip(groups, tg_answers)),
+        target_health=dict(zip(groups, tg_answers, strict=True)),
         services=tuple(s for a in sv_answers for s in a.get("services", ())),
         tasks=tasks,
     )

@@ -10,7 +10,6 @@ from collections.abc import Iterable
 
 import attrs
 
-
 #: Every exit code of the CLI and what it means (``ecsspot --help`` prints this table).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success (plan --detailed-exitcode: no changes)"),

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ecsspot.aws.calls import Workflow
+from ecsspot.aws.calls import Runner, Workflow
 from ecsspot.drain import Action
 from ecsspot.errors import HandlingFailed
 from ecsspot.interruption import HandleResult, Retry, handle_event
@@ -40,7 +40,7 @@ def handling_failed(failed: list[Action]) -> HandlingFailed:
 class Handlers:
     """The Lambda functions bound to one driver (a boto3 Driver from ecsspot.aws.driver)."""
 
-    def __init__(self, driver: Any, *, default_cluster: str | None = None, owner: str | None = None, refresh_on_schedule: bool = True) -> None:
+    def __init__(self, driver: Runner, *, default_cluster: str | None = None, owner: str | None = None, refresh_on_schedule: bool = True) -> None:
         from ecsspot.store import owner_id
 
         self.driver = driver
@@ -55,7 +55,7 @@ class Handlers:
             result = self.driver.run(
                 handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context))
             )
-        except Exception as exc:  # noqa: BLE001 - whatever went wrong, no record may be lost
+        except Exception as exc:
             result = every_record_failed(event, exc)
             log.exception("handling failed as a whole; every record goes back: %s", exc)
         for action in result.actions:
@@ -63,7 +63,7 @@ class Handlers:
         if result.retries:
             try:
                 self.driver.run(hand_back(result.retries))
-            except Exception:  # noqa: BLE001 - best effort: the records come back anyway, only later
+            except Exception:
                 log.exception("could not hand %d failed record(s) back early", len(result.retries))
         # SNS ignores batchItemFailures and retries an asynchronous invocation only when it
         # fails; a direct EventBridge invocation likewise. So both fail for Lambda to retry them.
@@ -142,7 +142,7 @@ def hand_back(retries: Sequence[Retry]) -> Workflow[None]:
             QueueUrl=url["QueueUrl"],
             Entries=[{"Id": str(i), "ReceiptHandle": r.receipt_handle, "VisibilityTimeout": int(r.after)} for i, r in enumerate(batch)],
         )
-        for q, url in zip(queues, urls)
+        for q, url in zip(queues, urls, strict=True)
         if isinstance(url, Mapping) and "QueueUrl" in url
         for batch in chunks(by_queue[q], 10)  # the API's limit per call
     ]

@@ -94,7 +94,7 @@ def observe(spec: ClusterSpec, *, services: bool = True) -> Workflow[Observed]:
             tags=tags_of(template_raw.get("Tags")),
         )
     asgs = {}
-    for (name, raw), hooks in zip(raw_asgs.items(), hook_answers):
+    for (name, raw), hooks in zip(raw_asgs.items(), hook_answers, strict=True):
         asgs[name] = asg_from(
             raw,
             tuple(
@@ -137,7 +137,7 @@ def observe_services(cluster: str, extra_target_groups: tuple[str, ...] = ()) ->
         attrs_answers = yield tuple(
             lookup("elbv2", "describe_target_group_attributes", ("TargetGroupNotFound",), TargetGroupArn=arn) for arn in group_arns
         )
-        for arn, answer in zip(group_arns, attrs_answers):
+        for arn, answer in zip(group_arns, attrs_answers, strict=True):
             if answer is None:
                 continue  # a spec target group that is gone: lint says so, plan does not fail
             attributes = {a["Key"]: a["Value"] for a in answer.get("Attributes", ())}

@@ -103,9 +103,9 @@ def desired_template_data(spec: ClusterSpec, image_id: str) -> dict[str, Any]:
 def _template_view(data: Mapping[str, Any]) -> dict[str, Any]:
     """The launch template fields ecsspot manages, normalised for comparison."""
     meta = data.get("MetadataOptions") or {}
-    ebs = next((b.get("Ebs", {}) for b in data.get("BlockDeviceMappings") or () if b.get("DeviceName") == "/dev/xvda"), {})
+    ebs: Mapping[str, Any] = next((b.get("Ebs", {}) for b in data.get("BlockDeviceMappings") or () if b.get("DeviceName") == "/dev/xvda"), {})
     instance_tags = next((tags_of(t.get("Tags")) for t in data.get("TagSpecifications") or () if t.get("ResourceType") == "instance"), {})
-    nic = next(iter(data.get("NetworkInterfaces") or ()), {})
+    nic: Mapping[str, Any] = next(iter(data.get("NetworkInterfaces") or ()), {})
     return {
         "image_id": data.get("ImageId"),
         "user_data": userdata.decode(data.get("UserData") or ""),
@@ -320,11 +320,11 @@ def plan(
         asg = observed.asgs.get(spec.asg_name(pool))
         asg_arn = asg.arn if asg and spec.asg_name(pool) not in replaced_asgs else None
         want = desired_capacity_provider_view(pool, asg_arn or "(new group)")
-        have = observed.capacity_providers.get(name)
-        if have is None or have.status == "INACTIVE":
+        provider = observed.capacity_providers.get(name)
+        if provider is None or provider.status == "INACTIVE":
             changes.append(Change("create", "capacity_provider", name, field_diff({}, want)))
             continue
-        current = _observed_capacity_provider_view(have)
+        current = _observed_capacity_provider_view(provider)
         if current["asg_arn"] != want["asg_arn"]:
             changes.append(
                 Change(

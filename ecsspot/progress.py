@@ -117,8 +117,8 @@ class RefreshProgress:
     image_id: str
     id: str = ""
     cluster: str = ""
-    batch_size: int | str = attrs.fields(Refresh).batch_size.default
-    min_healthy_percent: int = attrs.fields(Refresh).min_healthy_percent.default
+    batch_size: int | str = Refresh().batch_size
+    min_healthy_percent: int = Refresh().min_healthy_percent
     pools: list[PoolProgress] = attrs.Factory(list)
     previous_version: int | None = None
     new_version: int | None = None
@@ -132,6 +132,10 @@ class RefreshProgress:
 
 converter = cattrs.Converter(forbid_extra_keys=False)
 configure_union_passthrough(int | str, converter)
+
+
+def _is_literal(type_: object) -> bool:
+    return get_origin(type_) is Literal
 
 
 def _one_of(value: Any, type_: Any) -> Any:
@@ -165,7 +169,7 @@ def _strings(value: Any, _: Any) -> list[str]:
 
 
 _NAMES = {str: "a string", int: "an integer"}
-converter.register_structure_hook_func(lambda t: get_origin(t) is Literal, _one_of)
+converter.register_structure_hook_func(_is_literal, _one_of)
 converter.register_structure_hook(str, _exactly(str))
 converter.register_structure_hook(int, _exactly(int))
 converter.register_structure_hook(float, _float)

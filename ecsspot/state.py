@@ -70,7 +70,8 @@ class AsgState:
     def template_spec(self) -> Mapping[str, Any]:
         """The launch template specification the group launches from."""
         if self.mixed_instances_policy:
-            return self.mixed_instances_policy.get("LaunchTemplate", {}).get("LaunchTemplateSpecification", {})
+            spec: Mapping[str, Any] = self.mixed_instances_policy.get("LaunchTemplate", {}).get("LaunchTemplateSpecification", {})
+            return spec
         return self.launch_template or {}
 
     @property

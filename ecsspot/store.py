@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from ecsspot.aws.calls import Call, Workflow, call, chunks, failed, lookup, settle
-from ecsspot.errors import AwsError, ConflictError
+from ecsspot.errors import AwsError, ConflictError, EcsspotError
 from ecsspot.spec import ClusterSpec, load_spec, table_name
 
 _NOT_FOUND = ("ResourceNotFoundException",)
@@ -93,7 +93,7 @@ def conditional_writes(writes: Sequence[Call]) -> Workflow[list[Any]]:
     answers = yield settle([transact_call(g) for g in groups])
     outcomes: list[Any] = []
     retry: list[int] = []
-    for g, answer in zip(groups, answers):
+    for g, answer in zip(groups, answers, strict=True):
         if isinstance(answer, AwsError) and answer.code == "TransactionCanceledException":
             retry += range(len(outcomes), len(outcomes) + len(g))
             outcomes += [None] * len(g)
@@ -101,7 +101,7 @@ def conditional_writes(writes: Sequence[Call]) -> Workflow[list[Any]]:
             outcomes += [answer if failed(answer) else {} for _ in g]
     if retry:
         again = yield settle([writes[i] for i in retry])
-        for i, answer in zip(retry, again):
+        for i, answer in zip(retry, again, strict=True):
             outcomes[i] = answer
     return outcomes
 
@@ -119,7 +119,7 @@ def acquire_leases(table: str, names: Sequence[str], owner: str, *, now: float, 
     error = next((a for a in answers if failed(a)), None)
     if error is not None:
         raise error
-    return {n: (Lease(n, owner, now + ttl) if a is not None else None) for n, a in zip(names, answers)}
+    return {n: (Lease(n, owner, now + ttl) if a is not None else None) for n, a in zip(names, answers, strict=True)}
 
 
 def acquire_lease(table: str, name: str, owner: str, *, now: float, ttl: float) -> Workflow[Lease]:
@@ -200,6 +200,10 @@ def claim_event_call(table: str, key: str, owner: str, *, now: float, ttl: float
     )
 
 
+#: What claiming an event found (see :func:`claim_events`).
+ClaimState = Literal["claimed", "done", "busy"]
+
+
 def claim_events(
     table: str,
     keys: Sequence[str],
@@ -209,7 +213,7 @@ def claim_events(
     ttl: float,
     deliveries: Mapping[str, tuple[str, int]] | None = None,
     along: Sequence[Call] = (),
-) -> Workflow[dict[str, Any]]:
+) -> Workflow[dict[str, ClaimState | EcsspotError]]:
     """Claim events for handling, all in one round. Each key maps to "claimed", "done" (a
     duplicate), "busy" (in hand elsewhere) or the :class:`~ecsspot.errors.EcsspotError` its claim
     failed with (the caller reports that record for a retry). A claim expires after ``ttl``;
@@ -225,9 +229,10 @@ def claim_events(
         [claim_event_call(table, k, owner, now=now, ttl=ttl, message_id=how.get(k, ("", 0))[0], receive_count=how.get(k, ("", 0))[1]) for k in keys]
         + list(along)
     )
-    states: dict[str, Any] = {}
+    states: dict[str, ClaimState | EcsspotError] = {}
     lost = []
-    for k, a in zip(keys, answers):
+    # The answers of ``along`` come after the claims' and are not looked at.
+    for k, a in zip(keys, answers[: len(keys)], strict=True):
         if failed(a):
             states[k] = a
         elif a is None:
@@ -236,7 +241,7 @@ def claim_events(
             states[k] = "claimed"
     if lost:
         found = yield settle([call("dynamodb", "get_item", TableName=table, Key=_key(f"event#{k}", "event"), ConsistentRead=True) for k in lost])
-        for k, answer in zip(lost, found):
+        for k, answer in zip(lost, found, strict=True):
             if failed(answer):
                 states[k] = answer
             else:
@@ -244,7 +249,7 @@ def claim_events(
     return states
 
 
-def claim_event(table: str, key: str, owner: str, *, now: float, ttl: float) -> Workflow[str]:
+def claim_event(table: str, key: str, owner: str, *, now: float, ttl: float) -> Workflow[ClaimState | EcsspotError]:
     """One event's claim (see :func:`claim_events`)."""
     return (yield from claim_events(table, [key], owner, now=now, ttl=ttl))[key]
 
@@ -299,7 +304,7 @@ def let_go(table: str, event_keys: Sequence[str], lease_names: Sequence[str], ow
     if not calls:
         return []
     answers = yield from conditional_writes(calls)
-    return [str(c.params["Key"]["pk"]["S"]) for c, a in zip(calls, answers) if failed(a)]
+    return [str(c.params["Key"]["pk"]["S"]) for c, a in zip(calls, answers, strict=True) if failed(a)]
 
 
 #: How long an instance stays marked as going away (longer than any drain or refresh step).
@@ -327,7 +332,7 @@ def doomed(table: str, instance_ids: Sequence[str], *, now: float) -> Workflow[s
     )
     return {
         i
-        for i, a in zip(ids, answers)
+        for i, a in zip(ids, answers, strict=True)
         # TTL deletion lags by up to days: an expired item counts as gone.
         if (a or {}).get("Item") and float(a["Item"].get("expires_at", {}).get("N", "0")) > now
     }

@@ -175,7 +175,7 @@ def teardown(cluster: str, *, deadline_seconds: float = 900) -> Workflow[Teardow
     )
     groups = [
         asg_from(g, tuple(LifecycleHook(h["LifecycleHookName"], h.get("LifecycleTransition", ""), 0, "") for h in hk.get("LifecycleHooks", ())))
-        for g, hk in zip(raw_groups, hooks)
+        for g, hk in zip(raw_groups, hooks, strict=True)
     ]
     providers: list[str] = []
     attached = [n for n in live[0].get("capacityProviders", ()) if not n.startswith("FARGATE")] if live else []

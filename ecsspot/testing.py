@@ -28,7 +28,7 @@ raises an exception at a chosen round (to test cleanup on Ctrl-C or a crash).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -36,6 +36,8 @@ from ecsspot.aws.calls import NOW, Call, Report, Settle, Sleep, Workflow
 from ecsspot.aws.stepper import batch_calls, drive
 from ecsspot.clock import FakeClock
 from ecsspot.errors import AwsError, EcsspotError
+
+T = TypeVar("T")
 
 Responder = Callable[[Call], Any]
 
@@ -49,7 +51,8 @@ def aws_error(call: Call, code: str, message: str = "scripted failure") -> AwsEr
     from ecsspot.aws.errormap import map_error
 
     mapped = map_error(ClientError({"Error": {"Code": code, "Message": message}}, call.operation), call.service, call.operation)
-    assert isinstance(mapped, AwsError)
+    if not isinstance(mapped, AwsError):  # map_error maps every ClientError to an AwsError
+        raise TypeError(f"map_error gave {type(mapped).__name__} for a ClientError")
     return mapped
 
 
@@ -97,7 +100,7 @@ class ScriptedDriver:
     def operations(self) -> list[str]:
         return [c.operation for c in self.calls]
 
-    def run(self, workflow: Workflow[Any]) -> Any:
+    def run(self, workflow: Workflow[T]) -> T:
         """Drive ``workflow`` to its end and return its value (or raise what it raised)."""
         return drive(workflow, self._handle, self.reports.append)
 

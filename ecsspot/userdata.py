@@ -206,9 +206,9 @@ def _script_config(text: str) -> list[tuple[str, str]]:
                     found.append((kv.group("key"), kv.group("value")))
                 i += 1
         else:
-            kv = _echoed_line(line)
-            if kv:
-                found.append(kv)
+            echoed = _echoed_line(line)
+            if echoed:
+                found.append(echoed)
         i += 1
     return found
 

@@ -60,7 +60,8 @@ class UnusedSubstitution(Exception):
 def unasync_text(text: str, used: set[int]) -> str:
     """``text`` with every substitution applied line by line; adds the indexes used to ``used``."""
     lines = []
-    for line in text.splitlines(keepends=True):
+    for source in text.splitlines(keepends=True):
+        line = source
         for index, (pattern, new) in enumerate(COMPILED):
             line, count = pattern.subn(new, line)
             if count:
@@ -81,7 +82,7 @@ def generate(root: Path = ROOT) -> dict[str, str]:
 
 def drift(root: Path = ROOT) -> str:
     """A unified diff from each sync file as it is to as it must be; empty when none drifted."""
-    diffs = []
+    diffs: list[str] = []
     for sync, want in generate(root).items():
         path = root / sync
         have = path.read_text() if path.exists() else ""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import click
-from ecsspot_cli import output
 
 from ecsspot.errors import EcsspotError, InputError
+from ecsspot_cli import output
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context

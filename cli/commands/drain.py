@@ -7,7 +7,6 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import click
-from ecsspot_cli import output
 
 from ecsspot.errors import (
     ConflictError,
@@ -16,11 +15,11 @@ from ecsspot.errors import (
     InputError,
     NotFoundError,
 )
+from ecsspot_cli import output
 
 if TYPE_CHECKING:
-    from ecsspot_cli.main import Context
-
     from ecsspot.interruption import HandleResult
+    from ecsspot_cli.main import Context
 
 #: The largest payload Lambda passes to a function (a synchronous invocation, which is how the SQS
 #: event source mapping invokes it): 6 MB, i.e. 6,291,456 bytes

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import click
-from ecsspot_cli import output
 
 from ecsspot.errors import DeadlineError, InputError
 from ecsspot.progress import load
+from ecsspot_cli import output
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context
@@ -113,8 +114,8 @@ def _release_lease(manager: Any, cluster: str) -> None:
 
     try:
         manager.run(store.release_lease(table_name(cluster), LEASE, manager.owner))
-    except Exception:  # noqa: BLE001 - best effort: the lease expires by itself anyway
-        pass
+    except Exception as exc:  # noqa: BLE001 - best effort on the way out of Ctrl-C: the lease expires by itself anyway
+        logging.getLogger("ecsspot.cli").debug("refresh lease of %s not given back (it expires by itself): %s", cluster, exc)
 
 
 COMMANDS = [refresh]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
-from ecsspot_cli import output
-from ecsspot_cli.commands import confirm, read_spec, spec_file_option
 
 from ecsspot.errors import SpecError
+from ecsspot_cli import output
+from ecsspot_cli.commands import confirm, read_spec, spec_file_option
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context
@@ -43,7 +43,7 @@ def validate(obj: Context, spec_file: str) -> None:
     where = "<stdin>" if spec_file == "-" else spec_file
     lines = [f"spec OK: {where} (cluster {spec.cluster}, {pools} pool{'s' if pools != 1 else ''})"]
     if warnings:
-        lines += [""] + output.warning_lines(warnings)
+        lines += ["", *output.warning_lines(warnings)]
     click.echo("\n".join(lines))
 
 

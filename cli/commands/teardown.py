@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+
 from ecsspot_cli import output
 from ecsspot_cli.commands import confirm
 

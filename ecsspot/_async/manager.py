@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.config import Config
 
@@ -28,6 +28,8 @@ from ecsspot.settings import aws_region
 from ecsspot.spec import ClusterSpec
 from ecsspot.status import Status
 from ecsspot.teardown import TeardownResult
+
+T = TypeVar("T")
 
 
 def _options(
@@ -81,7 +83,7 @@ class AsyncManager:
     async def __aexit__(self, *exc: object) -> None:
         await self.driver.aclose()
 
-    async def run(self, workflow: Workflow[Any]) -> Any:
+    async def run(self, workflow: Workflow[T]) -> T:
         """Run any ecsspot workflow with this manager's clients and clock."""
         return await self.driver.run(workflow)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.config import Config
 
@@ -29,6 +29,8 @@ from ecsspot.settings import aws_region
 from ecsspot.spec import ClusterSpec
 from ecsspot.status import Status
 from ecsspot.teardown import TeardownResult
+
+T = TypeVar("T")
 
 
 def _options(
@@ -82,7 +84,7 @@ class Manager:
     def __exit__(self, *exc: object) -> None:
         self.driver.close()
 
-    def run(self, workflow: Workflow[Any]) -> Any:
+    def run(self, workflow: Workflow[T]) -> T:
         """Run any ecsspot workflow with this manager's clients and clock."""
         return self.driver.run(workflow)
 

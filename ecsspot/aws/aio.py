@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from ecsspot.aws.calls import NOW, Call, Report, Settle, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Report, Service, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.aws.errormap import map_error
 from ecsspot.aws.stepper import INTERRUPTIONS, Stepper, batch_calls
 from ecsspot.clock import Clock, SystemClock
 from ecsspot.errors import EcsspotError
+
+T = TypeVar("T")
+#: Cancellation of the task interrupts a workflow too (its cleanup runs, as for Ctrl-C).
+_INTERRUPTIONS: tuple[type[BaseException], ...] = (*INTERRUPTIONS, asyncio.CancelledError)
 
 
 class AsyncDriver:
@@ -31,7 +35,7 @@ class AsyncDriver:
         #: Receives the workflows' progress :class:`~ecsspot.aws.calls.Report`\ s (None: dropped).
         self.on_report = on_report
         self._session = session
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[Service, Any] = {}
         self._client_lock = asyncio.Lock()
         self._stack = contextlib.AsyncExitStack()
 
@@ -45,7 +49,7 @@ class AsyncDriver:
         await self._stack.aclose()
         self._clients.clear()
 
-    async def client(self, service: str) -> Any:
+    async def client(self, service: Service) -> Any:
         async with self._client_lock:
             if service not in self._clients:
                 if self._session is None:
@@ -78,14 +82,14 @@ class AsyncDriver:
                 return None
             raise mapped from exc
 
-    async def run(self, workflow: Workflow[Any]) -> Any:
+    async def run(self, workflow: Workflow[T]) -> T:
         """Drive ``workflow`` to completion and return its value."""
         stepper = Stepper(workflow, self.on_report)
         request = stepper.start()
         while not stepper.done:
             try:
                 answer = await self._handle(request)
-            except (*INTERRUPTIONS, asyncio.CancelledError) as exc:  # the workflow's cleanup still runs
+            except _INTERRUPTIONS as exc:  # the workflow's cleanup still runs
                 request = stepper.interrupt(exc)
                 continue
             request = stepper.feed(request, answer)

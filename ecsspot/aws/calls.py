@@ -23,16 +23,24 @@ AWS runs on every exit path.
 from __future__ import annotations
 
 from collections.abc import Generator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeGuard, TypeVar
 
 import attrs
+
+if TYPE_CHECKING:
+    from ecsspot.clock import Clock
+    from ecsspot.errors import EcsspotError
+
+
+#: The boto3 client names ecsspot talks to (a Literal, so the SDK stubs type each client).
+Service = Literal["ecs", "autoscaling", "ec2", "elbv2", "dynamodb", "ssm", "sqs"]
 
 
 @attrs.frozen
 class Call:
     """One AWS API call: ``service`` is the boto3 client name, ``operation`` its method name."""
 
-    service: str
+    service: Service
     operation: str
     params: Mapping[str, Any] = attrs.field(factory=dict)
     #: Follow botocore's paginator and merge the pages (``build_full_result``).
@@ -85,17 +93,26 @@ T = TypeVar("T")
 Workflow = Generator[Request, Any, T]
 
 
-def call(service: str, operation: str, /, **params: Any) -> Call:
+class Runner(Protocol):
+    """What runs a workflow to its end and returns its value: the boto3 Driver, a ScriptedDriver."""
+
+    @property
+    def clock(self) -> Clock: ...
+
+    def run(self, workflow: Workflow[T]) -> T: ...
+
+
+def call(service: Service, operation: str, /, **params: Any) -> Call:
     """Shorthand: ``call("ecs", "describe_clusters", clusters=[name])``."""
     return Call(service, operation, params)
 
 
-def lookup(service: str, operation: str, /, absent: tuple[str, ...], **params: Any) -> Call:
+def lookup(service: Service, operation: str, /, absent: tuple[str, ...], **params: Any) -> Call:
     """A call answered with None when AWS says one of the ``absent`` error codes."""
     return Call(service, operation, params, absent=absent)
 
 
-def paginate(service: str, operation: str, /, absent: tuple[str, ...] = (), **params: Any) -> Call:
+def paginate(service: Service, operation: str, /, absent: tuple[str, ...] = (), **params: Any) -> Call:
     """A call whose pages the driver merges into one response (None for an ``absent`` code)."""
     return Call(service, operation, params, paginate=True, absent=absent)
 
@@ -105,7 +122,7 @@ def settle(calls: Sequence[Call]) -> Settle:
     return Settle(tuple(calls))
 
 
-def failed(outcome: object) -> bool:
+def failed(outcome: object) -> TypeGuard[EcsspotError]:
     """Whether one outcome of a :class:`Settle` batch is an error."""
     from ecsspot.errors import EcsspotError
 

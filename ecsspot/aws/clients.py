@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import attrs
 from botocore.config import Config
 
+from ecsspot.aws.calls import Service
+
+if TYPE_CHECKING:
+    from botocore.loaders import Loader
+    from botocore.session import Session
+
 #: Services ecsspot talks to; clients are created lazily, one per service.
-SERVICES = ("ecs", "autoscaling", "ec2", "elbv2", "dynamodb", "ssm", "sqs")
+SERVICES: tuple[Service, ...] = get_args(Service)
+
+
 @functools.cache
-def shared_loader() -> Any:
+def shared_loader() -> Loader:
     """One botocore data loader per process. Each Session otherwise reads and parses the service
     models again (JSON, some hundreds of KB each): a Driver per Manager, per Lambda invocation or
     per test would pay for it every time. The loader caches what it has loaded on itself."""
@@ -21,7 +29,7 @@ def shared_loader() -> Any:
     return create_loader()
 
 
-def botocore_session(profile: str | None = None) -> Any:
+def botocore_session(profile: str | None = None) -> Session:
     """A new botocore Session (its own credentials and config) that shares :func:`shared_loader`."""
     from botocore.session import Session
 
@@ -65,10 +73,19 @@ def lambda_config() -> Config:
     )
 
 
+def config_option(config: Config, name: str) -> Any:
+    """One option of a botocore Config as it was given (``retries``, ``read_timeout``…).
+
+    Config keeps its options as instance attributes, set from its keyword arguments; the
+    botocore stubs declare only the constructor, so the attributes are read from ``vars``.
+    """
+    return vars(config)[name]
+
+
 def worst_case_seconds(config: Config) -> float:
     """How long one call can take to fail: every attempt timing out, plus the backoff between."""
-    attempts = int((config.retries or {}).get("max_attempts", 3))
-    per_attempt = float(config.connect_timeout) + float(config.read_timeout)
+    attempts = int((config_option(config, "retries") or {}).get("max_attempts", 3))
+    per_attempt = float(config_option(config, "connect_timeout")) + float(config_option(config, "read_timeout"))
     backoff = sum(min(2.0**i, _STANDARD_MAX_BACKOFF) for i in range(attempts - 1))
     return attempts * per_attempt + backoff
 

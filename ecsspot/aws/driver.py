@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 
-from ecsspot.aws.calls import NOW, Call, Report, Settle, Sleep, Workflow
+from ecsspot.aws.calls import NOW, Call, Report, Service, Settle, Sleep, Workflow
 from ecsspot.aws.clients import ClientOptions, botocore_session
 from ecsspot.aws.errormap import map_error
 from ecsspot.aws.stepper import batch_calls, drive
@@ -23,6 +23,8 @@ from ecsspot.errors import EcsspotError
 
 #: Threads for one batch at most; botocore's connection pool is sized to match (clients.py).
 MAX_CONCURRENCY = 64
+
+T = TypeVar("T")
 
 
 class Driver:
@@ -41,7 +43,7 @@ class Driver:
         #: Receives the workflows' progress :class:`~ecsspot.aws.calls.Report`\ s (None: dropped).
         self.on_report = on_report
         self._session = session
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[Service, Any] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -51,7 +53,7 @@ class Driver:
             self._session = boto3.Session(botocore_session=botocore_session(self.options.profile), region_name=self.options.region)
         return self._session
 
-    def client(self, service: str) -> Any:
+    def client(self, service: Service) -> Any:
         with self._lock:
             if service not in self._clients:
                 client = self.session.client(service, **self.options.client_kwargs())
@@ -73,7 +75,7 @@ class Driver:
                 return None
             raise mapped from exc
 
-    def run(self, workflow: Workflow[Any]) -> Any:
+    def run(self, workflow: Workflow[T]) -> T:
         """Drive ``workflow`` to completion and return its value."""
         return drive(workflow, self._handle, self.on_report)
 

@@ -21,28 +21,36 @@ expire); workflows therefore never yield on ``GeneratorExit``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ecsspot.aws.calls import Call, Report, Settle, Workflow
 from ecsspot.errors import EcsspotError
 
-_PENDING = object()
+T = TypeVar("T")
 #: What a driver throws into the workflow for its cleanup (the async driver adds cancellation).
 INTERRUPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, Exception)
 
 
-class Stepper:
+class Stepper(Generic[T]):
     """Drives one workflow; holds no I/O, only the generator and how it ended."""
 
-    def __init__(self, workflow: Workflow[Any], on_report: Callable[[Report], None] | None = None) -> None:
+    def __init__(self, workflow: Workflow[T], on_report: Callable[[Report], None] | None = None) -> None:
         self._workflow = workflow
         self._on_report = on_report
         self._interrupted: BaseException | None = None
-        self.value: Any = _PENDING
+        # Boxed: a workflow may return None, which must not read as "not done yet".
+        self._returned: tuple[T] | None = None
 
     @property
     def done(self) -> bool:
-        return self.value is not _PENDING
+        return self._returned is not None
+
+    @property
+    def value(self) -> T:
+        """What the workflow returned (once :attr:`done`)."""
+        if self._returned is None:
+            raise RuntimeError("the workflow has not returned yet")
+        return self._returned[0]
 
     def start(self) -> Any:
         """The first request (None when the workflow returned at once; see :attr:`done`)."""
@@ -80,7 +88,7 @@ class Stepper:
         except StopIteration as stop:
             if self._interrupted is not None:
                 raise self._interrupted from None
-            self.value = stop.value
+            self._returned = (stop.value,)
             return None
 
     def _tell(self, report: Report) -> None:
@@ -92,7 +100,7 @@ class Stepper:
             return
 
 
-def drive(workflow: Workflow[Any], handle: Callable[[Any], Any], on_report: Callable[[Report], None] | None = None) -> Any:
+def drive(workflow: Workflow[T], handle: Callable[[Any], Any], on_report: Callable[[Report], None] | None = None) -> T:
     """Drive ``workflow`` to its end with a blocking ``handle`` (request → answer) and return its
     value: the loop of the boto3 driver and of ``ecsspot.testing`` (the aiobotocore driver awaits
     its handler, so it writes the same loop with ``await``)."""
