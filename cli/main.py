@@ -23,7 +23,6 @@ import click
 from ecsspot.errors import EXIT_CODES, EcsspotError, SpecError
 from ecsspot.settings import aws_region
 from ecsspot_cli import retries
-from ecsspot_cli.progress import Progress
 from ecsspot_cli.commands import (
     demo,
     drain,
@@ -35,6 +34,7 @@ from ecsspot_cli.commands import (
     teardown,
     tf,
 )
+from ecsspot_cli.progress import Progress
 
 if TYPE_CHECKING:
     from botocore.config import Config

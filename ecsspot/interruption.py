@@ -23,7 +23,7 @@ setting the instance ACTIVE again (see :func:`ecsspot.refresh`).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -212,7 +212,7 @@ def handle_event(
     one record's failure never fails another's.
     """
     start = yield NOW
-    decided, batch = decide_all(payload, now=datetime.fromtimestamp(start, tz=timezone.utc))
+    decided, batch = decide_all(payload, now=datetime.fromtimestamp(start, tz=UTC))
     actions, work, malformed = triage(decided)
     failed: list[tuple[events.Record, float]] = []
     if work:
@@ -406,7 +406,7 @@ def _act(
             )
     answers = (yield settle([c for _, _, c in completions])) if completions else ()
     completion: dict[int, tuple[Action, bool]] = {}
-    for (w, why, _), answer in zip(completions, answers):
+    for (w, why, _), answer in zip(completions, answers, strict=True):
         if failed(answer):
             # This record only (a token AWS refuses, say): the hook keeps waiting until its
             # timeout, and the record goes back to the queue for another try.
@@ -441,7 +441,8 @@ def _act(
     answers = yield settle(bookkeeping)  # one round, however large the batch
     # An event whose "done" could not be written is not reported done: its record comes back
     # (redoing a finished drain is cheap), and our claim is let go so the retry can take it.
-    lost = {key for key, answer in zip(finished, answers) if failed(answer)}
+    # The answers of the releases and the cached groups' write follow the finished ones.
+    lost = {key for key, answer in zip(finished, answers[: len(finished)], strict=True) if failed(answer)}
     if lost:
         for w in fresh:
             if w.key in lost:

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ecsspot import userdata
+from ecsspot.events.decide import SPOT_NOTICE_SECONDS as _SPOT_NOTICE
 from ecsspot.spec import ClusterSpec, Pool, stop_timeout_seconds
 from ecsspot.state import POOL_TAG
-from ecsspot.events.decide import SPOT_NOTICE_SECONDS as _SPOT_NOTICE
 
 if TYPE_CHECKING:
     from ecsspot.state import AsgState, LaunchTemplateState, Observed, ServiceState

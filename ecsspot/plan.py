@@ -8,8 +8,8 @@ fills in (or leaves out) never show up as phantom changes.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -420,7 +420,7 @@ def _why_image(delta: Mapping[str, Any], refreshed: Refreshed | None) -> str:
     current, wanted = delta["image_id"]
     if current != refreshed.image_id:
         return ""
-    when = "" if refreshed.at is None else " at " + datetime.fromtimestamp(refreshed.at, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = "" if refreshed.at is None else " at " + datetime.fromtimestamp(refreshed.at, UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
         f"the groups run {current}, rolled to by `ecsspot refresh`{when}; apply would go back to {wanted}: "
         f"set instances.ami to {current} (or to the refresh's SSM parameter) to keep it"

@@ -25,6 +25,7 @@ makes one refresher per cluster at a time.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from collections.abc import Mapping, Sequence
@@ -150,10 +151,8 @@ def _release_quietly(table: str, owner: str) -> Workflow[None]:
     """Give the lease back; a failure here must not hide the error that got us here (it expires anyway)."""
     from ecsspot.errors import EcsspotError
 
-    try:
+    with contextlib.suppress(EcsspotError):
         yield from store.release_lease(table, LEASE, owner)
-    except EcsspotError:
-        pass
 
 
 def _target_image(spec: ClusterSpec, ami: str | None) -> Workflow[str]:

@@ -8,10 +8,10 @@ by :func:`validate` (the Manager calls it before any AWS call).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
-import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, get_args, get_origin
 

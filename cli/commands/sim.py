@@ -10,9 +10,9 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import click
-from ecsspot_cli import output
 
 from ecsspot.errors import InputError
+from ecsspot_cli import output
 
 DEFAULT_REGION = "us-east-1"
 

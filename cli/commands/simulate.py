@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import click
+
+from ecsspot.errors import InputError
 from ecsspot_cli import output
 from ecsspot_cli.commands import spec_file_option
 from ecsspot_cli.commands.demo import write_chart
-
-from ecsspot.errors import InputError
 
 if TYPE_CHECKING:
     from ecsspot_cli.main import Context

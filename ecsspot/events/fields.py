@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from ecsspot.errors import EventError
@@ -132,7 +132,7 @@ _RFC3339 = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
     r"(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
-_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
+_MONTHS = {m: i for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1)}
 # AWS Health uses RFC 1123 (sometimes with a 1-digit day); IMDS maintenance drops the weekday.
 _RFC1123 = re.compile(
     r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?([0-9]{1,2}) ("
@@ -150,7 +150,7 @@ def parse_time(value: object, field: str = "time") -> datetime:
             y, mo, d, h, mi, s, frac, off = m.groups()
             micro = int((frac or "0")[:6].ljust(6, "0"))
             if off in ("Z", "z"):
-                tz = timezone.utc
+                tz = UTC
             else:
                 delta = timedelta(hours=int(off[1:3]), minutes=int(off[4:6]))
                 tz = timezone(-delta if off[0] == "-" else delta)
@@ -158,11 +158,11 @@ def parse_time(value: object, field: str = "time") -> datetime:
         elif m := _RFC1123.fullmatch(value):
             d, mon, y, h, mi, s = m.groups()
             parsed = datetime(
-                int(y), _MONTHS[mon], int(d), int(h), int(mi), int(s), tzinfo=timezone.utc
+                int(y), _MONTHS[mon], int(d), int(h), int(mi), int(s), tzinfo=UTC
             )
         else:
             raise EventError(f"{field}: not an RFC 3339 or RFC 1123 timestamp: {show(value)}")
-        parsed = parsed.astimezone(timezone.utc)
+        parsed = parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         raise EventError(f"{field}: not a valid timestamp: {show(value)}") from None
     # Keeps deadline arithmetic (time + seconds) clear of datetime's year-9999 limit.

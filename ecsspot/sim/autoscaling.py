@@ -598,14 +598,14 @@ class AutoScaling:
             body["NotificationMetadata"] = detail["NotificationMetadata"]
         try:
             sqs_backends[account][region].send_message(queue_name=queue, message_body=json.dumps(body))
-        except Exception as exc:  # a deleted queue loses the message, as it would in AWS
+        except Exception as exc:  # noqa: BLE001 - a deleted queue loses the message, as it would in AWS
             self.world.record("asg.notification_failed", detail["EC2InstanceId"], target=target, error=repr(exc))
 
     def _find_action(self, group: str, hook: str, token: str | None, instance_id: str | None) -> LifecycleAction:
         for action in self.actions.values():
-            if action.result is None and action.group == group and action.hook == hook:
-                if (token and action.token == token) or (not token and action.instance_id == instance_id):
-                    return action
+            mine = action.result is None and action.group == group and action.hook == hook
+            if mine and ((token and action.token == token) or (not token and action.instance_id == instance_id)):
+                return action
         what = f"token {token}" if token else f"instance ID {instance_id}"
         raise LifecycleError(f"No active Lifecycle Action found with {what}")
 

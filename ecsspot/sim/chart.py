@@ -8,6 +8,7 @@ healthy targets (left axis); red bars: requests failed in each interval (right a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,7 @@ FAILED_COLOUR = "#d62728"
 
 def _nice(top: float) -> int:
     """The axis maximum: ``top`` rounded up to a multiple of 4 (four grid steps of whole numbers)."""
-    return max(4, -(-int(math.ceil(top)) // 4) * 4)
+    return max(4, -(-math.ceil(top) // 4) * 4)
 
 
 def chart_svg(rows: Sequence[Any], title: str, marks: Sequence[tuple[float, str]] = ()) -> str:
@@ -32,7 +33,7 @@ def chart_svg(rows: Sequence[Any], title: str, marks: Sequence[tuple[float, str]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     t0, t1 = rows[0].time, max(rows[-1].time, rows[0].time + 1)
     top = _nice(max(getattr(r, name) for r in rows for name, _, _ in SERIES))
-    failed = [max(b.failed - a.failed, 0) for a, b in zip(rows, rows[1:])]
+    failed = [max(b.failed - a.failed, 0) for a, b in itertools.pairwise(rows)]
     top_failed = _nice(max(failed, default=0))
 
     def x(t: float) -> float:
@@ -62,7 +63,7 @@ def chart_svg(rows: Sequence[Any], title: str, marks: Sequence[tuple[float, str]
         out.append(f'<line class="mark" x1="{x(t):.1f}" x2="{x(t):.1f}" y1="{TOP}" y2="{TOP + plot_h}" stroke="#555" stroke-dasharray="4 3"/>')
         out.append(f'<text x="{x(t) + 4:.1f}" y="{TOP + 14 + 14 * row}" fill="#555">{escape(label)}</text>')
     bar = max(plot_w / max(len(rows), 1) * 0.6, 1)
-    for (a, b), n in zip(zip(rows, rows[1:]), failed):
+    for b, n in zip(rows[1:], failed, strict=True):
         if n:
             out.append(
                 f'<rect class="failed" x="{x(b.time) - bar / 2:.1f}" y="{y(n, top_failed):.1f}" width="{bar:.1f}" height="{y(0, top_failed) - y(n, top_failed):.1f}" '

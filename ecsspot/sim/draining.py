@@ -103,10 +103,10 @@ class ManagedDraining:
         ecs = self.world.ecs
         for provider in ecs.capacity_providers.values():
             group = provider_group_name(provider)
-            if group and not enabled(provider) and group not in managed and f"{group}_{HOOK_NAME}" in backend.lifecycle_hooks:
-                if any(provider.name in (c.capacity_providers or ()) for c in ecs.clusters.values() if c.status == "ACTIVE"):
-                    backend.delete_lifecycle_hook(group, HOOK_NAME)
-                    self.world.record("ecs.managed_draining_hook", group, hook=HOOK_NAME, state="deleted")
+            stale = group and not enabled(provider) and group not in managed and f"{group}_{HOOK_NAME}" in backend.lifecycle_hooks
+            if stale and any(provider.name in (c.capacity_providers or ()) for c in ecs.clusters.values() if c.status == "ACTIVE"):
+                backend.delete_lifecycle_hook(group, HOOK_NAME)
+                self.world.record("ecs.managed_draining_hook", group, hook=HOOK_NAME, state="deleted")
 
     def _drain(self, action: Any, cluster: str) -> None:
         world = self.world

@@ -17,6 +17,7 @@ is Lambda's SQS event source mapping, the deployed path (EventBridge → SQS →
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from collections.abc import Callable, Mapping
@@ -150,7 +151,7 @@ class EventBus:
         world.record("event", detail_type, id=event["id"], source=source)
         try:
             bus = world.eventbridge.describe_event_bus("default")
-        except Exception:  # no events backend state yet: nobody listens
+        except Exception:  # noqa: BLE001 - no events backend state yet: nobody listens
             return event
         # As moto's put_events builds it: ``time`` in epoch seconds (its SQS delivery converts
         # it) and an ``ingestion-time`` its input transformer reads.
@@ -275,7 +276,7 @@ class EventBus:
         error = None
         try:
             handler(copy.deepcopy(payload), context)
-        except Exception as exc:  # an async invocation's error goes to the retry policy
+        except Exception as exc:  # noqa: BLE001 - an async invocation's error goes to the retry policy
             error = f"{type(exc).__name__}: {exc}"
         with world.lock:
             self.invocations.append(Invocation(world.now(), name, event_id, attempt, error))
@@ -394,7 +395,7 @@ class EventBus:
             context = LambdaContext(mapping.function, arn, world.uuid(), world.now() + timeout, world.clock)
             try:
                 response = handler({"Records": copy.deepcopy(records)}, context)
-            except Exception as exc:  # a function error: the whole batch goes back
+            except Exception as exc:  # noqa: BLE001 - a function error: the whole batch goes back
                 error = f"{type(exc).__name__}: {exc}"
             if error is None and world.now() > context.deadline:
                 error = f"Task timed out after {timeout:.2f} seconds"
@@ -403,10 +404,9 @@ class EventBus:
             backend = self._sqs_backend(mapping)
             for record in records:
                 if record["messageId"] not in failed:
-                    try:
+                    # Already deleted (by the function) or the queue is gone: nothing left to delete.
+                    with contextlib.suppress(Exception):
                         backend.delete_message(mapping.queue_name, record["receiptHandle"])
-                    except Exception:  # noqa: BLE001 - already deleted (by the function) or the queue is gone
-                        pass
             self.batches.append(Batch(world.now(), mapping.function, ids, failed, error, started))
             self.invocations.append(Invocation(world.now(), mapping.function, ",".join(ids), 0, error))
             world.record("lambda.batch", mapping.function, message_ids=list(ids), failed=list(failed), error=error, started=started)

@@ -144,10 +144,7 @@ def needs_of(task_definition: Any) -> Needs:
     soft limit, is what placement reserves when it is given)."""
     containers = task_definition.container_definitions
     cpu = int(task_definition.cpu) if task_definition.cpu else sum(int(c.get("cpu") or 0) for c in containers)
-    if task_definition.memory:
-        memory = int(task_definition.memory)
-    else:
-        memory = sum(int(c.get("memoryReservation") or c.get("memory") or 0) for c in containers)
+    memory = int(task_definition.memory) if task_definition.memory else sum(int(c.get("memoryReservation") or c.get("memory") or 0) for c in containers)
     mode = task_definition.network_mode or "bridge"
     ports = []
     for container in containers:
@@ -518,7 +515,7 @@ class Scheduler:
         task.connectivity = "CONNECTED"
         task.version = 0
         task.containers[0].network_bindings = [
-            {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"}
+            {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"}  # noqa: S104 - ECS reports this, no socket
             for b in bindings
             if b.container == task.containers[0].name and not awsvpc
         ]
@@ -610,7 +607,8 @@ class Scheduler:
                     bindings = self._bind(needs, self._usage().get(node.instance_id, (0, 0, set()))[2]) or ()
                 if needs.network_mode != "awsvpc":
                     task.containers[0].network_bindings = [
-                        {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"} for b in bindings
+                        {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"}  # noqa: S104 - ECS reports this, no socket
+                        for b in bindings
                     ]
                 task.availability_zone = node.availability_zone
                 task.created_at = world.datetime()
@@ -680,7 +678,7 @@ class Scheduler:
             self.runs[run.arn] = attrs.evolve(run, targets_registered=True)
             service = world.ecs.services.get(run.service)
             if service is not None:
-                for tg, port in registered:
+                for tg, _port in registered:
                     self._event(service, f"(service {service.name}) registered 1 targets in (target-group {tg.arn})")
 
     def _deregister_targets(self, run: Run) -> None:

@@ -202,13 +202,12 @@ class MotoFixes:
 def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
     """The fixes of moto bugs AWS does not have: need no world, apply in every region."""
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
-    from moto.ec2.responses.launch_templates import LaunchTemplates
-    from moto.ecs.responses import EC2ContainerServiceResponse
-    from moto.ssm import models as ssm_models
-
     from moto.core.base_backend import BackendDict
     from moto.core.responses import BaseResponse
     from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.ssm import models as ssm_models
 
     return [
         (BaseResponse, "call_action", _serial_dynamodb),
@@ -709,7 +708,7 @@ def _list_tasks(world: World, original: Any) -> Any:
         family: str | None = None,
         started_by: str | None = None,
         service_name: str | None = None,
-        desiredStatus: str | None = None,  # noqa: N803 - moto's parameter name
+        desiredStatus: str | None = None,
     ) -> list[Any]:
         # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListTasks.html:
         # desiredStatus defaults to RUNNING; serviceName filters by the task's service.

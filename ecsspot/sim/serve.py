@@ -86,7 +86,8 @@ def serve(
     if speed <= 0:
         raise ValueError("speed must be positive")
     with Simulator(region=region, seed=seed, server=True, port=port, managed_scaling=True) as sim:
-        assert sim.endpoint_url is not None
+        if sim.endpoint_url is None:  # server=True always sets it
+            raise RuntimeError("the simulator's server did not start")
         seeded = seed_network(sim) if network else None
         ready(Served(sim.endpoint_url, region, speed, seeded))
         last = monotonic()

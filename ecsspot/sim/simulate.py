@@ -236,7 +236,6 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
                 elif kind == "refresh":
                     marks.append((t, "AMI refresh"))
                     from ecsspot import ami
-
                     from ecsspot.sim.demo import OTHER_IMAGE_PARAMETER
 
                     # Another ECS-optimized image, by its public parameter (as the demo's refresh).
@@ -298,10 +297,10 @@ def _services(sim: Simulator, spec: Any, services: Sequence[ServicePlan]) -> lis
             loadBalancers=[{"targetGroupArn": tg, "containerName": s.name, "containerPort": 80}],
         )
         groups.append(tg)
-    wanted = dict(zip(groups, (s.tasks for s in services)))
+    wanted = dict(zip(groups, (s.tasks for s in services), strict=True))
     if not sim.run_until(lambda: all(scenario.healthy_targets(sim, g) >= n for g, n in wanted.items()), timeout=1200, step=5):
         raise InputError("the scenario's services did not become healthy within 20 virtual minutes: do the spec's pools have room for their tasks?")
-    for g, s in zip(groups, services):
+    for g, s in zip(groups, services, strict=True):
         sim.start_traffic(g, s.rps)
     return groups
 
@@ -348,7 +347,7 @@ def render(report: Report) -> str:
     lines = [f"{'t(s)':>6}  {'spot':>4}  {'od':>3}  {'drain':>5}  {'healthy':>7}  {'requests':>8}  {'failed':>6}"]
     lines += [f"{r.time:6.0f}  {r.spot:4d}  {r.on_demand:3d}  {r.draining:5d}  {r.healthy_targets:7d}  {r.requests:8d}  {r.failed:6d}" for r in report.timeline]
     drains = sorted(report.drain_seconds)
-    drained = f"{len(drains)} drained, {drains[0]:.0f}–{drains[-1]:.0f} s from the warning" if drains else "none drained"
+    drained = f"{len(drains)} drained, {drains[0]:.0f} to {drains[-1]:.0f} s from the warning" if drains else "none drained"
     lines += [
         "",
         f"cluster {report.cluster}, seed {report.seed}: {report.virtual_seconds / 60:.0f} virtual minutes",

@@ -65,7 +65,8 @@ class Simulator:
             # moto's ids (instances, ARNs) come from its own random source: seed it too, once the
             # backends exist (a reset creates some eagerly, drawing from it, others lazily).
             for backend in (self._world.ec2, self._world.asg, self._world.ecs, self._world.elbv2, self._world.eventbridge):
-                assert backend is not None
+                if backend is None:
+                    raise RuntimeError("a moto backend the simulator needs is missing")
             mock_random.seed(self.seed)
             if self.server:
                 from moto.server import ThreadedMotoServer

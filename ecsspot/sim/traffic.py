@@ -108,7 +108,7 @@ class Flight:
             return 0
         if self.spacing <= 0:
             return self.count
-        return min(self.count, int(math.floor((t + _EPSILON - self.first_sent - self.duration) / self.spacing)) + 1)
+        return min(self.count, math.floor((t + _EPSILON - self.first_sent - self.duration) / self.spacing) + 1)
 
     def after(self, answered: int) -> Flight:
         return attrs.evolve(self, first_sent=self.first_sent + answered * self.spacing, count=self.count - answered)

@@ -212,10 +212,10 @@ class World:
         managed_scaling: bool = False,
     ) -> None:
         from ecsspot.sim.agent import Agent
-        from ecsspot.sim.capacity import ClusterAutoScaling
-        from ecsspot.sim.draining import ManagedDraining
         from ecsspot.sim.alb import LoadBalancing
         from ecsspot.sim.autoscaling import AutoScaling
+        from ecsspot.sim.capacity import ClusterAutoScaling
+        from ecsspot.sim.draining import ManagedDraining
         from ecsspot.sim.eventbridge import EventBus
         from ecsspot.sim.scheduler import Scheduler
         from ecsspot.sim.spot import SpotMarket
@@ -290,7 +290,7 @@ class World:
         return self.clock.now()
 
     def datetime(self, t: float | None = None) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.now() if t is None else t, tz=dt.timezone.utc)
+        return dt.datetime.fromtimestamp(self.now() if t is None else t, tz=dt.UTC)
 
     def iso(self, t: float | None = None, *, millis: bool = False) -> str:
         stamp = self.datetime(t)

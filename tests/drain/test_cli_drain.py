@@ -12,9 +12,9 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def test_handle_event_exits_4_when_aws_refuses_and_0_once_handled(server_sim: Si
     monkeypatch.setenv("AWS_ENDPOINT_URL", sim.endpoint_url)
     warning = spot_warning(sim, victim, "5f0c6a1e-0000-4000-8000-0000000000a7")
     # The CLI runs on the wall clock: a warning sent now gives it the two minutes.
-    warning["time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    warning["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     event = tmp_path / "spot.json"
     event.write_text(json.dumps(warning))
 

@@ -15,8 +15,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.parsers import ResponseParserError
 
-from ecsspot.sim import Simulator
-from ecsspot.sim import scenario
+from ecsspot.sim import Simulator, scenario
 from tests.drain.conftest import (
     SMALL,
     container_instances,

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from ecsspot.apply import create_table
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.aws.driver import Driver
-from ecsspot.apply import create_table
 from ecsspot.sim import Simulator
 from ecsspot.store import acquire_leases, let_go, read_lease
 from tests.conftest import REGION, CallCounter

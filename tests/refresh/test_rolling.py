@@ -145,11 +145,10 @@ class LambdaContext:
 
 
 def test_lambda_stops_within_its_900_seconds_and_the_next_tick_finishes(sim: Simulator) -> None:
-    from tests.conftest import demo_spec_dict
-
     from ecsspot.aws.clients import ClientOptions
     from ecsspot.aws.driver import Driver
     from ecsspot.handlers import Handlers
+    from tests.conftest import demo_spec_dict
 
     parameter = "/ecsspot/demo-api/ami"
     d = demo_spec_dict(None)

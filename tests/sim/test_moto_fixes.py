@@ -147,10 +147,10 @@ def test_dynamodb_transactions_at_once_are_serialised(aws: Any) -> None:
     """Two TransactWriteItems of leases sent together (one batch of the thread-pool driver):
     moto alone fails them ("dictionary changed size during iteration") or, when one is
     cancelled, rolls whole tables back over the other's writes."""
+    from ecsspot.apply import create_table
     from ecsspot.aws.clients import ClientOptions
     from ecsspot.aws.driver import Driver
     from ecsspot.clock import FakeClock
-    from ecsspot.apply import create_table
     from ecsspot.store import acquire_leases, let_go, read_lease
 
     driver = Driver(ClientOptions(region=REGION), clock=FakeClock())

@@ -105,7 +105,7 @@ def test_lambda_handlers_name_functions_of_ecsspot_handlers() -> None:
 def test_the_module_tests_table_matches_the_hooks() -> None:
     """tests/terraform/test_terraform_module.py keeps its own copy of the hook table; it must agree."""
     table = pytest.importorskip("tests.terraform.test_terraform_module")
-    assert table.HOOK_QUERY_FORMS == {name: tuple((f.required, f.optional) for f in hook.forms) for name, hook in HOOKS.items()}
+    assert {name: tuple((f.required, f.optional) for f in hook.forms) for name, hook in HOOKS.items()} == table.HOOK_QUERY_FORMS
     for name, promised in table.HOOK_RESULT_KEYS.items():
         assert promised is None or promised <= set(HOOKS[name].outputs), f"tf {name} does not write {sorted(promised - set(HOOKS[name].outputs))}"
     module = importlib.import_module("ecsspot.handlers")

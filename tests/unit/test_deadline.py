@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -26,7 +26,7 @@ from ecsspot.spec import ClusterSpec, Drain, Instances, Network, Pool, StrategyI
 
 ROOT = Path(__file__).parents[2]
 IID = "i-0123456789abcdef0"
-T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def spec(deadline_seconds: int = 45, lifecycle_timeout_seconds: int = 900) -> ClusterSpec:

@@ -9,7 +9,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from ecsspot.events import (
 
 EVENTS = Path(__file__).parents[1] / "events"
 SAMPLES = sorted(p.relative_to(EVENTS).as_posix() for p in EVENTS.rglob("*.json"))
-UTC = timezone.utc
+UTC = UTC
 
 
 def load(name: str) -> Any:

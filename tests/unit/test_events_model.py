@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import attrs
 import pytest
@@ -30,7 +30,7 @@ def test_each_event_holds_one_envelope_and_repeats_none_of_its_fields(cls: type[
 
 
 def test_the_envelope_fields_read_through_and_stay_frozen() -> None:
-    when = datetime(2026, 1, 2, tzinfo=timezone.utc)
+    when = datetime(2026, 1, 2, tzinfo=UTC)
     envelope = Envelope(event_id="e-1", time=when, source="aws.ec2", region="eu-west-1", account="123456789012")
     event = events.RebalanceRecommendation("i-0123456789abcdef0", envelope=envelope)
     assert (event.event_id, event.time, event.source, event.region, event.account) == ("e-1", when, "aws.ec2", "eu-west-1", "123456789012")
@@ -47,4 +47,4 @@ def test_an_eventbridge_event_fills_the_envelope_from_its_wrapper() -> None:
             "region": "eu-west-1", "resources": [], "detail": {"instance-id": "i-0123456789abcdef0"},
         }
     )
-    assert event.envelope == Envelope("e-2", datetime(2026, 1, 2, tzinfo=timezone.utc), "aws.ec2", "eu-west-1", "123456789012")
+    assert event.envelope == Envelope("e-2", datetime(2026, 1, 2, tzinfo=UTC), "aws.ec2", "eu-west-1", "123456789012")

@@ -11,10 +11,10 @@ import pytest
 
 from ecsspot import load_spec
 from ecsspot.aws.calls import NOW, Call, Settle, Sleep, Workflow, call, lookup
+from ecsspot.drain import drain_instances
 from ecsspot.errors import AwsError, ThrottledError
 from ecsspot.plan import desired_settings
 from ecsspot.testing import ScriptedDriver, aws_error, by_operation
-from ecsspot.drain import drain_instances
 from tests.conftest import example_spec_dict
 
 
