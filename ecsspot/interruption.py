@@ -127,7 +127,7 @@ def decide_all(payload: Mapping[str, Any], *, now: datetime | None = None) -> tu
     """Parse and decide every record, without I/O."""
     batch = is_batch(payload)
     records = events.parse_batch(payload)
-    out = []
+    out: list[tuple[events.Record, events.Decision | None]] = []
     for record in records:
         if record.event is None:
             out.append((record, None))
@@ -192,7 +192,7 @@ def _result(
     via = next((r.via for r in records if r.via), None)
     back = [(r, retry_delay(r.receive_count)) for r in malformed] + list(failed)
     ids = tuple(dict.fromkeys(r.message_id or "" for r, _ in back))
-    retries = {}
+    retries: dict[str, Retry] = {}
     for r, after in back:
         if r.receipt_handle and r.queue_arn:
             retries[r.receipt_handle] = Retry(r.receipt_handle, r.queue_arn, max(after, retries.get(r.receipt_handle, Retry("", "", 0.0)).after))
@@ -290,11 +290,11 @@ def _handle_cluster(
     outcomes: dict[int, _Outcome] = {}
     mine = []
     for w in items:
-        why = foreign(spec, w, groups.get(w.index))
-        if why is None:
+        not_ours = foreign(spec, w, groups.get(w.index))
+        if not_ours is None:
             mine.append(w)
         else:
-            outcomes[w.index] = _Outcome((Action("ignore", w.instance_id, "ignored", why),))
+            outcomes[w.index] = _Outcome((Action("ignore", w.instance_id, "ignored", not_ours),))
     if not mine:
         return outcomes
     budget = None if remaining_seconds is None else max(remaining_seconds - LAMBDA_MARGIN_SECONDS, 0.0)

@@ -353,7 +353,7 @@ class _Run:
         """Seconds left before we must stop (None: no limit); pauses when none is left."""
         if self.stop_at is None:
             return None
-        now = yield NOW
+        now: float = yield NOW
         left = self.stop_at - now
         if left <= 0:
             raise _Paused()
@@ -459,8 +459,8 @@ class _Run:
                 yield from self.scale_up(pool, batch)
             # The two steps that can fail the batch (new capacity never ready, replacements never
             # healthy), in order: the first moves the batch on to the second.
-            for step, check in (("wait_new", self.wait_new), ("drain", self.drain_batch)):
-                if batch.step == step and not (yield from check(pool, batch)):
+            for name, check in (("wait_new", self.wait_new), ("drain", self.drain_batch)):
+                if batch.step == name and not (yield from check(pool, batch)):
                     self.p.phase = "rolling_back"
                     yield from self.save()
                     return False
@@ -554,7 +554,7 @@ class _Run:
         """Drain the batch's old instances; False (roll back) when the services never got back to
         their desired count, i.e. the replacement tasks on the new image never became healthy."""
         result = yield from self.verified_drain(batch.old, batch.removal)
-        batch.drain = [DrainRecord(a.instance_id, a.status, a.reason) for a in result.actions]
+        batch.drain = [DrainRecord(a.instance_id or "", a.status, a.reason) for a in result.actions]
         # A drain that ran out of time because a target still drains (it takes no new requests)
         # or a task still stops may go on; services short of healthy replacements may not.
         short = sorted({s for a in result.actions if a.status == "timed_out" for s in a.left.get("services_below_desired", ())})

@@ -370,7 +370,7 @@ def _at(exc: Exception, key: Any) -> Exception:
 @functools.cache
 def _structure_class(cls: type) -> Callable[[Any, Any], Any]:
     fields = {f.name for f in attrs.fields(cls)}
-    structure = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True)
+    structure: Callable[[Any, Any], Any] = make_dict_structure_fn(cls, _converter, _cattrs_forbid_extra_keys=True)
 
     def hook(value: Any, type_: Any) -> Any:
         if not isinstance(value, Mapping):
@@ -395,13 +395,17 @@ def _list_of(type_: Any) -> Callable[[Any, Any], Any]:
 
 
 _converter.register_structure_hook(str, _string)
+def _is_tuple(type_: Any) -> bool:
+    return get_origin(type_) is tuple
+
+
 _converter.register_structure_hook(int, _integer)
 _converter.register_structure_hook(bool, _boolean)
 _converter.register_structure_hook_func(lambda t: t == int | str, _count_or_percent)
 _converter.register_structure_hook_func(lambda t: t == ManagedScaling | None, _managed_scaling)
 _converter.register_structure_hook_func(lambda t: t == Mapping[str, str], _string_map)
 _converter.register_structure_hook(InstanceType, _instance_type)
-_converter.register_structure_hook_factory(lambda t: get_origin(t) is tuple, _list_of)
+_converter.register_structure_hook_factory(_is_tuple, _list_of)
 _converter.register_structure_hook_factory(attrs.has, _structure_class)
 
 
@@ -594,7 +598,7 @@ def _build(raw: Any, where: str | None) -> ClusterSpec:
     if spec is not None:
         # Rule checks on a partly broken spec would repeat what the type checks said; skip those paths.
         problems += [p for p in check(spec) if not any(_within(p.path, seen.path) for seen in problems)]
-    if problems:
+    if problems or spec is None:
         raise SpecError(problems, source=where)
     return spec
 
@@ -651,7 +655,9 @@ def validate(spec: ClusterSpec) -> ClusterSpec:
 def check(spec: ClusterSpec) -> list[Problem]:
     """Every rule a spec breaks, in document order."""
     out: list[Problem] = []
-    add = lambda path, message: out.append(Problem(path, message))  # noqa: E731
+
+    def add(path: str, message: str) -> None:
+        out.append(Problem(path, message))
 
     if not _NAME.fullmatch(spec.cluster or ""):
         add("cluster", "must be 1-255 letters, digits, hyphens or underscores")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from ecsspot.events.fields import strings
 from ecsspot.events.model import (
     SPOT_ACTIONS,
     ContainerInstanceStateChange,
@@ -42,7 +43,7 @@ class Decision:
     """What to do about one event; I/O code later checks the instances are in a managed cluster."""
 
     kind: DecisionKind
-    instance_ids: tuple[str, ...] = attrs.field(converter=tuple)
+    instance_ids: tuple[str, ...] = attrs.field(converter=strings)
     reason: str
     deadline: datetime | None = None
     lifecycle: LifecycleAction | None = None

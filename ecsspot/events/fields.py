@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -115,7 +115,12 @@ def req_instance_id(obj: Mapping[str, Any], key: str, path: str) -> str:
         raise EventError(f"{join_path(path, key)}: missing")
     if not is_instance_id(value):
         raise EventError(f"{join_path(path, key)}: not a valid EC2 instance id: {show(value)}")
-    return value
+    return str(value)
+
+
+def strings(values: Iterable[str]) -> tuple[str, ...]:
+    """An attrs converter: any iterable of strings, stored as a tuple (a typed ``tuple``)."""
+    return tuple(values)
 
 
 def loads_json(text: object, path: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -27,6 +27,7 @@ from ecsspot.events.fields import (
     req_str,
     show,
     str_list,
+    strings,
 )
 
 # ECS Anywhere container instances report an SSM managed-instance id instead of an EC2 one.
@@ -42,6 +43,7 @@ _LIFECYCLE_DETAIL_TYPES = {
     "EC2 Instance-launch Lifecycle Action": "LAUNCHING",
 }
 #: A spot interruption's action, and what it does to the instance.
+SpotAction = Literal["terminate", "stop", "hibernate"]
 SPOT_ACTIONS = {"terminate": "terminated", "stop": "stopped", "hibernate": "hibernated"}
 
 
@@ -92,7 +94,7 @@ class SpotInterruptionWarning(Event):
     """EC2 will reclaim a spot instance about two minutes after ``time``."""
 
     instance_id: str
-    action: Literal["terminate", "stop", "hibernate"]
+    action: SpotAction
 
 
 @attrs.frozen
@@ -167,15 +169,15 @@ class ServiceAction(Event):
     event_name: str
     reason: str | None = None
     service_arn: str | None = None
-    container_instance_arns: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    capacity_provider_arns: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    container_instance_arns: tuple[str, ...] = attrs.field(default=(), converter=strings)
+    capacity_provider_arns: tuple[str, ...] = attrs.field(default=(), converter=strings)
 
 
 @attrs.frozen
 class HealthScheduledChange(Event):
     """AWS Health scheduledChange for EC2 (maintenance, retirement) naming instances."""
 
-    instance_ids: tuple[str, ...] = attrs.field(converter=tuple)
+    instance_ids: tuple[str, ...] = attrs.field(converter=strings)
     event_type_code: str
     start_time: datetime | None
     end_time: datetime | None = None
@@ -237,7 +239,8 @@ def _spot(detail_type: str, d: _Obj, path: str, resources: tuple[str, ...], enve
             f"{join_path(path, 'instance-action')}: expected terminate, stop or hibernate, "
             f"got {show(action)}"
         )
-    return SpotInterruptionWarning(req_instance_id(d, "instance-id", path), action, envelope=envelope)
+    # Checked against SPOT_ACTIONS just above: one of the Literal's values.
+    return SpotInterruptionWarning(req_instance_id(d, "instance-id", path), cast(SpotAction, action), envelope=envelope)
 
 
 def _rebalance(detail_type: str, d: _Obj, path: str, resources: tuple[str, ...], envelope: Envelope) -> Event:
