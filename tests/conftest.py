@@ -12,6 +12,12 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
+
+# Property tests never assert wall-clock time: hypothesis's default 200 ms deadline per example
+# fails them on a loaded CI machine (seen: test_userdata's round trip under a load of 10).
+settings.register_profile("ecsspot", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ecsspot")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_SPEC = ROOT / "examples" / "demo-api.yaml"
