@@ -87,9 +87,7 @@ def test_cli_refreshes_pools_without_tasks_on_plain_moto(aws_server: str, agent:
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
     }
     command = [str(Path(sys.executable).with_name("ecsspot")), "--endpoint-url", aws_server, "--output", "json", "refresh", CLUSTER, "--ami", image]
-    started = time.monotonic()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
-    took = time.monotonic() - started
 
     assert agent.error is None, agent.error
     assert done.returncode == 0, done.stderr
@@ -113,7 +111,6 @@ def test_cli_refreshes_pools_without_tasks_on_plain_moto(aws_server: str, agent:
     states = {ci["ec2InstanceId"]: ci["status"] for ci in ecs.describe_container_instances(cluster=CLUSTER, containerInstances=arns)["containerInstances"]}
     assert {i: states[i] for i in old} == {i: "DRAINING" for i in old}  # moto keeps them registered after termination
     assert {i: states[i] for i in new} == {i: "ACTIVE" for i in new}
-    assert took < 60, took  # two batches, each at most one 10 s poll waiting for the agent
 
 
 def _members(autoscaling: Any) -> list[str]:
