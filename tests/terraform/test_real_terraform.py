@@ -11,6 +11,7 @@ missing mirror fails instead when ``CI`` is set (the CI machine has one).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -158,6 +159,40 @@ def test_validate(terraform: Terraform, which: str, request: pytest.FixtureReque
     result = json.loads(terraform.run(directory, "validate", "-json", ok_codes=(0, 1)).stdout)
     problems = [f"{d['severity']}: {d['summary']}: {d.get('detail', '')} ({d.get('range', {}).get('filename')})" for d in result["diagnostics"]]
     assert result["valid"] and not problems, "\n".join(problems)
+
+
+
+PROBE = """
+import json, os, sys
+query = sys.stdin.read()
+mode = sys.argv[1]
+if mode == "fail":
+    sys.stderr.write("probe: refused\\n")
+    sys.exit(3)
+print(json.dumps({"stdin": query, "cwd": os.getcwd()} if mode == "echo" else {"count": 3}))
+"""
+
+
+def test_the_external_stand_in_keeps_the_protocol(terraform: Terraform, tmp_path: Path) -> None:
+    """Query JSON on stdin (nulls dropped), working_dir, result; a failure shows the program's stderr."""
+    (tmp_path / "probe.py").write_text(PROBE)
+    (tmp_path / "run").mkdir()
+    program = json.dumps([sys.executable, str(tmp_path / "probe.py")])[:-1]
+    (tmp_path / "main.tf").write_text(
+        'terraform {\n  required_providers {\n    external = { source = "hashicorp/external" }\n  }\n}\n'
+        'variable "mode" {\n  type = string\n}\n'
+        f'data "external" "probe" {{\n  program = {program}, var.mode]\n  working_dir = "${{path.module}}/run"\n'
+        '  query = { b = "<&>", a = "1", gone = null }\n}\n'
+        'output "result" {\n  value = data.external.probe.result\n}\n'
+    )
+    terraform.run(tmp_path, "init", "-backend=false")
+    terraform.run(tmp_path, "apply", "-auto-approve", "-var=mode=echo")
+    result = json.loads(terraform.run(tmp_path, "output", "-json", "result").stdout)
+    assert result == {"stdin": '{"a":"1","b":"\\u003c\\u0026\\u003e"}', "cwd": str(tmp_path / "run")}
+    failed = terraform.run(tmp_path, "plan", "-var=mode=fail", ok_codes=(1,))
+    assert "External Program Execution Failed" in failed.stderr and "probe: refused" in failed.stderr
+    not_strings = terraform.run(tmp_path, "plan", "-var=mode=count", ok_codes=(1,))
+    assert "Unexpected External Program Results" in not_strings.stderr
 
 
 # --- plan and apply against the simulator --------------------------------------------------------
@@ -336,7 +371,7 @@ def test_plan_creates_the_example_with_the_hooks_results(example: Example, plann
     rendered = userdata.render(CLUSTER, {"ECS_CONTAINER_STOP_TIMEOUT": "30s"})
     user_data = _data_result(planned, "module.ecsspot.data.external.user_data")
     assert base64.b64decode(user_data["user_data_base64"]).decode() == rendered
-    assert user_data["sha256"] == __import__("hashlib").sha256(rendered.encode()).hexdigest()
+    assert user_data["sha256"] == hashlib.sha256(rendered.encode()).hexdigest()
 
     # Both flow into the launch template the groups use.
     template = managed["module.ecsspot.aws_launch_template.this"]["change"]["after"]
@@ -357,15 +392,17 @@ def test_plan_creates_the_example_with_the_hooks_results(example: Example, plann
 def fixture_module_applied(example: Example) -> dict[str, Any]:
     """``terraform apply -target=module.ecsspot`` (with the security group and target group it uses): the state."""
     example.run("apply", "-auto-approve", "-target=module.ecsspot", f"-var-file={example.var_file}")
-    return example.show()
+    # `state pull` needs no provider (`show -json` would start the 700 MB aws provider again).
+    return json.loads(example.run("state", "pull").stdout)
 
 
-def _state_resource(state: dict[str, Any], address: str) -> dict[str, Any]:
-    root = state["values"]["root_module"]
-    for resource in [*root.get("resources", []), *(r for m in root.get("child_modules", []) for r in m.get("resources", []))]:
-        if resource["address"] == address:
-            return resource["values"]
-    raise AssertionError(f"{address} is not in the state")
+def _state_resource(state: dict[str, Any], type_: str, name: str) -> dict[str, Any]:
+    """The attributes of the root module's single-instance resource ``type_.name``."""
+    for resource in state["resources"]:
+        if (resource.get("module"), resource["mode"], resource["type"], resource["name"]) == (None, "managed", type_, name):
+            (instance,) = resource["instances"]
+            return instance["attributes"]
+    raise AssertionError(f"{type_}.{name} is not in the state")
 
 
 def test_ecsspot_plan_of_the_equivalent_spec_shows_no_changes(example: Example, module_applied: dict[str, Any], tmp_path: Path) -> None:
@@ -377,9 +414,9 @@ def test_ecsspot_plan_of_the_equivalent_spec_shows_no_changes(example: Example, 
     spec = example_spec_dict()  # the example's module call is examples/demo-api.yaml
     spec["network"] = {
         "subnets": example.subnets,
-        "security_groups": [_state_resource(module_applied, "aws_security_group.instances")["id"]],
+        "security_groups": [_state_resource(module_applied, "aws_security_group", "instances")["id"]],
     }
-    spec["target_groups"] = [_state_resource(module_applied, "aws_lb_target_group.web")["arn"]]
+    spec["target_groups"] = [_state_resource(module_applied, "aws_lb_target_group", "web")["arn"]]
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     done = subprocess.run(
