@@ -220,10 +220,11 @@ EXPECTED_CREATES = {
 
 #: Resources moto reads back differently from what was written, and those planned again because
 #: of them: the launch template's own tag specification kept in its data (a new version, hence
-#: the groups' version), RedrivePolicy re-serialised with spaces, SetQueueAttributes without
-#: Policy wiping the queue policy (and the policy documents read again). DESIGN.md lists them
-#: among moto's bugs; they belong in ecsspot.sim.seam, and until it covers them a second plan of
-#: exactly these is an expected failure, anything else a real one.
+#: the groups' version), the event queue's RedrivePolicy re-serialised with spaces (its pending
+#: change makes Terraform read the policy documents again at apply, so the queue and role
+#: policies show as changing too). DESIGN.md lists these among moto's bugs; they belong in
+#: ecsspot.sim.seam, and until it covers them a second plan of exactly these is an expected
+#: failure, anything else a real one.
 MOTO_DRIFT = {
     "module.ecsspot.aws_launch_template.this",
     'module.ecsspot.aws_autoscaling_group.pool["spot"]',
