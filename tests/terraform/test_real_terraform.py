@@ -18,7 +18,7 @@ import platform
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PROVIDERS = "registry.terraform.io/hashicorp"
 #: Terraform's platform name (GOOS_GOARCH) of this machine.
 PLATFORM = f"{sys.platform}_{ {'x86_64': 'amd64', 'aarch64': 'arm64'}.get(platform.machine(), platform.machine())}"
+#: Seconds per terraform command; generous for a loaded 2-core machine, where the aws provider
+#: (a 700 MB binary) starts for every command.
 TIMEOUT = 900
-#: Generous for a loaded 2-core machine: the aws provider is a 700 MB binary to load per command.
 CLUSTER = "demo-api"
 REGION = "us-east-1"
 #: The AWS services the module and the example call (aws provider `endpoints` block keys).
@@ -50,6 +51,28 @@ def has_provider(mirror: Path, name: str) -> bool:
     """Whether ``mirror`` holds ``hashicorp/<name>`` for this platform, unpacked or packed."""
     base = mirror / PROVIDERS / name
     return any(base.glob(f"*/{PLATFORM}/terraform-provider-{name}*")) or any(base.glob(f"terraform-provider-{name}_*_{PLATFORM}.zip"))
+
+
+def require_aws_mirror(searched: list[Path], environ: Mapping[str, str]) -> Path:
+    """The first of ``searched`` holding hashicorp/aws; else skip, or fail when ``CI`` is set."""
+    found = next((d for d in searched if has_provider(d, "aws")), None)
+    if found is None:
+        message = f"no filesystem mirror of {PROVIDERS}/aws for {PLATFORM} in {', '.join(map(str, searched))}"
+        if environ.get("CI"):
+            pytest.fail(f"{message}; CI is set and terraform is on PATH, so the mirror should be there too")
+        pytest.skip(message)
+    return found
+
+
+def test_a_missing_aws_mirror_skips_here_and_fails_in_ci(tmp_path: Path) -> None:
+    empty, packed = tmp_path / "empty", tmp_path / "packed"
+    (packed / PROVIDERS / "aws").mkdir(parents=True)
+    (packed / PROVIDERS / "aws" / f"terraform-provider-aws_5.100.0_{PLATFORM}.zip").touch()
+    with pytest.raises(pytest.skip.Exception, match="no filesystem mirror"):
+        require_aws_mirror([empty], {})
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
+        require_aws_mirror([empty], {"CI": "true"})
+    assert require_aws_mirror([empty, packed], {"CI": "true"}) == packed
 
 
 @attrs.frozen
@@ -107,13 +130,7 @@ def fixture_terraform(tmp_path_factory: pytest.TempPathFactory) -> Terraform:
     binary = shutil.which("terraform")
     if binary is None:
         pytest.skip("the terraform binary is not on PATH")
-    searched = plugin_dirs()
-    aws_mirror = next((d for d in searched if has_provider(d, "aws")), None)
-    if aws_mirror is None:
-        message = f"no filesystem mirror of {PROVIDERS}/aws for {PLATFORM} in {', '.join(map(str, searched))}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}; CI is set and terraform is on PATH, so the mirror should be there too")
-        pytest.skip(message)
+    aws_mirror = require_aws_mirror(plugin_dirs(), os.environ)
     try:
         import tf  # noqa: F401  (the stand-in's framework, in the test extra)
     except ImportError:
