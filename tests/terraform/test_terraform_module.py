@@ -1,10 +1,10 @@
 """Static checks of the Terraform module (terraform/) and its examples (terraform/examples/*).
 
-No Terraform binary with the providers this module needs can be installed here, so these checks
-stand in for ``terraform validate`` and add the contracts validate cannot see: the hooks'
-protocol, least-privilege IAM, handler names, explicit launch template versions and the names
-``ecsspot apply`` uses. They parse with python-hcl2 only (no AWS, no network) and run in well
-under a second.
+``test_real_terraform.py`` runs ``terraform validate`` and ``plan`` where a Terraform binary is
+installed; these checks add the contracts Terraform cannot see (the hooks' protocol,
+least-privilege IAM, handler names, explicit launch template versions and the names ``ecsspot
+apply`` uses) and run everywhere. They parse with python-hcl2 only (no AWS, no network) and run
+in well under a second.
 """
 
 from __future__ import annotations
