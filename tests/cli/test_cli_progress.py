@@ -76,3 +76,46 @@ def test_the_cli_gives_quiet_to_its_progress() -> None:
         assert seen["progress"].quiet is False and seen["progress"].live is False  # the runner's stderr is no terminal
     finally:
         cli.commands.pop("_probe_progress")
+
+
+def test_on_a_real_pseudo_terminal_the_line_is_live_and_on_a_pipe_it_is_plain() -> None:
+    """The renderer decides by itself: a pty gets rich's live line (cursor codes), a pipe plain lines."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    code = (
+        "from ecsspot_cli.progress import Progress\n"
+        "from ecsspot.aws.calls import Report\n"
+        "p = Progress()\n"
+        "import sys; print('live' if p.live else 'plain', flush=True)\n"
+        "p(Report('drain', '0/2 instance(s) drained; waiting for i-0ab: 2 task(s) (2 RUNNING)', 0, 2))\n"
+        "p(Report('drain', '1/2 instance(s) drained; waiting for i-0cd: 1 task(s) (1 STOPPING)', 1, 2))\n"
+        "p.close()\n"
+    )
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env, timeout=60, check=False)
+    finally:
+        os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child side is closed and everything was read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert done.returncode == 0 and done.stdout.strip() == b"live"
+    text = seen.decode("utf-8", "replace")
+    assert "drain (" in text and "1/2 instance(s) drained" in text
+    assert "\x1b[" in text  # a live line: cursor control, then cleared at close
+
+    piped = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert piped.stdout.strip() == "plain"
+    assert piped.stderr.splitlines() == ["ecsspot: drain: 0/2 instance(s) drained; waiting for i-0ab: 2 task(s) (2 RUNNING)"]
