@@ -53,13 +53,13 @@ def _imports(path: Path) -> set[str]:
 
 def test_the_core_never_imports_the_simulator_the_cli_or_moto() -> None:
     """Lazy imports inside functions count too: the handler's import path must stay light, and
-    production code must never need the `sim` extra."""
-    banned = ("ecsspot.sim", "ecsspot_cli", "click", "moto")
+    production code must never need the `sim` extra (nor rich, the CLI's progress renderer)."""
+    banned = ("ecsspot.sim", "ecsspot_cli", "click", "moto", "rich")
     offenders = {}
     for path in sorted((ROOT / "ecsspot").rglob("*.py")):
         if "sim" in path.relative_to(ROOT / "ecsspot").parts:
             continue
-        bad = sorted(m for m in _imports(path) if m.split(".")[0] in ("click", "moto") or m.startswith(banned[:2]))
+        bad = sorted(m for m in _imports(path) if m.split(".")[0] in ("click", "moto", "rich") or m.startswith(banned[:2]))
         if bad:
             offenders[path.relative_to(ROOT).as_posix()] = bad
     assert offenders == {}
