@@ -55,6 +55,15 @@ _REASONS = {
 }
 
 
+def _health_status(target_id: str, port: int, health_port: Any, state: str, reason: str | None = None, description: str | None = None) -> Any:
+    """moto's DescribeTargetHealth entry. moto annotates its ``port`` as str, yet passes the
+    registered int port itself (the API's ``Port`` is an integer): called through ``Any``."""
+    from moto.elbv2.models import FakeHealthStatus
+
+    status: Any = FakeHealthStatus
+    return status(target_id, port, health_port, state, reason, description)
+
+
 @attrs.frozen
 class Target:
     """One registered (id, port) of a target group and its health-check progress."""
@@ -129,14 +138,12 @@ class LoadBalancing:
     def health(self, tg: Any, targets: Iterable[Mapping[str, Any]] | None) -> list[Any]:
         """DescribeTargetHealth: every registered (and draining) target, or the ones asked for;
         an asked-for id without a port matches each of its registered ports."""
-        from moto.elbv2.models import FakeHealthStatus
-
         registered = self._group_targets(tg)
         health_port = tg.health_check_port
         if not targets:
             found = list(registered.values())
             return [self._status(t, health_port) for t in found]
-        out = []
+        out: list[Any] = []
         for asked in targets:
             if asked.get("Port") is None:
                 found = [t for (target_id, _), t in registered.items() if target_id == asked["Id"]]
@@ -147,16 +154,14 @@ class LoadBalancing:
                 out.extend(self._status(t, health_port) for t in found)
             else:
                 reason, description = _REASONS[UNUSED]
-                out.append(FakeHealthStatus(asked["Id"], asked.get("Port") or tg.port, health_port, UNUSED, reason, description))
+                out.append(_health_status(asked["Id"], asked.get("Port") or tg.port, health_port, UNUSED, reason, description))
         return out
 
     def _status(self, target: Target, health_port: Any) -> Any:
-        from moto.elbv2.models import FakeHealthStatus
-
         if target.state == HEALTHY:
-            return FakeHealthStatus(target.id, target.port, health_port, HEALTHY)
+            return _health_status(target.id, target.port, health_port, HEALTHY)
         reason, description = _REASONS[target.state]
-        return FakeHealthStatus(target.id, target.port, health_port, target.state, reason, description)
+        return _health_status(target.id, target.port, health_port, target.state, reason, description)
 
     def check_attributes(self, tg: Any, attributes: Mapping[str, Any]) -> None:
         """ModifyTargetGroupAttributes: the unhealthy-target attributes only on Network Load

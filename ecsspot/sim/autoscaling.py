@@ -270,7 +270,8 @@ class AutoScaling:
         instance.autoscaling_group = group
         from moto.autoscaling.models import InstanceState
 
-        state = InstanceState(instance, lifecycle_state="Pending", protected_from_scale_in=group.new_instances_protected_from_scale_in)
+        # moto's InstanceState declares no weighted_capacity (set below for weighted groups).
+        state: Any = InstanceState(instance, lifecycle_state="Pending", protected_from_scale_in=group.new_instances_protected_from_scale_in)
         if group.mixed_instances_policy and any(
             "WeightedCapacity" in o for o in group.mixed_instances_policy["LaunchTemplate"].get("Overrides") or []
         ):

@@ -253,13 +253,15 @@ class EventBus:
                     value = value.get(part) if isinstance(value, dict) else None
             return value
         if "InputTransformer" in target:
-            from moto.events.models import EventTemplateParser
+            from moto.events.utils import EventTemplateParser
 
             transformer = target["InputTransformer"]
+            # moto types the event as its EventMessageType TypedDict: the same JSON object, as a dict.
+            message: Any = event
             return EventTemplateParser.parse(
                 input_template=transformer.get("InputTemplate"),
                 input_paths_map=transformer.get("InputPathsMap", {}),
-                event=event,
+                event=message,
             )
         return event
 

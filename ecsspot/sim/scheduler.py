@@ -27,6 +27,7 @@ Also, each citing the page it imitates where the rule is made:
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import math
 import types
@@ -60,7 +61,24 @@ _ENIS_BY_SIZE = {"medium": 3, "large": 3, "xlarge": 4, "2xlarge": 4}
 class ServiceTask(Task):
     """A moto task whose status the scheduler sets (moto's advances on every DescribeTasks)."""
 
-    @property  # type: ignore[override]
+    # Fields of DescribeTasks that moto's Task leaves unset and the scheduler sets (moto shows
+    # whichever are present); ``attachments`` as moto builds them (ENI details), typed loosely.
+    availability_zone: str
+    created_at: dt.datetime
+    started_at: dt.datetime
+    pull_started_at: dt.datetime
+    pull_stopped_at: dt.datetime
+    stopping_at: dt.datetime
+    stopped_at: dt.datetime
+    execution_stopped_at: dt.datetime
+    stop_code: str
+    cpu: str
+    memory: str
+    connectivity: str
+    version: int
+    attachments: list[dict[str, Any]]
+
+    @property
     def status(self) -> str | None:
         return self._status
 
@@ -256,14 +274,14 @@ class Scheduler:
 
         # Start replacements while the running count stays within maximumPercent.
         room = maximum - len(runs)
-        started = []
+        started: list[Run] = []
         wanted = max(0, min(desired - len(current), room))
         for _ in range(wanted):
-            run = self._place(key, service, task_definition, needs, current + started)
-            if run is None:
+            placed = self._place(key, service, task_definition, needs, current + started)
+            if placed is None:
                 self._count_unplaced(service, needs, current + started, wanted - len(started))
                 break
-            started.append(run)
+            started.append(placed)
         if started:
             self._event(service, f"(service {service.name}) has started {len(started)} tasks: {', '.join('(task ' + r.arn.split('/')[-1] + ')' for r in started)}.")
 
@@ -497,11 +515,13 @@ class Scheduler:
         ecs = world.ecs
         cluster = ecs.clusters[service.cluster_name]
         awsvpc = needs.network_mode == "awsvpc"
+        # moto annotates these as dict[str, str], yet its own RunTask passes int and list values.
+        requirements: dict[str, Any] = {"CPU": needs.cpu, "MEMORY": needs.memory, "PORTS": [] if awsvpc else [b.host_port for b in bindings], "PORTS_UDP": []}
         task = ServiceTask(
             cluster,
             task_definition,
             node.arn,
-            {"CPU": needs.cpu, "MEMORY": needs.memory, "PORTS": [] if awsvpc else [b.host_port for b in bindings], "PORTS_UDP": []},
+            requirements,
             backend=ecs,
             group=f"service:{service.name}",
             launch_type="EC2" if service.launch_type == "EC2" else "",
@@ -514,10 +534,12 @@ class Scheduler:
         task.cpu, task.memory = str(needs.cpu), str(needs.memory)
         task.connectivity = "CONNECTED"
         task.version = 0
-        task.containers[0].network_bindings = [
+        # moto's Container declares no network_bindings (nor exit_code): typed at this boundary.
+        container: Any = task.containers[0]
+        container.network_bindings = [
             {"bindIP": "0.0.0.0", "containerPort": b.container_port, "hostPort": b.host_port, "protocol": "tcp"}  # noqa: S104 - ECS reports this, no socket
             for b in bindings
-            if b.container == task.containers[0].name and not awsvpc
+            if b.container == container.name and not awsvpc
         ]
         ecs.tasks.setdefault(cluster.name, {})[task.task_arn] = task
         stop_timeout = max(
@@ -709,7 +731,8 @@ class Scheduler:
             task.stopped_at = task.execution_stopped_at = now
             self._release(task)
             # SIGTERM honoured within the stop timeout, else SIGKILL; a lost host, no exit code.
-            task.containers[0].exit_code = 143 if run.sigterm_at is not None else None
+            container: Any = task.containers[0]  # moto's Container declares no exit_code
+            container.exit_code = 143 if run.sigterm_at is not None else None
         if stop_code:
             task.stop_code = stop_code
         if reason:

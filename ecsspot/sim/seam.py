@@ -243,14 +243,16 @@ def _lean_reset(world: World | None, original: Any) -> Any:
     from moto.core.base_backend import BackendDict, BaseBackend, backend_lock
 
     def reset(cls: type) -> None:
+        # moto declares _instances on its generic BackendDict, which mypy will not read from the class.
+        backend_dicts: Any = BackendDict
         with backend_lock:
-            for service in BackendDict._instances:
+            for service in backend_dicts._instances:
                 for account in list(service.values()):
                     for regional in list(account.values()):
                         if type(regional).reset is not BaseBackend.reset:
                             regional.reset()
                 service.clear()
-            BackendDict._instances.clear()
+            backend_dicts._instances.clear()
 
     return classmethod(reset)
 

@@ -146,7 +146,8 @@ def load_scenario(document: Mapping[str, Any] | None) -> Scenario:
             problems.append(f"scenario.services[{n}].tasks: 1 to {MAX_TASKS}")
         if not 0 <= s.rps <= 10_000:
             problems.append(f"scenario.services[{n}].rps: 0 to 10000")
-    for kind, items in (("interruptions", plan.interruptions), ("shortages", plan.shortages)):
+    timed: tuple[tuple[str, Sequence[Interruption | Shortage]], ...] = (("interruptions", plan.interruptions), ("shortages", plan.shortages))
+    for kind, items in timed:
         for n, item in enumerate(items):
             if not 0 <= item.at < plan.duration:
                 problems.append(f"scenario.{kind}[{n}].at: within the duration")
@@ -170,7 +171,8 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
         document.pop("target_groups", None)  # real ARNs: the simulated services bring their own
         spec = load_spec(document)
         pools = {p.name for p in spec.pools}
-        unknown = sorted({i.pool for i in (*plan.interruptions, *plan.shortages) if i.pool is not None} - pools)
+        timed: tuple[Interruption | Shortage, ...] = (*plan.interruptions, *plan.shortages)
+        unknown = sorted({i.pool for i in timed if i.pool is not None} - pools)
         if unknown:
             raise InputError(f"scenario: pool(s) {', '.join(unknown)} not in the spec ({', '.join(sorted(pools))})")
         manager = scenario.manager_for(sim)
@@ -192,7 +194,7 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
         interrupted: list[str] = []
         marks: list[tuple[float, str]] = []
         refresh_status: str | None = None
-        events = sorted(
+        events: list[tuple[float, str, Interruption | Shortage | None]] = sorted(
             [(i.at, "interrupt", i) for i in plan.interruptions]
             + [(s.at, "short", s) for s in plan.shortages]
             + [(s.at + s.seconds, "back", s) for s in plan.shortages]
@@ -223,7 +225,7 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
                 events.remove((at, kind, item))
                 group = spec.asg_name(spec.pool(item.pool)) if item is not None and item.pool else None
                 where = f" ({item.pool})" if item is not None and item.pool else ""
-                if kind == "interrupt":
+                if isinstance(item, Interruption):  # kind "interrupt": the only events carrying one
                     hit = sim.storm(item.fraction, group=group)
                     interrupted += hit
                     marks.append((t, f"{len(hit)} spot warning(s){where}"))

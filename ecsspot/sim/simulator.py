@@ -107,7 +107,9 @@ class Simulator:
         import boto3
 
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, **self.client_kwargs())
+            # boto3's stubs overload client() per literal service name; callers name any service.
+            make_client: Any = boto3.client
+            self._clients[service] = make_client(service, **self.client_kwargs())
         return self._clients[service]
 
     def client_kwargs(self) -> dict[str, Any]:

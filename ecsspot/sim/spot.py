@@ -8,6 +8,7 @@ documented rules, and scenario controls decide which spot pools have capacity.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -187,10 +188,10 @@ class SpotMarket:
             reclaim_at = world.now() + after
             world.update_machine(instance_id, reclaim_at=reclaim_at)
             world.record("spot.interruption_warning", instance_id, reclaim_at=reclaim_at, early=after < world.timings.spot_warning)
-            world.at(world.timings.spot_warning_lag, lambda m=machine: self._warning_event(m))
+            world.at(world.timings.spot_warning_lag, functools.partial(self._warning_event, machine))
             world.agent.spot_warning(instance_id)
             world.autoscaling.interruption_warning(instance_id)
-            world.at(after, lambda i=instance_id: self._reclaim(i))
+            world.at(after, functools.partial(self._reclaim, instance_id))
             warned.append(instance_id)
         return warned
 
