@@ -43,6 +43,11 @@ simulator, for tests and tools on plain moto; the product relies on AWS's behavi
   https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html), so
   DescribeServices leaves ``networkConfiguration`` out; moto answers ``{}``, which crashes the
   aws Terraform provider (flattenNetworkConfiguration).
+  ``EC2ContainerServiceResponse.create_service``: keeps availabilityZoneRebalancing, ENABLED
+  when not given ("For create service requests, when no value is specified for
+  AvailabilityZoneRebalancing, Amazon ECS defaults the value to ENABLED",
+  https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html); moto drops
+  it (UpdateService already keeps it), so the aws Terraform provider's DISABLED drifts.
   ``LaunchTemplates.create_launch_template``: the request's own TagSpecifications tag the
   launch template ("To tag the launch template, the resource type must be launch-template. To
   specify the tags for the resources that are created when an instance is launched, you must
@@ -239,6 +244,7 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
         (BackendDict, "reset", _lean_reset),
         (AmiBackend, "_load_amis", _fast_default_amis),
         (Service, "__init__", _service_without_network),
+        (EC2ContainerServiceResponse, "create_service", _create_service_rebalancing),
         (LaunchTemplates, "create_launch_template", _create_launch_template),
         (Queue, "attributes", _compact_redrive_policy),
     ]
@@ -251,6 +257,16 @@ def _service_without_network(world: World | None, original: Any) -> Any:
             self.network_configuration = None
 
     return __init__
+
+
+def _create_service_rebalancing(world: World | None, original: Any) -> Any:
+    def create_service(self: Any) -> Any:
+        result = original(self)
+        service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
+        service.availability_zone_rebalancing = self._get_param("availabilityZoneRebalancing") or "ENABLED"
+        return result
+
+    return create_service
 
 
 def _create_launch_template(world: World | None, original: Any) -> Any:

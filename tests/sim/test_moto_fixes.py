@@ -232,3 +232,19 @@ def test_redrive_policy_reads_back_compact(aws: Any) -> None:
     sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})})
     read = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
     assert read == f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":3}}'
+
+
+def test_availability_zone_rebalancing_is_kept(aws: Any) -> None:
+    """CreateService keeps availabilityZoneRebalancing, ENABLED when not given, and UpdateService
+    changes it (moto drops it at creation)."""
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}])
+    ecs.create_service(cluster="c", serviceName="given", taskDefinition="web", desiredCount=0, availabilityZoneRebalancing="DISABLED")
+    ecs.create_service(cluster="c", serviceName="default", taskDefinition="web", desiredCount=0)
+    described = {s["serviceName"]: s for s in ecs.describe_services(cluster="c", services=["given", "default"])["services"]}
+    assert described["given"]["availabilityZoneRebalancing"] == "DISABLED"
+    assert described["default"]["availabilityZoneRebalancing"] == "ENABLED"
+    ecs.update_service(cluster="c", service="default", availabilityZoneRebalancing="DISABLED")
+    (updated,) = ecs.describe_services(cluster="c", services=["default"])["services"]
+    assert updated["availabilityZoneRebalancing"] == "DISABLED"
