@@ -38,6 +38,29 @@ simulator, for tests and tools on plain moto; the product relies on AWS's behavi
   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/retrieve-ecs-optimized_AMI.html);
   moto loads them as dicts and answers their Python repr.
 
+  ``ecs.models.Service.__init__``: a service created without a network configuration has none
+  (it is only for the ``awsvpc`` network mode, "not supported for other network modes",
+  https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html), so
+  DescribeServices leaves ``networkConfiguration`` out; moto answers ``{}``, which crashes the
+  aws Terraform provider (flattenNetworkConfiguration).
+  ``EC2ContainerServiceResponse.create_service``: keeps availabilityZoneRebalancing, ENABLED
+  when not given ("For create service requests, when no value is specified for
+  AvailabilityZoneRebalancing, Amazon ECS defaults the value to ENABLED",
+  https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html); moto drops
+  it (UpdateService already keeps it), so the aws Terraform provider's DISABLED drifts.
+  ``LaunchTemplates.create_launch_template``: the request's own TagSpecifications tag the
+  launch template ("To tag the launch template, the resource type must be launch-template. To
+  specify the tags for the resources that are created when an instance is launched, you must
+  use the TagSpecifications parameter in the launch template data structure",
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html); moto
+  also copies them into version 1's LaunchTemplateData, so the data read back differs from the
+  data sent.
+  ``sqs.models.Queue.attributes``: RedrivePolicy reads back as compact JSON, keys in the order
+  set and maxReceiveCount a number
+  (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html;
+  the compact form seen from AWS in localstack/localstack#1785); moto answers ``json.dumps``'s
+  spaced text, so the value read back is not the text written.
+
 moto's cost, not AWS's behaviour (every region, like the fixes)
   ``core.base_backend.BackendDict.reset``: drops every backend without building it again
   first. moto re-runs each region backend's ``__init__`` and then throws the new backend away;
@@ -206,7 +229,9 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
     from moto.core.responses import BaseResponse
     from moto.ec2.models.amis import AmiBackend
     from moto.ec2.responses.launch_templates import LaunchTemplates
+    from moto.ecs.models import Service
     from moto.ecs.responses import EC2ContainerServiceResponse
+    from moto.sqs.models import Queue
     from moto.ssm import models as ssm_models
 
     return [
@@ -218,7 +243,57 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
         (ssm_models, "convert_to_params", _json_documents),
         (BackendDict, "reset", _lean_reset),
         (AmiBackend, "_load_amis", _fast_default_amis),
+        (Service, "__init__", _service_without_network),
+        (EC2ContainerServiceResponse, "create_service", _create_service_rebalancing),
+        (LaunchTemplates, "create_launch_template", _create_launch_template),
+        (Queue, "attributes", _compact_redrive_policy),
     ]
+
+
+def _service_without_network(world: World | None, original: Any) -> Any:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if not self.network_configuration:
+            self.network_configuration = None
+
+    return __init__
+
+
+def _create_service_rebalancing(world: World | None, original: Any) -> Any:
+    def create_service(self: Any) -> Any:
+        result = original(self)
+        service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
+        service.availability_zone_rebalancing = self._get_param("availabilityZoneRebalancing") or "ENABLED"
+        return result
+
+    return create_service
+
+
+def _create_launch_template(world: World | None, original: Any) -> Any:
+    from moto.ec2.utils import convert_tag_spec
+
+    def create_launch_template(self: Any) -> Any:
+        given = copy.deepcopy((self._get_param("LaunchTemplateData") or {}).get("TagSpecifications"))
+        result = original(self)
+        version = self.ec2_backend.get_launch_template_by_name(self._get_param("LaunchTemplateName")).versions[0]
+        if given is None:
+            version.data.pop("TagSpecifications", None)
+        else:
+            version.data["TagSpecifications"] = given
+        version.instance_tags = convert_tag_spec(given or []).get("instance", {})
+        return result
+
+    return create_launch_template
+
+
+def _compact_redrive_policy(world: World | None, original: Any) -> Any:
+    def attributes(self: Any) -> dict[str, Any]:
+        result: dict[str, Any] = original.fget(self)
+        if self.redrive_policy:
+            result["RedrivePolicy"] = json.dumps(self.redrive_policy, separators=(",", ":"))
+        return result
+
+    return property(attributes)
 
 
 def _fast_default_amis(world: World | None, original: Any) -> Any:

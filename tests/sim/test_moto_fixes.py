@@ -182,3 +182,69 @@ def test_a_reset_leaves_nothing_behind_and_default_images_keep_their_form() -> N
     with Simulator(region=REGION, seed=3) as sim:
         assert sim.client("ecs").list_clusters()["clusterArns"] == []
         assert sim.client("ec2").describe_images(ImageIds=[default_image])["Images"][0]["ImageId"] == default_image
+
+
+def test_a_service_without_network_configuration_has_none(aws: Any) -> None:
+    """A bridge-mode service answers no networkConfiguration, as AWS (moto: ``{}``, which the
+    aws Terraform provider crashes on)."""
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(
+        family="web", networkMode="bridge", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}]
+    )
+    ecs.create_service(cluster="c", serviceName="web", taskDefinition="web", desiredCount=0, launchType="EC2")
+    (service,) = ecs.describe_services(cluster="c", services=["web"])["services"]
+    assert "networkConfiguration" not in service
+
+
+def test_launch_template_tags_stay_out_of_its_data(aws: Any) -> None:
+    """CreateLaunchTemplate's own TagSpecifications tag the template; its data keeps only the
+    TagSpecifications sent in LaunchTemplateData (moto copies both into the data)."""
+    ec2 = aws.client("ec2")
+    instance_tags = [{"ResourceType": "instance", "Tags": [{"Key": "role", "Value": "worker"}]}]
+    ec2.create_launch_template(
+        LaunchTemplateName="tagged",
+        LaunchTemplateData={"ImageId": AMI, "TagSpecifications": instance_tags},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "owner", "Value": "ecsspot"}]}],
+    )
+    ec2.create_launch_template(
+        LaunchTemplateName="bare",
+        LaunchTemplateData={"ImageId": AMI},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "owner", "Value": "ecsspot"}]}],
+    )
+    (tagged,) = ec2.describe_launch_template_versions(LaunchTemplateName="tagged")["LaunchTemplateVersions"]
+    (bare,) = ec2.describe_launch_template_versions(LaunchTemplateName="bare")["LaunchTemplateVersions"]
+    assert tagged["LaunchTemplateData"]["TagSpecifications"] == instance_tags
+    assert "TagSpecifications" not in bare["LaunchTemplateData"]
+    (template,) = ec2.describe_launch_templates(LaunchTemplateNames=["tagged"])["LaunchTemplates"]
+    assert template["Tags"] == [{"Key": "owner", "Value": "ecsspot"}]
+
+
+def test_redrive_policy_reads_back_compact(aws: Any) -> None:
+    """RedrivePolicy reads back as AWS writes it: compact JSON, maxReceiveCount a number, so
+    the text Terraform's jsonencode sent is the text read (moto: json.dumps's spaced form)."""
+    sqs = aws.client("sqs")
+    dlq = sqs.create_queue(QueueName="dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sent = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5}, separators=(",", ":"))
+    queue = sqs.create_queue(QueueName="q", Attributes={"RedrivePolicy": sent})["QueueUrl"]
+    assert sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"] == sent
+    sqs.set_queue_attributes(QueueUrl=queue, Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})})
+    read = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["RedrivePolicy"])["Attributes"]["RedrivePolicy"]
+    assert read == f'{{"deadLetterTargetArn":"{arn}","maxReceiveCount":3}}'
+
+
+def test_availability_zone_rebalancing_is_kept(aws: Any) -> None:
+    """CreateService keeps availabilityZoneRebalancing, ENABLED when not given, and UpdateService
+    changes it (moto drops it at creation)."""
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="c")
+    ecs.register_task_definition(family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 128}])
+    ecs.create_service(cluster="c", serviceName="given", taskDefinition="web", desiredCount=0, availabilityZoneRebalancing="DISABLED")
+    ecs.create_service(cluster="c", serviceName="default", taskDefinition="web", desiredCount=0)
+    described = {s["serviceName"]: s for s in ecs.describe_services(cluster="c", services=["given", "default"])["services"]}
+    assert described["given"]["availabilityZoneRebalancing"] == "DISABLED"
+    assert described["default"]["availabilityZoneRebalancing"] == "ENABLED"
+    ecs.update_service(cluster="c", service="default", availabilityZoneRebalancing="DISABLED")
+    (updated,) = ecs.describe_services(cluster="c", services=["default"])["services"]
+    assert updated["availabilityZoneRebalancing"] == "DISABLED"

@@ -235,24 +235,6 @@ EXPECTED_CREATES = {
     *(f'module.ecsspot.aws_autoscaling_lifecycle_hook.drain["{pool}"]' for pool in ("spot", "on-demand")),
 }
 
-#: Resources moto reads back differently from what was written, and those planned again because
-#: of them: the launch template's own tag specification kept in its data (a new version, hence
-#: the groups' version), the event queue's RedrivePolicy re-serialised with spaces (its pending
-#: change makes Terraform read the policy documents again at apply, so the queue and role
-#: policies show as changing too). DESIGN.md lists these among moto's bugs; they belong in
-#: ecsspot.sim.seam, and until it covers them a second plan of exactly these is an expected
-#: failure, anything else a real one.
-MOTO_DRIFT = {
-    "module.ecsspot.aws_launch_template.this",
-    'module.ecsspot.aws_autoscaling_group.pool["spot"]',
-    'module.ecsspot.aws_autoscaling_group.pool["on-demand"]',
-    "module.ecsspot.aws_sqs_queue.events",
-    "module.ecsspot.aws_sqs_queue_policy.events",
-    "module.ecsspot.aws_sqs_queue_policy.dead_letter",
-    "module.ecsspot.aws_iam_role_policy.interruption",
-    "module.ecsspot.aws_iam_role_policy.refresh",
-}
-
 
 def provider_override(endpoint_url: str) -> str:
     """The example's aws provider pointed at the simulator (an override file merges into its block).
@@ -461,23 +443,13 @@ def _drift(example: Example, *targets: str) -> dict[str, list[str]]:
 
 def test_a_second_plan_of_the_module_shows_no_drift(example: Example, module_applied: dict[str, Any]) -> None:
     drift = _drift(example, "-target=module.ecsspot")
-    unexplained = {a: actions for a, actions in drift.items() if a not in MOTO_DRIFT}
-    assert unexplained == {}, f"terraform plan right after apply wants to change {unexplained}"
-    if drift:
-        pytest.xfail(f"moto drift not yet fixed in ecsspot.sim.seam: {sorted(drift)}")
+    assert drift == {}, f"terraform plan right after apply wants to change {drift}"
 
 
 def test_apply_the_whole_example(example: Example, module_applied: dict[str, Any]) -> None:
     done = example.run("apply", "-auto-approve", f"-var-file={example.var_file}", ok_codes=(0, 1))
-    if done.returncode != 0 and "flattenNetworkConfiguration" in done.stderr:
-        # DESIGN.md: moto answers `networkConfiguration: {}` for a bridge-mode service and the aws
-        # provider crashes reading it. The fix belongs in ecsspot.sim.seam.
-        pytest.xfail("moto's networkConfiguration {} crashes the aws provider (not yet fixed in ecsspot.sim.seam)")
     assert done.returncode == 0, done.stderr
     (service,) = example.sim.client("ecs").describe_services(cluster=CLUSTER, services=["web"])["services"]
     assert service["status"] == "ACTIVE"
     drift = _drift(example)
-    unexplained = {a: actions for a, actions in drift.items() if a not in MOTO_DRIFT}
-    assert unexplained == {}, f"terraform plan right after apply wants to change {unexplained}"
-    if drift:
-        pytest.xfail(f"moto drift not yet fixed in ecsspot.sim.seam: {sorted(drift)}")
+    assert drift == {}, f"terraform plan right after apply wants to change {drift}"
