@@ -720,7 +720,8 @@ def check(spec: ClusterSpec) -> list[Problem]:
     for i, item in enumerate(spec.strategy):
         p = f"strategy[{i}]"
         if item.pool not in known:
-            add(f"{p}.pool", f"names no pool (pools: {', '.join(sorted(known)) or 'none'})")
+            # The bad value itself, made inert and short: a typo is seen at once.
+            add(f"{p}.pool", f"{ascii(item.pool)[:80]} names no pool (pools: {', '.join(sorted(known)) or 'none'})")
         if item.pool in seen:
             add(f"{p}.pool", f"{item.pool!r} appears twice")
         seen.add(item.pool)

@@ -315,3 +315,16 @@ def test_an_omitted_or_empty_key_takes_the_class_default() -> None:
     assert (spec.drain, spec.refresh, spec.pools[0].managed_scaling) == (Drain(), Refresh(), ManagedScaling())
     d["pools"][0].update(managed_scaling=False, managed_termination_protection=False)
     assert load_spec(d).pools[0].managed_scaling is None
+
+
+def test_an_unknown_strategy_pool_shows_the_bad_value_and_the_pools() -> None:
+    """Issue 13 item 8: the value itself in the line, inert and short."""
+    d = example_spec_dict()
+    d["strategy"].append({"pool": "nosuch", "weight": 1})
+    with pytest.raises(SpecError) as caught:
+        load_spec(d)
+    assert "strategy[2].pool: 'nosuch' names no pool (pools: on-demand, spot)" in str(caught.value)
+    d["strategy"][2]["pool"] = "x\x1b[31m" * 40
+    with pytest.raises(SpecError) as hostile:
+        load_spec(d)
+    assert "\x1b" not in str(hostile.value) and "names no pool" in str(hostile.value)
