@@ -564,13 +564,25 @@ def _parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise fail(f"not valid YAML: {' '.join(str(exc).split())}") from None
+        raise fail(f"not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
         raise fail(f"not a spec: YAML nested more than {MAX_SPEC_DEPTH} levels deep") from None
     except ValueError as exc:
         # PyYAML converts scalars with int()/datetime: a 5,000-digit number or a 13th month.
         reason = "a number is too long" if "digits" in str(exc) else " ".join(str(exc).split())
         raise fail(f"not valid YAML: {reason}") from None
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's error on one line: where (line, column, 1-based) and what, without the source
+    excerpt and caret it prints over several lines."""
+    import yaml  # lazily, as the reader: the Lambda's import path never needs PyYAML
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        context = f" ({exc.context} at line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1})" if exc.context and exc.context_mark else ""
+        return f"{where}: {' '.join(str(exc.problem or 'cannot parse').split())}{context}"
+    return " ".join(str(exc).split())
 
 
 def _read_yaml(path: str) -> Any:

@@ -328,3 +328,19 @@ def test_an_unknown_strategy_pool_shows_the_bad_value_and_the_pools() -> None:
     with pytest.raises(SpecError) as hostile:
         load_spec(d)
     assert "\x1b" not in str(hostile.value) and "names no pool" in str(hostile.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("cluster: demo\npools:\n  - name: [unclosed\n", "not valid YAML: line 4, column 1: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence at line 3, column 11)"),
+        ("a: b: c\n", "not valid YAML: line 1, column 5: mapping values are not allowed here"),
+    ],
+)
+def test_a_yaml_syntax_error_is_one_line_with_line_and_column(text: str, said: str) -> None:
+    """Issue 13 item 8: file, line and column on one line, not PyYAML's excerpt and caret."""
+    with pytest.raises(SpecError) as caught:
+        loads_spec(text, source="spec.yaml")
+    message = str(caught.value)
+    assert said in message and "spec.yaml" in message
+    assert "\n" not in message and "^" not in message
