@@ -82,7 +82,14 @@ class Stepper(Generic[T]):
         try:
             request = self._workflow.throw(error) if error is not None else self._workflow.send(send)
             while isinstance(request, Report):
-                self._tell(request)
+                try:
+                    self._tell(request)
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    # Ctrl-C while the progress line was drawn: the workflow's cleanup still runs,
+                    # as for one that arrives while the driver waits on AWS (see interrupt()).
+                    self._interrupted = exc
+                    request = self._workflow.throw(exc)
+                    continue
                 request = self._workflow.send(None)
             return request
         except StopIteration as stop:

@@ -165,3 +165,34 @@ def test_reports_reach_the_watcher_and_never_the_driver_and_a_failing_watcher_lo
 
     assert drive(workflow(), handle, broken) == {"ok": True}
     assert handled == [call("ecs", "a_op")]
+
+
+def test_ctrl_c_while_the_progress_line_is_drawn_still_runs_the_cleanup() -> None:
+    """The watcher is called from the stepper, between two requests: an interruption there is
+    thrown into the workflow like one raised while the driver waits on AWS (leases let go)."""
+    from ecsspot.aws.calls import Report
+    from ecsspot.aws.stepper import drive
+
+    cleaned: list[Any] = []
+
+    def workflow() -> Workflow[Any]:
+        try:
+            yield call("ecs", "a_op")
+            yield Report("drain", "waiting")
+            yield call("ecs", "b_op")
+        finally:
+            cleaned.append((yield call("dynamodb", "delete_item")))
+
+    handled: list[str] = []
+
+    def handle(request: Any) -> Any:
+        handled.append(request.operation)
+        return {"ok": request.operation}
+
+    def pressed(report: Report) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        drive(workflow(), handle, pressed)
+    assert handled == ["a_op", "delete_item"]  # b_op never sent; the cleanup's call was
+    assert cleaned == [{"ok": "delete_item"}]
