@@ -611,8 +611,23 @@ def _build(raw: Any, where: str | None) -> ClusterSpec:
         # Rule checks on a partly broken spec would repeat what the type checks said; skip those paths.
         problems += [p for p in check(spec) if not any(_within(p.path, seen.path) for seen in problems)]
     if problems or spec is None:
-        raise SpecError(problems, source=where)
+        raise SpecError(_without_follow_ons(problems), source=where)
     return spec
+
+
+_MEANT = re.compile(r"unknown key \(did you mean '([^']+)'\?\)")
+
+
+def _without_follow_ons(problems: list[Problem]) -> list[Problem]:
+    """A required key that an unknown key beside it was meant to be (``clustr:``) is said once, at
+    the typo, not again as "cluster: is required"."""
+    meant = set()
+    for p in problems:
+        match = _MEANT.fullmatch(p.message)
+        if match:
+            parent = p.path.rpartition(".")[0]
+            meant.add(f"{parent}.{match[1]}" if parent else match[1])
+    return [p for p in problems if not (p.message == "is required" and p.path in meant)]
 
 
 def dump_spec(spec: ClusterSpec) -> dict[str, Any]:

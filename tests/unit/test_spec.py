@@ -344,3 +344,19 @@ def test_a_yaml_syntax_error_is_one_line_with_line_and_column(text: str, said: s
     message = str(caught.value)
     assert said in message and "spec.yaml" in message
     assert "\n" not in message and "^" not in message
+
+
+def test_a_misspelt_required_key_is_said_once_at_the_typo() -> None:
+    """Issue 13 item 8: `nme:` for `name:` is one problem, not also "pools[0].name: is required"."""
+    d = example_spec_dict()
+    d["pools"][0]["nme"] = d["pools"][0].pop("name")
+    with pytest.raises(SpecError) as caught:
+        load_spec(d)
+    said = [f"{p.path}: {p.message}" for p in caught.value.problems]
+    assert "pools[0].nme: unknown key (did you mean 'name'?)" in said
+    assert "pools[0].name: is required" not in said
+    # A required key missing with no typo beside it is still said.
+    del d["pools"][0]["nme"]
+    with pytest.raises(SpecError) as missing:
+        load_spec(d)
+    assert "pools[0].name: is required" in [f"{p.path}: {p.message}" for p in missing.value.problems]
