@@ -522,10 +522,8 @@ def _s(items: Iterable[Any]) -> str:
     return "" if len(list(items)) == 1 else "s"
 
 
-def _show(value: str) -> str:
-    """A hostile string made inert and short for an error line."""
-    text = ascii(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+#: A hostile string made inert and short for an error line: the one rendering ``ecsspot.ami`` uses.
+_show = amis.inert
 
 
 def _kind(value: Any) -> str:

@@ -29,11 +29,11 @@ def parameter_of(ami: str, field: str = "instances.ami") -> str | None:
     if ami.startswith(SSM_PREFIX):
         name = ami[len(SSM_PREFIX) :]
         if not SSM_PARAMETER.fullmatch(name):
-            raise InputError(f"{field}: {_show(ami)} must name an SSM parameter path (/, letters, digits, _.-), like ssm:/aws/service/ecs/…")
+            raise InputError(f"{field}: {inert(ami)} must name an SSM parameter path (/, letters, digits, _.-), like ssm:/aws/service/ecs/…")
         return name
     if AMI_ID.fullmatch(ami):
         return None
-    raise InputError(f"{field}: {_show(ami)} is neither an AMI id (ami-…) nor an SSM parameter (ssm:/…)")
+    raise InputError(f"{field}: {inert(ami)} is neither an AMI id (ami-…) nor an SSM parameter (ssm:/…)")
 
 
 def read(ami: str, field: str = "instances.ami") -> Call | None:
@@ -71,10 +71,11 @@ def image_id_from_parameter(value: str, name: str = "", field: str = "instances.
             doc = {}
         if isinstance(doc, dict) and AMI_ID.fullmatch(str(doc.get("image_id", ""))):
             return str(doc["image_id"])
-    raise InputError(f"{field}: SSM parameter {name or '?'} does not hold an AMI id: {_show(value)}")
+    raise InputError(f"{field}: SSM parameter {name or '?'} does not hold an AMI id: {inert(value)}")
 
 
-def _show(value: str) -> str:
-    """A hostile string made inert (ascii escapes) and short for an error line."""
+def inert(value: str) -> str:
+    """A hostile string made inert (ascii escapes) and short for an error line (the Terraform
+    hooks render their query values with it too)."""
     text = ascii(value)
     return text if len(text) <= 80 else text[:77] + "..."
