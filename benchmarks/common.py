@@ -51,3 +51,21 @@ class RoundCountingDriver(Driver):
             for c in request if isinstance(request, tuple) else (request,):
                 self.first_round.setdefault(c.operation, self.rounds)
         return super()._handle(request)
+
+
+#: The line prefix by which ``python -m benchmarks`` finds a benchmark's rows in its output.
+ROWS_PREFIX = "BENCHMARK-ROWS "
+
+
+def emit_rows(rows: list[dict[str, str]]) -> None:
+    """Hand this benchmark's figures to ``python -m benchmarks``, which prints every module's in
+    one table. Each row: ``goal`` (which figure, e.g. "1. drain N=20, wall at 40 ms/call"),
+    ``ecsspot`` (ours, with its unit), ``peer`` (the naive approach, or the floor/goal it is held
+    against, same run) and optionally ``note``. Printed as one JSON line, after the module's own
+    human-readable output."""
+    import json
+
+    for row in rows:
+        if not {"goal", "ecsspot", "peer"} <= row.keys():
+            raise ValueError(f"benchmark row lacks goal/ecsspot/peer: {row}")
+    print(ROWS_PREFIX + json.dumps(rows), flush=True)
