@@ -26,6 +26,7 @@ from ecsspot_cli import retries
 from ecsspot_cli.commands import (
     demo,
     drain,
+    guard,
     refresh,
     sim,
     simulate,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

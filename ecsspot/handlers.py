@@ -98,8 +98,38 @@ class Handlers:
         try:
             result = self.driver.run(refresh(cluster, owner=self.owner, resume=True, start_new=start_new, stop_at=stop_at))
         except ConflictError as exc:
-            return {"status": "busy", "reason": str(exc)}
-        return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced)}
+            return {"status": "busy", "reason": str(exc), **self.guard(cluster)}
+        return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced), **self.guard(cluster)}
+
+    def guard(self, cluster: str) -> dict[str, Any]:
+        """The scheduled tick's other duties: the drain watchdog (reactivating only when the spec's
+        ``watchdog.reactivate`` says so) and, with ``protection.on_schedule``, the protection
+        reconciler. Each one's actions, or its failure: neither may fail the refresh tick."""
+        from ecsspot import protection, store, watchdog
+        from ecsspot.errors import EcsspotError
+
+        try:
+            spec = self.driver.run(store.load_cluster_spec(cluster))
+        except EcsspotError as exc:
+            return {"guard": {"status": "failed", "reason": str(exc)}}
+        if spec is None:
+            return {}
+        out: dict[str, Any] = {}
+        runs: list[tuple[str, Workflow[Any]]] = [("watchdog", watchdog.watch(cluster, owner=self.owner, spec=spec))]
+        if spec.protection.on_schedule:
+            runs.append(("protection", protection.reconcile(cluster, owner=self.owner, apply=True, spec=spec)))
+        for name, workflow in runs:
+            try:
+                actions = self.driver.run(workflow).actions
+            except EcsspotError as exc:
+                log.warning("%s failed: %s", name, exc)
+                out[name] = {"status": "failed", "reason": str(exc)}
+                continue
+            rows = [{"kind": a.kind, "instance_id": a.instance_id, "status": a.status, "reason": a.reason} for a in actions]
+            for row in rows:
+                log.info(json.dumps({"duty": name, **row}))
+            out[name] = {"status": "done", "actions": rows}
+        return out
 
 
 def every_record_failed(payload: Mapping[str, Any], exc: BaseException) -> HandleResult:

@@ -208,6 +208,30 @@ class Refresh:
 
 
 @attrs.frozen
+class Protection:
+    """The protection reconciler (:mod:`ecsspot.protection`)."""
+
+    #: How long an instance runs only daemon tasks (or none) before its scale-in protection is
+    #: removed: a duration like ``10m`` (30s..24h).
+    idle_after: str = "10m"
+    #: Whether the refresh Lambda's scheduled tick applies the decisions (else only
+    #: ``ecsspot protection --apply`` does).
+    on_schedule: bool = False
+
+
+@attrs.frozen
+class Watchdog:
+    """The drain watchdog (:mod:`ecsspot.watchdog`)."""
+
+    #: How long a container instance may stay DRAINING before it is reported: a duration like
+    #: ``1h`` (1m..47h; ECS managed draining gives up only after 48 h).
+    drain_timeout: str = "1h"
+    #: Whether a stuck instance is set back to ACTIVE (by the scheduled tick, or the CLI's
+    #: ``--reactivate``), its reason recorded in the state table.
+    reactivate: bool = False
+
+
+@attrs.frozen
 class ClusterSpec:
     cluster: str
     network: Network
@@ -218,6 +242,8 @@ class ClusterSpec:
     target_groups: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
     drain: Drain = attrs.field(factory=Drain)
     refresh: Refresh = attrs.field(factory=Refresh)
+    protection: Protection = attrs.field(factory=Protection)
+    watchdog: Watchdog = attrs.field(factory=Watchdog)
 
     def pool(self, name: str) -> Pool:
         for p in self.pools:
@@ -658,6 +684,12 @@ def dump_spec(spec: ClusterSpec) -> dict[str, Any]:
     out["target_groups"] = list(spec.target_groups)
     out["drain"] = attrs.asdict(spec.drain)
     out["refresh"] = {k: v for k, v in attrs.asdict(spec.refresh).items() if v is not None}
+    # Written only when set: the settings apply records (and plans against) stay as they were
+    # for specs that do not use them.
+    if spec.protection != Protection():
+        out["protection"] = attrs.asdict(spec.protection)
+    if spec.watchdog != Watchdog():
+        out["watchdog"] = attrs.asdict(spec.watchdog)
     return out
 
 
@@ -778,7 +810,25 @@ def check(spec: ClusterSpec) -> list[Problem]:
         add("refresh.min_healthy_percent", "must be 0..100")
     if not 60 <= ref.timeout_seconds <= 7200:
         add("refresh.timeout_seconds", "must be 60..7200")
+    _check_duration(spec.protection.idle_after, "protection.idle_after", 30, 86_400, "30s..24h", add)
+    _check_duration(spec.watchdog.drain_timeout, "watchdog.drain_timeout", 60, 47 * 3600, "1m..47h (ECS managed draining gives up at 48h)", add)
     return out
+
+
+def _check_duration(value: str, path: str, low: float, high: float, allowed: str, add: Callable[[str, str], None]) -> None:
+    seconds = parse_duration(value) if len(value) <= 32 else None
+    if seconds is None:
+        add(path, f"{_shown(value)} is not a duration like 10m or 1h")
+    elif not low <= seconds <= high:
+        add(path, f"must be {allowed}")
+
+
+def duration_seconds(value: str) -> float:
+    """Seconds of a duration the spec's checks accepted (``10m``)."""
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise ValueError(f"not a duration: {value!r}")
+    return seconds
 
 
 def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_names: set[str], add: Callable[[str, str], None]) -> None:

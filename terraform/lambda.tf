@@ -212,6 +212,13 @@ data "aws_iam_policy_document" "refresh" {
   }
 
   statement {
+    sid = "ReconcileProtection"
+    # The scheduled tick's protection reconciler (protection.on_schedule): only on the module's groups.
+    actions   = ["autoscaling:SetInstanceProtection"]
+    resources = local.asg_arns
+  }
+
+  statement {
     sid = "RollPools"
     # TerminateInstanceInAutoScalingGroup: a refresh batch retires the old instances it drained.
     actions   = ["autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"]

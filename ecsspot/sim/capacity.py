@@ -16,6 +16,11 @@ Managed termination protection keeps scale-in protection on every instance that 
 task and takes it off the others, so Auto Scaling only ever scales in empty instances
 (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/managed-termination-protection.html).
 
+With ``keeps_daemon_only=True`` (the Simulator's ``protection_keeps_daemon_only``) it imitates
+what aws/containers-roadmap#2814 reports with CloudTrail evidence: ECS protects instances when it
+places tasks but never calls SetInstanceProtection(False) once only daemon tasks are left, so
+such instances stay protected indefinitely (ecsspot's protection reconciler is the remedy).
+
 Off unless the Simulator is made with ``managed_scaling=True``: tests that size groups by hand
 would otherwise have ECS undo it.
 """
@@ -42,9 +47,10 @@ def provider_group_name(provider: Any) -> str:
 
 
 class ClusterAutoScaling:
-    def __init__(self, world: World, *, enabled: bool) -> None:
+    def __init__(self, world: World, *, enabled: bool, keeps_daemon_only: bool = False) -> None:
         self.world = world
         self.enabled = enabled
+        self.keeps_daemon_only = keeps_daemon_only
         self._next = 0.0
         self._low_since: dict[str, float] = {}
 
@@ -72,10 +78,18 @@ class ClusterAutoScaling:
         members = {s.instance.id for s in group.instance_states}
         return {r.instance_id for r in self.world.scheduler.runs.values() if r.status != "STOPPED" and not r.daemon and r.instance_id in members}
 
+    def _daemon_hosts(self, group: Any) -> set[str]:
+        members = {s.instance.id for s in group.instance_states}
+        return {r.instance_id for r in self.world.scheduler.runs.values() if r.status != "STOPPED" and r.daemon and r.instance_id in members}
+
     def _protect(self, group: Any) -> None:
         busy = self._busy(group)
+        # containers-roadmap#2814: protection is never released from a daemon-only instance.
+        stuck = self._daemon_hosts(group) - busy if self.keeps_daemon_only else set()
         for state in group.instance_states:
             want = state.instance.id in busy
+            if state.instance.id in stuck and not want:
+                continue
             if bool(state.protected_from_scale_in) != want and state.lifecycle_state == "InService":
                 state.protected_from_scale_in = want
                 self.world.record("ecs.termination_protection", state.instance.id, group=group.name, protected=want)

@@ -100,6 +100,9 @@ Auto Scaling
   ``AutoScalingResponse.complete_lifecycle_action`` / ``record_lifecycle_action_heartbeat``:
   added (moto raises NotImplementedError).
   ``AutoScalingResponse.describe_scaling_activities``: the simulator's activities (moto: none).
+  ``AutoScalingBackend.set_instance_protection``: refuses more than 50 instance ids and an unknown
+  group (moto accepts the one and answers HTTP 500 for the other); an instance whose protection
+  is removed in a group above its desired capacity is then scaled in, as Auto Scaling does.
   ``AutoScalingResponse.put_lifecycle_hook``: keeps NotificationTargetARN, RoleARN and
   NotificationMetadata (moto stores fixed placeholders).
 
@@ -354,6 +357,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (AutoScalingBackend, "terminate_instance", _terminate_instance),
         (AutoScalingBackend, "update_auto_scaling_group", _update_auto_scaling_group),
         (AutoScalingBackend, "update_attached_target_groups", _update_attached_target_groups),
+        (AutoScalingBackend, "set_instance_protection", _set_instance_protection),
         (AutoScalingResponse, "update_auto_scaling_group", _update_capacity_rebalance),
         (AutoScalingResponse, "delete_auto_scaling_group", _delete_auto_scaling_group),
         (AutoScalingResponse, "complete_lifecycle_action", _complete_lifecycle_action),
@@ -452,6 +456,37 @@ def _update_attached_target_groups(world: World, original: Any) -> Any:
         return None
 
     return update_attached_target_groups
+
+
+#: SetInstanceProtection: "You can specify up to 50 instances"; "If you exceed your maximum limit of
+#: instance IDs, which is 50 per Auto Scaling group, the call fails" with LimitExceeded
+#: (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_SetInstanceProtection.html).
+PROTECTION_IDS = 50
+
+
+def _set_instance_protection(world: World, original: Any) -> Any:
+    def set_instance_protection(self: Any, group_name: str, instance_ids: list[str], protected_from_scale_in: bool | None) -> None:
+        from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
+
+        if not world.owns(self.account_id, self.region_name):
+            return original(self, group_name, instance_ids, protected_from_scale_in)
+        if len(instance_ids) > PROTECTION_IDS:
+            raise AutoscalingClientError("LimitExceeded", f"You can specify up to {PROTECTION_IDS} instances ({len(instance_ids)} given).")
+        group = self.autoscaling_groups.get(group_name)
+        if group is None:
+            raise ValidationError(f"AutoScalingGroup name not found - AutoScalingGroup {group_name} not found")
+        original(self, group_name, instance_ids, protected_from_scale_in)
+        if not protected_from_scale_in:
+            # "If all instances in an Auto Scaling group are protected from scale in, and a scale-in
+            # event occurs, its desired capacity is decremented. However, the Auto Scaling group
+            # can't terminate the required number of instances until their instance scale-in
+            # protection settings are disabled"
+            # (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-instance-protection.html):
+            # once they are, the group terminates down to its desired capacity.
+            world.autoscaling.reconcile(group)
+        return None
+
+    return set_instance_protection
 
 
 def _update_capacity_rebalance(world: World, original: Any) -> Any:

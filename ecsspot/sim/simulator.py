@@ -33,6 +33,7 @@ class Simulator:
         port: int = 0,
         timings: Timings | None = None,
         managed_scaling: bool = False,
+        protection_keeps_daemon_only: bool = False,
     ) -> None:
         self.region = region
         self.seed = seed
@@ -43,6 +44,9 @@ class Simulator:
         #: Simulate ECS cluster auto scaling (capacity providers' managed scaling and managed
         #: termination protection); off by default so hand-sized groups stay as they are.
         self.managed_scaling = managed_scaling
+        #: Managed termination protection as aws/containers-roadmap#2814 reports it: never
+        #: released from instances running only daemon tasks (see ecsspot.sim.capacity).
+        self.protection_keeps_daemon_only = protection_keeps_daemon_only
         self.endpoint_url: str | None = None
         self._world: World | None = None
         self._seam: Seam | None = None
@@ -58,7 +62,13 @@ class Simulator:
         self._mock = mock_aws()
         self._mock.start()
         try:
-            self._world = World(region=self.region, seed=self.seed, timings=self.timings, managed_scaling=self.managed_scaling)
+            self._world = World(
+                region=self.region,
+                seed=self.seed,
+                timings=self.timings,
+                managed_scaling=self.managed_scaling,
+                protection_keeps_daemon_only=self.protection_keeps_daemon_only,
+            )
             # Before the backends are built: the seam makes building them cheaper.
             self._seam = Seam(self._world)
             self._seam.install()

@@ -210,6 +210,7 @@ class World:
         account_id: str = DEFAULT_ACCOUNT_ID,
         start: float = 1_700_000_000.0,
         managed_scaling: bool = False,
+        protection_keeps_daemon_only: bool = False,
     ) -> None:
         from ecsspot.sim.agent import Agent
         from ecsspot.sim.alb import LoadBalancing
@@ -247,7 +248,7 @@ class World:
         self.alb = LoadBalancing(self)
         self.scheduler = Scheduler(self)
         self.traffic = Traffic(self)
-        self.capacity = ClusterAutoScaling(self, enabled=managed_scaling)
+        self.capacity = ClusterAutoScaling(self, enabled=managed_scaling, keeps_daemon_only=protection_keeps_daemon_only)
         self.draining = ManagedDraining(self)
 
     # moto backends of this world's account and region (global dicts shared with the server;
