@@ -1,0 +1,55 @@
+"""The spec's protection and watchdog sections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ecsspot import dump_spec, load_spec
+from ecsspot.errors import SpecError
+from ecsspot.spec import Protection, Watchdog, duration_seconds
+from ecsspot.plan import desired_settings
+from tests.conftest import example_spec_dict
+
+
+def problems(d: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        load_spec(d)
+    return {p.path: p.message for p in info.value.problems}
+
+
+def test_defaults_and_the_settings_of_specs_without_the_sections_stay_as_they_were() -> None:
+    spec = load_spec(example_spec_dict())
+    assert spec.protection == Protection(idle_after="10m", on_schedule=False)
+    assert spec.watchdog == Watchdog(drain_timeout="1h", reactivate=False)
+    assert duration_seconds(spec.protection.idle_after) == 600 and duration_seconds(spec.watchdog.drain_timeout) == 3600
+    # Not written when left at their defaults: clusters applied before keep a re-plan empty.
+    assert "protection" not in dump_spec(spec) and "watchdog" not in desired_settings(spec)
+
+
+def test_sections_load_and_round_trip() -> None:
+    spec = load_spec({**example_spec_dict(), "protection": {"idle_after": "15m", "on_schedule": True}, "watchdog": {"drain_timeout": "2h30m", "reactivate": True}})
+    assert spec.protection == Protection("15m", True) and spec.watchdog == Watchdog("2h30m", True)
+    assert load_spec(dump_spec(spec)) == spec
+    assert duration_seconds(spec.watchdog.drain_timeout) == 9000
+
+
+@pytest.mark.parametrize(
+    ("section", "value", "path", "message"),
+    [
+        ("protection", {"idle_after": "10 minutes"}, "protection.idle_after", "'10 minutes' is not a duration like 10m or 1h"),
+        ("protection", {"idle_after": "5s"}, "protection.idle_after", "must be 30s..24h"),
+        ("protection", {"idle_after": "25h"}, "protection.idle_after", "must be 30s..24h"),
+        ("watchdog", {"drain_timeout": "48h"}, "watchdog.drain_timeout", "must be 1m..47h (ECS managed draining gives up at 48h)"),
+        ("watchdog", {"drain_timeout": "1" * 40 + "s"}, "watchdog.drain_timeout", "is not a duration like 10m or 1h"),
+    ],
+)
+def test_bad_values_are_named_by_path(section: str, value: dict[str, Any], path: str, message: str) -> None:
+    found = problems({**example_spec_dict(), section: value})
+    assert path in found and found[path].endswith(message)
+
+
+def test_unknown_keys_in_the_sections_are_errors() -> None:
+    found = problems({**example_spec_dict(), "watchdog": {"reactivte": True}})
+    assert any(p.startswith("watchdog.reactivte") for p in found)
