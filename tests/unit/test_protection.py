@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from ecsspot.aws.calls import Call
-from ecsspot.protection import Decisions, ProtectionAction, Seen, _carry_out, decide
 from ecsspot.errors import AwsError
+from ecsspot.protection import Decisions, ProtectionAction, Seen, _carry_out, decide
 
 NOW = 1_700_000_000.0
 TEN_MINUTES = 600.0

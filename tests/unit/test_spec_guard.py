@@ -8,8 +8,8 @@ import pytest
 
 from ecsspot import dump_spec, load_spec
 from ecsspot.errors import SpecError
-from ecsspot.spec import Protection, Watchdog, duration_seconds
 from ecsspot.plan import desired_settings
+from ecsspot.spec import Protection, Watchdog, duration_seconds
 from tests.conftest import example_spec_dict
 
 
