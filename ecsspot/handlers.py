@@ -98,16 +98,19 @@ class Handlers:
         try:
             result = self.driver.run(refresh(cluster, owner=self.owner, resume=True, start_new=start_new, stop_at=stop_at))
         except ConflictError as exc:
-            return {"status": "busy", "reason": str(exc), **self.guard(cluster)}
-        return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced), **self.guard(cluster)}
+            return {"status": "busy", "reason": str(exc), **self.guard(cluster, stop_at)}
+        return {"status": result.status, "image_id": result.image_id, "reason": result.reason, "replaced": list(result.replaced), **self.guard(cluster, stop_at)}
 
-    def guard(self, cluster: str) -> dict[str, Any]:
+    def guard(self, cluster: str, stop_at: float | None = None) -> dict[str, Any]:
         """The scheduled tick's other duties: the drain watchdog (reactivating only when the spec's
         ``watchdog.reactivate`` says so) and, with ``protection.on_schedule``, the protection
-        reconciler. Each one's actions, or its failure: neither may fail the refresh tick."""
+        reconciler. Each one's actions, or its failure: neither may fail the refresh tick. Skipped
+        when the refresh used the invocation's time (past ``stop_at``): the next tick runs them."""
         from ecsspot import protection, store, watchdog
         from ecsspot.errors import EcsspotError
 
+        if stop_at is not None and self.driver.clock.now() >= stop_at:
+            return {"guard": {"status": "skipped", "reason": "the refresh used this invocation's time; the next tick runs the watchdog"}}
         try:
             spec = self.driver.run(store.load_cluster_spec(cluster))
         except EcsspotError as exc:

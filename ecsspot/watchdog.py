@@ -18,7 +18,8 @@ It never reactivates an instance that something is taking out on purpose: one wh
 someone else holds (an ``ecsspot drain``, the interruption handler), one marked as going away
 (spot warning, terminate hook: :func:`ecsspot.store.doomed`), one its group no longer keeps
 ``InService`` (a lifecycle hook holds it, Terminating:Wait), one EC2 is stopping or terminating,
-or any while a rolling refresh holds its lease. Instances outside ecsspot's pools are ``ignore``.
+or any while a rolling refresh is under way (its lease held, or its progress saved between
+Lambda invocations). Instances outside ecsspot's pools are ``ignore``.
 """
 
 from __future__ import annotations
@@ -187,12 +188,18 @@ def observe(spec: ClusterSpec, *, now: float, timeout: float, since: Mapping[str
     doomed_calls = tuple(store.get_document_call(table, f"doomed#{i}", "doomed") for i in ids)
     lease_calls = tuple(store.get_document_call(table, f"lease#{n}", "lease") for n in (*(f"drain#{i}" for i in ids), REFRESH_LEASE))
     ec2_calls = tuple(call("ec2", "describe_instances", InstanceIds=b) for b in chunks(ids, 100))
-    answers = yield (*lists, *doomed_calls, *lease_calls, *ec2_calls)
+    from ecsspot import refresh
+
+    progress = store.get_document_call(table, *refresh.PROGRESS)
+    answers = yield (*lists, *doomed_calls, *lease_calls, *ec2_calls, progress)
     at = iter(answers)
     listed_tasks = [next(at) for _ in lists]
     doomed_answers = [next(at) for _ in doomed_calls]
     lease_answers = [next(at) for _ in lease_calls]
     ec2_answers = [next(at) for _ in ec2_calls]
+    # A refresh under way (running now, or paused between Lambda invocations) owns its batch's
+    # DRAINING instances and sets them ACTIVE itself if it rolls back.
+    refresh_running = refresh.summary(store.document_of(next(at))) is not None
     ec2_state = {i["InstanceId"]: i.get("State", {}).get("Name", "") for a in ec2_answers for r in a.get("Reservations", ()) for i in r.get("Instances", ())}
 
     def live(answer: Any) -> bool:
@@ -211,7 +218,7 @@ def observe(spec: ClusterSpec, *, now: float, timeout: float, since: Mapping[str
         services = {s["serviceName"]: s for a in got for s in a.get("services", ())}
     daemon = {n for n, s in services.items() if s.get("schedulingStrategy") == "DAEMON"}
 
-    refresh_running = live(lease_answers[-1])
+    refresh_running = refresh_running or live(lease_answers[-1])
     out = [_draining(ci, members, cluster) for ci in cis if ci not in stale]
     for n, ci in enumerate(stale):
         iid = ci["ec2InstanceId"]

@@ -205,7 +205,7 @@ def test_an_instance_stuck_draining_is_reported_then_reactivated(stuck: tuple[Si
     assert {d["TargetHealth"]["State"] for d in states if d["Target"]["Id"] == victim} == {"healthy"}
 
 
-@pytest.mark.parametrize("why", ["lease", "doomed"])
+@pytest.mark.parametrize("why", ["lease", "doomed", "refresh"])
 def test_the_watchdog_never_reactivates_an_instance_being_taken_out(stuck: tuple[Simulator, scenario.Stack, str], why: str) -> None:
     sim, stack, victim = stuck
     m = Manager(region="us-east-1", clock=sim.clock)
@@ -214,15 +214,21 @@ def test_the_watchdog_never_reactivates_an_instance_being_taken_out(stuck: tuple
     table = stack.spec.table_name
     if why == "lease":
         m.run(store.acquire_leases(table, [f"drain#{victim}"], "someone-draining", now=sim.now(), ttl=600))
-    else:
+    elif why == "doomed":
         m.run(_doom(table, victim, sim.now()))
+    else:  # a refresh paused between two Lambda invocations: its progress saved, no lease held
+        m.run(store.put_document(table, "refresh", "progress", {"phase": "rolling", "image_id": "ami-12345678"}, now=sim.now()))
 
     result = ecsspot("-o", "json", "watchdog", CLUSTER, "--reactivate")
 
     assert result.exit_code == 6
     action = by_instance(result)[victim]
     assert action["status"] == "kept"
-    expected = "its drain lease is held: ecsspot is draining it right now" if why == "lease" else "it is going away (spot interruption warning or terminate lifecycle hook)"
+    expected = {
+        "lease": "its drain lease is held: ecsspot is draining it right now",
+        "doomed": "it is going away (spot interruption warning or terminate lifecycle hook)",
+        "refresh": "a rolling refresh of the cluster is in progress",
+    }[why]
     assert action["reason"].endswith("kept DRAINING: " + expected)
     assert status_of(sim, victim) == "DRAINING"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecsspot.handlers import Handlers
+from ecsspot.testing import ScriptedDriver
 from ecsspot.watchdog import Draining, decide
 
 NOW = 1_700_000_000.0
@@ -60,3 +62,10 @@ def test_an_instance_without_tasks_is_not_stuck_and_a_foreign_one_is_ignored() -
 
 def test_instances_no_longer_draining_are_forgotten() -> None:
     assert decide([], {"i-gone": NOW - HOUR}, now=NOW, timeout=HOUR, reactivate=False).draining_since == {}
+
+
+def test_the_refresh_tick_skips_the_watchdog_when_the_refresh_used_the_invocation() -> None:
+    driver = ScriptedDriver(lambda call: {})
+    tick = Handlers(driver, default_cluster="c")
+    assert tick.guard("c", stop_at=driver.clock.now())["guard"]["status"] == "skipped"
+    assert driver.calls == []  # not even the settings were read
