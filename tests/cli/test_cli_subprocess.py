@@ -125,3 +125,18 @@ def test_validate_makes_no_aws_call(tmp_path: Path) -> None:
 
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("spec OK:")
+
+
+@pytest.mark.parametrize("columns", ["60", "70", "100"])
+def test_a_text_table_wraps_its_last_column_between_words_never_inside_an_arn(columns: str) -> None:
+    """Issue 13 item 6: an ARN that does not fit stays whole on its line (a terminal may fold it,
+    copying it still works); only spaces end a line of the wrapped column."""
+    event = ROOT / "tests" / "events" / "ecs-task-state-change.json"
+    arn = json.loads(event.read_text())["detail"]["taskArn"]
+    result = run(PYTHON_M, "--region", REGION, "handle-event", str(event), "--dry-run", env={"COLUMNS": columns})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["KIND", "INSTANCE", "STATUS", "REASON"]
+    assert any(arn in line for line in lines), result.stdout
+    reason = " ".join(line[lines[0].index("REASON") :].strip() for line in lines[1:])
+    assert reason == f"task {arn} is RUNNING: informational"
