@@ -140,3 +140,28 @@ def test_a_text_table_wraps_its_last_column_between_words_never_inside_an_arn(co
     assert any(arn in line for line in lines), result.stdout
     reason = " ".join(line[lines[0].index("REASON") :].strip() for line in lines[1:])
     assert reason == f"task {arn} is RUNNING: informational"
+
+
+def test_exit_codes_a_script_can_trust_from_a_real_process(endpoint: str, tmp_path: Path) -> None:
+    """Issue 13 item 6, as a script runs the CLI: a missing cluster is 7 for drain (like every
+    other command), tearing down what is gone is 0 and says so, and an SQS batch whose every
+    record failed is not 0."""
+    at = ("--endpoint-url", endpoint)
+    drain = run(PYTHON_M, *at, "-o", "json", "drain", "nosuch", "i-0123456789abcdef0", "--no-wait")
+    assert (drain.returncode, drain.stdout) == (7, "")
+    assert drain.stderr.splitlines()[-1].startswith("ecsspot: error: cluster nosuch not found")
+    for _ in range(2):
+        gone = run(PYTHON_M, *at, "teardown", "nosuch", "--yes")
+        assert gone.returncode == 0, gone.stderr
+        assert gone.stdout.startswith("Nothing to tear down for cluster nosuch")
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"  # refused at once once the socket is closed
+    warning = (ROOT / "tests" / "events" / "spot-interruption-warning.json").read_text()
+    batch = tmp_path / "batch.json"
+    batch.write_text(json.dumps({"Records": [{"messageId": f"m-{n}", "receiptHandle": "r", "body": warning, "eventSource": "aws:sqs", "awsRegion": REGION} for n in (1, 2)]}))
+    failed = run(PYTHON_M, "--endpoint-url", closed, "--max-attempts", "1", "-o", "json", "handle-event", str(batch))
+    # AWS unreachable: no record got through (the Lambda would have the whole batch retried).
+    assert (failed.returncode, failed.stdout) == (4, ""), failed.stderr
+    assert failed.stderr.splitlines()[-1].startswith("ecsspot: error: ec2:describe_instances failed")
