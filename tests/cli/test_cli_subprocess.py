@@ -165,3 +165,40 @@ def test_exit_codes_a_script_can_trust_from_a_real_process(endpoint: str, tmp_pa
     # AWS unreachable: no record got through (the Lambda would have the whole batch retried).
     assert (failed.returncode, failed.stdout) == (4, ""), failed.stderr
     assert failed.stderr.splitlines()[-1].startswith("ecsspot: error: ec2:describe_instances failed")
+
+
+def test_a_command_draws_its_progress_live_on_a_terminal_and_as_lines_on_a_pipe(endpoint: str, tmp_path: Path) -> None:
+    """Issue 13 item 1, the whole command (not only its renderer): ``plan`` on a pseudo-terminal
+    gets rich's live line (cursor codes, cleared at the end), on a pipe one plain line per phase,
+    and with -q nothing; stdout is the plan either way."""
+    import pty
+
+    spec = spec_for(endpoint, tmp_path / "spec.yaml")
+    command = [*PYTHON_M, "--endpoint-url", endpoint, "plan", "-f", str(spec)]
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "NO_COLOR")}
+    master, slave = pty.openpty()
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env={**env, "TERM": "xterm-256color"}, timeout=TIMEOUT, cwd=ROOT)
+    finally:
+        os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child's side is closed and all was read
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert done.returncode == 0 and done.stdout.startswith(b"Plan for cluster demo-api")
+    live = seen.decode("utf-8", "replace")
+    assert "plan (" in live and "reading the AMI, the network and the state of cluster demo-api" in live
+    assert "\x1b[" in live
+
+    piped = run(command)  # the same command on a pipe
+    assert piped.returncode == 0 and piped.stdout.startswith("Plan for cluster demo-api")
+    assert "\x1b[" not in piped.stderr
+    assert piped.stderr.splitlines()[0] == "ecsspot: plan: reading the AMI, the network and the state of cluster demo-api"
+    quiet = run([*PYTHON_M, "--endpoint-url", endpoint, "-q", "plan", "-f", str(spec)])
+    assert quiet.returncode == 0 and quiet.stderr == ""
