@@ -202,3 +202,14 @@ def test_a_command_draws_its_progress_live_on_a_terminal_and_as_lines_on_a_pipe(
     assert piped.stderr.splitlines()[0] == "ecsspot: plan: reading the AMI, the network and the state of cluster demo-api"
     quiet = run([*PYTHON_M, "--endpoint-url", endpoint, "-q", "plan", "-f", str(spec)])
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_global_options_after_the_command_yaml_and_query_from_a_real_process() -> None:
+    """Issue 13 item 2 as the README invites it: the options after the command, awscli's way."""
+    demo = str(ROOT / "examples" / "demo-api.yaml")
+    as_json = run(PYTHON_M, "validate", "-f", demo, "--output", "json", "--query", "{cluster: cluster, valid: valid}")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {"cluster": "demo-api", "valid": True}
+    as_yaml = run(PYTHON_M, "validate", "-f", demo, "-o", "yaml")
+    assert as_yaml.returncode == 0, as_yaml.stderr
+    assert yaml.safe_load(as_yaml.stdout)["cluster"] == "demo-api"
