@@ -299,7 +299,7 @@ def _epilog() -> str:
     """The exit-code table of ``ecsspot.errors.EXIT_CODES``, wrapped for --help."""
     lines = ["\b", "Exit codes:"]
     for code, meaning in EXIT_CODES:
-        wrapped = textwrap.wrap(meaning, width=90)
+        wrapped = textwrap.wrap(meaning, width=90, break_on_hyphens=False)  # keep --detailed-exitcode whole
         lines.append(f"  {code:<3} {wrapped[0]}")
         lines += [f"      {more}" for more in wrapped[1:]]
     return "\n".join(lines) + "\n"

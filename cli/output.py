@@ -88,7 +88,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, indent: str 
         last = row[-1]
         room = _width() - lead
         if wrap_last and len(last) > room and room >= 20:
-            parts = textwrap.wrap(last, room) or [""]
+            # Between words only: an ARN, an id or a hyphenated name too long for the room stays
+            # whole (the terminal folds it; copying it still gives the ARN).
+            parts = textwrap.wrap(last, room, break_long_words=False, break_on_hyphens=False) or [""]
             return [head + parts[0]] + [" " * lead + p for p in parts[1:]]
         return [(head + last).rstrip()]
 

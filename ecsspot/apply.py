@@ -15,7 +15,7 @@ import attrs
 
 from ecsspot import ami, progress, store
 from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call
-from ecsspot.errors import ConflictError, DeadlineError, InputError, SpecError
+from ecsspot.errors import ConflictError, DeadlineError, SpecError
 from ecsspot.lint import lint
 from ecsspot.observe import network_calls, network_problems, observe
 from ecsspot.plan import (
@@ -52,7 +52,7 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     yield Report("plan", f"reading the AMI, the network and the state of cluster {spec.cluster}")
     read = ami.read(spec.instances.ami)
     network = network_calls(spec)
-    reads = (store.settings_lookup(spec.table_name), store.get_document_call(spec.table_name, *progress.STORED_AT))
+    reads = (store.settings_lookup(spec.table_name), progress.read_call(spec.table_name))
     answers = list((yield (*((read,) if read else ()), *network, *reads)))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
@@ -60,22 +60,14 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
         # Checked before anything is created: a bad subnet must not leave apply half done.
         raise SpecError(problems)
     settings = store.settings_from(answers[len(network)])
-    refreshed = _refreshed(answers[len(network) + 1])
+    refreshed = _refreshed(progress.from_answer(answers[len(network) + 1], spec.table_name, strict=False))
     observed = yield from observe(spec)
     return plan(spec, observed, image_id, lint(spec, observed), settings, refreshed), observed
 
 
-def _refreshed(answer: Mapping[str, Any] | None) -> Refreshed | None:
-    """The image of the last refresh that finished; None without one (or with an unreadable
-    record, which ``status`` and ``refresh`` report: plan only uses it to explain a change)."""
-    try:
-        document = store.document_of(answer)
-        saved = None if document is None else progress.load(document)
-    except (InputError, ValueError):
-        return None
-    if saved is None:
-        return None
-    return Refreshed(saved.image_id, saved.updated_at) if saved.phase == "done" else None
+def _refreshed(saved: progress.RefreshProgress | None) -> Refreshed | None:
+    """The image of the last refresh that finished; None without one."""
+    return Refreshed(saved.image_id, saved.updated_at) if saved is not None and saved.phase == "done" else None
 
 
 def apply_cluster(spec: ClusterSpec, approved: Plan | None = None) -> Workflow[ApplyResult]:

@@ -10,26 +10,40 @@ from collections.abc import Iterable
 
 import attrs
 
-#: Every exit code of the CLI and what it means (``ecsspot --help`` prints this table).
+#: Every exit code of the CLI and what it means: ``ecsspot --help`` prints this table, and the
+#: README's is :func:`exit_codes_markdown` (``python scripts/readme_exit_codes.py`` writes it there).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "success (plan --detailed-exitcode: no changes)"),
     (1, "unexpected failure (a bug: run with -v for the traceback)"),
     (2, "plan --detailed-exitcode: there are changes; also a command-line usage error"),
     (
         3,
-        "invalid input: spec, event payload, Terraform query, confirmation not given, no region; "
-        "handle-event: every record of a batch malformed",
+        "invalid input: spec, event payload, Terraform query, confirmation not given, no region, bad "
+        "AWS_MAX_ATTEMPTS/AWS_RETRY_MODE; handle-event: every record of a batch malformed",
     ),
     (
         4,
         "AWS refused a call (access denied, throttled, unreachable endpoint after the retries); "
-        "handle-event: handling failed, or every record of a batch failed",
+        "handle-event: handling failed, or every record of a batch failed (some while handling)",
     ),
-    (5, "conflict: the cluster changed since the plan was shown, or another operation holds it"),
-    (6, "a deadline passed with work left (drain, teardown), or a refresh rolled back"),
-    (7, "not found: nothing of that cluster to act on"),
-    (130, "interrupted (Ctrl-C)"),
+    (
+        5,
+        "conflict: another operation holds the cluster's lease (for drain, an instance's drain lease: "
+        "nothing was done to it), or the cluster changed since the plan was shown",
+    ),
+    (6, "a deadline passed with work left (drain timed out, teardown), or a refresh rolled back"),
+    (
+        7,
+        "not found: the cluster or resource is not there, or not managed by ecsspot (drain of an "
+        "instance that is neither a container instance of the cluster nor holds a target)",
+    ),
+    (130, "interrupted (Ctrl-C); the command's cleanup runs first (a refresh or a drain gives its leases back; refresh --resume continues)"),
 )
+
+
+def exit_codes_markdown() -> str:
+    """:data:`EXIT_CODES` as the README's Markdown table."""
+    return "\n".join(["| exit | meaning |", "|---|---|", *(f"| {code} | {meaning} |" for code, meaning in EXIT_CODES)])
 
 
 class EcsspotError(Exception):

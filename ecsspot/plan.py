@@ -127,7 +127,8 @@ def desired_asg_view(spec: ClusterSpec, pool: Pool, template_version: int | None
         "min_size": pool.min_size,
         "max_size": pool.max_size,
         "subnets": sorted(spec.network.subnets),
-        "instance_types": [[t.type, t.weight] for t in pool.instance_types],
+        # Labelled as in the spec (a script reads names, not positions).
+        "instance_types": [{"type": t.type, "weight": t.weight} for t in pool.instance_types],
         "on_demand_base_capacity": pool.on_demand_base_capacity,
         "on_demand_percentage_above_base": pool.on_demand_percentage_above_base,
         "spot_allocation_strategy": pool.spot_allocation_strategy,
@@ -148,7 +149,7 @@ def _observed_asg_view(asg: Any) -> dict[str, Any]:
         "min_size": asg.min_size,
         "max_size": asg.max_size,
         "subnets": sorted(asg.subnets),
-        "instance_types": [[o.get("InstanceType"), int(o.get("WeightedCapacity") or 1)] for o in overrides],
+        "instance_types": [{"type": o.get("InstanceType"), "weight": int(o.get("WeightedCapacity") or 1)} for o in overrides],
         # AWS's documented defaults, for fields a response may leave out.
         "on_demand_base_capacity": int(dist.get("OnDemandBaseCapacity", 0)),
         "on_demand_percentage_above_base": int(dist.get("OnDemandPercentageAboveBaseCapacity", 100)),

@@ -22,6 +22,8 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 from cattrs.strategies import configure_union_passthrough
 
+from ecsspot import store
+from ecsspot.aws.calls import Call
 from ecsspot.errors import InputError
 from ecsspot.spec import Refresh
 
@@ -36,6 +38,26 @@ ACTIVE_PHASES: tuple[Phase, ...] = ("template", "rolling", "rolling_back")
 #: Where the progress document lives in the state table (``pk``, ``sk``): written by the refresh,
 #: read by ``status``, the Terraform hook and ``plan`` (which explains an image a refresh rolled to).
 STORED_AT = ("refresh", "progress")
+
+
+def read_call(table: str) -> Call:
+    """The read of the saved progress, to send in a batch with other calls (see :func:`from_answer`)."""
+    return store.get_document_call(table, *STORED_AT)
+
+
+def from_answer(answer: Mapping[str, Any] | None, table: str, *, strict: bool = True) -> RefreshProgress | None:
+    """The progress in the answer to :func:`read_call`, or None when there is none: the one reader
+    of the stored document. An unreadable one (not JSON, or fields this release cannot read) is an
+    InputError naming the table when ``strict`` (the refresh, status); None otherwise (plan, which
+    only uses it to explain a change)."""
+    where = f"the saved refresh progress in table {table}"
+    try:
+        document = store.document_of(answer)
+        return None if document is None else load(document, where=where)
+    except (InputError, ValueError) as exc:  # ValueError: the stored text is not JSON
+        if not strict:
+            return None
+        raise exc if isinstance(exc, InputError) else InputError(f"{where} is not readable: not JSON") from None
 
 
 @attrs.define

@@ -50,7 +50,9 @@ from ecsspot.progress import (
     RefreshProgress,
     Removal,
     dump,
+    from_answer,
     load,
+    read_call,
 )
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, batch_count
 
@@ -292,8 +294,7 @@ def _decided(value: _T | None, name: str) -> _T:
 
 
 def _load(table: str) -> Workflow[RefreshProgress | None]:
-    document = yield from store.get_document(table, *PROGRESS)
-    return None if document is None else load(document, where=f"the saved refresh progress in table {table}")
+    return from_answer((yield read_call(table)), table)
 
 
 def _save(table: str, progress: RefreshProgress) -> Workflow[dict[str, Any]]:

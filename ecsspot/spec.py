@@ -719,9 +719,9 @@ def check(spec: ClusterSpec) -> list[Problem]:
         out.append(Problem(path, message))
 
     if not _NAME.fullmatch(spec.cluster or ""):
-        add("cluster", "must be 1-255 letters, digits, hyphens or underscores")
+        add("cluster", f"must be 1-255 letters, digits, hyphens or underscores, got {_shown(spec.cluster)}")
     elif len(spec.launch_template_name) > MAX_LAUNCH_TEMPLATE_NAME:
-        add("cluster", f"must be at most {MAX_LAUNCH_TEMPLATE_NAME - len('-ecsspot')} characters: the launch template {spec.cluster[:20]}…-ecsspot may have {MAX_LAUNCH_TEMPLATE_NAME}")
+        add("cluster", f"must be at most {MAX_LAUNCH_TEMPLATE_NAME - len('-ecsspot')} characters (the launch template <cluster>-ecsspot may have {MAX_LAUNCH_TEMPLATE_NAME}), got {len(spec.cluster)}: {_shown(spec.cluster)}")
     if spec.region is not None and not _REGION.fullmatch(spec.region):
         add("region", f"{_shown(spec.region)} is not an AWS region name")
 
@@ -730,27 +730,27 @@ def check(spec: ClusterSpec) -> list[Problem]:
     _each(spec.network.subnets, "network.subnets", _SUBNET, "is not a subnet id (subnet-…)", add)
     _duplicates(spec.network.subnets, "network.subnets", add)
     if len(",".join(spec.network.subnets)) > MAX_VPC_ZONE_IDENTIFIER:
-        add("network.subnets", f"too many: their ids joined by commas exceed the {MAX_VPC_ZONE_IDENTIFIER} characters AWS allows (VPCZoneIdentifier)")
+        add("network.subnets", f"too many: their ids joined by commas exceed the {MAX_VPC_ZONE_IDENTIFIER} characters AWS allows (VPCZoneIdentifier), got {len(spec.network.subnets)} ids in {len(','.join(spec.network.subnets))} characters")
     _each(spec.network.security_groups, "network.security_groups", _SECURITY_GROUP, "is not a security group id (sg-…)", add)
     if len(spec.network.security_groups) > MAX_SECURITY_GROUPS:
-        add("network.security_groups", f"at most {MAX_SECURITY_GROUPS} security groups per network interface (the VPC quota's ceiling)")
+        add("network.security_groups", f"at most {MAX_SECURITY_GROUPS} security groups per network interface (the VPC quota's ceiling), got {len(spec.network.security_groups)}")
 
     inst = spec.instances
     if not (_SSM_AMI.fullmatch(inst.ami) or _AMI.fullmatch(inst.ami)):
-        add("instances.ami", "must be an AMI id (ami-…) or an SSM parameter (ssm:/aws/service/ecs/…)")
+        add("instances.ami", f"must be an AMI id (ami-…) or an SSM parameter (ssm:/aws/service/ecs/…), got {_shown(inst.ami)}")
     # gp3 volumes are 1..16384 GiB (EBS volume types, "Volume size").
     if not 1 <= inst.root_volume_gib <= 16384:
-        add("instances.root_volume_gib", "must be 1..16384 (the gp3 size range)")
+        add("instances.root_volume_gib", f"must be 1..16384 (the gp3 size range), got {inst.root_volume_gib}")
     if not 1 <= inst.metadata_hop_limit <= MAX_HOP_LIMIT:
-        add("instances.metadata_hop_limit", f"must be 1..{MAX_HOP_LIMIT} (1 keeps the instance role from bridge-mode containers; 2 lets them reach it)")
+        add("instances.metadata_hop_limit", f"must be 1..{MAX_HOP_LIMIT} (1 keeps the instance role from bridge-mode containers; 2 lets them reach it), got {inst.metadata_hop_limit}")
     if inst.instance_profile is not None and not _INSTANCE_PROFILE.fullmatch(inst.instance_profile):
-        add("instances.instance_profile", "must be an instance profile name (up to 128 of letters, digits and +=,.@_-) or its ARN")
+        add("instances.instance_profile", f"must be an instance profile name (up to 128 of letters, digits and +=,.@_-) or its ARN, got {_shown(inst.instance_profile)}")
     if inst.key_name is not None and not 1 <= len(inst.key_name) <= 255:
-        add("instances.key_name", "must be 1..255 characters")
+        add("instances.key_name", f"must be 1..255 characters, got {len(inst.key_name)}: {_shown(inst.key_name)}")
     _check_ecs_config(inst.ecs_config, add)
     _check_user_data(spec, add)
     if len(inst.tags) > MAX_USER_TAGS:
-        add("instances.tags", f"at most {MAX_USER_TAGS}: EC2 allows 50 tags per instance and ecsspot adds 3")
+        add("instances.tags", f"at most {MAX_USER_TAGS}: EC2 allows 50 tags per instance and ecsspot adds 3, got {len(inst.tags)}")
     for key, value in inst.tags.items():
         path = f"instances.tags.{_segment(key)}"
         if key.lower().startswith("aws:"):
@@ -758,9 +758,9 @@ def check(spec: ClusterSpec) -> list[Problem]:
         elif key.startswith("ecsspot:") or key == "AmazonECSManaged":
             add(path, "is reserved for ecsspot's own tags")
         elif not 1 <= len(key) <= MAX_TAG_KEY:
-            add(path, f"tag keys are 1..{MAX_TAG_KEY} characters")
+            add(path, f"tag keys are 1..{MAX_TAG_KEY} characters, got {len(key)}")
         elif len(value) > MAX_TAG_VALUE:
-            add(path, f"tag values are at most {MAX_TAG_VALUE} characters")
+            add(path, f"tag values are at most {MAX_TAG_VALUE} characters, got {len(value)}: {_shown(value)}")
 
     if not spec.pools:
         add("pools", "needs at least one pool")
@@ -771,45 +771,45 @@ def check(spec: ClusterSpec) -> list[Problem]:
 
     known = {p.name for p in spec.pools}
     if len(spec.pools) > 20:
-        add("pools", "at most 20: a capacity provider strategy holds up to 20 capacity providers")
+        add("pools", f"at most 20: a capacity provider strategy holds up to 20 capacity providers, got {len(spec.pools)}")
     with_base = [i for i, s in enumerate(spec.strategy) if s.base > 0]
     if len(with_base) > 1:
-        add(f"strategy[{with_base[1]}].base", "only one strategy item may have a base above 0")
+        add(f"strategy[{with_base[1]}].base", f"only one strategy item may have a base above 0, got {spec.strategy[with_base[1]].base} beside strategy[{with_base[0]}]'s {spec.strategy[with_base[0]].base}")
     seen: set[str] = set()
     for i, item in enumerate(spec.strategy):
         p = f"strategy[{i}]"
         if item.pool not in known:
             # The bad value itself, made inert and short: a typo is seen at once.
-            add(f"{p}.pool", f"{ascii(item.pool)[:80]} names no pool (pools: {', '.join(sorted(known)) or 'none'})")
+            add(f"{p}.pool", f"{_shown(item.pool)} names no pool (pools: {', '.join(sorted(known)) or 'none'})")
         if item.pool in seen:
-            add(f"{p}.pool", f"{item.pool!r} appears twice")
+            add(f"{p}.pool", f"{_shown(item.pool)} appears twice")
         seen.add(item.pool)
         if not 0 <= item.base <= 100_000:
-            add(f"{p}.base", "must be 0..100000")
+            add(f"{p}.base", f"must be 0..100000, got {item.base}")
         if not 0 <= item.weight <= 1000:
-            add(f"{p}.weight", "must be 0..1000")
+            add(f"{p}.weight", f"must be 0..1000, got {item.weight}")
     if spec.strategy and all(s.weight == 0 for s in spec.strategy):
         add("strategy", "at least one item needs a weight above 0")
 
     _each(spec.target_groups, "target_groups", _TARGET_GROUP_ARN, "is not a target group ARN", add)
     if not 10 <= spec.drain.deadline_seconds <= 172_800:
-        add("drain.deadline_seconds", "must be 10..172800")
+        add("drain.deadline_seconds", f"must be 10..172800, got {spec.drain.deadline_seconds}")
     if not 30 <= spec.drain.lifecycle_timeout_seconds <= 7200:
-        add("drain.lifecycle_timeout_seconds", "must be 30..7200 (the lifecycle hook heartbeat timeout AWS allows)")
+        add("drain.lifecycle_timeout_seconds", f"must be 30..7200 (the lifecycle hook heartbeat timeout AWS allows), got {spec.drain.lifecycle_timeout_seconds}")
 
     ref = spec.refresh
     if ref.ami_parameter is not None and not _SSM_PARAMETER.fullmatch(ref.ami_parameter):
-        add("refresh.ami_parameter", "must be an SSM parameter name starting with / (letters, digits, _.-/)")
+        add("refresh.ami_parameter", f"must be an SSM parameter name starting with / (letters, digits, _.-/), got {_shown(ref.ami_parameter)}")
     if isinstance(ref.batch_size, str):
         m = _PERCENT.fullmatch(ref.batch_size)
         if not m or not 1 <= int(m.group(1)) <= 100:
-            add("refresh.batch_size", 'must be a count ≥ 1 or a percentage "1%".."100%"')
+            add("refresh.batch_size", f'must be a count ≥ 1 or a percentage "1%".."100%", got {_shown(ref.batch_size)}')
     elif ref.batch_size < 1:
-        add("refresh.batch_size", 'must be a count ≥ 1 or a percentage "1%".."100%"')
+        add("refresh.batch_size", f'must be a count ≥ 1 or a percentage "1%".."100%", got {_shown(ref.batch_size)}')
     if not 0 <= ref.min_healthy_percent <= 100:
-        add("refresh.min_healthy_percent", "must be 0..100")
+        add("refresh.min_healthy_percent", f"must be 0..100, got {ref.min_healthy_percent}")
     if not 60 <= ref.timeout_seconds <= 7200:
-        add("refresh.timeout_seconds", "must be 60..7200")
+        add("refresh.timeout_seconds", f"must be 60..7200, got {ref.timeout_seconds}")
     _check_duration(spec.protection.idle_after, "protection.idle_after", 30, 86_400, "30s..24h", add)
     _check_duration(spec.watchdog.drain_timeout, "watchdog.drain_timeout", 60, 47 * 3600, "1m..47h (ECS managed draining gives up at 48h)", add)
     return out
@@ -820,7 +820,7 @@ def _check_duration(value: str, path: str, low: float, high: float, allowed: str
     if seconds is None:
         add(path, f"{_shown(value)} is not a duration like 10m or 1h")
     elif not low <= seconds <= high:
-        add(path, f"must be {allowed}")
+        add(path, f"must be {allowed}, got {_shown(value)}")
 
 
 def duration_seconds(value: str) -> float:
@@ -833,63 +833,63 @@ def duration_seconds(value: str) -> float:
 
 def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_names: set[str], add: Callable[[str, str], None]) -> None:
     if not _NAME.fullmatch(pool.name or ""):
-        add(f"{p}.name", "must be letters, digits, hyphens or underscores")
+        add(f"{p}.name", f"must be letters, digits, hyphens or underscores, got {_shown(pool.name)}")
     elif len(spec.capacity_provider_name(pool)) > 255:
-        add(f"{p}.name", "too long: the capacity provider <cluster>-<pool> may have 255 characters")
+        add(f"{p}.name", f"too long: the capacity provider <cluster>-<pool> may have 255 characters, got {len(spec.capacity_provider_name(pool))}")
     elif pool.name in names:
-        add(f"{p}.name", f"{pool.name!r} is used by another pool")
+        add(f"{p}.name", f"{_shown(pool.name)} is used by another pool")
     names.add(pool.name)
     cp_name = spec.capacity_provider_name(pool)
     if pool.name and cp_name.lower().startswith(_RESERVED_CP_PREFIXES):
-        add(f"{p}.name", f"capacity provider name {cp_name!r} may not start with aws, ecs or fargate")
+        add(f"{p}.name", f"capacity provider name {_shown(cp_name)} may not start with aws, ecs or fargate")
     asg = spec.asg_name(pool)
     if asg in asg_names:
-        add(f"{p}.asg_name", f"Auto Scaling group {asg!r} is used by another pool")
+        add(f"{p}.asg_name", f"Auto Scaling group {_shown(asg)} is used by another pool")
     asg_names.add(asg)
     if pool.asg_name is not None and not _ASG_NAME.fullmatch(pool.asg_name):
-        add(f"{p}.asg_name", "is not a valid Auto Scaling group name")
+        add(f"{p}.asg_name", f"{_shown(pool.asg_name)} is not a valid Auto Scaling group name")
     if pool.min_size < 0:
-        add(f"{p}.min_size", "must be ≥ 0")
+        add(f"{p}.min_size", f"must be ≥ 0, got {pool.min_size}")
     if pool.max_size < 0:
-        add(f"{p}.max_size", "must be ≥ 0")
+        add(f"{p}.max_size", f"must be ≥ 0, got {pool.max_size}")
     if pool.asg_name is None and pool.name and len(asg) > 255:
-        add(f"{p}.name", "too long: the Auto Scaling group <cluster>-<pool> may have 255 characters")
+        add(f"{p}.name", f"too long: the Auto Scaling group <cluster>-<pool> may have 255 characters, got {len(asg)}")
     if pool.min_size > pool.max_size >= 0:
-        add(f"{p}.min_size", f"must be ≤ max_size ({pool.max_size})")
+        add(f"{p}.min_size", f"must be ≤ max_size ({pool.max_size}), got {pool.min_size}")
     if not pool.instance_types:
         add(f"{p}.instance_types", "needs at least one instance type")
     elif len(pool.instance_types) > MAX_INSTANCE_TYPES:
-        add(f"{p}.instance_types", f"at most {MAX_INSTANCE_TYPES} instance types per Auto Scaling group")
+        add(f"{p}.instance_types", f"at most {MAX_INSTANCE_TYPES} instance types per Auto Scaling group, got {len(pool.instance_types)}")
     seen: set[str] = set()
     for j, it in enumerate(pool.instance_types):
         if not (len(it.type) <= 64 and _INSTANCE_TYPE.fullmatch(it.type)):
             add(f"{p}.instance_types[{j}]", f"{_shown(it.type)} is not an instance type (like m5.large)")
         elif it.type in seen:
-            add(f"{p}.instance_types[{j}]", f"{it.type} is listed twice")
+            add(f"{p}.instance_types[{j}]", f"{_shown(it.type)} is listed twice")
         seen.add(it.type)
         if not 1 <= it.weight <= 999:
-            add(f"{p}.instance_types[{j}].weight", "must be 1..999")
+            add(f"{p}.instance_types[{j}].weight", f"must be 1..999, got {it.weight}")
     if pool.on_demand_base_capacity < 0:
-        add(f"{p}.on_demand_base_capacity", "must be ≥ 0")
+        add(f"{p}.on_demand_base_capacity", f"must be ≥ 0, got {pool.on_demand_base_capacity}")
     if not 0 <= pool.on_demand_percentage_above_base <= 100:
-        add(f"{p}.on_demand_percentage_above_base", "must be 0..100")
+        add(f"{p}.on_demand_percentage_above_base", f"must be 0..100, got {pool.on_demand_percentage_above_base}")
     if pool.spot_allocation_strategy not in SPOT_ALLOCATION_STRATEGIES:
-        add(f"{p}.spot_allocation_strategy", "must be one of " + ", ".join(SPOT_ALLOCATION_STRATEGIES))
+        add(f"{p}.spot_allocation_strategy", f"must be one of {', '.join(SPOT_ALLOCATION_STRATEGIES)}, got {_shown(pool.spot_allocation_strategy)}")
     if pool.on_demand_allocation_strategy not in ON_DEMAND_ALLOCATION_STRATEGIES:
-        add(f"{p}.on_demand_allocation_strategy", "must be one of " + ", ".join(ON_DEMAND_ALLOCATION_STRATEGIES))
+        add(f"{p}.on_demand_allocation_strategy", f"must be one of {', '.join(ON_DEMAND_ALLOCATION_STRATEGIES)}, got {_shown(pool.on_demand_allocation_strategy)}")
     ms = pool.managed_scaling
     if ms is not None:
         s = f"{p}.managed_scaling"
         if not 1 <= ms.target_capacity <= 100:
-            add(f"{s}.target_capacity", "must be 1..100")
+            add(f"{s}.target_capacity", f"must be 1..100, got {ms.target_capacity}")
         if not 1 <= ms.minimum_scaling_step_size <= 10_000:
-            add(f"{s}.minimum_scaling_step_size", "must be 1..10000")
+            add(f"{s}.minimum_scaling_step_size", f"must be 1..10000, got {ms.minimum_scaling_step_size}")
         if not 1 <= ms.maximum_scaling_step_size <= 10_000:
-            add(f"{s}.maximum_scaling_step_size", "must be 1..10000")
+            add(f"{s}.maximum_scaling_step_size", f"must be 1..10000, got {ms.maximum_scaling_step_size}")
         if ms.minimum_scaling_step_size > ms.maximum_scaling_step_size:
-            add(f"{s}.minimum_scaling_step_size", "must be ≤ maximum_scaling_step_size")
+            add(f"{s}.minimum_scaling_step_size", f"must be ≤ maximum_scaling_step_size ({ms.maximum_scaling_step_size}), got {ms.minimum_scaling_step_size}")
         if not 0 <= ms.instance_warmup_period <= 10_000:
-            add(f"{s}.instance_warmup_period", "must be 0..10000")
+            add(f"{s}.instance_warmup_period", f"must be 0..10000, got {ms.instance_warmup_period}")
     if pool.managed_termination_protection and ms is None:
         add(f"{p}.managed_termination_protection", "requires managed_scaling (AWS rejects it otherwise)")
 
@@ -906,7 +906,7 @@ def _check_ecs_config(config: Mapping[str, str], add: Callable[[str, str], None]
         if key == "ECS_CLUSTER":
             add(path, "is set by ecsspot from `cluster`; remove it")
         elif key == "ECS_ENABLE_SPOT_INSTANCE_DRAINING" and value.strip().lower() != "true":
-            add(path, "ecsspot always enables spot instance draining; remove it")
+            add(path, f"ecsspot always enables spot instance draining; remove it (got {_shown(value)})")
         elif key in ("ECS_ENGINE_AUTH_DATA", "ECS_ENGINE_AUTH_TYPE") or _secret_key(key):
             add(
                 path,
@@ -928,7 +928,7 @@ def _check_attributes(value: str, path: str, add: Callable[[str, str], None]) ->
     except (ValueError, RecursionError):
         attributes = None
     if not isinstance(attributes, dict) or not all(isinstance(v, str) for v in attributes.values()):
-        add(path, 'must be a JSON object of strings, e.g. {"team": "api"}')
+        add(path, f'must be a JSON object of strings, e.g. {{"team": "api"}}, got {_shown(value)}')
     elif "ecsspot.lifecycle" in attributes:
         add(path, "ecsspot.lifecycle is set by ecsspot at boot")
     else:
@@ -937,7 +937,7 @@ def _check_attributes(value: str, path: str, add: Callable[[str, str], None]) ->
             if not _ATTRIBUTE_NAME.fullmatch(name):
                 add(path, f"attribute name {_shown(name)} must be 1-128 letters, digits, or - _ . / \\ (ECS attribute rules)")
             elif not _ATTRIBUTE_VALUE.fullmatch(v) or v != v.strip(" "):
-                add(path, f"the value of {name} must be 1-128 letters, digits, spaces, or - _ . @ / \\ : without leading or trailing spaces (ECS attribute rules)")
+                add(path, f"the value of {name} must be 1-128 letters, digits, spaces, or - _ . @ / \\ : without leading or trailing spaces (ECS attribute rules), got {_shown(v)}")
 
 
 def _check_user_data(spec: ClusterSpec, add: Callable[[str, str], None]) -> None:
@@ -988,10 +988,12 @@ def _segment(key: object) -> str:
     return text if re.fullmatch(r"[\w.:/@+=-]{1,64}", text) else _shown(text)
 
 
-def _shown(value: object, limit: int = 64) -> str:
-    """A value for a message: repr'd, and cut short so one problem stays one readable line."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _shown(value: object) -> str:
+    """A value for a message, made inert and short by the one rule every error line uses
+    (:func:`ecsspot.ami.inert`: ascii escapes, at most 80 characters)."""
+    from ecsspot.ami import inert  # lazily: spec's own import stays light
+
+    return inert(value) if isinstance(value, str) else ascii(value)
 
 
 def _each(values: tuple[str, ...], path: str, pattern: re.Pattern[str], message: str, add: Callable[[str, str], None]) -> None:

@@ -53,15 +53,15 @@ class Status:
 
 def status(cluster: str) -> Workflow[Status]:
     """Instances of the cluster's ecsspot pools with their ECS state."""
-    from ecsspot import refresh, store
+    from ecsspot import progress, refresh
     from ecsspot.spec import table_name
 
-    groups_answer, instances_answer, listed, clusters, progress = yield (
+    groups_answer, instances_answer, listed, clusters, saved = yield (
         paginate("autoscaling", "describe_auto_scaling_groups", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
         paginate("ec2", "describe_instances", Filters=[{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]),
         paginate("ecs", "list_container_instances", absent=("ClusterNotFoundException",), cluster=cluster),
         call("ecs", "describe_clusters", clusters=[cluster]),
-        store.get_document_call(table_name(cluster), *refresh.PROGRESS),
+        progress.read_call(table_name(cluster)),
     )
     exists = any(c.get("status") == "ACTIVE" for c in clusters.get("clusters", ()))
     if not exists and not groups_answer.get("AutoScalingGroups"):
@@ -113,4 +113,4 @@ def status(cluster: str) -> Workflow[Status]:
                 draining=counts["draining"],
             )
         )
-    return Status(cluster=cluster, instances=tuple(rows), pools=tuple(pools), refresh=refresh.summary(store.document_of(progress)))
+    return Status(cluster=cluster, instances=tuple(rows), pools=tuple(pools), refresh=refresh.summary(progress.from_answer(saved, table_name(cluster))))

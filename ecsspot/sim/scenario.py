@@ -284,22 +284,42 @@ def healthy_targets(sim: Simulator, target_group_arn: str) -> int:
     return sum(1 for d in described if d["TargetHealth"]["State"] == "healthy")
 
 
+@attrs.frozen
+class Fleet:
+    """A cluster's pending and running instances (as EC2 describes them) and how many of its
+    container instances are DRAINING: what the demo's and ``simulate``'s timelines count."""
+
+    instances: tuple[dict[str, Any], ...]
+    draining: int
+
+    @property
+    def spot(self) -> int:
+        return sum(1 for i in self.instances if i.get("InstanceLifecycle") == "spot")
+
+    @property
+    def on_demand(self) -> int:
+        return len(self.instances) - self.spot
+
+
+def fleet(sim: Simulator, cluster: str) -> Fleet:
+    """The instances ecsspot tagged for ``cluster`` that are pending or running, and the DRAINING count."""
+    reservations = sim.client("ec2").describe_instances(
+        Filters=[{"Name": "tag:ecsspot:cluster", "Values": [cluster]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
+    )["Reservations"]
+    draining = sim.client("ecs").list_container_instances(cluster=cluster, status="DRAINING")["containerInstanceArns"]
+    return Fleet(tuple(i for r in reservations for i in r["Instances"]), len(draining))
+
+
 def snapshot(sim: Simulator, stack: Stack) -> Snapshot:
     """Instances by lifecycle, DRAINING ones, running tasks, healthy targets, requests so far."""
-    ec2, ecs = sim.client("ec2"), sim.client("ecs")
-    reservations = ec2.describe_instances(
-        Filters=[{"Name": "tag:ecsspot:cluster", "Values": [stack.cluster]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
-    )["Reservations"]
-    instances = [i for r in reservations for i in r["Instances"]]
-    spot = sum(1 for i in instances if i.get("InstanceLifecycle") == "spot")
-    arns = ecs.list_container_instances(cluster=stack.cluster, status="DRAINING")["containerInstanceArns"]
-    service = ecs.describe_services(cluster=stack.cluster, services=[stack.service])["services"][0]
+    now = fleet(sim, stack.cluster)
+    service = sim.client("ecs").describe_services(cluster=stack.cluster, services=[stack.service])["services"][0]
     stats = sim.traffic_stats(stack.target_group_arn)
     return Snapshot(
         time=sim.now(),
-        spot=spot,
-        on_demand=len(instances) - spot,
-        draining=len(arns),
+        spot=now.spot,
+        on_demand=now.on_demand,
+        draining=now.draining,
         tasks=service.get("runningCount", 0),
         healthy_targets=healthy_targets(sim, stack.target_group_arn),
         requests=stats.requests,

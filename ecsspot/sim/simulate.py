@@ -65,7 +65,8 @@ class Scenario:
     services: tuple[ServicePlan, ...] = (ServicePlan(),)
     interruptions: tuple[Interruption, ...] = (Interruption(at=300.0),)
     shortages: tuple[Shortage, ...] = (Shortage(at=300.0),)
-    #: Start a rolling AMI refresh at this time (None: no refresh).
+    #: Start a rolling AMI refresh at this time (None: no refresh). The timeline gets a row at
+    #: each step it saves; events due while it runs play when it has finished.
     refresh_at: float | None = None
 
 
@@ -99,6 +100,8 @@ class Report:
     cost: float
     on_demand_equivalent_cost: float
     refresh_status: str | None
+    #: Instances the refresh replaced (0 without one).
+    refresh_replaced: int
     timeline: tuple[Row, ...]
 
     @property
@@ -151,6 +154,8 @@ def load_scenario(document: Mapping[str, Any] | None) -> Scenario:
         for n, item in enumerate(items):
             if not 0 <= item.at < plan.duration:
                 problems.append(f"scenario.{kind}[{n}].at: within the duration")
+    if plan.refresh_at is not None and not 0 <= plan.refresh_at < plan.duration:
+        problems.append("scenario.refresh_at: within the duration")
     for n, i in enumerate(plan.interruptions):
         if not 0 < i.fraction <= 1:
             problems.append(f"scenario.interruptions[{n}].fraction: in (0, 1]")
@@ -191,6 +196,9 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
         rows: list[Row] = []
         hours = {"spot": 0.0, "on-demand": 0.0}
         cost = [0.0, 0.0]
+        #: The running instances' price per hour (paid, list) since the last row.
+        rate = [0.0, 0.0]
+        refresh_replaced = 0
         interrupted: list[str] = []
         marks: list[tuple[float, str]] = []
         refresh_status: str | None = None
@@ -202,20 +210,22 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
             key=lambda e: e[0],
         )
 
-        def row() -> None:
-            r = _row(sim, spec.cluster, groups, start)
+        def row(*_: Any) -> None:
+            """A timeline row now; the span since the last one is counted with what ran in it."""
+            now = scenario.fleet(sim, spec.cluster)
+            r = _row(sim, now, groups, start)
+            if rows and r.time <= rows[-1].time:
+                return  # a refresh step saved within the same virtual second
             if rows:
                 span = (r.time - rows[-1].time) / 3600
                 hours["spot"] += rows[-1].spot * span
                 hours["on-demand"] += rows[-1].on_demand * span
+                cost[0] += rate[0] * span
+                cost[1] += rate[1] * span
+            rate[:] = _prices(sim, now)
             rows.append(r)
             if on_row is not None:
                 on_row(r)
-
-        def bill(seconds: float) -> None:
-            paid, list_price = _prices(sim, spec.cluster)
-            cost[0] += paid * seconds / 3600
-            cost[1] += list_price * seconds / 3600
 
         row()
         while sim.now() - start < plan.duration:
@@ -245,9 +255,14 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
                     target = manager.run(ami.resolve(f"ssm:{OTHER_IMAGE_PARAMETER}"))
                     if target == current:
                         target = manager.run(ami.resolve("ssm:/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"))
-                    refresh_status = manager.refresh(spec.cluster, ami=target).status
+                    # A row at every step it saves: instances by lifecycle while it rolls them.
+                    result = manager.refresh(spec.cluster, ami=target, on_progress=row)
+                    refresh_status, refresh_replaced = result.status, len(result.replaced)
+                    row()
+            t = sim.now() - start
+            if t >= plan.duration:
+                break  # the refresh ran past the end
             step = min(plan.every, plan.duration - t, *(e[0] - t for e in events if e[0] > t))
-            bill(step)
             sim.advance(step)
             row()
         stats = [sim.traffic_stats(g) for g in groups]
@@ -260,13 +275,15 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
             no_target_requests=sum(s.no_target for s in stats),
             cut_requests=sum(s.cut for s in stats),
             interrupted=tuple(interrupted),
-            drain_seconds=tuple(drains.values()),
+            # Warned instances only: one a refresh or a scale-in drains had no warning.
+            drain_seconds=tuple(seconds for iid, seconds in drains.items() if iid in interrupted),
             marks=tuple(marks),
             spot_instance_hours=round(hours["spot"], 3),
             on_demand_instance_hours=round(hours["on-demand"], 3),
             cost=round(cost[0], 4),
             on_demand_equivalent_cost=round(cost[1], 4),
             refresh_status=refresh_status,
+            refresh_replaced=refresh_replaced,
             timeline=tuple(rows),
         )
 
@@ -307,41 +324,31 @@ def _services(sim: Simulator, spec: Any, services: Sequence[ServicePlan]) -> lis
     return groups
 
 
-def _instances(sim: Simulator, cluster: str) -> list[dict[str, Any]]:
-    reservations = sim.client("ec2").describe_instances(
-        Filters=[{"Name": "tag:ecsspot:cluster", "Values": [cluster]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
-    )["Reservations"]
-    return [i for r in reservations for i in r["Instances"]]
-
-
-def _row(sim: Simulator, cluster: str, groups: Sequence[str], start: float) -> Row:
-    instances = _instances(sim, cluster)
-    spot = sum(1 for i in instances if i.get("InstanceLifecycle") == "spot")
-    draining = len(sim.client("ecs").list_container_instances(cluster=cluster, status="DRAINING")["containerInstanceArns"])
+def _row(sim: Simulator, now: scenario.Fleet, groups: Sequence[str], start: float) -> Row:
     stats = [sim.traffic_stats(g) for g in groups]
     return Row(
         time=sim.now() - start,
-        spot=spot,
-        on_demand=len(instances) - spot,
-        draining=draining,
+        spot=now.spot,
+        on_demand=now.on_demand,
+        draining=now.draining,
         healthy_targets=sum(scenario.healthy_targets(sim, g) for g in groups),
         requests=sum(s.requests for s in stats),
         failed=sum(s.failed for s in stats),
     )
 
 
-def _prices(sim: Simulator, cluster: str) -> tuple[float, float]:
+def _prices(sim: Simulator, now: scenario.Fleet) -> list[float]:
     """The running instances' price per hour: paid (spot at the simulated market's price) and at
     on-demand list prices."""
     paid = list_price = 0.0
-    for i in _instances(sim, cluster):
+    for i in now.instances:
         on_demand = instancetypes.lookup(i["InstanceType"]).on_demand_price
         list_price += on_demand
         if i.get("InstanceLifecycle") == "spot":
             paid += sim.world.market.pool(i["InstanceType"], i["Placement"]["AvailabilityZone"]).price
         else:
             paid += on_demand
-    return paid, list_price
+    return [paid, list_price]
 
 
 def render(report: Report) -> str:
@@ -359,5 +366,5 @@ def render(report: Report) -> str:
         f"cost: ${report.cost:.2f} against ${report.on_demand_equivalent_cost:.2f} all on-demand ({report.savings_percent:.0f} % saved; simulated spot prices, us-east-1 list prices)",
     ]
     if report.refresh_status is not None:
-        lines.append(f"AMI refresh: {report.refresh_status}")
+        lines.append(f"AMI refresh: {report.refresh_status}, {report.refresh_replaced} instance(s) replaced")
     return "\n".join(lines)

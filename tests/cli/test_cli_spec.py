@@ -122,6 +122,8 @@ def test_plan_json_shape(invoke: Any, spec_file: Path, inventory: Any) -> None:
     assert doc["has_changes"] is True  # issue 13 item 6: what a script asks first
     strategy = next(c for c in doc["changes"] if c["resource"] == "cluster_capacity_providers")["diff"]["default_strategy"][1]
     assert strategy and all(set(entry) == {"capacity_provider", "weight", "base"} for entry in strategy)  # labelled, not [name, 3, 0]
+    types = next(c for c in doc["changes"] if c["name"] == "demo-api-spot" and c["resource"] == "autoscaling_group")["diff"]["instance_types"][1]
+    assert types[0] == {"type": "m5.large", "weight": 1}  # labelled as in the spec, not ["m5.large", 1]
     for change in doc["changes"]:
         assert set(change) >= CONTRACT_CHANGE_KEYS
         assert change["action"] in SUMMARY_KEYS

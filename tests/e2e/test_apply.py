@@ -193,3 +193,23 @@ def test_invalid_spec_makes_no_aws_call(aws_server: str) -> None:
     with pytest.raises(SpecError):
         m.apply(bad)
     assert len(counter) == 0
+
+
+def test_one_reader_of_the_saved_refresh_strict_for_status_and_lenient_for_plan(aws_server: str) -> None:
+    """A refresh record this release cannot read (here not even JSON): ``status`` and the refresh
+    say so naming the table (no raw decoding error), and ``plan``, which only uses the record to
+    explain an image change, plans on without it."""
+    from ecsspot import Manager
+    from ecsspot.errors import InputError
+    from ecsspot.refresh import load_progress
+
+    spec = load_spec(demo_spec_dict(aws_server))
+    m = Manager(region=REGION, endpoint_url=aws_server)
+    m.apply(spec)
+    boto("dynamodb", aws_server).put_item(TableName=spec.table_name, Item={"pk": {"S": "refresh"}, "sk": {"S": "progress"}, "doc": {"S": "{not json"}})
+    said = f"the saved refresh progress in table {spec.table_name} is not readable: not JSON"
+    with pytest.raises(InputError, match=said):
+        m.status(spec.cluster)
+    with pytest.raises(InputError, match=said):
+        m.run(load_progress(spec.cluster))
+    assert m.plan(spec).changes == ()

@@ -58,3 +58,12 @@ def test_same_seed_same_story(cli_demo: subprocess.CompletedProcess[str]) -> Non
     first, *timeline = cli_demo.stderr.splitlines()
     assert first.startswith("starting the embedded AWS simulator")  # the CLI's own progress line
     assert lines == timeline
+
+
+def test_the_demos_own_lint_warning_says_it_is_there_on_purpose(cli_demo: subprocess.CompletedProcess[str]) -> None:
+    # Issue 13 item 9: a product's demo tripping its own lint must say why, plainly.
+    lines = cli_demo.stderr.splitlines()
+    own = [n for n, line in enumerate(lines) if line.startswith("  lint ES205 service:web:")]
+    assert own, "the demo's service keeps minimumHealthyPercent 100, the case it shows"
+    for n in own:
+        assert lines[n + 1].startswith("  (on purpose: the demo's service keeps AWS's default minimumHealthyPercent 100")

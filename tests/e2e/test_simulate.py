@@ -51,3 +51,22 @@ def test_simulate_refuses_a_pool_the_spec_does_not_have_naming_it(tmp_path: Path
     result = CliRunner().invoke(cli, ["simulate", "-f", str(ROOT / "examples" / "demo-api.yaml"), "--scenario", str(scenario)])
     assert result.exit_code == 3
     assert result.stderr.strip().endswith("scenario: pool(s) spott not in the spec (on-demand, spot)")
+
+
+def test_a_scenario_refresh_rolls_the_instances_without_a_failed_request_and_is_on_the_timeline(tmp_path: Path) -> None:
+    scenario = tmp_path / "refresh.yaml"
+    scenario.write_text("duration: 8m\nevery: 60\nservices: [{name: web, tasks: 4, rps: 20}]\ninterruptions: []\nshortages: []\nrefresh_at: 1m\n")
+    result = CliRunner().invoke(cli, ["-o", "json", "simulate", "-f", str(ROOT / "examples" / "demo-api.yaml"), "--scenario", str(scenario)], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["refresh_status"] == "done" and report["refresh_replaced"] == 2  # one instance per pool
+    assert report["requests"] > 0 and report["failed_requests"] == 0
+    assert [m[1] for m in report["marks"]] == ["AMI refresh"]
+    # No warning, so no drain "from the warning" (the refresh's own drains are not ones).
+    assert report["interrupted"] == [] and report["drain_seconds"] == []
+    # The roll is on the timeline (new capacity first, then a DRAINING old instance), with no
+    # row gap longer than `every` while the refresh ran, and the whole run is billed.
+    rows = report["timeline"]
+    assert max(b["time"] - a["time"] for a, b in zip(rows, rows[1:], strict=False)) <= 60
+    assert any(r["spot"] + r["on_demand"] > 2 for r in rows) and any(r["draining"] for r in rows)
+    assert rows[-1]["time"] == 480

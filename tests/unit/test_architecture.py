@@ -90,3 +90,10 @@ def test_unit_tests_run_without_moto_or_the_simulator() -> None:
         if bad:
             offenders[path.name] = sorted(bad)
     assert offenders == {}
+
+
+def test_no_doc_says_to_install_from_pypi() -> None:
+    """Issue 13 item 10: ``pip install ecsspot`` finds nothing (the package is not on PyPI)."""
+    docs = [p for p in ROOT.rglob("*.md") if ".venv" not in p.parts and "node_modules" not in p.parts]
+    said = [f"{p.relative_to(ROOT)}: {m[0]}" for p in docs for m in re.finditer(r"pip install (?:-U |--upgrade )?['\"]?ecsspot\b[^`\n]*", p.read_text(encoding="utf-8"))]
+    assert said == []

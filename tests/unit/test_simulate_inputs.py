@@ -34,6 +34,9 @@ def test_the_default_and_a_written_scenario() -> None:
         ({"services": [{"name": "a b"}]}, "scenario.services[0].name"),
         ({"services": [{"name": "x", "tasks": 100000}]}, "scenario.services[0].tasks"),
         ({"shortages": [{"at": True}]}, "scenario.shortages[0].at"),
+        # A refresh after the end never ran, silently.
+        ({"duration": "10m", "refresh_at": "1h"}, "scenario.refresh_at"),
+        ({"refresh_at": -5}, "scenario.refresh_at"),
     ],
 )
 def test_a_wrong_field_is_one_input_error_naming_it(document: dict, named: str) -> None:

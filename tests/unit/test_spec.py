@@ -123,7 +123,7 @@ def test_python_objects_equal_yaml() -> None:
         (lambda d: d["network"].update(subnets=[f"subnet-{i:017x}" for i in range(210)]), "network.subnets", "5000 characters"),
         (lambda d: d["network"].update(security_groups=[f"sg-{i}" for i in range(17)]), "network.security_groups", "at most 16"),
         (lambda d: d["instances"].update(tags={f"k{i}": "v" for i in range(48)}), "instances.tags", "at most 47"),
-        (lambda d: d["instances"]["tags"].update({"k" * 128: "v"}), "instances.tags." + "'" + "k" * 62 + "…", "1..127"),
+        (lambda d: d["instances"]["tags"].update({"k" * 128: "v"}), "instances.tags." + "'" + "k" * 76 + "...", "1..127"),
         (lambda d: d["instances"]["tags"].update(team="v" * 257), "instances.tags.team", "at most 256"),
         (lambda d: d["instances"]["tags"].update(AmazonECSManaged=""), "instances.tags.AmazonECSManaged", "reserved"),
         (lambda d: d["instances"].update(user_data="#!/bin/sh\n" + "echo padding\n" * 1400), "instances.user_data", "16384 (16 KB before base64)"),
@@ -360,3 +360,63 @@ def test_a_misspelt_required_key_is_said_once_at_the_typo() -> None:
     with pytest.raises(SpecError) as missing:
         load_spec(d)
     assert "pools[0].name: is required" in [f"{p.path}: {p.message}" for p in missing.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "said"),
+    [
+        pytest.param(lambda d: d.update(cluster="demo api"), "cluster: must be 1-255 letters, digits, hyphens or underscores, got 'demo api'", id="cluster"),
+        pytest.param(
+            lambda d: d["network"].update(security_groups=[f"sg-{i}" for i in range(17)]),
+            "network.security_groups: at most 16 security groups per network interface (the VPC quota's ceiling), got 17",
+            id="network",
+        ),
+        pytest.param(
+            lambda d: d["instances"].update(ami="latest"),
+            "instances.ami: must be an AMI id (ami-…) or an SSM parameter (ssm:/aws/service/ecs/…), got 'latest'",
+            id="instances",
+        ),
+        pytest.param(lambda d: d["instances"].update(root_volume_gib=0), "instances.root_volume_gib: must be 1..16384 (the gp3 size range), got 0", id="instance-sizes"),
+        pytest.param(lambda d: d["instances"]["tags"].update(team="v" * 300), "instances.tags.team: tag values are at most 256 characters, got 300: '" + "v" * 76 + "...", id="tags"),
+        pytest.param(lambda d: d["pools"][0].update(max_size=-1), "pools[0].max_size: must be ≥ 0, got -1", id="pool-sizes"),
+        pytest.param(lambda d: d["pools"][0].update(name="bad name"), "pools[0].name: must be letters, digits, hyphens or underscores, got 'bad name'", id="pool-names"),
+        pytest.param(lambda d: d["pools"][0].update(instance_types=[{"type": "m5.large", "weight": 0}]), "pools[0].instance_types[0].weight: must be 1..999, got 0", id="instance-types"),
+        pytest.param(
+            lambda d: d["pools"][0].update(spot_allocation_strategy="cheapest"),
+            "pools[0].spot_allocation_strategy: must be one of price-capacity-optimized, capacity-optimized, capacity-optimized-prioritized, lowest-price, got 'cheapest'",
+            id="allocation-strategies",
+        ),
+        pytest.param(lambda d: d["pools"][0].update(managed_scaling={"target_capacity": 0}), "pools[0].managed_scaling.target_capacity: must be 1..100, got 0", id="managed-scaling"),
+        pytest.param(lambda d: d["strategy"][0].update(weight=5000), "strategy[0].weight: must be 0..1000, got 5000", id="strategy"),
+        pytest.param(
+            lambda d: d["drain"].update(lifecycle_timeout_seconds=10),
+            "drain.lifecycle_timeout_seconds: must be 30..7200 (the lifecycle hook heartbeat timeout AWS allows), got 10",
+            id="drain",
+        ),
+        pytest.param(lambda d: d["refresh"].update(batch_size="150%"), "refresh.batch_size: must be a count ≥ 1 or a percentage \"1%\"..\"100%\", got '150%'", id="refresh"),
+        pytest.param(
+            lambda d: d["instances"]["ecs_config"].update(ECS_INSTANCE_ATTRIBUTES="[1]"),
+            "instances.ecs_config.ECS_INSTANCE_ATTRIBUTES: must be a JSON object of strings, e.g. {\"team\": \"api\"}, got '[1]'",
+            id="ecs-config",
+        ),
+    ],
+)
+def test_every_rule_family_shows_the_bad_value(mutate: Any, said: str) -> None:
+    """Issue 13 item 8: not only the strategy's pool; the line names the value it refuses."""
+    d = example_spec_dict()
+    mutate(d)
+    with pytest.raises(SpecError) as caught:
+        load_spec(d)
+    assert said in [f"{p.path}: {p.message}" for p in caught.value.problems]
+
+
+def test_a_hostile_bad_value_is_shown_inert_and_short_and_a_secret_never() -> None:
+    d = example_spec_dict()
+    d["pools"][0]["name"] = "x\x1b[31m\u202e" * 40
+    d["instances"]["ecs_config"]["DB_PASSWORD"] = "hunter2-hunter2"
+    with pytest.raises(SpecError) as caught:
+        load_spec(d)
+    name = next(p.message for p in caught.value.problems if p.path == "pools[0].name")
+    assert name.startswith("must be letters, digits, hyphens or underscores, got 'x\\x1b[31m\\u202ex")
+    assert name.isascii() and len(name) < 160  # the escape and the bidi override written out, cut at 80
+    assert "hunter2" not in str(caught.value)
