@@ -39,9 +39,9 @@ def test_sections_load_and_round_trip() -> None:
     ("section", "value", "path", "message"),
     [
         ("protection", {"idle_after": "10 minutes"}, "protection.idle_after", "'10 minutes' is not a duration like 10m or 1h"),
-        ("protection", {"idle_after": "5s"}, "protection.idle_after", "must be 30s..24h"),
-        ("protection", {"idle_after": "25h"}, "protection.idle_after", "must be 30s..24h"),
-        ("watchdog", {"drain_timeout": "48h"}, "watchdog.drain_timeout", "must be 1m..47h (ECS managed draining gives up at 48h)"),
+        ("protection", {"idle_after": "5s"}, "protection.idle_after", "must be 30s..24h, got '5s'"),
+        ("protection", {"idle_after": "25h"}, "protection.idle_after", "must be 30s..24h, got '25h'"),
+        ("watchdog", {"drain_timeout": "48h"}, "watchdog.drain_timeout", "must be 1m..47h (ECS managed draining gives up at 48h), got '48h'"),
         ("watchdog", {"drain_timeout": "1" * 40 + "s"}, "watchdog.drain_timeout", "is not a duration like 10m or 1h"),
     ],
 )
