@@ -282,7 +282,7 @@ def foreign(spec: ClusterSpec, work: _Work, group: str | None) -> str | None:
 def _handle_cluster(
     cluster: str, items: list[_Work], groups: Mapping[int, str | None], *, owner: str, start: float, remaining_seconds: float | None
 ) -> Workflow[dict[int, _Outcome]]:
-    spec, cached_groups = yield from store.load_cluster(cluster)
+    spec, cache = yield from store.load_cluster_cache(cluster)
     if spec is None:
         why = f"cluster {cluster} has no ecsspot state table (not managed by ecsspot)"
         return {w.index: _Outcome((Action("ignore", w.instance_id, "ignored", why),)) for w in items}
@@ -325,7 +325,7 @@ def _handle_cluster(
     if not fresh:
         return outcomes
     try:
-        outcomes.update((yield from _act(spec, cluster, fresh, deadlines, cached_groups, owner=owner)))
+        outcomes.update((yield from _act(spec, cluster, fresh, deadlines, cache, owner=owner, start=start)))
     except GeneratorExit:
         raise  # the process is going away: the claims expire, or a redelivery takes them over
     except BaseException:
@@ -337,7 +337,7 @@ def _handle_cluster(
 
 
 def _act(
-    spec: ClusterSpec, cluster: str, fresh: list[_Work], deadlines: Mapping[int, float], cached_groups: Sequence[str], *, owner: str
+    spec: ClusterSpec, cluster: str, fresh: list[_Work], deadlines: Mapping[int, float], cache: store.GroupCache, *, owner: str, start: float
 ) -> Workflow[dict[int, _Outcome]]:
     """Drain the claimed works' instances, complete their lifecycle actions, record the events."""
     table = spec.table_name
@@ -374,13 +374,14 @@ def _act(
         sorted(per_instance),
         deadline=max(per_instance.values()),
         deadlines=per_instance,
-        target_groups=(*spec.target_groups, *cached_groups),
+        target_groups=(*spec.target_groups, *cache.groups),
+        delays=cache.delays_at(start),
         heartbeat=heartbeats,
         heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
         heartbeat_since=_actions_began(fresh),
     )
     drained = {a.instance_id or "": a for a in result.actions}
-    remember = set(result.service_target_groups) - set(cached_groups)
+    remember = cache.outdated(result.service_target_groups, result.deregistration_delays, now=start)
 
     completions: list[tuple[_Work, str, Call]] = []
     for w in fresh:
@@ -437,7 +438,7 @@ def _act(
     bookkeeping = [store.finish_event_call(table, key, now=now) for key in finished]
     bookkeeping += [store.release_event_call(table, key, owner) for key in unfinished]
     if remember:
-        bookkeeping.append(store.put_document_call(table, "cluster", "target_groups", {"service_target_groups": sorted(result.service_target_groups)}, now=now))
+        bookkeeping.append(store.remember_cache_call(table, cache.merged(result.service_target_groups, result.deregistration_delays, now=start), now=now))
     answers = yield settle(bookkeeping)  # one round, however large the batch
     # An event whose "done" could not be written is not reported done: its record comes back
     # (redoing a finished drain is cheap), and our claim is let go so the retry can take it.
