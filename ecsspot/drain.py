@@ -653,7 +653,17 @@ def _join(*parts: Any) -> str:
 
 
 def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
-    """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases.
+    """``drain`` with the cluster's recorded settings (target groups and their cached delays,
+    deadline) and per-instance leases.
+
+    What the drain lease guards: not DRAINING or the deregistration (a second one is harmless,
+    so the interruption handler drains without it), and not a lifecycle completion (this drain
+    completes none; the interruption handler's event claim makes that happen once). It keeps a
+    refresh rollback (``refresh``'s ``reactivate``, which takes the same lease) from setting the
+    instance ACTIVE again while a person drains it, and that rollback from being undone halfway:
+    so it is taken before the DRAINING round, and an instance whose lease another owner holds is
+    left alone (``skipped``). It costs one TransactWriteItems per 100 instances to take and one to
+    give back (:func:`ecsspot.store.conditional_writes`).
 
     The leases are given back on every exit path, Ctrl-C included (the driver serves the
     ``finally`` block's calls before the interruption propagates), all in one round. A cluster
