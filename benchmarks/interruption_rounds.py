@@ -8,6 +8,7 @@ cache filled), for N = 1, 20, 100 instances of the cluster's spot group behind 3
 the interruption workflow (``ecsspot.interruption.handle_event``, what the Lambda runs) on the
 boto3 driver (the Lambda's) and on the aiobotocore driver, and a naive Lambda that handles the
 warnings one by one (list, describe, DRAINING, then per group: target health, deregister).
+The handler has its default cluster (``ECSSPOT_CLUSTER``, which the Terraform module sets).
 
 "Requests in a row" are the sequential round trips up to and including the one that sets the
 last instance DRAINING or deregisters the last target (a round's calls go out together). The
@@ -146,7 +147,7 @@ class _AsyncDriver(AsyncDriver):
 
 def _workflow(ids: list[str]) -> Any:
     # The Lambda's remaining time cut to its margin: the drain acts, looks once and returns.
-    return handle_event(batch(ids), owner="bench", remaining_seconds=LAMBDA_MARGIN_SECONDS + 0.001)
+    return handle_event(batch(ids), owner="bench", default_cluster=CLUSTER, remaining_seconds=LAMBDA_MARGIN_SECONDS + 0.001)
 
 
 def _options(endpoint: str, handler: Any) -> ClientOptions:

@@ -434,12 +434,24 @@ def remember_cache_call(table: str, document: Mapping[str, Any], *, now: float) 
     return put_document_call(table, "cluster", "target_groups", document, now=now)
 
 
+def cluster_read_calls(table: str) -> tuple[Call, Call]:
+    """The reads of the recorded spec and the :class:`GroupCache`, to send in a batch with other
+    calls (see :func:`cluster_from`)."""
+    return settings_lookup(table), lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups"))
+
+
+def cluster_from(answers: Sequence[Any]) -> tuple[ClusterSpec | None, GroupCache]:
+    """The spec (None: none recorded) and the :class:`GroupCache` in the answers to :func:`cluster_read_calls`."""
+    settings, cached = answers
+    text = settings_from(settings)
+    if text is None:
+        return None, GroupCache()
+    return load_spec(json.loads(text)), _cache_from(cached)
+
+
 def read_cluster_cache(table: str) -> Workflow[tuple[str | None, GroupCache]]:
     """The recorded spec (JSON text) and the :class:`GroupCache`, in one round."""
-    settings, cached = yield (
-        settings_lookup(table),
-        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups")),
-    )
+    settings, cached = yield cluster_read_calls(table)
     return settings_from(settings), _cache_from(cached)
 
 
@@ -451,10 +463,7 @@ def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
 
 def load_cluster_cache(cluster: str) -> Workflow[tuple[ClusterSpec | None, GroupCache]]:
     """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and the :class:`GroupCache`."""
-    text, cache = yield from read_cluster_cache(table_name(cluster))
-    if text is None:
-        return None, GroupCache()
-    return load_spec(json.loads(text)), cache
+    return cluster_from((yield cluster_read_calls(table_name(cluster))))
 
 
 def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:
