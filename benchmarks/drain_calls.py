@@ -34,17 +34,23 @@ from ecsspot.sim.seam import MotoFixes
 
 CLUSTER = "bench"
 LATENCY = 0.03
+CLI_SIZES = (60, 100)
+CALL_SIZES = (100, 500, 1000)
+WALL_SIZES = (1, 10, 100)
 
 
 def _client(service: Service, endpoint: str) -> Any:
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1")
+    from botocore.config import Config
+
+    # Building 1,000 instances on a loaded machine can take moto minutes per request.
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", config=Config(read_timeout=900, retries={"max_attempts": 1}))
 
 
 def build(endpoint: str, n: int, group_count: int = 3) -> tuple[list[str], list[str]]:
     ecs, elb, ec2 = _client("ecs", endpoint), _client("elbv2", endpoint), _client("ec2", endpoint)
     ecs.create_cluster(clusterName=CLUSTER)
     image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    ids = [i["InstanceId"] for i in ec2.run_instances(ImageId=image, MinCount=n, MaxCount=n)["Instances"]]
+    ids = [i["InstanceId"] for k in range(0, n, 100) for i in ec2.run_instances(ImageId=image, MinCount=min(100, n - k), MaxCount=min(100, n - k))["Instances"]]
     for iid in ids:
         ecs.register_container_instance(cluster=CLUSTER, instanceIdentityDocument=json.dumps({"instanceId": iid}))
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
@@ -128,7 +134,7 @@ def main() -> None:
     table: list[dict[str, str]] = []
     try:
         # Goal 2: the CLI path, leases included, 2 target groups.
-        for n in (60, 100):
+        for n in CLI_SIZES:
             reset(endpoint)
             counts = cli_start(endpoint, n)
             rows.append({"cli_no_wait_instances": n, "target_groups": 2, **counts})
@@ -142,7 +148,7 @@ def main() -> None:
                 }
             )
         # Goal 3: calls per instance, groups and delays known.
-        for n in (100, 500, 1000):
+        for n in CALL_SIZES:
             reset(endpoint)
             ids, groups = build(endpoint, n)
             counter = Counter()
@@ -157,7 +163,7 @@ def main() -> None:
                     "note": ", ".join(f"{k} {v}" for k, v in counter.by_operation().items()),
                 }
             )
-        for n in (1, 10, 100):
+        for n in WALL_SIZES:
             # ecsspot, sync driver: calls and rounds (rounds are the same for both drivers), first
             # with the groups known (spec target_groups or the cache a previous drain left), then
             # with the groups found only through the services.
