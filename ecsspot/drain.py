@@ -26,14 +26,22 @@ moved by ECS: a drain waits for them until its deadline and names them in ``left
 Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances
 100, DescribeTasks 100, DeregisterTargets many per group) and independent calls go out together,
 so the cost in round trips does not grow with the number of instances. ListTasks takes one
-container instance: a drain lists each instance's tasks with desiredStatus RUNNING and STOPPED
-(2 calls per instance, concurrent, in round 2); while waiting it describes the tasks it knows
-and lists an instance again only when its counts show a task it has not seen, or it is not
-DRAINING (where tasks may still be placed).
+container instance, so listing tasks costs 2 calls per instance (desiredStatus RUNNING and
+STOPPED). Before DRAINING a drain needs the tasks only to find ``ip`` targets (their ENI
+addresses), so it lists them in round 2 only when an ``ip`` target can be there: a known group
+answered an address target, or no group is known yet and the cluster has services to find them
+in (a group first found through the services gets its tasks listed in round 3, beside its
+targets). Otherwise the verification's first look lists them, after the DRAINING and
+deregistration round, off the critical path. While waiting it describes the tasks it knows and
+lists an instance again only when its counts show a task it has not seen, or it is not DRAINING
+(where tasks may still be placed). The groups' deregistration delays (only used to say when one
+cannot fit the deadline) are read when the caller does not already know them (``delays``: the
+state table caches them beside the service target groups).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
@@ -75,6 +83,9 @@ class DrainResult:
     actions: tuple[Action, ...]
     #: Target groups of the cluster's services, as found (cached to speed up the next drain).
     service_target_groups: tuple[str, ...] = ()
+    #: Deregistration delay (seconds) of each group holding a target of the instances, as known
+    #: or read by this drain (cached beside the service target groups).
+    deregistration_delays: Mapping[str, int] = attrs.field(factory=dict, hash=False)
 
     @property
     def drained(self) -> bool:
@@ -224,6 +235,7 @@ def drain(
     heartbeat_every: float = 0.0,
     heartbeat_since: float | None = None,
     poll: float = POLL_SECONDS,
+    delays: Mapping[str, int] | None = None,
 ) -> Workflow[DrainResult]:
     """Drain ``instance_ids`` of ``cluster``: DRAINING + targets deregistered now, then verify.
 
@@ -235,6 +247,8 @@ def drain(
     ``heartbeat`` calls (lifecycle hook heartbeats) go out every ``heartbeat_every`` seconds
     while waiting, the first ``heartbeat_every`` after ``heartbeat_since`` (epoch seconds: when
     the lifecycle action began, which the hook's timeout counts from; default now).
+    ``delays``: target group ARN → deregistration delay in seconds, already known (cached); the
+    others holding a target are read.
     """
     ids = list(dict.fromkeys(instance_ids))
     wanted = set(ids)
@@ -249,12 +263,14 @@ def drain(
     service_arns = answers[len(lists)].get("serviceArns", [])
     known_health = answers[len(lists) + 1 :]
     targets = _targets_from(known, known_health, wanted)
+    # Tasks matter before DRAINING only for ip targets: list them now when there can be some.
+    early = _has_addresses(known_health) or (not known and bool(service_arns))
 
     # Round 2: describe both.
     ci_calls = [call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)]
     sv_calls = [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)]
     # Tasks: what is on the instances (and their ENI addresses), see _task_list_calls.
-    task_lists = _task_list_calls(cluster, arns)
+    task_lists = _task_list_calls(cluster, arns) if early else ()
     answers = yield (*ci_calls, *sv_calls, *task_lists)
     instances_by_id = {ci["ec2InstanceId"]: ci for a in answers[: len(ci_calls)] for ci in a.get("containerInstances", ())}
     services = [s for a in answers[len(ci_calls) : len(ci_calls) + len(sv_calls)] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
@@ -264,6 +280,8 @@ def drain(
     service_groups = {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
     new_groups = sorted(service_groups - set(known))
     group_arns = set(known) | service_groups
+    # A group first found through the services may hold ip targets: list the tasks beside its targets.
+    late_arns = sorted(instance_of) if new_groups and not early else []
 
     # Round 3: DRAINING, the known groups' targets deregistered, and the newly found groups looked up.
     to_drain = [ci["containerInstanceArn"] for ci in instances_by_id.values() if act and ci.get("status") == "ACTIVE"]
@@ -272,11 +290,18 @@ def drain(
     )
     dereg = (_deregister(targets) or ()) if act else ()
     new_health = _target_health_calls(new_groups)
-    answers = yield (*set_draining, *dereg, *new_health, *task_calls)
+    late_lists = _task_list_calls(cluster, late_arns)
+    answers = yield (*set_draining, *dereg, *new_health, *task_calls, *late_lists)
     failures = {f.get("arn", "").rsplit("/", 1)[-1]: f.get("reason", "") for a in answers[: len(set_draining)] for f in a.get("failures", ())}
     n = len(set_draining) + len(dereg)
+    tasks = _tasks_from(answers[n + len(new_health) : len(answers) - len(late_lists)], instance_of)
+    late_listed = [t for listed_ in _listed(late_arns, answers[len(answers) - len(late_lists) :]).values() for t in listed_]
+    if late_listed:
+        tasks.update(_tasks_from((yield _describe_task_calls(cluster, late_listed)), instance_of))
     watch = _Watch(
-        _tasks_from(answers[n + len(new_health) :], instance_of),
+        tasks,
+        # Tasks not listed yet are listed at the first look.
+        relist=frozenset() if early or late_arns else frozenset(instances_by_id),
         daemon_groups=frozenset(f"service:{s['serviceName']}" for s in services if s.get("schedulingStrategy") == "DAEMON"),
     )
     # ip targets are known by the task addresses only now: deregistered in round 4.
@@ -290,8 +315,10 @@ def drain(
     # cannot fit the deadline.
     holding = sorted({t.group_arn for t in targets})
     dereg = (_deregister(late) or ()) if act else ()
-    answers = (yield (*dereg, *_delay_calls(holding))) if dereg or holding else ()
-    delays = _short_delays(holding, answers[len(dereg) :], deadline)
+    unknown = [g for g in holding if g not in (delays or {})]
+    answers = (yield (*dereg, *_delay_calls(unknown))) if dereg or unknown else ()
+    group_delays = {**{g: (delays or {})[g] for g in holding if g not in unknown}, **_delay_seconds(unknown, answers[len(dereg) :])}
+    short = _short_delays(group_delays, deadline)
     if act:
         yield Report("drain", f"{len(to_drain) - len(failures)} instance(s) set DRAINING; {len(targets)} target(s) deregistering")
     affected_services = {
@@ -316,10 +343,11 @@ def drain(
         return DrainResult(
             cluster,
             tuple(
-                Action("drain", iid, "not_found", notes[iid]) if iid in missing else Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), delays))
+                Action("drain", iid, "not_found", notes[iid]) if iid in missing else Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), short))
                 for iid in ids
             ),
             tuple(sorted(service_groups)),
+            group_delays,
         )
 
     # The hook's timeout runs from the action's start, not ours (a queued or retried event
@@ -357,11 +385,11 @@ def drain(
             actions.append(Action("drain", iid, "not_found", notes[iid]))
         elif iid in pending:
             what = left.get(iid, {})
-            actions.append(Action("drain", iid, "timed_out", _join(f"deadline passed with {_describe(what)} left", notes.get(iid), delays), what))
+            actions.append(Action("drain", iid, "timed_out", _join(f"deadline passed with {_describe(what)} left", notes.get(iid), short), what))
         else:
             verified = f"instance terminated after {done_at[iid] - start:.0f} s" if iid in terminated else f"drained in {done_at[iid] - start:.0f} s"
-            actions.append(Action("drain", iid, "drained", _join(verified, notes.get(iid), delays)))
-    return DrainResult(cluster, tuple(actions), tuple(sorted(service_groups)))
+            actions.append(Action("drain", iid, "drained", _join(verified, notes.get(iid), short)))
+    return DrainResult(cluster, tuple(actions), tuple(sorted(service_groups)), group_delays)
 
 
 def waiting_report(total: int, pending: Mapping[str, Mapping[str, Any]]) -> Report:
@@ -429,11 +457,32 @@ def _targets_from(
     return found
 
 
-def _short_delays(groups: Sequence[str], answers: Sequence[Any], deadline: float) -> list[str]:
-    notes = []
+def _has_addresses(health: Sequence[Any]) -> bool:
+    """Whether DescribeTargetHealth answers hold an IP address target (a group of type ``ip``)."""
+    for answer in health:
+        for desc in (answer or {}).get("TargetHealthDescriptions", ()):
+            try:
+                ipaddress.ip_address(desc.get("Target", {}).get("Id", ""))
+            except ValueError:
+                continue
+            return True
+    return False
+
+
+def _delay_seconds(groups: Sequence[str], answers: Sequence[Any]) -> dict[str, int]:
+    """Group ARN → deregistration delay, from DescribeTargetGroupAttributes answers (a group
+    that is gone has none)."""
+    out = {}
     for arn, answer in zip(groups, answers, strict=True):
-        attributes = {a["Key"]: a["Value"] for a in (answer or {}).get("Attributes", ())}
-        delay = int(attributes.get("deregistration_delay.timeout_seconds", 300))
+        if answer is not None:
+            attributes = {a["Key"]: a["Value"] for a in answer.get("Attributes", ())}
+            out[arn] = int(attributes.get("deregistration_delay.timeout_seconds", 300))
+    return out
+
+
+def _short_delays(delays: Mapping[str, int], deadline: float) -> list[str]:
+    notes = []
+    for arn, delay in sorted(delays.items()):
         if delay > deadline:
             name = arn.split(":targetgroup/")[-1].split("/")[0]
             notes.append(f"target group {name} deregistration delay {delay} s exceeds the {deadline:.0f} s deadline")
@@ -604,7 +653,17 @@ def _join(*parts: Any) -> str:
 
 
 def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
-    """``drain`` with the cluster's recorded settings (target groups, deadline) and per-instance leases.
+    """``drain`` with the cluster's recorded settings (target groups and their cached delays,
+    deadline) and per-instance leases.
+
+    What the drain lease guards: not DRAINING or the deregistration (a second one is harmless,
+    so the interruption handler drains without it), and not a lifecycle completion (this drain
+    completes none; the interruption handler's event claim makes that happen once). It keeps a
+    refresh rollback (``refresh``'s ``reactivate``, which takes the same lease) from setting the
+    instance ACTIVE again while a person drains it, and that rollback from being undone halfway:
+    so it is taken before the DRAINING round, and an instance whose lease another owner holds is
+    left alone (``skipped``). It costs one TransactWriteItems per 100 instances to take and one to
+    give back (:func:`ecsspot.store.conditional_writes`).
 
     The leases are given back on every exit path, Ctrl-C included (the driver serves the
     ``finally`` block's calls before the interruption propagates), all in one round. A cluster
@@ -619,7 +678,7 @@ def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: floa
 
 
 def _drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: float | None, wait: bool, owner: str) -> Workflow[DrainResult]:
-    spec, cached_groups = yield from store.load_cluster(cluster)
+    spec, cache = yield from store.load_cluster_cache(cluster)
     ids = list(dict.fromkeys(instance_ids))
     seconds = float(deadline if deadline is not None else (spec.drain.deadline_seconds if spec else 110))
     if spec is None:
@@ -630,9 +689,12 @@ def _drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: flo
     skipped = [Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in ids if i not in leased]
     names = [f"drain#{iid}" for iid in leased]
     try:
-        result = yield from drain(cluster, leased, deadline=seconds, wait=wait, target_groups=(*spec.target_groups, *cached_groups))
-        if set(result.service_target_groups) - set(cached_groups):
-            yield from store.remember_target_groups(spec.table_name, result.service_target_groups, now=now)
+        result = yield from drain(
+            cluster, leased, deadline=seconds, wait=wait, target_groups=(*spec.target_groups, *cache.groups), delays=cache.delays_at(now)
+        )
+        if cache.outdated(result.service_target_groups, result.deregistration_delays, now=now):
+            document = cache.merged(result.service_target_groups, result.deregistration_delays, now=now)
+            yield store.remember_cache_call(spec.table_name, document, now=now)
     except GeneratorExit:
         raise  # closed without being driven on (the process is going away): the leases expire
     except BaseException:

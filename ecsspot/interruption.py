@@ -42,7 +42,7 @@ from ecsspot.aws.calls import (
 )
 from ecsspot.drain import Action, drain
 from ecsspot.errors import EcsspotError
-from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
+from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, table_name
 from ecsspot.state import CLUSTER_TAG
 
 #: The tag Auto Scaling puts on every instance it launches.
@@ -216,7 +216,7 @@ def handle_event(
     actions, work, malformed = triage(decided)
     failed: list[tuple[events.Record, float]] = []
     if work:
-        clusters = yield from _clusters_of([w.instance_id for w in work], default_cluster)
+        clusters, preread = yield from _clusters_of([w.instance_id for w in work], default_cluster)
         by_cluster: dict[str, list[_Work]] = {}
         for w in work:
             cluster, _ = clusters.get(w.instance_id, (None, None))
@@ -226,7 +226,8 @@ def handle_event(
                 by_cluster.setdefault(cluster, []).append(w)
         for cluster, items in sorted(by_cluster.items()):
             groups = {w.index: clusters[w.instance_id][1] for w in items}
-            outcomes = yield from _isolated(cluster, items, groups, owner=owner, start=start, remaining_seconds=remaining_seconds)
+            settings = preread if cluster == default_cluster else None
+            outcomes = yield from _isolated(cluster, items, groups, owner=owner, start=start, remaining_seconds=remaining_seconds, settings=settings)
             for w in items:
                 outcome = outcomes[w.index]
                 actions += outcome.actions
@@ -236,35 +237,58 @@ def handle_event(
 
 
 def _isolated(
-    cluster: str, items: list[_Work], groups: Mapping[int, str | None], *, owner: str, start: float, remaining_seconds: float | None
+    cluster: str,
+    items: list[_Work],
+    groups: Mapping[int, str | None],
+    *,
+    owner: str,
+    start: float,
+    remaining_seconds: float | None,
+    settings: Sequence[Any] | None = None,
 ) -> Workflow[dict[int, _Outcome]]:
     """Handle a cluster's works together; when that fails, each on its own, so that one record
-    AWS refuses (a foreign instance, a revoked token) never sends the others back to the queue."""
+    AWS refuses (a foreign instance, a revoked token) never sends the others back to the queue.
+    ``settings``: the answers to :func:`ecsspot.store.cluster_read_calls`, when already read."""
     try:
-        return (yield from _handle_cluster(cluster, items, groups, owner=owner, start=start, remaining_seconds=remaining_seconds))
+        return (yield from _handle_cluster(cluster, items, groups, owner=owner, start=start, remaining_seconds=remaining_seconds, settings=settings))
     except EcsspotError as exc:
         if len(items) == 1:
             w = items[0]
             return {w.index: _Outcome((Action(w.decision.kind, w.instance_id, "failed", str(exc)),), retry_delay(w.record.receive_count))}
     outcomes: dict[int, _Outcome] = {}
     for w in items:
-        outcomes.update((yield from _isolated(cluster, [w], groups, owner=owner, start=start, remaining_seconds=remaining_seconds)))
+        outcomes.update((yield from _isolated(cluster, [w], groups, owner=owner, start=start, remaining_seconds=remaining_seconds, settings=settings)))
     return outcomes
 
 
-def _clusters_of(instance_ids: Sequence[str], default_cluster: str | None) -> Workflow[dict[str, tuple[str | None, str | None]]]:
+def _clusters_of(
+    instance_ids: Sequence[str], default_cluster: str | None
+) -> Workflow[tuple[dict[str, tuple[str | None, str | None]], Sequence[Any] | None]]:
     """Each instance's cluster (its tag, else the default) and Auto Scaling group (its
-    ``aws:autoscaling:groupName`` tag); a filter, not InstanceIds, so unknown ids don't fail the call."""
+    ``aws:autoscaling:groupName`` tag); a filter, not InstanceIds, so unknown ids don't fail the call.
+
+    The default cluster's settings and group cache are read in the same round (the deployed
+    Lambda has one, and its instances are almost always that cluster's): the answers to
+    :func:`ecsspot.store.cluster_read_calls`, or None when there is no default or they failed
+    (then the cluster's handling reads them again, where a failure fails only its records).
+    """
     # EC2 takes at most 200 values in one filter; an SQS batch may hold more records than that.
-    answers = yield tuple(
+    describes = [
         paginate("ec2", "describe_instances", Filters=[{"Name": "instance-id", "Values": batch}]) for batch in chunks(sorted(set(instance_ids)), 200)
-    )
+    ]
+    reads = store.cluster_read_calls(table_name(default_cluster)) if default_cluster else ()
+    outcomes = yield settle([*describes, *reads])
+    error = next((a for a in outcomes[: len(describes)] if failed(a)), None)
+    if error is not None:
+        raise error
+    answers = outcomes[: len(describes)]
+    preread = None if any(failed(a) for a in outcomes[len(describes) :]) or not reads else outcomes[len(describes) :]
     found: dict[str, tuple[str | None, str | None]] = {}
     for reservation in (r for a in answers for r in a.get("Reservations", ())):
         for inst in reservation.get("Instances", ()):
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags", ())}
             found[inst["InstanceId"]] = (tags.get(CLUSTER_TAG) or default_cluster, tags.get(GROUP_TAG))
-    return {iid: found.get(iid, (default_cluster, None)) for iid in instance_ids}
+    return {iid: found.get(iid, (default_cluster, None)) for iid in instance_ids}, preread
 
 
 def foreign(spec: ClusterSpec, work: _Work, group: str | None) -> str | None:
@@ -280,9 +304,16 @@ def foreign(spec: ClusterSpec, work: _Work, group: str | None) -> str | None:
 
 
 def _handle_cluster(
-    cluster: str, items: list[_Work], groups: Mapping[int, str | None], *, owner: str, start: float, remaining_seconds: float | None
+    cluster: str,
+    items: list[_Work],
+    groups: Mapping[int, str | None],
+    *,
+    owner: str,
+    start: float,
+    remaining_seconds: float | None,
+    settings: Sequence[Any] | None = None,
 ) -> Workflow[dict[int, _Outcome]]:
-    spec, cached_groups = yield from store.load_cluster(cluster)
+    spec, cache = store.cluster_from(settings) if settings is not None else (yield from store.load_cluster_cache(cluster))
     if spec is None:
         why = f"cluster {cluster} has no ecsspot state table (not managed by ecsspot)"
         return {w.index: _Outcome((Action("ignore", w.instance_id, "ignored", why),)) for w in items}
@@ -325,7 +356,7 @@ def _handle_cluster(
     if not fresh:
         return outcomes
     try:
-        outcomes.update((yield from _act(spec, cluster, fresh, deadlines, cached_groups, owner=owner)))
+        outcomes.update((yield from _act(spec, cluster, fresh, deadlines, cache, owner=owner, start=start)))
     except GeneratorExit:
         raise  # the process is going away: the claims expire, or a redelivery takes them over
     except BaseException:
@@ -337,7 +368,7 @@ def _handle_cluster(
 
 
 def _act(
-    spec: ClusterSpec, cluster: str, fresh: list[_Work], deadlines: Mapping[int, float], cached_groups: Sequence[str], *, owner: str
+    spec: ClusterSpec, cluster: str, fresh: list[_Work], deadlines: Mapping[int, float], cache: store.GroupCache, *, owner: str, start: float
 ) -> Workflow[dict[int, _Outcome]]:
     """Drain the claimed works' instances, complete their lifecycle actions, record the events."""
     table = spec.table_name
@@ -374,13 +405,14 @@ def _act(
         sorted(per_instance),
         deadline=max(per_instance.values()),
         deadlines=per_instance,
-        target_groups=(*spec.target_groups, *cached_groups),
+        target_groups=(*spec.target_groups, *cache.groups),
+        delays=cache.delays_at(start),
         heartbeat=heartbeats,
         heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
         heartbeat_since=_actions_began(fresh),
     )
     drained = {a.instance_id or "": a for a in result.actions}
-    remember = set(result.service_target_groups) - set(cached_groups)
+    remember = cache.outdated(result.service_target_groups, result.deregistration_delays, now=start)
 
     completions: list[tuple[_Work, str, Call]] = []
     for w in fresh:
@@ -437,7 +469,7 @@ def _act(
     bookkeeping = [store.finish_event_call(table, key, now=now) for key in finished]
     bookkeeping += [store.release_event_call(table, key, owner) for key in unfinished]
     if remember:
-        bookkeeping.append(store.put_document_call(table, "cluster", "target_groups", {"service_target_groups": sorted(result.service_target_groups)}, now=now))
+        bookkeeping.append(store.remember_cache_call(table, cache.merged(result.service_target_groups, result.deregistration_delays, now=start), now=now))
     answers = yield settle(bookkeeping)  # one round, however large the batch
     # An event whose "done" could not be written is not reported done: its record comes back
     # (redoing a finished drain is cheap), and our claim is let go so the retry can take it.

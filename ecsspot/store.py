@@ -391,23 +391,85 @@ def settings_item(text: str, *, now: float) -> dict[str, Any]:
     return {**SETTINGS_KEY, "spec": {"S": text}, "updated_at": {"N": str(int(now))}}
 
 
+#: Cached deregistration delays older than this are read again: a group's delay can be changed
+#: at any time, and the drain only uses it to say when a delay cannot fit the deadline.
+DELAYS_MAX_AGE = 3600.0
+
+
+@attrs.frozen
+class GroupCache:
+    """What drains remember of the cluster's target groups, so the next one skips the lookups:
+    the services' groups (deregistered in the first rounds) and the groups' deregistration delays."""
+
+    groups: tuple[str, ...] = ()
+    delays: Mapping[str, int] = attrs.field(factory=dict, hash=False)
+    #: When it was written (epoch seconds).
+    updated_at: float = 0.0
+
+    def delays_at(self, now: float) -> dict[str, int]:
+        """The delays still fresh at ``now`` (none when older than :data:`DELAYS_MAX_AGE`)."""
+        return dict(self.delays) if now - self.updated_at <= DELAYS_MAX_AGE else {}
+
+    def outdated(self, groups: Sequence[str], delays: Mapping[str, int], *, now: float) -> bool:
+        """Whether a drain that found ``groups`` and ``delays`` has something new to write."""
+        fresh = self.delays_at(now)
+        return bool(set(groups) - set(self.groups)) or any(fresh.get(g) != d for g, d in delays.items())
+
+    def merged(self, groups: Sequence[str], delays: Mapping[str, int], *, now: float) -> dict[str, Any]:
+        """The document to write: the groups found, with the fresh delays known and those read."""
+        return {"service_target_groups": sorted(groups), "deregistration_delays": dict(sorted({**self.delays_at(now), **delays}.items()))}
+
+
+def _cache_from(answer: Mapping[str, Any] | None) -> GroupCache:
+    item = (answer or {}).get("Item")
+    if not item or "doc" not in item:
+        return GroupCache()
+    doc = json.loads(item["doc"]["S"])
+    delays = {str(k): int(v) for k, v in doc.get("deregistration_delays", {}).items()}
+    return GroupCache(tuple(doc.get("service_target_groups", [])), delays, float(item.get("updated_at", {}).get("N", "0")))
+
+
+def remember_cache_call(table: str, document: Mapping[str, Any], *, now: float) -> Call:
+    """Writing the :class:`GroupCache` document (see :meth:`GroupCache.merged`), as a call to batch."""
+    return put_document_call(table, "cluster", "target_groups", document, now=now)
+
+
+def cluster_read_calls(table: str) -> tuple[Call, Call]:
+    """The reads of the recorded spec and the :class:`GroupCache`, to send in a batch with other
+    calls (see :func:`cluster_from`)."""
+    return settings_lookup(table), lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups"))
+
+
+def cluster_from(answers: Sequence[Any]) -> tuple[ClusterSpec | None, GroupCache]:
+    """The spec (None: none recorded) and the :class:`GroupCache` in the answers to :func:`cluster_read_calls`."""
+    settings, cached = answers
+    text = settings_from(settings)
+    if text is None:
+        return None, GroupCache()
+    return load_spec(json.loads(text)), _cache_from(cached)
+
+
+def read_cluster_cache(table: str) -> Workflow[tuple[str | None, GroupCache]]:
+    """The recorded spec (JSON text) and the :class:`GroupCache`, in one round."""
+    settings, cached = yield cluster_read_calls(table)
+    return settings_from(settings), _cache_from(cached)
+
+
 def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
     """The recorded spec (JSON text) and the cached service target groups, in one round."""
-    settings, cached = yield (
-        settings_lookup(table),
-        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups")),
-    )
-    item = (cached or {}).get("Item")
-    groups = json.loads(item["doc"]["S"]).get("service_target_groups", []) if item and "doc" in item else []
-    return settings_from(settings), groups
+    text, cache = yield from read_cluster_cache(table)
+    return text, list(cache.groups)
+
+
+def load_cluster_cache(cluster: str) -> Workflow[tuple[ClusterSpec | None, GroupCache]]:
+    """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and the :class:`GroupCache`."""
+    return cluster_from((yield cluster_read_calls(table_name(cluster))))
 
 
 def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:
     """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and cached target groups."""
-    text, groups = yield from read_cluster(table_name(cluster))
-    if text is None:
-        return None, []
-    return load_spec(json.loads(text)), groups
+    spec, cache = yield from load_cluster_cache(cluster)
+    return spec, list(cache.groups)
 
 
 def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:

@@ -39,7 +39,7 @@ def botocore_session(profile: str | None = None) -> Session:
 
 
 #: Connections per client: a batch's calls to one service go out together (driver.MAX_CONCURRENCY).
-POOL_CONNECTIONS = 64
+POOL_CONNECTIONS = 128
 
 
 def default_config() -> Config:

@@ -21,8 +21,10 @@ from ecsspot.aws.stepper import batch_calls, drive
 from ecsspot.clock import Clock, SystemClock
 from ecsspot.errors import EcsspotError
 
-#: Threads for one batch at most; botocore's connection pool is sized to match (clients.py).
-MAX_CONCURRENCY = 64
+#: Threads for one batch at most; botocore's connection pool is sized to match (clients.py). The
+#: largest round of a drain of 1,000 instances is 100 UpdateContainerInstancesState (10 each)
+#: plus one DeregisterTargets per group and 200 targets: it goes out in one wave, not two.
+MAX_CONCURRENCY = 128
 
 T = TypeVar("T")
 

@@ -297,3 +297,67 @@ def test_the_drain_reports_what_it_waits_for_at_every_look() -> None:
     assert {(r.done, r.total) for r in waits} == {(0, 2)}
     assert waits[0].message.startswith("0/2 instance(s) drained; waiting for i-0000000000000000a and 1 more: 2 task(s) (2 RUNNING); ")
     assert "targets web:32768 (draining)" in waits[0].message
+
+
+@pytest.mark.parametrize("n", [1, 60, 100, 1000])
+def test_the_no_wait_start_costs_n_over_10_plus_a_constant_with_the_groups_known(n: int) -> None:
+    """Issue 12 goals 2-3: with the groups and their delays known (spec or the state table's
+    cache) and no ip target among them, starting a drain lists no task and reads no group
+    attribute: N/10 UpdateContainerInstancesState, N/50 ListContainerInstances, N/100
+    DescribeContainerInstances, N/200 DeregisterTargets per group and one call per group or per
+    service page, in 3 rounds."""
+    fake = Fake()
+    ids = [f"i-{k:017x}" for k in range(n)]
+    for iid in ids:
+        fake.add(iid)
+    result = fake.run(drain("c", ids, deadline=100, wait=False, target_groups=(TG,), delays={TG: 30}))
+    assert {a.status for a in result.actions} == {"draining"}
+    assert all(t["TargetHealth"]["State"] == "draining" for t in fake.targets)
+    ceil = lambda size: -(-n // size)  # noqa: E731
+    assert sorted(fake.calls) == sorted(
+        ["update_container_instances_state"] * ceil(10)
+        + ["list_container_instances"] * ceil(50)
+        + ["describe_container_instances"] * ceil(100)
+        + ["deregister_targets"] * ceil(200)
+        + ["list_services", "describe_services", "describe_target_health"]
+    )
+    assert "list_tasks" not in fake.calls and "describe_target_group_attributes" not in fake.calls
+    assert fake.rounds == 3
+    assert result.deregistration_delays == {TG: 30}
+
+
+def test_without_cached_delays_they_are_read_after_the_deregistration() -> None:
+    fake = Fake(delay=300)
+    fake.add("i-0000000000000000a")
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=100, wait=False, target_groups=(TG,)))
+    assert fake.first_round["describe_target_group_attributes"] == 4 and fake.rounds == 4
+    assert result.deregistration_delays == {TG: 300}
+    assert "deregistration delay 300 s exceeds the 100 s deadline" in result.actions[0].reason
+
+
+def test_tasks_not_listed_at_the_start_are_listed_at_the_first_look() -> None:
+    """The wait path still judges "drained" task by task: the tasks skipped before DRAINING are
+    listed by the first look of the verification, after the DRAINING round."""
+    fake = Fake(delay=300)
+    fake.add("i-0000000000000000a", running=2)
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=20, target_groups=(TG,), delays={TG: 300}))
+    assert fake.first_round["list_tasks"] > fake.first_round["update_container_instances_state"]
+    assert result.actions[0].status == "timed_out" and result.actions[0].left["tasks"] == 2
+
+
+def test_ip_targets_of_a_group_found_through_the_services_are_deregistered() -> None:
+    """A stale cache: the known group holds instance targets, the services bring an ip group.
+    Its tasks are listed beside its targets (round 3) and its addresses deregistered."""
+    ip_group = TG.replace("/web/", "/api/")
+    fake = Fake()
+    fake.add("i-0000000000000000a")
+    fake.instances["i-0000000000000000a"]["ip"] = "10.0.0."
+    ip_targets = [{"Target": {"Id": "10.0.0.0", "Port": 8080}, "TargetHealth": {"State": "healthy"}}]
+    fake.service["loadBalancers"] = [{"targetGroupArn": TG}, {"targetGroupArn": ip_group}]
+    instance_targets = fake.targets
+    fake.extra["describe_target_health"] = lambda c: {"TargetHealthDescriptions": ip_targets if c.params["TargetGroupArn"] == ip_group else instance_targets}
+    dereg: list[str] = []
+    fake.extra["deregister_targets"] = lambda c: dereg.extend(t["Id"] for t in c.params["Targets"]) or {}
+    fake.run(drain("c", ["i-0000000000000000a"], deadline=100, wait=False, target_groups=(TG,), delays={TG: 30, ip_group: 30}))
+    assert fake.first_round["list_tasks"] == 3
+    assert sorted(dereg) == ["10.0.0.0", "i-0000000000000000a"]

@@ -1,0 +1,88 @@
+"""Issue 12 goal 2: what ``ecsspot drain --no-wait`` costs through ``drain_instances`` (settings,
+leases, the group cache), counted on the calls it yields, and the cache of the groups' delays."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from ecsspot import load_spec, store
+from ecsspot.aws.calls import Call
+from ecsspot.drain import drain_instances
+from ecsspot.plan import desired_settings
+from ecsspot.testing import ScriptedDriver
+from tests.conftest import example_spec_dict
+from tests.unit.test_drain import TG, Fake
+
+NOW = 1_700_000_000.0
+
+
+def _driver(fake: Fake, cache: dict[str, Any] | None, written: list[dict[str, Any]]) -> ScriptedDriver:
+    spec = load_spec(example_spec_dict())
+
+    def answer(c: Call) -> Any:
+        if c.service != "dynamodb":
+            return fake.answer(c)
+        if c.operation == "get_item":
+            if c.params["Key"]["sk"]["S"] == "settings":
+                return {"Item": {"spec": {"S": desired_settings(spec)}}}
+            if cache is None:
+                return {}
+            return {"Item": {"doc": {"S": json.dumps(cache)}, "updated_at": {"N": str(NOW - 60)}}}
+        if c.operation == "put_item" and "doc" in c.params["Item"]:
+            written.append(json.loads(c.params["Item"]["doc"]["S"]))
+        return {}
+
+    return ScriptedDriver(answer)
+
+
+@pytest.mark.parametrize("n", [60, 100])
+def test_the_cli_no_wait_start_with_a_warm_cache(n: int) -> None:
+    """Settings and cache (one round), the leases (one transaction per 100), the drain's three
+    rounds, the leases given back (one transaction): no ListTasks, no group attributes, no cache
+    write. The figures against the issue's goals (≤ 14 at 60, ≤ 18 at 100) are in benchmarks/."""
+    fake = Fake()
+    ids = [f"i-{k:017x}" for k in range(n)]
+    for iid in ids:
+        fake.add(iid)
+    written: list[dict[str, Any]] = []
+    driver = _driver(fake, {"service_target_groups": [TG], "deregistration_delays": {TG: 30}}, written)
+    result = driver.run(drain_instances("demo-api", ids, deadline=None, wait=False, owner="me"))
+    assert {a.status for a in result.actions} == {"draining"}
+    ops = driver.operations()
+    assert "list_tasks" not in ops and "describe_target_group_attributes" not in ops and not written
+    assert ops.count("transact_write_items") == 2 and ops.count("get_item") == 2
+    assert len(ops) == 2 + 2 + -(-n // 10) + -(-n // 50) + -(-n // 100) + 4  # + services (2), the group (2)
+    assert len(driver.rounds) == 1 + 1 + 3 + 1
+
+
+def test_a_cold_cache_is_written_with_the_delays_and_then_used() -> None:
+    fake = Fake(delay=45)
+    fake.add("i-0000000000000000a")
+    fake.add("i-0000000000000000b")
+    written: list[dict[str, Any]] = []
+    first = _driver(fake, None, written)
+    first.run(drain_instances("demo-api", ["i-0000000000000000a"], deadline=None, wait=False, owner="me"))
+    assert "describe_target_group_attributes" in first.operations()
+    assert written == [{"service_target_groups": [TG], "deregistration_delays": {TG: 45}}]
+    second = _driver(fake, written[0], written)
+    second.run(drain_instances("demo-api", ["i-0000000000000000b"], deadline=None, wait=False, owner="me"))
+    assert "describe_target_group_attributes" not in second.operations() and len(written) == 1
+
+
+def test_cached_delays_age_out() -> None:
+    cache = store.GroupCache((TG,), {TG: 30}, updated_at=NOW)
+    assert cache.delays_at(NOW + store.DELAYS_MAX_AGE) == {TG: 30}
+    assert cache.delays_at(NOW + store.DELAYS_MAX_AGE + 1) == {}
+    assert not cache.outdated([TG], {TG: 30}, now=NOW + 10)
+    assert cache.outdated([TG], {TG: 60}, now=NOW + 10)  # the delay was changed
+    assert cache.outdated([TG, TG + "2"], {TG: 30}, now=NOW + 10)  # a service brought a new group
+    assert cache.outdated([TG], {TG: 30}, now=NOW + store.DELAYS_MAX_AGE + 1)  # read again: write the new stamp
+
+
+def test_a_cache_written_before_delays_were_cached_still_reads() -> None:
+    """Tables written by an earlier release hold only the groups."""
+    answer = {"Item": {"doc": {"S": json.dumps({"service_target_groups": [TG]})}, "updated_at": {"N": "1"}}}
+    assert store._cache_from(answer) == store.GroupCache((TG,), {}, 1.0)
