@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ecsspot import ami, progress, store
-from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call
+from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call, paginate
 from ecsspot.errors import ConflictError, DeadlineError, InputError, SpecError
 from ecsspot.lint import lint
 from ecsspot.observe import network_calls, network_problems, observe
@@ -32,7 +32,7 @@ from ecsspot.plan import (
     plan,
 )
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, Pool, validate
-from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed
+from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed, asg_from
 from ecsspot.store import TTL_ATTRIBUTE, settings_item
 from ecsspot.teardown import check_deleted
 
@@ -52,17 +52,29 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     yield Report("plan", f"reading the AMI, the network and the state of cluster {spec.cluster}")
     read = ami.read(spec.instances.ami)
     network = network_calls(spec)
-    reads = (store.settings_lookup(spec.table_name), store.get_document_call(spec.table_name, *progress.STORED_AT))
-    answers = list((yield (*((read,) if read else ()), *network, *reads)))
+    # The recorded settings, the last refresh and the drains' target-group cache: one BatchGetItem.
+    keys = (store.SETTINGS_AT, progress.STORED_AT, store.TARGET_GROUPS_AT)
+    answers = list((yield (*((read,) if read else ()), *network, store.get_items_call(spec.table_name, keys))))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
     if problems:
         # Checked before anything is created: a bad subnet must not leave apply half done.
         raise SpecError(problems)
-    settings = store.settings_from(answers[len(network)])
-    refreshed = _refreshed(answers[len(network) + 1])
-    observed = yield from observe(spec)
+    items = yield from store.items_of(spec.table_name, keys, answers[len(network)])
+    settings = store.settings_from(items[store.SETTINGS_AT])
+    refreshed = _refreshed(items[progress.STORED_AT])
+    cache = _cached_delays(items[store.TARGET_GROUPS_AT])
+    observed = yield from observe(spec, cached_delays=cache)
     return plan(spec, observed, image_id, lint(spec, observed), settings, refreshed), observed
+
+
+def _cached_delays(answer: Mapping[str, Any] | None) -> dict[str, store.CachedDelay]:
+    """The drains' cached deregistration delays; none when the record is unreadable (a shortcut
+    only: lint then reads the groups from ELB)."""
+    try:
+        return store.cached_delays(store.document_of(answer))
+    except (ValueError, TypeError, KeyError):
+        return {}
 
 
 def _refreshed(answer: Mapping[str, Any] | None) -> Refreshed | None:
@@ -216,7 +228,11 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
         yield Report("apply", f"retiring {len(retiring)} Auto Scaling group(s): their instances are drained first")
         from ecsspot.teardown import retire_groups
 
-        yield from retire_groups(spec.cluster, [observed.asgs[n] for n in retiring], deadline_seconds=deadline_seconds)
+        # Plan described the groups without instances; retiring them needs their instances now.
+        answer = yield paginate("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=retiring)
+        hooks_of = {n: observed.asgs[n].lifecycle_hooks for n in retiring}
+        groups = [asg_from(g, hooks_of.get(g["AutoScalingGroupName"], ())) for g in answer.get("AutoScalingGroups", ())]
+        yield from retire_groups(spec.cluster, groups, deadline_seconds=deadline_seconds)
 
     if changed("settings", spec.table_name):
         now = yield NOW
