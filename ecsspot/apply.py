@@ -53,7 +53,7 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     read = ami.read(spec.instances.ami)
     network = network_calls(spec)
     # The recorded settings, the last refresh and the drains' target-group cache: one BatchGetItem.
-    keys = (store.SETTINGS_AT, progress.STORED_AT, store.TARGET_GROUPS_AT)
+    keys = (SETTINGS_AT, progress.STORED_AT, GROUP_CACHE_AT)
     answers = list((yield (*((read,) if read else ()), *network, store.get_items_call(spec.table_name, keys))))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
@@ -61,19 +61,33 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
         # Checked before anything is created: a bad subnet must not leave apply half done.
         raise SpecError(problems)
     items = yield from store.items_of(spec.table_name, keys, answers[len(network)])
-    settings = store.settings_from(items[store.SETTINGS_AT])
+    settings = store.settings_from(items[SETTINGS_AT])
     refreshed = _refreshed(items[progress.STORED_AT])
-    cache = _cached_delays(items[store.TARGET_GROUPS_AT])
-    observed = yield from observe(spec, cached_delays=cache)
+    now = yield NOW
+    observed = yield from observe(spec, cached_delays=cached_delays(items[GROUP_CACHE_AT], now=now))
     return plan(spec, observed, image_id, lint(spec, observed), settings, refreshed), observed
 
 
-def _cached_delays(answer: Mapping[str, Any] | None) -> dict[str, store.CachedDelay]:
-    """The drains' cached deregistration delays; none when the record is unreadable (a shortcut
-    only: lint then reads the groups from ELB)."""
+#: Where apply records the spec (``store.SETTINGS_KEY``) and where drains cache the services'
+#: target groups and their deregistration delays (``store.remember_target_groups``), as (pk, sk).
+SETTINGS_AT = (store.SETTINGS_KEY["pk"]["S"], store.SETTINGS_KEY["sk"]["S"])
+GROUP_CACHE_AT = ("cluster", "target_groups")
+#: A cache older than this is not used: a group's delay can change at any time, and lint must
+#: judge the delay ELB has now (the drains use the same limit for their own notes).
+CACHED_DELAY_MAX_AGE = 3600.0
+
+
+def cached_delays(answer: Mapping[str, Any] | None, *, now: float) -> dict[str, int]:
+    """The deregistration delays a drain cached (``{"deregistration_delays": {arn: seconds}}`` in
+    the document), if written within :data:`CACHED_DELAY_MAX_AGE`; none from an unreadable record
+    (a shortcut only: lint then reads the groups from ELB)."""
     try:
-        return store.cached_delays(store.document_of(answer))
-    except (ValueError, TypeError, KeyError):
+        document = store.document_of(answer)
+        written = float(((answer or {}).get("Item") or {}).get("updated_at", {}).get("N", "0"))
+        if document is None or not 0 <= now - written <= CACHED_DELAY_MAX_AGE:
+            return {}
+        return {str(arn): int(seconds) for arn, seconds in document.get("deregistration_delays", {}).items()}
+    except (ValueError, TypeError, AttributeError):
         return {}
 
 

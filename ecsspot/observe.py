@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ecsspot.aws.calls import NOW, Call, Workflow, call, chunks, lookup, paginate
+from ecsspot.aws.calls import Call, Workflow, call, chunks, lookup, paginate
 from ecsspot.errors import Problem
 from ecsspot.spec import ClusterSpec
 from ecsspot.state import (
@@ -30,22 +30,16 @@ from ecsspot.state import (
     table_from,
     tags_of,
 )
-from ecsspot.store import CachedDelay
 
 # --- reading workflows ----------------------------------------------------------------------
 
 
-#: A deregistration delay a drain cached is used for this long; older ones are read again, so
-#: lint judges a delay changed since by what ELB says now.
-CACHED_DELAY_MAX_AGE = 3600.0
-
-
-def observe(spec: ClusterSpec, *, services: bool = True, cached_delays: Mapping[str, CachedDelay] | None = None) -> Workflow[Observed]:
+def observe(spec: ClusterSpec, *, services: bool = True, cached_delays: Mapping[str, int] | None = None) -> Workflow[Observed]:
     """Read the cluster's current state: two concurrent rounds (+ services and target groups).
 
     The groups are described without their instances (``IncludeInstances`` false): plan and lint
     judge configuration, so the answer's size does not grow with the cluster. ``cached_delays``:
-    target groups' deregistration delays a drain cached (see :func:`observe_services`).
+    target groups' deregistration delays a drain cached, still fresh (see :func:`observe_services`).
     """
     cluster_name = spec.cluster
     expected_cps = [spec.capacity_provider_name(p) for p in spec.pools]
@@ -163,12 +157,12 @@ def _versions_wanted(template_raw: Mapping[str, Any], groups: Iterable[Mapping[s
 
 
 def observe_services(
-    cluster: str, extra_target_groups: tuple[str, ...] = (), cached_delays: Mapping[str, CachedDelay] | None = None
+    cluster: str, extra_target_groups: tuple[str, ...] = (), cached_delays: Mapping[str, int] | None = None
 ) -> Workflow[tuple[tuple[ServiceState, ...], dict[str, TargetGroupState]]]:
     """The cluster's services (10 per describe) and their target groups' deregistration delays.
 
     ELB reads attributes one target group per call, so a delay a drain cached in the state table
-    within :data:`CACHED_DELAY_MAX_AGE` is used instead (``cached_delays``); the others are read.
+    lately is used instead (``cached_delays``, see ``apply.cached_delays``); the others are read.
     A spec group that is gone is read too (it shows as missing: lint's ES206).
     """
     # AWS lists 10 services a page unless asked for up to 100 (moto lists all in one).
@@ -180,11 +174,9 @@ def observe_services(
         services = [service_from(s) for answer in described for s in answer.get("services", ()) if s.get("status") != "INACTIVE"]
     group_arns = sorted({*extra_target_groups, *(arn for s in services for arn in s.target_group_arns)})
     groups: dict[str, TargetGroupState] = {}
-    now = (yield NOW) if cached_delays else 0.0
     for arn in group_arns:
-        cached = (cached_delays or {}).get(arn)
-        if cached is not None and 0 <= now - cached.at <= CACHED_DELAY_MAX_AGE:
-            groups[arn] = TargetGroupState(arn=arn, name=_group_name(arn), deregistration_delay=cached.seconds, cached_at=cached.at)
+        if arn in (cached_delays or {}):
+            groups[arn] = TargetGroupState(arn=arn, name=_group_name(arn), deregistration_delay=int((cached_delays or {})[arn]))
     to_read = [arn for arn in group_arns if arn not in groups]
     if to_read:
         attrs_answers = yield tuple(

@@ -128,9 +128,6 @@ class TargetGroupState:
     arn: str
     name: str
     deregistration_delay: int
-    #: When a drain read the delay (epoch seconds), if it comes from the state table's cache;
-    #: None when read from ELB for this observation.
-    cached_at: float | None = None
 
 
 @attrs.frozen

@@ -36,9 +36,7 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
     return {"pk": {"S": pk}, "sk": {"S": sk}}
 
 
-#: Where apply records the spec it converged to.
-SETTINGS_AT = ("cluster", "settings")
-SETTINGS_KEY = _key(*SETTINGS_AT)
+SETTINGS_KEY = _key("cluster", "settings")
 
 
 _LOST = ("ConditionalCheckFailedException",)
@@ -439,46 +437,11 @@ def settings_item(text: str, *, now: float) -> dict[str, Any]:
     return {**SETTINGS_KEY, "spec": {"S": text}, "updated_at": {"N": str(int(now))}}
 
 
-#: Where drains cache the services' target groups: a JSON document ``{"service_target_groups":
-#: [arn, ...], "deregistration_delays": {arn: {"seconds": int, "at": epoch seconds}}}``.
-TARGET_GROUPS_AT = ("cluster", "target_groups")
-#: The document's field holding each group's deregistration delay and when it was read.
-DELAYS_FIELD = "deregistration_delays"
-
-
-@attrs.frozen
-class CachedDelay:
-    """A target group's deregistration delay as a drain read it ``at`` (epoch seconds)."""
-
-    seconds: int
-    at: float
-
-
-def delays_entry(seconds: int, *, now: float) -> dict[str, Any]:
-    """One group's entry under :data:`DELAYS_FIELD`, as a writer of the cache stores it."""
-    return {"seconds": int(seconds), "at": round(now, 3)}
-
-
-def cached_delays(document: Mapping[str, Any] | None) -> dict[str, CachedDelay]:
-    """The delays in a :data:`TARGET_GROUPS_AT` document; an entry of another shape is left out
-    (the cache is only a shortcut: its reader then asks ELB)."""
-    out: dict[str, CachedDelay] = {}
-    raw = (document or {}).get(DELAYS_FIELD)
-    if not isinstance(raw, Mapping):
-        return out
-    for arn, entry in raw.items():
-        try:
-            out[str(arn)] = CachedDelay(int(entry["seconds"]), float(entry["at"]))
-        except (KeyError, TypeError, ValueError):
-            continue
-    return out
-
-
 def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
     """The recorded spec (JSON text) and the cached service target groups, in one round."""
     settings, cached = yield (
         settings_lookup(table),
-        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key(*TARGET_GROUPS_AT)),
+        lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups")),
     )
     item = (cached or {}).get("Item")
     groups = json.loads(item["doc"]["S"]).get("service_target_groups", []) if item and "doc" in item else []
@@ -500,7 +463,7 @@ def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
 
 def remember_target_groups(table: str, groups: Sequence[str], *, now: float) -> Workflow[None]:
     """Cache the services' target groups so the next drain deregisters in its first rounds."""
-    yield from put_document(table, *TARGET_GROUPS_AT, {"service_target_groups": sorted(groups)}, now=now)
+    yield from put_document(table, "cluster", "target_groups", {"service_target_groups": sorted(groups)}, now=now)
 
 
 def owner_id() -> str:

@@ -12,13 +12,12 @@ from typing import Any
 import pytest
 
 from ecsspot import load_spec
-from ecsspot.apply import asg_params, plan_cluster
+from ecsspot.apply import CACHED_DELAY_MAX_AGE, asg_params, plan_cluster
 from ecsspot.aws.calls import Call
 from ecsspot.errors import ThrottledError
-from ecsspot.observe import CACHED_DELAY_MAX_AGE
 from ecsspot.plan import Plan
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
-from ecsspot.store import delays_entry, get_items
+from ecsspot.store import get_items
 from ecsspot.testing import ScriptedDriver
 
 NOW = 1_700_000_000.0
@@ -44,10 +43,15 @@ class SteadyCluster:
     """Answers a cluster that apply made: tagged groups, their hooks, a table, S services on the
     first (spot) pool, each with its own target group whose delay is 300 s."""
 
-    def __init__(self, spec: ClusterSpec, services: int, cache: dict[str, Any] | None = None) -> None:
+    def __init__(self, spec: ClusterSpec, services: int, cache: tuple[dict[str, Any], float] | None = None) -> None:
         self.spec = spec
         self.services = [f"arn:aws:ecs:us-east-1:{ACCOUNT}:service/c/svc{n}" for n in range(services)]
         self.cache = cache
+
+    def _cache_item(self) -> dict[str, Any]:
+        assert self.cache is not None
+        document, written = self.cache
+        return {"pk": {"S": "cluster"}, "sk": {"S": "target_groups"}, "doc": {"S": json.dumps(document)}, "updated_at": {"N": f"{written:.3f}"}}
 
     def __call__(self, c: Call) -> Any:
         s, p = self.spec, c.params
@@ -59,12 +63,12 @@ class SteadyCluster:
             case "batch_get_item":
                 items = []
                 if self.cache is not None:
-                    items.append({"pk": {"S": "cluster"}, "sk": {"S": "target_groups"}, "doc": {"S": json.dumps(self.cache)}})
+                    items.append(self._cache_item())
                 return {"Responses": {s.table_name: items}, "UnprocessedKeys": {}}
             case "get_item":  # one record at a time
                 if self.cache is None or p["Key"]["sk"]["S"] != "target_groups":
                     return {}
-                return {"Item": {"pk": {"S": "cluster"}, "sk": {"S": "target_groups"}, "doc": {"S": json.dumps(self.cache)}}}
+                return {"Item": self._cache_item()}
             case "describe_clusters":
                 return {"clusters": [{"clusterName": s.cluster, "clusterArn": f"arn:cluster/{s.cluster}", "status": "ACTIVE", "capacityProviders": []}]}
             case "describe_capacity_providers":
@@ -109,15 +113,16 @@ class SteadyCluster:
         }
 
 
-def _plan(pools: int, services: int, cache: dict[str, Any] | None = None) -> tuple[Plan, ScriptedDriver]:
+def _plan(pools: int, services: int, cache: tuple[dict[str, Any], float] | None = None) -> tuple[Plan, ScriptedDriver]:
     driver = ScriptedDriver(SteadyCluster(_spec(pools), services, cache))
     the_plan, _ = driver.run(plan_cluster(_spec(pools)))
     return the_plan, driver
 
 
-def _cache(services: int, *, age: float) -> dict[str, Any]:
+def _cache(services: int, *, age: float) -> tuple[dict[str, Any], float]:
+    """The document a drain leaves in the state table, and when it was written."""
     groups = [_group_arn(n) for n in range(services)]
-    return {"service_target_groups": groups, "deregistration_delays": {g: delays_entry(300, now=NOW - age) for g in groups}}
+    return {"service_target_groups": groups, "deregistration_delays": dict.fromkeys(groups, 300)}, NOW - age
 
 
 @pytest.mark.parametrize(("pools", "services"), [(1, 0), (3, 2), (20, 12), (20, 25)])
@@ -159,12 +164,15 @@ def test_lint_finds_the_same_with_the_cache_and_without() -> None:
 
 
 def test_a_partial_cache_reads_only_the_groups_it_lacks() -> None:
-    cache = _cache(4, age=60)
-    del cache["deregistration_delays"][_group_arn(1)]
-    cache["deregistration_delays"][_group_arn(2)] = {"seconds": "x"}  # unreadable: asked again
-    _, driver = _plan(3, 4, cache)
+    document, written = _cache(4, age=60)
+    del document["deregistration_delays"][_group_arn(1)]
+    _, driver = _plan(3, 4, (document, written))
     asked = [c.params["TargetGroupArn"] for c in driver.calls if c.operation == "describe_target_group_attributes"]
-    assert asked == [_group_arn(1), _group_arn(2)]
+    assert asked == [_group_arn(1)]
+    # An unreadable cache is no cache.
+    document["deregistration_delays"][_group_arn(2)] = "x"
+    _, driver = _plan(3, 4, (document, written))
+    assert driver.operations().count("describe_target_group_attributes") == 4
 
 
 def test_unprocessed_keys_are_asked_again_then_given_up() -> None:
