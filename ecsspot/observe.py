@@ -163,7 +163,7 @@ def observe_services(
 
     ELB reads attributes one target group per call, so a delay a drain cached in the state table
     lately is used instead (``cached_delays``, see ``apply.cached_delays``); the others are read.
-    A spec group that is gone is read too (it shows as missing: lint's ES206).
+    The spec's ``target_groups`` are always read, so one that is gone shows (lint's ES206).
     """
     # AWS lists 10 services a page unless asked for up to 100 (moto lists all in one).
     listed = yield paginate("ecs", "list_services", cluster=cluster, maxResults=100)
@@ -175,7 +175,8 @@ def observe_services(
     group_arns = sorted({*extra_target_groups, *(arn for s in services for arn in s.target_group_arns)})
     groups: dict[str, TargetGroupState] = {}
     for arn in group_arns:
-        if arn in (cached_delays or {}):
+        # The spec's own groups are always read: lint says when one is gone (ES206).
+        if arn in (cached_delays or {}) and arn not in extra_target_groups:
             groups[arn] = TargetGroupState(arn=arn, name=_group_name(arn), deregistration_delay=int((cached_delays or {})[arn]))
     to_read = [arn for arn in group_arns if arn not in groups]
     if to_read:

@@ -16,9 +16,9 @@ from ecsspot.apply import CACHED_DELAY_MAX_AGE, asg_params, plan_cluster
 from ecsspot.aws.calls import Call
 from ecsspot.errors import ThrottledError
 from ecsspot.plan import Plan
-from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
+from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, dump_spec
 from ecsspot.store import get_items
-from ecsspot.testing import ScriptedDriver
+from ecsspot.testing import ScriptedDriver, aws_error
 
 NOW = 1_700_000_000.0
 ACCOUNT = "123456789012"
@@ -215,3 +215,21 @@ def test_a_spec_group_without_the_tag_is_described_by_name_once() -> None:
     assert {c.action for c in groups.values()} == {"update"}
     assert driver.operations().count("describe_auto_scaling_groups") == 2
     assert driver.operations().count("describe_lifecycle_hooks") == 3
+
+
+def test_the_spec_target_groups_are_read_even_when_cached() -> None:
+    """A spec target group deleted since the last drain still shows as gone (ES206)."""
+    gone = _group_arn(7)
+    s = load_spec({**dump_spec(_spec(1)), "target_groups": [gone]})
+    document, written = _cache(8, age=60)
+
+    class Gone(SteadyCluster):
+        def __call__(self, c: Call) -> Any:
+            if c.operation == "describe_target_group_attributes":
+                return aws_error(c, "TargetGroupNotFound")
+            return super().__call__(c)
+
+    driver = ScriptedDriver(Gone(s, 0, (document, written)))
+    the_plan, _ = driver.run(plan_cluster(s))
+    assert [c.params["TargetGroupArn"] for c in driver.calls if c.operation == "describe_target_group_attributes"] == [gone]
+    assert [w.path for w in the_plan.warnings if w.code == "ES206"] == [f"target_group:{gone}"]
