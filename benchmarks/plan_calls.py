@@ -31,9 +31,11 @@ SERVICES = 12
 
 def build() -> dict[str, Any]:
     ec2 = boto3.client("ec2")
+    # The default subnets (/20) hold 4,091 addresses: 5,000 instances need larger ones.
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     by_az: dict[str, str] = {}
-    for s in ec2.describe_subnets()["Subnets"]:
-        by_az.setdefault(s["AvailabilityZone"], s["SubnetId"])
+    for n, az in enumerate(("us-east-1a", "us-east-1b", "us-east-1c")):
+        by_az[az] = ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n * 64}.0/18", AvailabilityZone=az)["Subnet"]["SubnetId"]
     pools = [
         {
             "name": f"p{i:02d}",
@@ -89,7 +91,7 @@ def run(per_pool: int) -> dict[str, Any]:
             asg.set_desired_capacity(AutoScalingGroupName=spec.asg_name(pool), DesiredCapacity=per_pool)
         ecs = boto3.client("ecs")
         elb = boto3.client("elbv2")
-        vpc = boto3.client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
+        vpc = boto3.client("ec2").describe_subnets(SubnetIds=[spec.network.subnets[0]])["Subnets"][0]["VpcId"]
         ecs.register_task_definition(family="web", containerDefinitions=[{"name": "web", "image": "nginx", "memory": 256, "portMappings": [{"containerPort": 80, "hostPort": 0}]}])
         groups = []
         for n in range(SERVICES):
@@ -113,7 +115,10 @@ def run(per_pool: int) -> dict[str, Any]:
 
 def main() -> None:
     sizes = [PER_POOL * k for k in (1, 5)]  # 1,000 and 5,000 instances
-    results = [run(n) for n in sizes]
+    results = []
+    for n in sizes:
+        results.append(run(n))
+        print(json.dumps(results[-1]), flush=True)
     # What a describe-per-instance tool makes for the same picture: one DescribeInstances, one
     # DescribeAutoScalingInstances per instance, plus a describe per group, provider and service.
     naive = POOLS * PER_POOL * 2 + POOLS * 3 + SERVICES * 2 + 4
