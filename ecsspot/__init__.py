@@ -1,6 +1,7 @@
 """ecsspot: Amazon ECS on spot capacity without dropped requests.
 
-Light on import: the Lambda handlers import submodules directly, never this package's extras.
+Light on import: the public names below are loaded on first use (see ``_HOME``), so importing
+a submodule (the Lambda's ``ecsspot.handlers``) costs only that submodule.
 """
 
 from __future__ import annotations
@@ -9,21 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from ecsspot.errors import EcsspotError, SpecError
-from ecsspot.spec import (
-    ClusterSpec,
-    Instances,
-    InstanceType,
-    Network,
-    Pool,
-    StrategyItem,
-    dump_spec,
-    load_spec,
-    loads_spec,
-)
-
 if TYPE_CHECKING:
+    from ecsspot.errors import EcsspotError, SpecError
     from ecsspot.manager import AsyncManager, Manager
+    from ecsspot.spec import (
+        ClusterSpec,
+        Instances,
+        InstanceType,
+        Network,
+        Pool,
+        StrategyItem,
+        dump_spec,
+        load_spec,
+        loads_spec,
+    )
 
 __all__ = [
     "AsyncManager",
@@ -41,11 +41,28 @@ __all__ = [
     "loads_spec",
 ]
 
+#: Where each public name lives. Imported on first use: the Lambda handlers import
+#: ``ecsspot.handlers`` (and so this package) on every cold start, and need no spec reader
+#: (cattrs) or boto3 (the managers) until an event asks for them.
+_HOME = {
+    "AsyncManager": "manager",
+    "Manager": "manager",
+    "EcsspotError": "errors",
+    "SpecError": "errors",
+    **dict.fromkeys(("ClusterSpec", "Instances", "InstanceType", "Network", "Pool", "StrategyItem", "dump_spec", "load_spec", "loads_spec"), "spec"),
+}
+
 
 def __getattr__(name: str) -> Any:
-    # The managers pull in boto3; import them on first use so `import ecsspot.events` stays cheap.
-    if name in ("Manager", "AsyncManager"):
-        from ecsspot import manager
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ecsspot' has no attribute {name!r}")
+    import importlib
 
-        return getattr(manager, name)
-    raise AttributeError(f"module 'ecsspot' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"ecsspot.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from ecsspot import ami, progress, store
-from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call
+from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call, paginate
 from ecsspot.errors import ConflictError, DeadlineError, SpecError
 from ecsspot.lint import lint
 from ecsspot.observe import network_calls, network_problems, observe
@@ -32,7 +32,7 @@ from ecsspot.plan import (
     plan,
 )
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, Pool, validate
-from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed
+from ecsspot.state import CLUSTER_TAG, POOL_TAG, Observed, asg_from
 from ecsspot.store import TTL_ATTRIBUTE, settings_item
 from ecsspot.teardown import check_deleted
 
@@ -52,21 +52,49 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     yield Report("plan", f"reading the AMI, the network and the state of cluster {spec.cluster}")
     read = ami.read(spec.instances.ami)
     network = network_calls(spec)
-    reads = (store.settings_lookup(spec.table_name), progress.read_call(spec.table_name))
-    answers = list((yield (*((read,) if read else ()), *network, *reads)))
+    # The recorded settings, the last refresh and the drains' target-group cache: one BatchGetItem.
+    keys = (SETTINGS_AT, progress.STORED_AT, GROUP_CACHE_AT)
+    answers = list((yield (*((read,) if read else ()), *network, store.get_items_call(spec.table_name, keys))))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
     if problems:
         # Checked before anything is created: a bad subnet must not leave apply half done.
         raise SpecError(problems)
-    settings = store.settings_from(answers[len(network)])
-    refreshed = _refreshed(progress.from_answer(answers[len(network) + 1], spec.table_name, strict=False))
-    observed = yield from observe(spec)
+    items = yield from store.items_of(spec.table_name, keys, answers[len(network)])
+    settings = store.settings_from(items[SETTINGS_AT])
+    refreshed = _refreshed(items[progress.STORED_AT], spec.table_name)
+    now = yield NOW
+    observed = yield from observe(spec, cached_delays=cached_delays(items[GROUP_CACHE_AT], now=now))
     return plan(spec, observed, image_id, lint(spec, observed), settings, refreshed), observed
 
 
-def _refreshed(saved: progress.RefreshProgress | None) -> Refreshed | None:
-    """The image of the last refresh that finished; None without one."""
+#: Where apply records the spec (``store.SETTINGS_KEY``) and where drains cache the services'
+#: target groups and their deregistration delays (``store.remember_target_groups``), as (pk, sk).
+SETTINGS_AT = (store.SETTINGS_KEY["pk"]["S"], store.SETTINGS_KEY["sk"]["S"])
+GROUP_CACHE_AT = ("cluster", "target_groups")
+#: A cache older than this is not used: a group's delay can change at any time, and lint must
+#: judge the delay ELB has now (the drains use the same limit for their own notes).
+CACHED_DELAY_MAX_AGE = 3600.0
+
+
+def cached_delays(answer: Mapping[str, Any] | None, *, now: float) -> dict[str, int]:
+    """The deregistration delays a drain cached (``{"deregistration_delays": {arn: seconds}}`` in
+    the document), if written within :data:`CACHED_DELAY_MAX_AGE`; none from an unreadable record
+    (a shortcut only: lint then reads the groups from ELB)."""
+    try:
+        document = store.document_of(answer)
+        written = float(((answer or {}).get("Item") or {}).get("updated_at", {}).get("N", "0"))
+        if document is None or not 0 <= now - written <= CACHED_DELAY_MAX_AGE:
+            return {}
+        return {str(arn): int(seconds) for arn, seconds in document.get("deregistration_delays", {}).items()}
+    except (ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _refreshed(answer: Mapping[str, Any] | None, table: str) -> Refreshed | None:
+    """The image of the last refresh that finished; None without one (or with an unreadable
+    record, which ``status`` and ``refresh`` report: plan only uses it to explain a change)."""
+    saved = progress.from_answer(answer, table, strict=False)
     return Refreshed(saved.image_id, saved.updated_at) if saved is not None and saved.phase == "done" else None
 
 
@@ -208,7 +236,11 @@ def apply_plan(spec: ClusterSpec, observed: Observed, the_plan: Plan, *, deadlin
         yield Report("apply", f"retiring {len(retiring)} Auto Scaling group(s): their instances are drained first")
         from ecsspot.teardown import retire_groups
 
-        yield from retire_groups(spec.cluster, [observed.asgs[n] for n in retiring], deadline_seconds=deadline_seconds)
+        # Plan described the groups without instances; retiring them needs their instances now.
+        answer = yield paginate("autoscaling", "describe_auto_scaling_groups", AutoScalingGroupNames=retiring)
+        hooks_of = {n: observed.asgs[n].lifecycle_hooks for n in retiring}
+        groups = [asg_from(g, hooks_of.get(g["AutoScalingGroupName"], ())) for g in answer.get("AutoScalingGroups", ())]
+        yield from retire_groups(spec.cluster, groups, deadline_seconds=deadline_seconds)
 
     if changed("settings", spec.table_name):
         now = yield NOW

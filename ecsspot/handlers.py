@@ -15,14 +15,30 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ecsspot.aws.calls import Runner, Workflow
-from ecsspot.drain import Action
-from ecsspot.errors import HandlingFailed
-from ecsspot.interruption import HandleResult, Retry, handle_event
+if TYPE_CHECKING:
+    from ecsspot.aws.calls import Runner, Workflow
+    from ecsspot.drain import Action
+    from ecsspot.errors import HandlingFailed
+    from ecsspot.interruption import HandleResult, Retry
+
+# Every ecsspot import below is made where it is first needed: a cold start pays for this module
+# alone, and the first event for what handling it takes (boto3 and the driver, the event
+# parser, the drain, the spec reader when a spec is read).
 
 log = logging.getLogger("ecsspot.handlers")
+
+#: Names this module offered at the top before its imports became lazy, and where they live.
+_MOVED = {"HandlingFailed": "errors", "Action": "drain", "HandleResult": "interruption", "Retry": "interruption", "handle_event": "interruption"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"ecsspot.{_MOVED[name]}"), name)
 
 
 def failed_actions(result: HandleResult) -> list[Action]:
@@ -34,6 +50,8 @@ def failed_actions(result: HandleResult) -> list[Action]:
 
 
 def handling_failed(failed: list[Action]) -> HandlingFailed:
+    from ecsspot.errors import HandlingFailed
+
     return HandlingFailed("; ".join(f"{a.kind} {a.instance_id}: {a.reason}" for a in failed))
 
 
@@ -51,6 +69,9 @@ class Handlers:
 
     def interruption(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         """Spot warnings, rebalance recommendations and terminate lifecycle actions (EventBridge, SQS, SNS)."""
+        from ecsspot.errors import HandlingFailed
+        from ecsspot.interruption import handle_event
+
         try:
             result = self.driver.run(
                 handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context))
@@ -137,9 +158,10 @@ class Handlers:
 
 def every_record_failed(payload: Mapping[str, Any], exc: BaseException) -> HandleResult:
     """The result when handling failed as a whole: every record reported for a retry."""
+    from ecsspot.drain import Action
     from ecsspot.errors import EventError
     from ecsspot.events import parse_batch
-    from ecsspot.interruption import is_batch, retry_delay
+    from ecsspot.interruption import HandleResult, Retry, is_batch, retry_delay
 
     try:
         records = parse_batch(payload)

@@ -16,8 +16,8 @@ from typing import Any, Literal
 
 import attrs
 
-from ecsspot.aws.calls import Call, Workflow, call, chunks, failed, lookup, settle
-from ecsspot.errors import AwsError, ConflictError, EcsspotError
+from ecsspot.aws.calls import Call, Sleep, Workflow, call, chunks, failed, lookup, settle
+from ecsspot.errors import AwsError, ConflictError, EcsspotError, ThrottledError
 from ecsspot.spec import ClusterSpec, load_spec, table_name
 
 _NOT_FOUND = ("ResourceNotFoundException",)
@@ -362,6 +362,52 @@ def document_of(answer: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The document in a :func:`get_document_call` answer, or None."""
     item = (answer or {}).get("Item")
     return json.loads(item["doc"]["S"]) if item and "doc" in item else None
+
+
+#: "A single operation can retrieve up to 16 MB of data, which can contain as many as 100 items"
+#: (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html).
+BATCH_GET_ITEMS = 100
+#: Rounds spent asking again for UnprocessedKeys before giving up (with backoff between them).
+_BATCH_GET_ATTEMPTS = 5
+
+ItemKey = tuple[str, str]
+
+
+def get_items_call(table: str, keys: Sequence[ItemKey]) -> Call:
+    """One strongly consistent BatchGetItem of up to 100 items by (pk, sk), to send in a batch
+    with other calls; answered None when the table does not exist (see :func:`items_of`)."""
+    if not 0 < len(keys) <= BATCH_GET_ITEMS or len(set(keys)) != len(keys):
+        raise ValueError(f"BatchGetItem takes 1 to {BATCH_GET_ITEMS} distinct keys, not {len(keys)}")
+    return lookup("dynamodb", "batch_get_item", _NOT_FOUND, RequestItems={table: {"Keys": [_key(*k) for k in keys], "ConsistentRead": True}})
+
+
+def items_of(table: str, keys: Sequence[ItemKey], answer: Mapping[str, Any] | None) -> Workflow[dict[ItemKey, dict[str, Any] | None]]:
+    """Each key's item from a :func:`get_items_call` answer, as GetItem answers it (``{"Item":
+    ...}`` or ``{}``); every one None when the table does not exist.
+
+    DynamoDB may leave part of a batch in UnprocessedKeys (throttling, size); those are asked
+    again with exponential backoff, as its documentation advises, and ThrottledError is raised
+    if they never come.
+    """
+    if answer is None:
+        return {k: None for k in keys}
+    found: dict[ItemKey, dict[str, Any] | None] = {k: {} for k in keys}
+    for attempt in range(1, _BATCH_GET_ATTEMPTS + 1):
+        for item in answer.get("Responses", {}).get(table, ()):
+            found[(item["pk"]["S"], item["sk"]["S"])] = {"Item": item}
+        pending = answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        if not pending:
+            return found
+        if attempt == _BATCH_GET_ATTEMPTS:
+            break
+        yield Sleep(0.05 * 2**attempt)
+        answer = yield call("dynamodb", "batch_get_item", RequestItems={table: {"Keys": pending, "ConsistentRead": True}})
+    raise ThrottledError("BatchGetItem", "UnprocessedKeys", f"{len(pending)} item(s) still unprocessed", service="dynamodb")
+
+
+def get_items(table: str, keys: Sequence[ItemKey]) -> Workflow[dict[ItemKey, dict[str, Any] | None]]:
+    """Up to 100 items in one BatchGetItem (see :func:`get_items_call` and :func:`items_of`)."""
+    return (yield from items_of(table, keys, (yield get_items_call(table, keys))))
 
 
 def get_document(table: str, pk: str, sk: str) -> Workflow[dict[str, Any] | None]:

@@ -55,6 +55,11 @@ simulator, for tests and tools on plain moto; the product relies on AWS's behavi
   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateLaunchTemplate.html); moto
   also copies them into version 1's LaunchTemplateData, so the data read back differs from the
   data sent.
+  ``AutoScalingResponse.describe_auto_scaling_groups``: ``IncludeInstances`` false leaves the
+  groups' instances out ("Specifies whether to include information about Amazon EC2 instances
+  in the response. When set to true (default), the response includes instance details",
+  https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html);
+  moto ignores it and always lists them.
   ``sqs.models.Queue.attributes``: RedrivePolicy reads back as compact JSON, keys in the order
   set and maxReceiveCount a number
   (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html;
@@ -228,6 +233,7 @@ class MotoFixes:
 def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
     """The fixes of moto bugs AWS does not have: need no world, apply in every region."""
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
+    from moto.autoscaling.responses import AutoScalingResponse
     from moto.core.base_backend import BackendDict
     from moto.core.responses import BaseResponse
     from moto.ec2.models.amis import AmiBackend
@@ -250,7 +256,30 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
         (EC2ContainerServiceResponse, "create_service", _create_service_rebalancing),
         (LaunchTemplates, "create_launch_template", _create_launch_template),
         (Queue, "attributes", _compact_redrive_policy),
+        (AutoScalingResponse, "describe_auto_scaling_groups", _include_instances),
     ]
+
+
+class _WithoutInstances:
+    """A group as DescribeAutoScalingGroups shows it with ``IncludeInstances`` false."""
+
+    def __init__(self, group: Any) -> None:
+        self._group = group
+        self.instances: list[Any] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._group, name)
+
+
+def _include_instances(world: World | None, original: Any) -> Any:
+    def describe_auto_scaling_groups(self: Any) -> Any:
+        result = original(self)
+        if self._get_bool_param("IncludeInstances", True) is False:
+            groups = result.result["AutoScalingGroups"]
+            result.result["AutoScalingGroups"] = [_WithoutInstances(g) for g in groups]
+        return result
+
+    return describe_auto_scaling_groups
 
 
 def _service_without_network(world: World | None, original: Any) -> Any:

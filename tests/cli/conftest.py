@@ -65,8 +65,8 @@ class Request:
 
 class CallLog(list[Request]):
     def mutating(self) -> list[str]:
-        """The calls that change something (anything but Describe/List/Get)."""
-        return [f"{c.service}:{c.operation}" for c in self if not c.operation.startswith(("Describe", "List", "Get"))]
+        """The calls that change something (anything but Describe/List/Get/BatchGet)."""
+        return [f"{c.service}:{c.operation}" for c in self if not c.operation.startswith(("Describe", "List", "Get", "BatchGet"))]
 
     def hosts(self) -> set[str]:
         return {c.url.split("/")[2] for c in self if "://" in c.url}

@@ -1,6 +1,6 @@
 """apply converges after a failure at any mutating call.
 
-A clean apply records its mutating calls (everything but Describe/List/Get). Then, for each of
+A clean apply records its mutating calls (everything but Describe/List/Get/BatchGet). Then, for each of
 them in turn, a fresh simulator runs the same apply with that call failing, either *before* it
 takes effect (a botocore ``before-call`` hook raises, nothing is sent) or *after* (an
 ``after-call`` hook raises once AWS has done it: the answer is lost, as on a read timeout). A
@@ -23,7 +23,7 @@ from ecsspot.errors import AwsError
 from ecsspot.sim import Simulator
 from tests.conftest import REGION, demo_spec_dict
 
-READS = ("Describe", "List", "Get")
+READS = ("Describe", "List", "Get", "BatchGet")
 
 
 class Faults:

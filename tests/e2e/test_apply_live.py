@@ -92,7 +92,7 @@ def test_replacing_or_removing_a_provider_in_use_is_refused_before_any_change(si
         assert "demo-api-spot" in str(info.value) and "service web" in str(info.value)
         with pytest.raises(SpecError):
             counting.plan(load_spec(d))
-    assert [c for c in counter.calls if not c.startswith(("Describe", "List", "Get"))] == []
+    assert [c for c in counter.calls if not c.startswith(("Describe", "List", "Get", "BatchGet"))] == []
     groups = {g["AutoScalingGroupName"] for g in sim.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]}
     assert groups == {"demo-api-spot", "demo-api-on-demand"}
     assert manager.plan(load_spec(base)).changes == ()

@@ -248,3 +248,18 @@ def test_availability_zone_rebalancing_is_kept(aws: Any) -> None:
     ecs.update_service(cluster="c", service="default", availabilityZoneRebalancing="DISABLED")
     (updated,) = ecs.describe_services(cluster="c", services=["default"])["services"]
     assert updated["availabilityZoneRebalancing"] == "DISABLED"
+
+
+def test_groups_described_without_their_instances(aws: Any) -> None:
+    """DescribeAutoScalingGroups with IncludeInstances false leaves the instances out, by name or
+    by tag filter, and lists them by default (moto ignores the parameter)."""
+    template = launch_template(aws, "tmpl", "demo")
+    mixed_group(aws, "g", template, desired=2, Tags=[{"Key": "team", "Value": "api", "PropagateAtLaunch": True}])
+    asg = aws.client("autoscaling")
+    assert len(asg.describe_auto_scaling_groups(AutoScalingGroupNames=["g"])["AutoScalingGroups"][0]["Instances"]) == 2
+    for query in ({"AutoScalingGroupNames": ["g"]}, {"Filters": [{"Name": "tag:team", "Values": ["api"]}]}):
+        (group,) = asg.describe_auto_scaling_groups(IncludeInstances=False, **query)["AutoScalingGroups"]
+        assert group["AutoScalingGroupName"] == "g"
+        assert group["DesiredCapacity"] == 2
+        assert group["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateName"] == template
+        assert not group.get("Instances")

@@ -272,4 +272,5 @@ def test_plan_cluster_reads_the_finished_refresh_in_its_first_round() -> None:
     with contextlib.suppress(Exception):
         driver.run(plan_cluster(s))
     first = driver.rounds[0]
-    assert any(c.operation == "get_item" and c.params["Key"] == {"pk": {"S": "refresh"}, "sk": {"S": "progress"}} for c in first)
+    (batch,) = (c for c in first if c.operation == "batch_get_item")
+    assert {"pk": {"S": "refresh"}, "sk": {"S": "progress"}} in batch.params["RequestItems"][s.table_name]["Keys"]
