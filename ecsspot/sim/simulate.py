@@ -21,10 +21,12 @@ import cattrs
 from ecsspot.errors import InputError
 from ecsspot.sim import instancetypes, scenario
 from ecsspot.sim.simulator import Simulator
+from ecsspot.sim.spot import SPOT
+from ecsspot.sim.world import Machine
 
 #: Upper bounds that keep one run within minutes of real time.
 MAX_DURATION = 6 * 3600.0
-MAX_SERVICES = 10
+MAX_SERVICES = 50
 MAX_TASKS = 200
 
 
@@ -100,6 +102,11 @@ class Report:
     on_demand_equivalent_cost: float
     refresh_status: str | None
     timeline: tuple[Row, ...]
+    #: Instances drained (by the interruption Lambda), in the order they were.
+    drained: tuple[str, ...] = ()
+    #: Lambda invocations, and how many of them raised or ran out of time.
+    invocations: int = 0
+    handler_errors: int = 0
 
     @property
     def savings_percent(self) -> float:
@@ -203,7 +210,7 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
         )
 
         def row() -> None:
-            r = _row(sim, spec.cluster, groups, start)
+            r = _row(sim, spec, groups, start)
             if rows:
                 span = (r.time - rows[-1].time) / 3600
                 hours["spot"] += rows[-1].spot * span
@@ -213,7 +220,7 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
                 on_row(r)
 
         def bill(seconds: float) -> None:
-            paid, list_price = _prices(sim, spec.cluster)
+            paid, list_price = _prices(sim, spec)
             cost[0] += paid * seconds / 3600
             cost[1] += list_price * seconds / 3600
 
@@ -268,6 +275,9 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
             on_demand_equivalent_cost=round(cost[1], 4),
             refresh_status=refresh_status,
             timeline=tuple(rows),
+            drained=tuple(drains),
+            invocations=len(sim.invocations),
+            handler_errors=sum(1 for i in sim.invocations if i.error is not None),
         )
 
 
@@ -307,17 +317,17 @@ def _services(sim: Simulator, spec: Any, services: Sequence[ServicePlan]) -> lis
     return groups
 
 
-def _instances(sim: Simulator, cluster: str) -> list[dict[str, Any]]:
-    reservations = sim.client("ec2").describe_instances(
-        Filters=[{"Name": "tag:ecsspot:cluster", "Values": [cluster]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
-    )["Reservations"]
-    return [i for r in reservations for i in r["Instances"]]
+def _instances(sim: Simulator, spec: Any) -> list[Machine]:
+    """The cluster's pending and running instances, from the simulator's own record of what EC2
+    launched for its groups (a DescribeInstances per timeline row cost more than the storm)."""
+    groups = {spec.asg_name(p) for p in spec.pools}
+    return [m for m in sim.world.machines.values() if m.group in groups and m.terminated_at is None]
 
 
-def _row(sim: Simulator, cluster: str, groups: Sequence[str], start: float) -> Row:
-    instances = _instances(sim, cluster)
-    spot = sum(1 for i in instances if i.get("InstanceLifecycle") == "spot")
-    draining = len(sim.client("ecs").list_container_instances(cluster=cluster, status="DRAINING")["containerInstanceArns"])
+def _row(sim: Simulator, spec: Any, groups: Sequence[str], start: float) -> Row:
+    instances = _instances(sim, spec)
+    spot = sum(1 for m in instances if m.lifecycle == SPOT)
+    draining = len(sim.client("ecs").list_container_instances(cluster=spec.cluster, status="DRAINING")["containerInstanceArns"])
     stats = [sim.traffic_stats(g) for g in groups]
     return Row(
         time=sim.now() - start,
@@ -330,17 +340,14 @@ def _row(sim: Simulator, cluster: str, groups: Sequence[str], start: float) -> R
     )
 
 
-def _prices(sim: Simulator, cluster: str) -> tuple[float, float]:
+def _prices(sim: Simulator, spec: Any) -> tuple[float, float]:
     """The running instances' price per hour: paid (spot at the simulated market's price) and at
     on-demand list prices."""
     paid = list_price = 0.0
-    for i in _instances(sim, cluster):
-        on_demand = instancetypes.lookup(i["InstanceType"]).on_demand_price
+    for m in _instances(sim, spec):
+        on_demand = instancetypes.lookup(m.instance_type).on_demand_price
         list_price += on_demand
-        if i.get("InstanceLifecycle") == "spot":
-            paid += sim.world.market.pool(i["InstanceType"], i["Placement"]["AvailabilityZone"]).price
-        else:
-            paid += on_demand
+        paid += sim.world.market.pool(m.instance_type, m.availability_zone).price if m.lifecycle == SPOT else on_demand
     return paid, list_price
 
 
