@@ -393,7 +393,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
 #: not one (moto advances a task it does not know of on every DescribeTasks).
 _CACHED_READS = frozenset(
     {
-        ("ELBv2Response", "DescribeTargetHealth"),
+        ("ELBV2Response", "DescribeTargetHealth"),
         ("EC2ContainerServiceResponse", "DescribeContainerInstances"),
         ("EC2ContainerServiceResponse", "DescribeServices"),
         ("EC2ContainerServiceResponse", "ListTasks"),
