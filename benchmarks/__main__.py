@@ -14,7 +14,7 @@ import time
 
 from benchmarks.common import ROWS_PREFIX
 
-MODULES = ("plan_calls", "drain_calls", "interruption_rounds", "handler_import", "session_reuse")
+MODULES = ("plan_calls", "drain_calls", "interruption_rounds", "handler_import", "session_reuse", "storm")
 
 
 def main() -> int:

@@ -76,7 +76,7 @@ class ClusterAutoScaling:
         # "When all non-daemon tasks are stopped on an instance", managed termination protection
         # lets it go (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/managed-termination-protection.html).
         members = {s.instance.id for s in group.instance_states}
-        return {r.instance_id for r in self.world.scheduler.runs.values() if r.status != "STOPPED" and not r.daemon and r.instance_id in members}
+        return {r.instance_id for r in self.world.scheduler.live() if not r.daemon and r.instance_id in members}
 
     def _daemon_hosts(self, group: Any) -> set[str]:
         members = {s.instance.id for s in group.instance_states}

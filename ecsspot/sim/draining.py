@@ -124,7 +124,7 @@ class ManagedDraining:
             if container_instance.status == "ACTIVE":
                 container_instance.status = "DRAINING"
                 world.record("ecs.status", action.instance_id, status="DRAINING", cause="managed instance draining")
-        left = [r for r in world.scheduler.runs.values() if r.instance_id == action.instance_id and r.status != "STOPPED"]
+        left = [r for r in world.scheduler.live() if r.instance_id == action.instance_id]
         if not left:
             autoscaling.complete(action.group, HOOK_NAME, action.token, None, "CONTINUE")
         elif action.deadline - world.now() <= HEARTBEAT_MARGIN:

@@ -18,6 +18,8 @@ from typing import Any
 import attrs
 
 from ecsspot.sim.simulator import Simulator
+from ecsspot.sim.spot import SPOT
+from ecsspot.sim.world import Machine
 from ecsspot.spec import LIFECYCLE_HOOK_NAME
 
 INTERRUPTION_FUNCTION = "ecsspot-interruption"
@@ -286,33 +288,34 @@ def healthy_targets(sim: Simulator, target_group_arn: str) -> int:
 
 @attrs.frozen
 class Fleet:
-    """A cluster's pending and running instances (as EC2 describes them) and how many of its
-    container instances are DRAINING: what the demo's and ``simulate``'s timelines count."""
+    """A cluster's pending and running instances and how many of its container instances are
+    DRAINING: what the demo's and ``simulate``'s timelines count."""
 
-    instances: tuple[dict[str, Any], ...]
+    instances: tuple[Machine, ...]
     draining: int
 
     @property
     def spot(self) -> int:
-        return sum(1 for i in self.instances if i.get("InstanceLifecycle") == "spot")
+        return sum(1 for m in self.instances if m.lifecycle == SPOT)
 
     @property
     def on_demand(self) -> int:
         return len(self.instances) - self.spot
 
 
-def fleet(sim: Simulator, cluster: str) -> Fleet:
-    """The instances ecsspot tagged for ``cluster`` that are pending or running, and the DRAINING count."""
-    reservations = sim.client("ec2").describe_instances(
-        Filters=[{"Name": "tag:ecsspot:cluster", "Values": [cluster]}, {"Name": "instance-state-name", "Values": ["pending", "running"]}]
-    )["Reservations"]
-    draining = sim.client("ecs").list_container_instances(cluster=cluster, status="DRAINING")["containerInstanceArns"]
-    return Fleet(tuple(i for r in reservations for i in r["Instances"]), len(draining))
+def fleet(sim: Simulator, spec: Any) -> Fleet:
+    """The instances launched for the spec's groups that are not terminated, and the DRAINING
+    count. Read from the simulator's own record of what EC2 launched: a DescribeInstances per
+    timeline row cost more than a 500-instance storm itself."""
+    groups = {spec.asg_name(p) for p in spec.pools}
+    machines = tuple(m for m in sim.world.machines.values() if m.group in groups and m.terminated_at is None)
+    draining = sim.client("ecs").list_container_instances(cluster=spec.cluster, status="DRAINING")["containerInstanceArns"]
+    return Fleet(machines, len(draining))
 
 
 def snapshot(sim: Simulator, stack: Stack) -> Snapshot:
     """Instances by lifecycle, DRAINING ones, running tasks, healthy targets, requests so far."""
-    now = fleet(sim, stack.cluster)
+    now = fleet(sim, stack.spec)
     service = sim.client("ecs").describe_services(cluster=stack.cluster, services=[stack.service])["services"][0]
     stats = sim.traffic_stats(stack.target_group_arn)
     return Snapshot(

@@ -176,7 +176,14 @@ def needs_of(task_definition: Any) -> Needs:
 class Scheduler:
     def __init__(self, world: World) -> None:
         self.world = world
+        #: Every task ever tracked (DescribeTasks shows stopped ones too); write through :meth:`_put`.
         self.runs: dict[str, Run] = {}
+        #: The tasks not STOPPED (in the order they were created), and the same by service key
+        #: ("" for standalone ones): what each tick works on. A storm creates thousands of tasks;
+        #: going over all of them every tick, per service, made ticks grow with the history
+        #: instead of with the cluster.
+        self._live: dict[str, Run] = {}
+        self._by_service: dict[str, dict[str, Run]] = {}
         self.tasks: dict[str, ServiceTask] = {}
         #: (instance id or ENI IP, port) -> the task ARN answering there.
         self._listeners: dict[tuple[str, int], str] = {}
@@ -201,9 +208,8 @@ class Scheduler:
     # the tick
     def tick(self) -> None:
         self._adopt()
-        for run in list(self.runs.values()):
-            if run.status != STOPPED:
-                self._progress(run)
+        for run in self.live():
+            self._progress(run)
         self.unplaced = {}
         for key, service in list(self.world.ecs.services.items()):
             self._reconcile(key, service)
@@ -243,7 +249,7 @@ class Scheduler:
         world = self.world
         if service.cluster_name not in world.ecs.clusters or service.launch_type == "FARGATE":
             return
-        runs = [r for r in self.runs.values() if r.service == key and r.status != STOPPED]
+        runs = list(self._by_service.get(key, {}).values())
         if service.status != "ACTIVE":
             for run in runs:
                 if run.desired == RUNNING:
@@ -315,7 +321,7 @@ class Scheduler:
                 self.stop(run, f"Deployment (deployment {self._deployment(service)})", "ServiceSchedulerInitiated")
         live = [r for r in live if r.desired == RUNNING]
         hosted = {r.instance_id for r in runs}
-        others = {r.instance_id for r in self.runs.values() if r.status != STOPPED and not r.daemon}
+        others = {r.instance_id for r in self.live() if not r.daemon}
         active = []
         for node in world.agent.nodes.values():
             if node.cluster != service.cluster_name or not world.instance_running(node.instance_id):
@@ -444,7 +450,7 @@ class Scheduler:
         if node.cpu - cpu < needs.cpu or node.memory - memory < needs.memory:
             return None
         if needs.network_mode == "awsvpc":
-            enis = sum(1 for r in self.runs.values() if r.instance_id == node.instance_id and r.status != STOPPED and r.ip is not None)
+            enis = sum(1 for r in self.live() if r.instance_id == node.instance_id and r.ip is not None)
             if enis >= _ENIS_BY_SIZE.get(node.instance_type.partition(".")[2], 3) - 1:
                 return None
             # The task has the interface to itself: its ports are the container ports.
@@ -500,9 +506,7 @@ class Scheduler:
 
     def _usage(self) -> dict[str, tuple[int, int, set[int]]]:
         used: dict[str, tuple[int, int, set[int]]] = {}
-        for run in self.runs.values():
-            if run.status == STOPPED:
-                continue
+        for run in self.live():
             cpu, memory, ports = used.get(run.instance_id, (0, 0, set()))
             host_ports = {b.host_port for b in run.bindings} if run.ip is None else set()
             used[run.instance_id] = (cpu + run.cpu, memory + run.memory, ports | host_ports)
@@ -571,8 +575,21 @@ class Scheduler:
         self._track(run, task)
         return run
 
-    def _track(self, run: Run, task: ServiceTask) -> None:
+    def live(self) -> list[Run]:
+        """The tasks not STOPPED (a copy: ticking changes them)."""
+        return list(self._live.values())
+
+    def _put(self, run: Run) -> None:
         self.runs[run.arn] = run
+        if run.status == STOPPED:
+            self._live.pop(run.arn, None)
+            self._by_service.get(run.service, {}).pop(run.arn, None)
+        else:
+            self._live[run.arn] = run
+            self._by_service.setdefault(run.service, {})[run.arn] = run
+
+    def _track(self, run: Run, task: ServiceTask) -> None:
+        self._put(run)
         self.tasks[run.arn] = task
         for address in run.addresses():
             self._listeners[address] = run.arn
@@ -697,7 +714,7 @@ class Scheduler:
             world.alb.register(tg, [{"Id": target_id, "Port": port}])
             registered.append((tg, port))
         if registered:
-            self.runs[run.arn] = attrs.evolve(run, targets_registered=True)
+            self._put(attrs.evolve(run, targets_registered=True))
             service = world.ecs.services.get(run.service)
             if service is not None:
                 for tg, _port in registered:
@@ -711,7 +728,7 @@ class Scheduler:
             tg = world.elbv2.target_groups.get(tg_arn)
             if tg is not None:
                 world.alb.deregister(tg, [{"Id": instance_id, "Port": port}], missing_ok=True)
-        self.runs[run.arn] = attrs.evolve(self.runs[run.arn], targets_registered=False)
+        self._put(attrs.evolve(self.runs[run.arn], targets_registered=False))
         service = world.ecs.services.get(run.service)
         if service is not None:
             self._event(service, f"(service {service.name}) deregistered {len(run.targets())} targets in (target-group {run.targets()[0][0]})")
@@ -720,7 +737,7 @@ class Scheduler:
     def _set(self, run: Run, *, stop_code: str | None = None, reason: str | None = None, **changes: Any) -> Run:
         before = self.runs[run.arn]
         run = attrs.evolve(before, **changes)
-        self.runs[run.arn] = run
+        self._put(run)
         task = self.tasks[run.arn]
         now = self.world.datetime()
         if run.status == RUNNING and before.status != RUNNING:
@@ -764,8 +781,8 @@ class Scheduler:
         by_service: dict[str, Counter[str]] = {}
         by_node: dict[str, Counter[str]] = {}
         by_cluster: dict[str, Counter[str]] = {}
-        for run in self.runs.values():
-            if run.status == STOPPED or run.desired != RUNNING:
+        for run in self.live():
+            if run.desired != RUNNING:
                 # "runningTasksCount: the number of tasks on the container instance that have a
                 # desired status (desiredStatus) of RUNNING"
                 # (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ContainerInstance.html):

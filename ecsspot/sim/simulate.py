@@ -21,10 +21,11 @@ import cattrs
 from ecsspot.errors import InputError
 from ecsspot.sim import instancetypes, scenario
 from ecsspot.sim.simulator import Simulator
+from ecsspot.sim.spot import SPOT
 
 #: Upper bounds that keep one run within minutes of real time.
 MAX_DURATION = 6 * 3600.0
-MAX_SERVICES = 10
+MAX_SERVICES = 50
 MAX_TASKS = 200
 
 
@@ -103,6 +104,11 @@ class Report:
     #: Instances the refresh replaced (0 without one).
     refresh_replaced: int
     timeline: tuple[Row, ...]
+    #: Instances drained (by the interruption Lambda), in the order they were.
+    drained: tuple[str, ...] = ()
+    #: Lambda invocations, and how many of them raised or ran out of time.
+    invocations: int = 0
+    handler_errors: int = 0
 
     @property
     def savings_percent(self) -> float:
@@ -212,7 +218,7 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
 
         def row(*_: Any) -> None:
             """A timeline row now; the span since the last one is counted with what ran in it."""
-            now = scenario.fleet(sim, spec.cluster)
+            now = scenario.fleet(sim, spec)
             r = _row(sim, now, groups, start)
             if rows and r.time <= rows[-1].time:
                 return  # a refresh step saved within the same virtual second
@@ -285,6 +291,9 @@ def simulate(spec_document: Mapping[str, Any], plan: Scenario, *, seed: int = 0,
             refresh_status=refresh_status,
             refresh_replaced=refresh_replaced,
             timeline=tuple(rows),
+            drained=tuple(drains),
+            invocations=len(sim.invocations),
+            handler_errors=sum(1 for i in sim.invocations if i.error is not None),
         )
 
 
@@ -341,13 +350,10 @@ def _prices(sim: Simulator, now: scenario.Fleet) -> list[float]:
     """The running instances' price per hour: paid (spot at the simulated market's price) and at
     on-demand list prices."""
     paid = list_price = 0.0
-    for i in now.instances:
-        on_demand = instancetypes.lookup(i["InstanceType"]).on_demand_price
+    for m in now.instances:
+        on_demand = instancetypes.lookup(m.instance_type).on_demand_price
         list_price += on_demand
-        if i.get("InstanceLifecycle") == "spot":
-            paid += sim.world.market.pool(i["InstanceType"], i["Placement"]["AvailabilityZone"]).price
-        else:
-            paid += on_demand
+        paid += sim.world.market.pool(m.instance_type, m.availability_zone).price if m.lifecycle == SPOT else on_demand
     return [paid, list_price]
 
 

@@ -136,6 +136,34 @@ class SimClock(FakeClock):
         FakeClock.advance(self, seconds)
 
 
+class WorldLock:
+    """The world's reentrant lock, counting the changes it guards.
+
+    Everything that changes the world takes it with ``with`` (ticks, scenario controls, every
+    request but the reads the seam answers from :attr:`World.reads`), and each such entry is
+    taken to change something: :attr:`version` moves on. The seam's cacheable reads take it with
+    :meth:`acquire`, which does not.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self.version = 0
+
+    def __enter__(self) -> WorldLock:
+        self._lock.acquire()
+        self.version += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def acquire(self) -> None:
+        self._lock.acquire()
+
+    def release(self) -> None:
+        self._lock.release()
+
+
 class SimulationClosed(BaseException):
     """Raised in a process still sleeping when its simulator closes (not an ``Exception``: a
     handler's ``except Exception`` must not swallow it and carry on)."""
@@ -229,7 +257,12 @@ class World:
         self.rng = random.Random(seed)
         # Reentrant: in-process, a request made while the world holds the lock (never by the
         # world itself, but by user code it calls under the lock) must not deadlock.
-        self.lock = threading.RLock()
+        self.lock = WorldLock()
+        #: Read-only requests answered at :attr:`WorldLock.version`, by request (the seam's
+        #: :func:`~ecsspot.sim.seam._locked_call_action`): many concurrent drains polling the
+        #: same target groups between two ticks get the one answer without moto serialising it
+        #: again.
+        self.reads: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self.clock = SimClock(self, start)
         self.history: list[Record] = []
         self.machines: dict[str, Machine] = {}

@@ -60,3 +60,23 @@ def test_deregistration_is_all_or_nothing(sim: Simulator, instance: str) -> None
     with pytest.raises(botocore.exceptions.ClientError, match="InvalidTarget"):
         elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 80}, {"Id": instance, "Port": 81}])
     assert target_health(sim, tg) == {(instance, 80): "initial"}  # moto would have removed it
+
+
+def test_repeated_reads_between_changes_share_an_answer_yet_every_change_shows_at_once(sim: Simulator, instance: str) -> None:
+    """The seam answers identical reads at one world version once (the storm's concurrent drain
+    polls); a request, a tick or a scenario control in between moves the version on."""
+    tg = target_group(sim, "demo-tg", delay=20, interval=10, healthy=2, unhealthy=2)
+    elb = sim.client("elbv2")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
+    first = elb.describe_target_health(TargetGroupArn=tg)
+    second = elb.describe_target_health(TargetGroupArn=tg)
+    assert first["TargetHealthDescriptions"] == second["TargetHealthDescriptions"]
+    assert first["ResponseMetadata"]["RequestId"] != second["ResponseMetadata"]["RequestId"]  # one id per request, as AWS
+    assert target_health(sim, tg) == {(instance, 8080): "initial"}
+    sim.advance(20)  # ticks: health checks passed
+    assert target_health(sim, tg) == {(instance, 8080): "healthy"}
+    elb.deregister_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])  # a request
+    assert target_health(sim, tg) == {(instance, 8080): "draining"}
+    with sim.world.lock:  # code changing the world outside a request holds the lock, as the controls do
+        sim.world.alb.register(sim.world.elbv2.target_groups[tg], [{"Id": instance, "Port": 8081}])
+    assert target_health(sim, tg) == {(instance, 8080): "draining", (instance, 8081): "initial"}
