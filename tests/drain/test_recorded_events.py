@@ -38,10 +38,6 @@ class Demo:
     manager: Manager
 
 
-#: The tests on the module's one demo cluster: one pytest-xdist worker builds it and runs them all.
-SHARED = pytest.mark.xdist_group("recorded-events-demo")
-
-
 @pytest.fixture(scope="module", name="demo")
 def demo_fixture() -> Iterator[Demo]:
     """One demo cluster for the module: the payloads name instances that are not in it, or (the
@@ -110,7 +106,6 @@ def test_dry_run_of_every_recorded_payload(name: str) -> None:
         assert document["batch_item_failures"] == [m for m, _ in expected.records]
 
 
-@SHARED
 @pytest.mark.parametrize("name", SAMPLES)
 def test_every_recorded_payload_handled(name: str, demo: Demo) -> None:
     """Manager.handle_event and the CLI without --dry-run: decide, look the instance up, ignore
@@ -165,7 +160,6 @@ def about(name: str, instance_id: str, group: str) -> dict[str, Any]:
     return json.loads(text)
 
 
-@SHARED
 @pytest.mark.parametrize("name", ACTING_SAMPLES)
 def test_recorded_shape_about_a_cluster_instance_drains_it(name: str, demo: Demo) -> None:
     """The same shapes naming a spot instance of the demo cluster (and, for lifecycle actions, its

@@ -3,8 +3,8 @@
 The demo runs twice here: once as the README runs it (a real ``ecsspot`` process) and once
 in-process with the same seed, which must tell the same story (across processes, so nothing
 may hang on hash order or the wall clock). The CLI process starts first and plays while the
-in-process run does (two cores, not one after the other); both tests read its one run, on one
-pytest-xdist worker (``xdist_group``).
+in-process run does (two cores, not one after the other); both tests read its one run (one
+pytest-xdist worker runs the file: ``--dist loadfile``).
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from ecsspot.sim import demo
 from ecsspot_cli.output import jsonable
 
 SEED = 7
-
-pytestmark = pytest.mark.xdist_group("demo")
 
 
 @attrs.frozen

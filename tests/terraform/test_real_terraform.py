@@ -64,12 +64,6 @@ def require_aws_mirror(searched: list[Path], environ: Mapping[str, str]) -> Path
     return found
 
 
-#: The tests that share this session's ``terraform init`` and the module's plan and applies: one
-#: pytest-xdist worker runs them all (``--dist loadgroup`` in setup.cfg), or each worker would
-#: init, plan and apply again (the aws provider is a 700 MB binary started by every command).
-SHARED = pytest.mark.xdist_group("real-terraform")
-
-
 def test_a_missing_aws_mirror_skips_here_and_fails_in_ci(tmp_path: Path) -> None:
     empty, packed = tmp_path / "empty", tmp_path / "packed"
     (packed / PROVIDERS / "aws").mkdir(parents=True)
@@ -169,7 +163,6 @@ def fixture_example_dir(terraform: Terraform, workdir: Path) -> Path:
     return initialised(terraform, workdir / "examples" / "alb-service")
 
 
-@SHARED
 def test_init_installs_both_providers_from_the_mirrors(terraform: Terraform, example_dir: Path) -> None:
     lock = (example_dir / ".terraform.lock.hcl").read_text()
     assert f'provider "{PROVIDERS}/aws"' in lock and f'provider "{PROVIDERS}/external"' in lock
@@ -177,7 +170,6 @@ def test_init_installs_both_providers_from_the_mirrors(terraform: Terraform, exa
     assert set(versions) == {f"{PROVIDERS}/aws", f"{PROVIDERS}/external"}
 
 
-@SHARED
 @pytest.mark.parametrize("which", ["module", "example"])
 def test_validate(terraform: Terraform, which: str, request: pytest.FixtureRequest) -> None:
     directory = request.getfixturevalue(f"{which}_dir")
@@ -362,7 +354,6 @@ def _data_result(plan: dict[str, Any], address: str) -> dict[str, str]:
     raise AssertionError(f"{address} was not read during plan")
 
 
-@SHARED
 def test_plan_creates_the_example_with_the_hooks_results(example: Example, planned: dict[str, Any]) -> None:
     from ecsspot import userdata
 
@@ -414,7 +405,6 @@ def _state_resource(state: dict[str, Any], type_: str, name: str) -> dict[str, A
     raise AssertionError(f"{type_}.{name} is not in the state")
 
 
-@SHARED
 def test_ecsspot_plan_of_the_equivalent_spec_shows_no_changes(example: Example, module_applied: dict[str, Any], tmp_path: Path) -> None:
     """What the module created is what `ecsspot apply` would have: same names, same data."""
     import yaml
@@ -451,13 +441,11 @@ def _drift(example: Example, *targets: str) -> dict[str, list[str]]:
     return {rc["address"]: rc["change"]["actions"] for rc in example.show("drift")["resource_changes"] if rc["change"]["actions"] not in (["no-op"], ["read"])}
 
 
-@SHARED
 def test_a_second_plan_of_the_module_shows_no_drift(example: Example, module_applied: dict[str, Any]) -> None:
     drift = _drift(example, "-target=module.ecsspot")
     assert drift == {}, f"terraform plan right after apply wants to change {drift}"
 
 
-@SHARED
 def test_apply_the_whole_example(example: Example, module_applied: dict[str, Any]) -> None:
     done = example.run("apply", "-auto-approve", f"-var-file={example.var_file}", ok_codes=(0, 1))
     assert done.returncode == 0, done.stderr
