@@ -53,6 +53,9 @@ def drain_waited_for(sim: Simulator, stack: Stack, instance_id: str) -> subproce
         out, err = process.communicate()
     finally:
         watchdog.cancel()
+        if process.poll() is None:  # a failed assertion above: do not leave the CLI running
+            process.kill()
+            process.communicate()
     return subprocess.CompletedProcess(process.args, process.returncode, out, "".join(said) + err)
 
 
