@@ -27,6 +27,20 @@ REGION = "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
+#: Test files that keep a worker busy for minutes: collected first, so with ``-n 2`` (``--dist
+#: loadfile``) one worker starts them while the other takes everything else. In file order they
+#: would start last (tests/terraform sorts after the rest) and leave the other worker idle.
+LONG_FILES = ("tests/terraform/test_real_terraform.py", "tests/e2e/test_demo.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.path.relative_to(ROOT).as_posix()
+        return LONG_FILES.index(path) if path in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: each file's own order (plan before apply) is kept
+
+
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Never reach real AWS from a test: fake credentials, fixed region, no profile or endpoint."""

@@ -1,29 +1,31 @@
 """``ecsspot drain`` as a user runs it: a real process against the simulator's server.
 
 The CLI runs on the wall clock; the simulated world moves only when the test moves it. A
-``--no-wait`` drain and a drain that runs out of deadline need no movement; a verified drain
-gets a background thread running the world ahead (about a hundred virtual seconds per real one).
+``--no-wait`` drain and a drain that runs out of deadline need no movement. A verified drain is
+waited for: once the CLI says the instance is DRAINING, the test runs the world until the tasks
+and targets are gone, and the CLI's next look finds it drained. The world moves as far as the
+drain needs, whatever the machine's load (no thread pacing it with ``time.sleep``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ecsspot.sim import Simulator
-from tests.drain.conftest import build, container_instances, spot_instances_with_tasks, targets
+from ecsspot.sim.scenario import Stack, healthy_targets
+from tests.drain.conftest import build, container_instances, service, spot_instances_with_tasks, targets
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = (sys.executable, "-m", "ecsspot_cli.main")
-TIMEOUT = 60
+#: Seconds before a CLI process counts as hung: a guard against hangs, not a bound on speed (a
+#: loaded 2-core machine starts Python with boto3 slowly).
+TIMEOUT = 300
 
 
 def ecsspot(sim: Simulator, *args: str) -> subprocess.CompletedProcess[str]:
@@ -31,23 +33,41 @@ def ecsspot(sim: Simulator, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], env=sim.environ(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
 
 
-@contextmanager
-def world_running(sim: Simulator, step: float = 1.0, pause: float = 0.01) -> Iterator[None]:
-    """Advance the simulator in the background while the block runs."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            sim.advance(step)
-            time.sleep(pause)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+def drain_waited_for(sim: Simulator, stack: Stack, instance_id: str) -> subprocess.CompletedProcess[str]:
+    """``ecsspot drain CLUSTER INSTANCE`` (waiting), with the world run forward by the test once the
+    CLI's progress line says the instance is DRAINING and its targets deregistering."""
+    process = subprocess.Popen(
+        [*CLI, "drain", stack.cluster, instance_id], env=sim.environ(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    watchdog = threading.Timer(TIMEOUT, process.kill)  # a CLI that hangs before its line fails the test
+    watchdog.start()
     try:
-        yield
+        assert process.stderr is not None
+        said = []
+        for line in process.stderr:  # blocks until the CLI writes a line (or exits)
+            said.append(line)
+            if " set DRAINING; " in line:
+                break
+        assert said and " set DRAINING; " in said[-1], "".join(said)
+        assert sim.run_until(lambda: drained(sim, stack, instance_id), timeout=600, step=5), "the world never drained it"
+        out, err = process.communicate()
     finally:
-        stop.set()
-        thread.join()
+        watchdog.cancel()
+        if process.poll() is None:  # a failed assertion above: do not leave the CLI running
+            process.kill()
+            process.communicate()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, "".join(said) + err)
+
+
+def drained(sim: Simulator, stack: Stack, instance_id: str) -> bool:
+    """What the drain waits for: every task on the instance STOPPED, none of its targets
+    registered (draining ones included), the service back at its desired count of healthy targets."""
+    ecs = sim.client("ecs")
+    arn = container_instances(sim, stack.cluster)[instance_id]["containerInstanceArn"]
+    on = [t for status in ("RUNNING", "STOPPED") for t in ecs.list_tasks(cluster=stack.cluster, containerInstance=arn, desiredStatus=status)["taskArns"]]
+    stopping = [t for t in ecs.describe_tasks(cluster=stack.cluster, tasks=on)["tasks"] if t["lastStatus"] != "STOPPED"] if on else []
+    left = [k for k in targets(sim, stack.target_group_arn) if k[0] == instance_id]
+    return not stopping and not left and healthy_targets(sim, stack.target_group_arn) >= service(sim, stack)["desiredCount"]
 
 
 def actions(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
@@ -73,8 +93,7 @@ def test_drain_cli_no_wait_verified_and_timed_out(server_sim: Simulator) -> None
     assert {state for (iid, _), state in targets(sim, stack.target_group_arn).items() if iid == quick} == {"draining"}
 
     # Waited for (the world moving meanwhile): drained, exit 0, the text table.
-    with world_running(sim):
-        result = ecsspot(sim, "drain", stack.cluster, verified)
+    result = drain_waited_for(sim, stack, verified)
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()[:2]
     assert header.split() == ["KIND", "INSTANCE", "STATUS", "REASON"]
@@ -112,6 +131,7 @@ def test_handle_event_exits_4_when_aws_refuses_and_0_once_handled(server_sim: Si
     from botocore.awsrequest import AWSResponse
     from click.testing import CliRunner
 
+    import ecsspot.manager
     from ecsspot_cli.main import cli
     from tests.drain.conftest import RawBody, spot_warning
 
@@ -129,15 +149,14 @@ def test_handle_event_exits_4_when_aws_refuses_and_0_once_handled(server_sim: Si
 
     monkeypatch.setattr(botocore.handlers, "BUILTIN_HANDLERS", [*botocore.handlers.BUILTIN_HANDLERS, ("before-send", refuse_once)])
     monkeypatch.setenv("AWS_ENDPOINT_URL", sim.endpoint_url)
-    warning = spot_warning(sim, victim, "5f0c6a1e-0000-4000-8000-0000000000a7")
-    # The CLI runs on the wall clock: a warning sent now gives it the two minutes.
-    warning["time"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The CLI's Manager on the simulator's clock: the drain's waits run the world forward, and
+    # the warning (sent at the world's now) gives it its two virtual minutes.
+    monkeypatch.setattr(ecsspot.manager, "Manager", functools.partial(ecsspot.manager.Manager, clock=sim.clock))
     event = tmp_path / "spot.json"
-    event.write_text(json.dumps(warning))
+    event.write_text(json.dumps(spot_warning(sim, victim, "5f0c6a1e-0000-4000-8000-0000000000a7")))
 
-    with world_running(sim):
-        first_try = CliRunner().invoke(cli, ["-o", "json", "handle-event", str(event)], catch_exceptions=False)
-        again = CliRunner().invoke(cli, ["-o", "json", "handle-event", str(event)], catch_exceptions=False)
+    first_try = CliRunner().invoke(cli, ["-o", "json", "handle-event", str(event)], catch_exceptions=False)
+    again = CliRunner().invoke(cli, ["-o", "json", "handle-event", str(event)], catch_exceptions=False)
     assert first_try.exit_code == 4, first_try.stderr
     (action,) = actions_of(first_try.stdout)
     assert (action["kind"], action["status"]) == ("drain", "failed") and "AccessDenied" in action["reason"]

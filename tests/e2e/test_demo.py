@@ -2,18 +2,20 @@
 
 The demo runs twice here: once as the README runs it (a real ``ecsspot`` process) and once
 in-process with the same seed, which must tell the same story (across processes, so nothing
-may hang on hash order or the wall clock). Both tests read the one CLI run, even on two
-pytest-xdist workers.
+may hang on hash order or the wall clock). The CLI process starts first and plays while the
+in-process run does (two cores, not one after the other); both tests read its one run (one
+pytest-xdist worker runs the file: ``--dist loadfile``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
+import attrs
 import pytest
 
 from ecsspot.sim import demo
@@ -22,21 +24,48 @@ from ecsspot_cli.output import jsonable
 SEED = 7
 
 
-@pytest.fixture(scope="session", name="cli_demo")
-def cli_demo_fixture(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
-    """One CLI run for the session: under pytest-xdist the first worker to take the lock plays
-    it and the others read what it saved (in the run's own temporary directory)."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+@attrs.frozen
+class Started:
+    """The CLI demo, playing in the background; its output goes to files (a pipe nobody reads
+    while the in-process run plays could fill and stall it)."""
+
+    process: subprocess.Popen[bytes]
+    stdout: Path
+    stderr: Path
+
+
+@pytest.fixture(scope="module", name="cli_demo_process")
+def cli_demo_process_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Started]:
+    """``ecsspot --output json demo --seed 7``, started in the background."""
+    out = tmp_path_factory.mktemp("cli-demo")
     command = [sys.executable, "-m", "ecsspot_cli.main", "--output", "json", "demo", "--seed", str(SEED)]
-    with open(shared / "cli-demo.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        saved = shared / "cli-demo.json"
-        if not saved.exists():
-            done = subprocess.run(command, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
-            saved.write_text(json.dumps([done.returncode, done.stdout, done.stderr]))
-        returncode, stdout, stderr = json.loads(saved.read_text())
-    return subprocess.CompletedProcess(command, returncode, stdout, stderr)
+    with open(out / "stdout", "wb") as stdout, open(out / "stderr", "wb") as stderr:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
+    try:
+        yield Started(process, out / "stdout", out / "stderr")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module", name="cli_demo")
+def cli_demo_fixture(cli_demo_process: Started) -> subprocess.CompletedProcess[str]:
+    """The CLI run's outcome (waits for it; a hang fails after 15 minutes)."""
+    started = cli_demo_process
+    returncode = started.process.wait(timeout=900)
+    return subprocess.CompletedProcess(started.process.args, returncode, started.stdout.read_text(), started.stderr.read_text())
+
+
+def test_same_seed_same_story(cli_demo_process: Started, request: pytest.FixtureRequest) -> None:
+    lines: list[str] = []
+    summary = demo.run(SEED, line=lines.append)  # while the CLI process plays the same seed
+    cli_demo: subprocess.CompletedProcess[str] = request.getfixturevalue("cli_demo")
+    assert cli_demo.returncode == 0, cli_demo.stderr[-2000:]
+    assert jsonable(summary) == json.loads(cli_demo.stdout)
+    first, *timeline = cli_demo.stderr.splitlines()
+    assert first.startswith("starting the embedded AWS simulator")  # the CLI's own progress line
+    assert lines == timeline
 
 
 def test_demo_from_the_cli_prints_a_summary_and_exits_0(cli_demo: subprocess.CompletedProcess[str]) -> None:
@@ -49,15 +78,6 @@ def test_demo_from_the_cli_prints_a_summary_and_exits_0(cli_demo: subprocess.Com
     assert summary["refresh_status"] == "done" and summary["instances_replaced"] == 10  # sized by managed scaling
     assert summary["failed_requests"] == 0 and summary["requests"] > 100_000
     assert "storm with ecsspot: 0 failed" in result.stderr  # the timeline, on stderr with --output json
-
-
-def test_same_seed_same_story(cli_demo: subprocess.CompletedProcess[str]) -> None:
-    lines: list[str] = []
-    summary = demo.run(SEED, line=lines.append)
-    assert jsonable(summary) == json.loads(cli_demo.stdout)
-    first, *timeline = cli_demo.stderr.splitlines()
-    assert first.startswith("starting the embedded AWS simulator")  # the CLI's own progress line
-    assert lines == timeline
 
 
 def test_the_demos_own_lint_warning_says_it_is_there_on_purpose(cli_demo: subprocess.CompletedProcess[str]) -> None:

@@ -118,7 +118,8 @@ def _members(autoscaling: Any) -> list[str]:
     return sorted(i["InstanceId"] for g in groups for i in g["Instances"] if i["LifecycleState"] == "InService")
 
 
-def _wait(condition: Any, what: str, timeout: float = 10.0) -> None:
+def _wait(condition: Any, what: str, timeout: float = 120.0) -> None:
+    """Until ``condition()``; the timeout only catches a hang (the agent thread is slow on a loaded machine)."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
