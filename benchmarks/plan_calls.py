@@ -20,9 +20,9 @@ from moto import mock_aws
 
 from benchmarks.common import Counter, RoundCountingDriver, emit_rows
 from ecsspot import apply, load_spec, store
-from ecsspot.apply import GROUP_CACHE_AT
 from ecsspot.aws.clients import ClientOptions
 from ecsspot.sim.seam import MotoFixes
+from ecsspot.store import GROUP_CACHE_AT
 
 POOLS = 20
 PER_POOL = 50

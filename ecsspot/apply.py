@@ -53,7 +53,7 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     read = ami.read(spec.instances.ami)
     network = network_calls(spec)
     # The recorded settings, the last refresh and the drains' target-group cache: one BatchGetItem.
-    keys = (SETTINGS_AT, progress.STORED_AT, GROUP_CACHE_AT)
+    keys = (SETTINGS_AT, progress.STORED_AT, store.GROUP_CACHE_AT)
     answers = list((yield (*((read,) if read else ()), *network, store.get_items_call(spec.table_name, keys))))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
@@ -64,31 +64,12 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     settings = store.settings_from(items[SETTINGS_AT])
     refreshed = _refreshed(items[progress.STORED_AT], spec.table_name)
     now = yield NOW
-    observed = yield from observe(spec, cached_delays=cached_delays(items[GROUP_CACHE_AT], now=now))
+    observed = yield from observe(spec, cached_delays=store.group_cache_from(items[store.GROUP_CACHE_AT], strict=False).delays_at(now))
     return plan(spec, observed, image_id, lint(spec, observed), settings, refreshed), observed
 
 
-#: Where apply records the spec (``store.SETTINGS_KEY``) and where drains cache the services'
-#: target groups and their deregistration delays (``store.remember_target_groups``), as (pk, sk).
+#: Where apply records the spec (``store.SETTINGS_KEY``), as (pk, sk).
 SETTINGS_AT = (store.SETTINGS_KEY["pk"]["S"], store.SETTINGS_KEY["sk"]["S"])
-GROUP_CACHE_AT = ("cluster", "target_groups")
-#: A cache older than this is not used: a group's delay can change at any time, and lint must
-#: judge the delay ELB has now (the drains use the same limit for their own notes).
-CACHED_DELAY_MAX_AGE = 3600.0
-
-
-def cached_delays(answer: Mapping[str, Any] | None, *, now: float) -> dict[str, int]:
-    """The deregistration delays a drain cached (``{"deregistration_delays": {arn: seconds}}`` in
-    the document), if written within :data:`CACHED_DELAY_MAX_AGE`; none from an unreadable record
-    (a shortcut only: lint then reads the groups from ELB)."""
-    try:
-        document = store.document_of(answer)
-        written = float(((answer or {}).get("Item") or {}).get("updated_at", {}).get("N", "0"))
-        if document is None or not 0 <= now - written <= CACHED_DELAY_MAX_AGE:
-            return {}
-        return {str(arn): int(seconds) for arn, seconds in document.get("deregistration_delays", {}).items()}
-    except (ValueError, TypeError, AttributeError):
-        return {}
 
 
 def _refreshed(answer: Mapping[str, Any] | None, table: str) -> Refreshed | None:

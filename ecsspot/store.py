@@ -454,7 +454,7 @@ class GroupCache:
 
     def delays_at(self, now: float) -> dict[str, int]:
         """The delays still fresh at ``now`` (none when older than :data:`DELAYS_MAX_AGE`)."""
-        return dict(self.delays) if now - self.updated_at <= DELAYS_MAX_AGE else {}
+        return dict(self.delays) if 0 <= now - self.updated_at <= DELAYS_MAX_AGE else {}
 
     def outdated(self, groups: Sequence[str], delays: Mapping[str, int], *, now: float) -> bool:
         """Whether a drain that found ``groups`` and ``delays`` has something new to write."""
@@ -466,24 +466,36 @@ class GroupCache:
         return {"service_target_groups": sorted(groups), "deregistration_delays": dict(sorted({**self.delays_at(now), **delays}.items()))}
 
 
-def _cache_from(answer: Mapping[str, Any] | None) -> GroupCache:
+#: Where drains keep the :class:`GroupCache`, as (pk, sk).
+GROUP_CACHE_AT: ItemKey = ("cluster", "target_groups")
+
+
+def group_cache_from(answer: Mapping[str, Any] | None, *, strict: bool = True) -> GroupCache:
+    """The :class:`GroupCache` in a GetItem-shaped answer; an unreadable record raises when
+    ``strict`` (the drain, which writes it back) and is an empty cache otherwise (plan's lint,
+    for which it is only a shortcut: it then reads the groups from ELB)."""
     item = (answer or {}).get("Item")
     if not item or "doc" not in item:
         return GroupCache()
-    doc = json.loads(item["doc"]["S"])
-    delays = {str(k): int(v) for k, v in doc.get("deregistration_delays", {}).items()}
-    return GroupCache(tuple(doc.get("service_target_groups", [])), delays, float(item.get("updated_at", {}).get("N", "0")))
+    try:
+        doc = json.loads(item["doc"]["S"])
+        delays = {str(k): int(v) for k, v in doc.get("deregistration_delays", {}).items()}
+        return GroupCache(tuple(doc.get("service_target_groups", [])), delays, float(item.get("updated_at", {}).get("N", "0")))
+    except (ValueError, TypeError, AttributeError, KeyError):
+        if strict:
+            raise
+        return GroupCache()
 
 
 def remember_cache_call(table: str, document: Mapping[str, Any], *, now: float) -> Call:
     """Writing the :class:`GroupCache` document (see :meth:`GroupCache.merged`), as a call to batch."""
-    return put_document_call(table, "cluster", "target_groups", document, now=now)
+    return put_document_call(table, *GROUP_CACHE_AT, document, now=now)
 
 
 def cluster_read_calls(table: str) -> tuple[Call, Call]:
     """The reads of the recorded spec and the :class:`GroupCache`, to send in a batch with other
     calls (see :func:`cluster_from`)."""
-    return settings_lookup(table), lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key("cluster", "target_groups"))
+    return settings_lookup(table), lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key(*GROUP_CACHE_AT))
 
 
 def cluster_from(answers: Sequence[Any]) -> tuple[ClusterSpec | None, GroupCache]:
@@ -492,13 +504,13 @@ def cluster_from(answers: Sequence[Any]) -> tuple[ClusterSpec | None, GroupCache
     text = settings_from(settings)
     if text is None:
         return None, GroupCache()
-    return load_spec(json.loads(text)), _cache_from(cached)
+    return load_spec(json.loads(text)), group_cache_from(cached)
 
 
 def read_cluster_cache(table: str) -> Workflow[tuple[str | None, GroupCache]]:
     """The recorded spec (JSON text) and the :class:`GroupCache`, in one round."""
     settings, cached = yield cluster_read_calls(table)
-    return settings_from(settings), _cache_from(cached)
+    return settings_from(settings), group_cache_from(cached)
 
 
 def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:

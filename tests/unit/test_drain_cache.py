@@ -85,4 +85,18 @@ def test_cached_delays_age_out() -> None:
 def test_a_cache_written_before_delays_were_cached_still_reads() -> None:
     """Tables written by an earlier release hold only the groups."""
     answer = {"Item": {"doc": {"S": json.dumps({"service_target_groups": [TG]})}, "updated_at": {"N": "1"}}}
-    assert store._cache_from(answer) == store.GroupCache((TG,), {}, 1.0)
+    assert store.group_cache_from(answer) == store.GroupCache((TG,), {}, 1.0)
+
+
+def test_an_unreadable_cache_is_refused_by_the_drain_and_skipped_by_plan() -> None:
+    """The drain writes the cache back, so it must not silently replace a record it cannot read;
+    plan's lint only takes a shortcut through it and reads ELB instead."""
+    answer = {"Item": {"doc": {"S": "{not json"}, "updated_at": {"N": "1"}}}
+    with pytest.raises(ValueError):
+        store.group_cache_from(answer)
+    assert store.group_cache_from(answer, strict=False) == store.GroupCache()
+
+
+def test_a_cache_dated_in_the_future_is_not_trusted() -> None:
+    cache = store.GroupCache((TG,), {TG: 30}, updated_at=5_000.0)
+    assert cache.delays_at(1_000.0) == {} and cache.delays_at(5_100.0) == {TG: 30}

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from ecsspot import load_spec
-from ecsspot.apply import CACHED_DELAY_MAX_AGE, asg_params, plan_cluster
+from ecsspot.apply import asg_params, plan_cluster
 from ecsspot.aws.calls import Call
 from ecsspot.errors import ThrottledError
 from ecsspot.plan import Plan
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, dump_spec
+from ecsspot.store import DELAYS_MAX_AGE as CACHED_DELAY_MAX_AGE
 from ecsspot.store import get_items
 from ecsspot.testing import ScriptedDriver, aws_error
 
