@@ -133,7 +133,9 @@ data "aws_iam_policy_document" "drain" {
 
   statement {
     sid = "StateTable"
+    # BatchGetItem: store.get_items reads several of the table's items in one round trip.
     actions = [
+      "dynamodb:BatchGetItem",
       "dynamodb:GetItem",
       "dynamodb:PutItem",
       "dynamodb:UpdateItem",

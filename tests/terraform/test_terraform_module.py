@@ -376,7 +376,7 @@ def test_iam_writes_are_scoped_to_this_cluster() -> None:
     assert _statement("NewTemplateVersion")["resources"] == ["${aws_launch_template.this.arn}"]
     assert "ec2:CreateLaunchTemplateVersion" in _statement("NewTemplateVersion")["actions"]
     assert _statement("StateTable")["resources"] == ["${aws_dynamodb_table.state.arn}"]
-    assert set(_statement("StateTable")["actions"]) == {f"dynamodb:{a}" for a in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")}
+    assert set(_statement("StateTable")["actions"]) == {f"dynamodb:{a}" for a in ("BatchGetItem", "GetItem", "PutItem", "UpdateItem", "DeleteItem")}
     assert _statement("ReadAmiParameter")["resources"] == ["${statement.value}"]
     assert "parameter%s" in module(MODULE_DIR).locals["ami_parameter_arn"]
     passrole = _statement("PassInstanceRole")
