@@ -25,10 +25,14 @@ moved by ECS: a drain waits for them until its deadline and names them in ``left
 
 Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances
 100, DescribeTasks 100, DeregisterTargets many per group) and independent calls go out together,
-so the cost in round trips does not grow with the number of instances. ListTasks takes one
+so the cost in round trips does not grow with the number of instances. DRAINING goes out in the
+second round: the first lists the instances' container instances twice by instance-id filter
+(every status but INACTIVE, and ACTIVE only), and the ACTIVE ones are set DRAINING straight away,
+the answer naming each changed instance's ec2InstanceId; only the others (already DRAINING,
+registering, deregistering) are described, beside it. ListTasks takes one
 container instance, so listing tasks costs 2 calls per instance (desiredStatus RUNNING and
-STOPPED). Before DRAINING a drain needs the tasks only to find ``ip`` targets (their ENI
-addresses), so it lists them in round 2 only when an ``ip`` target can be there: a known group
+STOPPED). A drain needs the tasks early only to find ``ip`` targets (their ENI
+addresses), so it lists them in round 2 (beside DRAINING) only when an ``ip`` target can be there: a known group
 answered an address target, or no group is known yet and the cluster has services to find them
 in (a group first found through the services gets its tasks listed in round 3, beside its
 targets). Otherwise the verification's first look lists them, after the DRAINING and
@@ -43,7 +47,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -256,46 +260,60 @@ def drain(
     deadline_at = {iid: start + (deadlines or {}).get(iid, deadline) for iid in ids}
     known = sorted(set(target_groups))
 
-    # Round 1: which container instances, which services, and the known groups' targets.
+    # Round 1: which container instances (all but INACTIVE, and the ACTIVE ones among them), which
+    # services, and the known groups' targets.
     lists = _list_calls(cluster, ids)
-    answers = yield (*lists, _list_services_call(cluster), *_target_health_calls(known))
-    arns = sorted({arn for a in answers[: len(lists)] for arn in a.get("containerInstanceArns", ())})
-    service_arns = answers[len(lists)].get("serviceArns", [])
-    known_health = answers[len(lists) + 1 :]
+    active_lists = _list_calls(cluster, ids, status="ACTIVE") if act else ()
+    answers = iter((yield (*lists, *active_lists, _list_services_call(cluster), *_target_health_calls(known))))
+    arns = sorted({arn for a in _take(answers, lists) for arn in a.get("containerInstanceArns", ())})
+    active = {arn for a in _take(answers, active_lists) for arn in a.get("containerInstanceArns", ())}
+    service_arns = next(answers).get("serviceArns", [])
+    known_health = list(answers)
     targets = _targets_from(known, known_health, wanted)
     # Tasks matter before DRAINING only for ip targets: list them now when there can be some.
     early = _has_addresses(known_health) or (not known and bool(service_arns))
 
-    # Round 2: describe both.
-    ci_calls = [call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(arns, 100)]
-    sv_calls = [call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10)]
-    # Tasks: what is on the instances (and their ENI addresses), see _task_list_calls.
-    task_lists = _task_list_calls(cluster, arns) if early else ()
-    answers = yield (*ci_calls, *sv_calls, *task_lists)
-    instances_by_id = {ci["ec2InstanceId"]: ci for a in answers[: len(ci_calls)] for ci in a.get("containerInstances", ())}
-    services = [s for a in answers[len(ci_calls) : len(ci_calls) + len(sv_calls)] for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
-    instance_of = {ci["containerInstanceArn"]: iid for iid, ci in instances_by_id.items()}
-    listed = _listed(arns, answers[len(ci_calls) + len(sv_calls) :])
-    task_calls = _describe_task_calls(cluster, [t for arn in instance_of for t in listed.get(arn, ())])
-    service_groups = {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
-    new_groups = sorted(service_groups - set(known))
-    group_arns = set(known) | service_groups
-    # A group first found through the services may hold ip targets: list the tasks beside its targets.
-    late_arns = sorted(instance_of) if new_groups and not early else []
-
-    # Round 3: DRAINING, the known groups' targets deregistered, and the newly found groups looked up.
-    to_drain = [ci["containerInstanceArn"] for ci in instances_by_id.values() if act and ci.get("status") == "ACTIVE"]
+    # Round 2: DRAINING and the known groups' targets deregistered. No describe comes first:
+    # UpdateContainerInstancesState answers the container instances it changed, ec2InstanceId
+    # included; only the others (already DRAINING, registering, ...; every one when not acting)
+    # are described, beside the services.
+    to_drain = [arn for arn in arns if arn in active]
     set_draining = tuple(
         call("ecs", "update_container_instances_state", cluster=cluster, containerInstances=b, status="DRAINING") for b in chunks(to_drain, 10)
     )
     dereg = (_deregister(targets) or ()) if act else ()
+    ci_calls = _describe_instance_calls(cluster, [arn for arn in arns if arn not in active])
+    sv_calls = tuple(call("ecs", "describe_services", cluster=cluster, services=b) for b in chunks(service_arns, 10))
+    # Tasks: what is on the instances (and their ENI addresses), see _task_list_calls.
+    task_lists = _task_list_calls(cluster, arns) if early else ()
+    answers = iter((yield (*set_draining, *dereg, *ci_calls, *sv_calls, *task_lists)))
+    drained = _take(answers, set_draining)
+    _take(answers, dereg)
+    failures = {f.get("arn", "").rsplit("/", 1)[-1]: f.get("reason", "") for a in drained for f in a.get("failures", ())}
+    instances_by_id = {ci["ec2InstanceId"]: ci for a in (*drained, *_take(answers, ci_calls)) for ci in a.get("containerInstances", ())}
+    services = [s for a in _take(answers, sv_calls) for s in a.get("services", ()) if s.get("status") == "ACTIVE"]
+    listed = _listed(arns, list(answers))
+    service_groups = {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
+    new_groups = sorted(service_groups - set(known))
+    group_arns = set(known) | service_groups
+    # A refused ARN is named by a describe (the refusal carries no instance id).
+    refused = [arn for arn in to_drain if arn.rsplit("/", 1)[-1] in failures]
+    instance_of = {ci["containerInstanceArn"]: iid for iid, ci in instances_by_id.items()}
+    task_calls = _describe_task_calls(cluster, [t for arn in instance_of for t in listed.get(arn, ())])
+    # A group first found through the services may hold ip targets: list the tasks beside its targets.
+    late_arns = sorted(instance_of) if new_groups and not early else []
+
+    # Round 3 (only when there is something to ask): the newly found groups looked up, the listed
+    # tasks described, the refused instances named.
     new_health = _target_health_calls(new_groups)
     late_lists = _task_list_calls(cluster, late_arns)
-    answers = yield (*set_draining, *dereg, *new_health, *task_calls, *late_lists)
-    failures = {f.get("arn", "").rsplit("/", 1)[-1]: f.get("reason", "") for a in answers[: len(set_draining)] for f in a.get("failures", ())}
-    n = len(set_draining) + len(dereg)
-    tasks = _tasks_from(answers[n + len(new_health) : len(answers) - len(late_lists)], instance_of)
-    late_listed = [t for listed_ in _listed(late_arns, answers[len(answers) - len(late_lists) :]).values() for t in listed_]
+    refused_calls = _describe_instance_calls(cluster, refused)
+    batch = (*new_health, *task_calls, *late_lists, *refused_calls)
+    answers = iter((yield batch) if batch else ())
+    new_health_answers = _take(answers, new_health)
+    tasks = _tasks_from(_take(answers, task_calls), instance_of)
+    late_listed = [t for listed_ in _listed(late_arns, _take(answers, late_lists)).values() for t in listed_]
+    instances_by_id.update({ci["ec2InstanceId"]: ci for a in answers for ci in a.get("containerInstances", ())})
     if late_listed:
         tasks.update(_tasks_from((yield _describe_task_calls(cluster, late_listed)), instance_of))
     watch = _Watch(
@@ -304,13 +322,13 @@ def drain(
         relist=frozenset() if early or late_arns else frozenset(instances_by_id),
         daemon_groups=frozenset(f"service:{s['serviceName']}" for s in services if s.get("schedulingStrategy") == "DAEMON"),
     )
-    # ip targets are known by the task addresses only now: deregistered in round 4.
+    # ip targets are known by the task addresses only now: deregistered in the next round.
     addresses = watch.addresses(wanted)
-    late = _targets_from(new_groups, answers[n : n + len(new_health)], wanted, addresses)
+    late = _targets_from(new_groups, new_health_answers, wanted, addresses)
     late += [t for t in _targets_from(known, known_health, wanted, addresses) if t.target_id != t.instance_id]
     targets += late
 
-    # Round 4 (off the critical path when every group was known and no target is an ip one): the
+    # Last round (off the critical path when every group was known and no target is an ip one): the
     # late targets' deregistration, and the deregistration delays, to say when a group's delay
     # cannot fit the deadline.
     holding = sorted({t.group_arn for t in targets})
@@ -425,11 +443,26 @@ def _list_services_call(cluster: str) -> Call:
     return paginate("ecs", "list_services", cluster=cluster, PaginationConfig={"PageSize": 100})
 
 
-def _list_calls(cluster: str, ids: Sequence[str]) -> tuple[Call, ...]:
+def _list_calls(cluster: str, ids: Sequence[str], status: str | None = None) -> tuple[Call, ...]:
+    """ListContainerInstances of ``ids`` by an ``ec2InstanceId in [...]`` filter: every status but
+    INACTIVE, or only ``status`` when given (both as AWS documents the ``status`` parameter,
+    https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListContainerInstances.html)."""
+    only: dict[str, Any] = {"status": status} if status else {}
     return tuple(
-        paginate("ecs", "list_container_instances", cluster=cluster, filter="ec2InstanceId in [" + ", ".join(f"'{i}'" for i in batch) + "]")
+        paginate(
+            "ecs", "list_container_instances", cluster=cluster, filter="ec2InstanceId in [" + ", ".join(f"'{i}'" for i in batch) + "]", **only
+        )
         for batch in chunks(list(ids), _FILTER_IDS)
     )
+
+
+def _describe_instance_calls(cluster: str, arns: Sequence[str]) -> tuple[Call, ...]:
+    return tuple(call("ecs", "describe_container_instances", cluster=cluster, containerInstances=b) for b in chunks(list(arns), 100))
+
+
+def _take(answers: Iterator[Any], calls: Sequence[Call]) -> list[Any]:
+    """The next ``len(calls)`` answers of a round (its calls' answers come in the order sent)."""
+    return [next(answers) for _ in calls]
 
 
 def _delay_calls(group_arns: Sequence[str]) -> tuple[Call, ...]:

@@ -136,6 +136,24 @@ def test_list_container_instances_applies_an_instance_id_filter(plain: PlainMoto
     assert sorted(ecs.list_container_instances(cluster="c")["containerInstanceArns"]) == sorted(registered.values())
 
 
+def test_an_instance_id_filter_and_a_status_filter_combine(plain: PlainMoto) -> None:
+    """What the drain's first two rounds rely on
+    (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListContainerInstances.html,
+    API_UpdateContainerInstancesState.html): ``status`` narrows a filtered listing to that status,
+    without it every status but INACTIVE is listed; UpdateContainerInstancesState answers the
+    container instances it changed, each with its ec2InstanceId."""
+    registered = _container_instances(plain, 3)
+    first, second, third = registered
+    ecs = plain.client("ecs")
+    answer = ecs.update_container_instances_state(cluster="c", containerInstances=[registered[second]], status="DRAINING")
+    assert [(ci["ec2InstanceId"], ci["status"]) for ci in answer["containerInstances"]] == [(second, "DRAINING")]
+    ecs.deregister_container_instance(cluster="c", containerInstance=registered[third], force=True)
+    named = f"ec2InstanceId in ['{first}', '{second}', '{third}']"
+    assert ecs.list_container_instances(cluster="c", filter=named, status="ACTIVE")["containerInstanceArns"] == [registered[first]]
+    assert ecs.list_container_instances(cluster="c", filter=named, status="DRAINING")["containerInstanceArns"] == [registered[second]]
+    assert sorted(ecs.list_container_instances(cluster="c", filter=named)["containerInstanceArns"]) == sorted([registered[first], registered[second]])
+
+
 def test_a_filter_the_simulator_cannot_evaluate_is_refused(plain: PlainMoto) -> None:
     """Refused rather than ignored: ignoring it would list instances AWS would not."""
     _container_instances(plain, 1)

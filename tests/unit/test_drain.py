@@ -46,16 +46,22 @@ class Fake:
             return self.extra[c.operation](c)
         if c.operation == "list_container_instances":
             # The filter drain sends, as ECS applies it: "ec2InstanceId in ['i-…', …]".
+            # and its status parameter (without it, every status but INACTIVE).
             wanted = set(re.findall(r"'([^']+)'", p["filter"])) if "filter" in p else set(self.instances)
-            return {"containerInstanceArns": [ci["containerInstanceArn"] for ci in self.instances.values() if ci["ec2InstanceId"] in wanted]}
+            listed = [ci for ci in self.instances.values() if ci["ec2InstanceId"] in wanted]
+            listed = [ci for ci in listed if ci["status"] == p["status"]] if "status" in p else [ci for ci in listed if ci["status"] != "INACTIVE"]
+            return {"containerInstanceArns": [ci["containerInstanceArn"] for ci in listed]}
         if c.operation == "describe_container_instances":
             return {"containerInstances": [ci for ci in self.instances.values() if ci["containerInstanceArn"] in p["containerInstances"]]}
         if c.operation == "update_container_instances_state":
             assert len(p["containerInstances"]) <= 10
+            changed = []
             for ci in self.instances.values():
                 if ci["containerInstanceArn"] in p["containerInstances"]:
                     ci["status"] = p["status"]
-            return {"failures": []}
+                    changed.append(dict(ci))
+            # As ECS answers: the container instances it changed, ec2InstanceId included.
+            return {"containerInstances": changed, "failures": []}
         if c.operation == "list_tasks":
             # Its runningTasksCount tasks, desired RUNNING; none stopping or stopped.
             (ci,) = [ci for ci in self.instances.values() if ci["containerInstanceArn"] == p["containerInstance"]]
@@ -130,8 +136,8 @@ def tasks_move_off(fake: Fake) -> None:
             ci["runningTasksCount"] = 0
 
 
-@pytest.mark.parametrize(("known", "dereg_round"), [((TG,), 3), ((), 4)])
-def test_draining_and_deregistration_come_first_in_constant_rounds(known: tuple[str, ...], dereg_round: int) -> None:
+@pytest.mark.parametrize(("known", "dereg_round", "rounds"), [((TG,), 2, 3), ((), 4, 4)])
+def test_draining_and_deregistration_come_first_in_constant_rounds(known: tuple[str, ...], dereg_round: int, rounds: int) -> None:
     fake = Fake(on_sleep=tasks_move_off)
     ids = [f"i-{n:017x}" for n in range(25)]
     for iid in ids:
@@ -143,11 +149,12 @@ def test_draining_and_deregistration_come_first_in_constant_rounds(known: tuple[
     assert all(t["TargetHealth"]["State"] == "draining" for t in fake.targets)
     assert fake.calls.count("update_container_instances_state") == 3  # 10 per call
     assert fake.calls.count("deregister_targets") == 1  # one group, all its targets at once
-    # Whatever N: DRAINING in round 3; deregistration in round 3 when the group was known
-    # (spec or cache), round 4 when it is only found through the services.
-    assert fake.first_round["update_container_instances_state"] == 3
+    # Whatever N: DRAINING in round 2 (issue 12: no round only to describe the instances);
+    # deregistration in round 2 when the group was known (spec or cache), round 4 when it is
+    # only found through the services (its targets in round 3).
+    assert fake.first_round["update_container_instances_state"] == 2
     assert fake.first_round["deregister_targets"] == dereg_round
-    assert fake.rounds == 4
+    assert fake.rounds == rounds
 
 
 def test_waits_until_tasks_and_targets_are_gone() -> None:
@@ -303,9 +310,10 @@ def test_the_drain_reports_what_it_waits_for_at_every_look() -> None:
 def test_the_no_wait_start_costs_n_over_10_plus_a_constant_with_the_groups_known(n: int) -> None:
     """Issue 12 goals 2-3: with the groups and their delays known (spec or the state table's
     cache) and no ip target among them, starting a drain lists no task and reads no group
-    attribute: N/10 UpdateContainerInstancesState, N/50 ListContainerInstances, N/100
-    DescribeContainerInstances, N/200 DeregisterTargets per group and one call per group or per
-    service page, in 3 rounds."""
+    attribute: N/10 UpdateContainerInstancesState (whose answer names the instances: no
+    DescribeContainerInstances), 2·N/50 ListContainerInstances (every status but INACTIVE, and
+    ACTIVE), N/200 DeregisterTargets per group and one call per group or per service page, in 2
+    rounds."""
     fake = Fake()
     ids = [f"i-{k:017x}" for k in range(n)]
     for iid in ids:
@@ -316,13 +324,12 @@ def test_the_no_wait_start_costs_n_over_10_plus_a_constant_with_the_groups_known
     ceil = lambda size: -(-n // size)  # noqa: E731
     assert sorted(fake.calls) == sorted(
         ["update_container_instances_state"] * ceil(10)
-        + ["list_container_instances"] * ceil(50)
-        + ["describe_container_instances"] * ceil(100)
+        + ["list_container_instances"] * 2 * ceil(50)
         + ["deregister_targets"] * ceil(200)
         + ["list_services", "describe_services", "describe_target_health"]
     )
     assert "list_tasks" not in fake.calls and "describe_target_group_attributes" not in fake.calls
-    assert fake.rounds == 3
+    assert fake.rounds == 2
     assert result.deregistration_delays == {TG: 30}
 
 
@@ -330,7 +337,7 @@ def test_without_cached_delays_they_are_read_after_the_deregistration() -> None:
     fake = Fake(delay=300)
     fake.add("i-0000000000000000a")
     result = fake.run(drain("c", ["i-0000000000000000a"], deadline=100, wait=False, target_groups=(TG,)))
-    assert fake.first_round["describe_target_group_attributes"] == 4 and fake.rounds == 4
+    assert fake.first_round["describe_target_group_attributes"] == 3 and fake.rounds == 3
     assert result.deregistration_delays == {TG: 300}
     assert "deregistration delay 300 s exceeds the 100 s deadline" in result.actions[0].reason
 
@@ -361,3 +368,30 @@ def test_ip_targets_of_a_group_found_through_the_services_are_deregistered() -> 
     fake.run(drain("c", ["i-0000000000000000a"], deadline=100, wait=False, target_groups=(TG,), delays={TG: 30, ip_group: 30}))
     assert fake.first_round["list_tasks"] == 3
     assert sorted(dereg) == ["10.0.0.0", "i-0000000000000000a"]
+
+
+def test_draining_instances_are_described_not_set_again_and_refusals_are_named() -> None:
+    """Round 2 sets DRAINING on the ACTIVE instances only (listed with status ACTIVE); one
+    already DRAINING is described beside it, not set again. A refusal carries only the ARN: the
+    refused instance is described next (round 3) so the action names it and the reason."""
+    fake = Fake()
+    for iid in ("i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"):
+        fake.add(iid)
+    fake.instances["i-0000000000000000b"]["status"] = "DRAINING"
+    sent: list[list[str]] = []
+
+    def update(c: Call) -> Any:
+        sent.append(list(c.params["containerInstances"]))
+        fake.instances["i-0000000000000000a"]["status"] = "DRAINING"
+        ok = [dict(fake.instances["i-0000000000000000a"])]
+        return {"containerInstances": ok, "failures": [{"arn": "arn:ci/i-0000000000000000c", "reason": "MISSING"}]}
+
+    fake.extra["update_container_instances_state"] = update
+    ids = ["i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"]
+    result = fake.run(drain("c", ids, deadline=100, wait=False, target_groups=(TG,), delays={TG: 30}))
+    assert sent == [["arn:ci/i-0000000000000000a", "arn:ci/i-0000000000000000c"]]
+    assert fake.first_round == {**fake.first_round, "update_container_instances_state": 2, "describe_container_instances": 2}
+    reasons = {a.instance_id: (a.status, a.reason) for a in result.actions}
+    assert reasons["i-0000000000000000b"] == ("draining", "DRAINING; targets deregistering")
+    assert reasons["i-0000000000000000c"] == ("draining", "DRAINING; targets deregistering; ECS refused DRAINING: MISSING")
+    assert fake.calls.count("describe_container_instances") == 2 and fake.rounds == 3

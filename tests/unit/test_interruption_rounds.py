@@ -57,20 +57,21 @@ def _payload(ids: list[str]) -> dict[str, Any]:
 @pytest.mark.parametrize("n", [1, 20, 100])
 def test_the_default_clusters_settings_are_read_beside_the_instances(n: int) -> None:
     """With ECSSPOT_CLUSTER (the Terraform module always sets it) the cluster's settings and
-    group cache are read in the round that reads the instances' tags: DRAINING goes out in the
-    5th round whatever N (instances and settings, claims and marks, the drain's 3 rounds)."""
+    group cache are read in the round that reads the instances' tags: DRAINING and the
+    deregistration go out in the 4th round whatever N (instances and settings, claims and marks,
+    the drain's 2 rounds: issue 12 goal 1, at most 4 requests in a row)."""
     driver, ids, cluster = _setup(n)
     result = driver.run(handle_event(_payload(ids), owner="me", default_cluster=cluster, remaining_seconds=15.001))
     assert not result.batch_item_failures
     first = {op: i for i, r in reversed(list(enumerate(driver.rounds, 1))) for op in (c.operation for c in r)}
     assert first["describe_instances"] == first["get_item"] == 1
-    assert first["update_container_instances_state"] == first["deregister_targets"] == 5
+    assert first["update_container_instances_state"] == first["deregister_targets"] == 4
     assert "describe_target_group_attributes" not in driver.operations()
-    assert not [c for c in driver.calls[: sum(len(r) for r in driver.rounds[:5])] if c.operation == "list_tasks"]
+    assert not [c for c in driver.calls[: sum(len(r) for r in driver.rounds[:4])] if c.operation == "list_tasks"]
 
 
 def test_without_a_default_cluster_the_settings_follow_the_tags() -> None:
     driver, ids, _ = _setup(1)
     driver.run(handle_event(_payload(ids), owner="me", remaining_seconds=15.001))
     first = {op: i for i, r in reversed(list(enumerate(driver.rounds, 1))) for op in (c.operation for c in r)}
-    assert (first["describe_instances"], first["get_item"], first["update_container_instances_state"]) == (1, 2, 6)
+    assert (first["describe_instances"], first["get_item"], first["update_container_instances_state"]) == (1, 2, 5)
