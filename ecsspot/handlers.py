@@ -149,6 +149,10 @@ class Handlers:
                 log.warning("%s failed: %s", name, exc)
                 out[name] = {"status": "failed", "reason": str(exc)}
                 continue
+            except Exception as exc:  # unmapped: still never the refresh tick's failure, but said loudly
+                log.exception("%s failed unexpectedly", name)
+                out[name] = {"status": "failed", "reason": f"unexpected {type(exc).__name__}: {exc}"}
+                continue
             rows = [{"kind": a.kind, "instance_id": a.instance_id, "status": a.status, "reason": a.reason} for a in actions]
             for row in rows:
                 log.info(json.dumps({"duty": name, **row}))

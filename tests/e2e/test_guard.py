@@ -258,3 +258,26 @@ def test_the_scheduled_refresh_tick_runs_the_watchdog_and_the_reconciler(stuck: 
     assert {(a["instance_id"], a["kind"], a["status"]) for a in second["watchdog"]["actions"]} == {(victim, "stuck", "reactivated")}
     assert status_of(sim, victim) == "ACTIVE"
     assert second["status"] == first["status"]  # the refresh part answers as before
+
+
+def test_an_unexpected_error_in_a_duty_is_reported_and_never_fails_the_refresh_tick(
+    stuck: tuple[Simulator, scenario.Stack, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A defect nobody mapped in the watchdog must not turn the refresh tick into a failed
+    invocation (the refresh part already answered): it is reported in the tick's result."""
+    from ecsspot import watchdog
+    from ecsspot.aws.clients import ClientOptions
+    from ecsspot.aws.driver import Driver
+    from ecsspot.handlers import Handlers
+
+    sim, stack, _ = stuck
+
+    def broken(*args: object, **kwargs: object) -> Iterator[object]:
+        raise KeyError("containerInstanceArn")  # on its first step, as a workflow's defect would
+        yield  # a generator, like every workflow
+
+    monkeypatch.setattr(watchdog, "watch", broken)
+    tick = Handlers(Driver(ClientOptions(region=sim.region), clock=sim.clock), default_cluster=CLUSTER, refresh_on_schedule=False)
+    result = tick.refresh({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+    assert result["watchdog"] == {"status": "failed", "reason": "unexpected KeyError: 'containerInstanceArn'"}
+    assert "status" in result  # the refresh part answered
