@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from ecsspot.aws.driver import Driver
@@ -32,6 +34,17 @@ class Latency:
 
     def __call__(self, **kwargs: Any) -> None:
         time.sleep(self.seconds)
+
+
+class AsyncLatency:
+    """The async driver's :class:`Latency`: aiobotocore awaits a ``before-send`` handler's result
+    when it is a coroutine, so the delay is a sleep that lets the other calls of a round go on."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, **kwargs: Any) -> Coroutine[Any, Any, None]:
+        return asyncio.sleep(self.seconds)
 
 
 class RoundCountingDriver(Driver):

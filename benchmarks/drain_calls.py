@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -25,7 +25,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 import boto3
 
-from benchmarks.common import Counter, Latency, RoundCountingDriver, emit_rows
+from benchmarks.common import AsyncLatency, Counter, Latency, RoundCountingDriver, emit_rows
 from ecsspot.aws.aio import AsyncDriver
 from ecsspot.aws.calls import Service
 from ecsspot.aws.clients import ClientOptions
@@ -194,7 +194,7 @@ def main() -> None:
             ids, groups = build(endpoint, n)
 
             async def run_async(ids: list[str]) -> float:
-                async with AsyncDriver(ClientOptions(region="us-east-1", endpoint_url=endpoint, event_handlers=[("before-send", _async_latency)])) as d:
+                async with AsyncDriver(ClientOptions(region="us-east-1", endpoint_url=endpoint, event_handlers=[("before-send", AsyncLatency(LATENCY))])) as d:
                     t0 = time.perf_counter()
                     await d.run(drain(CLUSTER, ids, deadline=110, wait=False))
                     return time.perf_counter() - t0
@@ -242,15 +242,6 @@ def main() -> None:
         fixes.__exit__()
     print(json.dumps(rows, indent=2))
     emit_rows(table)
-
-
-async def _async_sleep() -> None:
-    await asyncio.sleep(LATENCY)
-
-
-def _async_latency(**kwargs: Any) -> Coroutine[Any, Any, None]:
-    # aiobotocore awaits before-send handlers' results when they are coroutines.
-    return _async_sleep()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +30,7 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from benchmarks.common import Counter, Latency, emit_rows
+from benchmarks.common import AsyncLatency, Counter, Latency, emit_rows
 from benchmarks.drain_calls import CLUSTER, _client, naive_drain, reset
 from ecsspot import store
 from ecsspot.aws.aio import AsyncDriver
@@ -165,7 +164,7 @@ def run_sync(endpoint: str, ids: list[str], warm: list[str]) -> _Rounds:
 
 def run_async(endpoint: str, ids: list[str], warm: list[str]) -> _Rounds:
     async def go() -> _Rounds:
-        driver = _AsyncDriver(_options(endpoint, _async_latency))
+        driver = _AsyncDriver(_options(endpoint, AsyncLatency(LATENCY)))
         async with driver:
             await driver.run(_workflow(warm))
             driver.log = _Rounds()
@@ -224,14 +223,6 @@ def main() -> None:
         fixes.__exit__()
     print(json.dumps(rows, indent=2))
     emit_rows(table)
-
-
-async def _async_sleep() -> None:
-    await asyncio.sleep(LATENCY)
-
-
-def _async_latency(**kwargs: Any) -> Coroutine[Any, Any, None]:
-    return _async_sleep()
 
 
 if __name__ == "__main__":
