@@ -34,8 +34,7 @@ import attrs
 
 from ecsspot import store
 from ecsspot.aws.calls import NOW, Workflow, call, chunks, failed, paginate, settle
-from ecsspot.errors import ConflictError, NotFoundError
-from ecsspot.spec import ClusterSpec, duration_seconds, table_name
+from ecsspot.spec import ClusterSpec, duration_seconds, duration_text
 from ecsspot.state import CLUSTER_TAG, tags_of
 
 #: SetInstanceProtection: "You can specify up to 50 instances" (API reference above).
@@ -109,10 +108,6 @@ class ProtectionResult:
         return tuple(a for a in self.actions if a.status == "failed")
 
 
-def _took(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-
-
 def decide(seen: Sequence[Seen], idle_since: Mapping[str, float], *, now: float, idle_after: float) -> Decisions:
     """Pure: what to do about each instance, and the idle times to remember."""
     actions: list[ProtectionAction] = []
@@ -145,11 +140,11 @@ def decide(seen: Sequence[Seen], idle_since: Mapping[str, float], *, now: float,
         running = f"only {s.daemon_tasks} daemon task(s)" if s.daemon_tasks else "no task"
         idle = now - since
         if idle >= idle_after:
-            why = f"{running} for {_took(idle)} (idle_after {_took(idle_after)}): protection off so managed scaling can scale it in"
+            why = f"{running} for {duration_text(idle)} (idle_after {duration_text(idle_after)}): protection off so managed scaling can scale it in"
             actions.append(ProtectionAction("unprotect", s.instance_id, "planned", why, s.group, s.pool))
             unprotect.setdefault(s.group, []).append(s.instance_id)
         else:
-            why = f"{running} for {_took(idle)} of the {_took(idle_after)} idle_after"
+            why = f"{running} for {duration_text(idle)} of the {duration_text(idle_after)} idle_after"
             actions.append(ProtectionAction("wait", s.instance_id, "waiting", why, s.group, s.pool))
     return Decisions(
         tuple(actions),
@@ -253,34 +248,22 @@ def reconcile(cluster: str, *, owner: str, apply: bool = False, spec: ClusterSpe
     :class:`~ecsspot.errors.ConflictError`. A cluster without recorded settings is
     :class:`~ecsspot.errors.NotFoundError`.
     """
-    if spec is None:
-        spec = yield from store.load_cluster_spec(cluster)
-        if spec is None:
-            raise NotFoundError(f"cluster {cluster}: no ecsspot settings recorded (no table {table_name(cluster)}, or never applied)")
+    spec = yield from store.recorded_spec(cluster, spec)
     table = spec.table_name
+    idle_after = duration_seconds(spec.protection.idle_after)
     now = yield NOW
-    leases = yield from store.acquire_leases(table, [LEASE], owner, now=now, ttl=LEASE_SECONDS)
-    recorded = leases[LEASE] is not None
-    if apply and not recorded:
-        holder = yield from store.read_lease(table, LEASE)
-        raise ConflictError(f"another protection run holds {cluster}'s {LEASE} lease ({holder.owner if holder else 'unknown owner'})")
-    held = [LEASE] if recorded else []
-    try:
+
+    def run(recorded: bool) -> Workflow[ProtectionResult]:
         seen, idle_since = yield from observe(spec)
-        idle_after = duration_seconds(spec.protection.idle_after)
         decisions = decide(seen, idle_since, now=now, idle_after=idle_after)
         actions = list(decisions.actions)
         if apply:
             actions = yield from _carry_out(decisions)
         if recorded:
             yield from store.put_document(table, *MEMORY, {"idle_since": dict(sorted(decisions.idle_since.items()))}, now=now)
-    except GeneratorExit:
-        raise  # closed without being driven on: the lease expires
-    except BaseException:
-        yield from store.let_go(table, (), held, owner)
-        raise
-    yield from store.let_go(table, (), held, owner)
-    return ProtectionResult(cluster, apply, idle_after, tuple(actions), recorded)
+        return ProtectionResult(cluster, apply, idle_after, tuple(actions), recorded)
+
+    return (yield from store.under_lease(cluster, table, LEASE, owner, now=now, ttl=LEASE_SECONDS, needed=apply, body=run))
 
 
 def _carry_out(decisions: Decisions) -> Workflow[list[ProtectionAction]]:

@@ -831,6 +831,13 @@ def duration_seconds(value: str) -> float:
     return seconds
 
 
+def duration_text(seconds: float) -> str:
+    """A duration as people read it in a reason: ``45 s``, ``10 min``, ``2.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_names: set[str], add: Callable[[str, str], None]) -> None:
     if not _NAME.fullmatch(pool.name or ""):
         add(f"{p}.name", f"must be letters, digits, hyphens or underscores, got {_shown(pool.name)}")

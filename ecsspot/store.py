@@ -11,13 +11,13 @@ TTL attribute, so stale leases and idempotency keys disappear on their own.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, TypeVar
 
 import attrs
 
 from ecsspot.aws.calls import Call, Sleep, Workflow, call, chunks, failed, lookup, settle
-from ecsspot.errors import AwsError, ConflictError, EcsspotError, ThrottledError
+from ecsspot.errors import AwsError, ConflictError, EcsspotError, NotFoundError, ThrottledError
 from ecsspot.spec import ClusterSpec, load_spec, table_name
 
 _NOT_FOUND = ("ResourceNotFoundException",)
@@ -533,6 +533,45 @@ def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]
 def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
     """The spec ``apply`` recorded for the cluster, or None."""
     return (yield from load_cluster(cluster))[0]
+
+
+def recorded_spec(cluster: str, spec: ClusterSpec | None = None) -> Workflow[ClusterSpec]:
+    """``spec`` when given, else the settings ``apply`` recorded: :class:`NotFoundError` when none."""
+    if spec is None:
+        spec = yield from load_cluster_spec(cluster)
+        if spec is None:
+            raise NotFoundError(f"cluster {cluster}: no ecsspot settings recorded (no table {table_name(cluster)}, or never applied)")
+    return spec
+
+
+_T = TypeVar("_T")
+
+
+def under_lease(
+    cluster: str, table: str, lease: str, owner: str, *, now: float, ttl: float, needed: bool, body: Callable[[bool], Workflow[_T]]
+) -> Workflow[_T]:
+    """Run ``body(held)``, holding the cluster's ``lease`` when no other live owner has it.
+
+    A run that must act (``needed``) and finds the lease held by another is a
+    :class:`ConflictError` before ``body`` starts; one that only looks runs without it (``held``
+    False: it must then write nothing). The lease is given back on every way out, except when the
+    workflow is closed without being driven on (the process is going away): then it expires.
+    """
+    leases = yield from acquire_leases(table, [lease], owner, now=now, ttl=ttl)
+    held = leases[lease] is not None
+    if needed and not held:
+        holder = yield from read_lease(table, lease)
+        raise ConflictError(f"another {lease} run holds {cluster}'s {lease} lease ({holder.owner if holder else 'unknown owner'})")
+    names = [lease] if held else []
+    try:
+        result = yield from body(held)
+    except GeneratorExit:
+        raise
+    except BaseException:
+        yield from let_go(table, (), names, owner)
+        raise
+    yield from let_go(table, (), names, owner)
+    return result
 
 
 def remember_target_groups(table: str, groups: Sequence[str], *, now: float) -> Workflow[None]:

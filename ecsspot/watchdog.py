@@ -31,8 +31,7 @@ import attrs
 
 from ecsspot import store
 from ecsspot.aws.calls import NOW, Workflow, call, chunks, paginate
-from ecsspot.errors import ConflictError, NotFoundError
-from ecsspot.spec import ClusterSpec, duration_seconds, table_name
+from ecsspot.spec import ClusterSpec, duration_seconds, duration_text
 
 LEASE = "watchdog"
 LEASE_SECONDS = 120.0
@@ -100,12 +99,6 @@ class WatchdogResult:
         return tuple(a for a in self.actions if a.kind == "stuck")
 
 
-def _took(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
-
-
 def is_stale(since: float, now: float, timeout: float) -> bool:
     return now - since >= timeout
 
@@ -124,13 +117,13 @@ def decide(draining: Sequence[Draining], since: Mapping[str, float], *, now: flo
         remember[d.instance_id] = first
         took = now - first
         if not is_stale(first, now, timeout):
-            actions.append(WatchdogAction("watch", d.instance_id, "waiting", f"DRAINING for {_took(took)} of the {_took(timeout)} drain_timeout", d.pool, took))
+            actions.append(WatchdogAction("watch", d.instance_id, "waiting", f"DRAINING for {duration_text(took)} of the {duration_text(timeout)} drain_timeout", d.pool, took))
             continue
         if not d.tasks:
-            why = f"DRAINING for {_took(took)} with no task left to place: it waits for whoever drains it to take it out"
+            why = f"DRAINING for {duration_text(took)} with no task left to place: it waits for whoever drains it to take it out"
             actions.append(WatchdogAction("watch", d.instance_id, "skipped", why, d.pool, took))
             continue
-        held = f"DRAINING for {_took(took)} (drain_timeout {_took(timeout)}) with {len(d.tasks)} task(s) ECS has not moved"
+        held = f"DRAINING for {duration_text(took)} (drain_timeout {duration_text(timeout)}) with {len(d.tasks)} task(s) ECS has not moved"
         if d.services:
             held += "; services that cannot place their tasks: " + "; ".join(d.services)
         if not reactivate:
@@ -258,21 +251,13 @@ def _draining(ci: Mapping[str, Any], members: Mapping[str, tuple[str | None, str
 def watch(cluster: str, *, owner: str, reactivate: bool | None = None, spec: ClusterSpec | None = None) -> Workflow[WatchdogResult]:
     """Report the cluster's instances stuck DRAINING; set them ACTIVE when ``reactivate`` (default:
     the spec's ``watchdog.reactivate``). Works from the settings ``apply`` recorded."""
-    if spec is None:
-        spec = yield from store.load_cluster_spec(cluster)
-        if spec is None:
-            raise NotFoundError(f"cluster {cluster}: no ecsspot settings recorded (no table {table_name(cluster)}, or never applied)")
+    spec = yield from store.recorded_spec(cluster, spec)
     act = spec.watchdog.reactivate if reactivate is None else reactivate
     table = spec.table_name
     timeout = duration_seconds(spec.watchdog.drain_timeout)
     now = yield NOW
-    leases = yield from store.acquire_leases(table, [LEASE], owner, now=now, ttl=LEASE_SECONDS)
-    recorded = leases[LEASE] is not None
-    if act and not recorded:
-        holder = yield from store.read_lease(table, LEASE)
-        raise ConflictError(f"another watchdog run holds {cluster}'s {LEASE} lease ({holder.owner if holder else 'unknown owner'})")
-    held = [LEASE] if recorded else []
-    try:
+
+    def run(recorded: bool) -> Workflow[WatchdogResult]:
         doc = yield from store.get_document(table, *MEMORY)
         since = {str(k): float(v) for k, v in (doc or {}).get("since", {}).items()}
         draining = yield from observe(spec, now=now, timeout=timeout, since=since)
@@ -282,13 +267,9 @@ def watch(cluster: str, *, owner: str, reactivate: bool | None = None, spec: Clu
             actions = yield from _reactivate(spec, decisions, owner, now=now)
         if recorded:
             yield from store.put_document(table, *MEMORY, {"since": dict(sorted(decisions.draining_since.items()))}, now=now)
-    except GeneratorExit:
-        raise  # closed without being driven on: the lease expires
-    except BaseException:
-        yield from store.let_go(table, (), held, owner)
-        raise
-    yield from store.let_go(table, (), held, owner)
-    return WatchdogResult(cluster, timeout, act, tuple(actions), recorded)
+        return WatchdogResult(cluster, timeout, act, tuple(actions), recorded)
+
+    return (yield from store.under_lease(cluster, table, LEASE, owner, now=now, ttl=LEASE_SECONDS, needed=act, body=run))
 
 
 def _reactivate(spec: ClusterSpec, decisions: Decisions, owner: str, *, now: float) -> Workflow[list[WatchdogAction]]:

@@ -41,6 +41,12 @@ def test_idle_protected_instance_waits_for_the_threshold_then_is_unprotected() -
     assert due.idle_since == {"i-1": NOW}  # the clock is kept while it stays idle
 
 
+def test_hours_read_as_hours_in_the_reasons_as_in_the_watchdogs() -> None:
+    three_hours = 3 * 3600.0
+    due = decide([seen("i-1")], {"i-1": NOW - three_hours}, now=NOW, idle_after=three_hours)
+    assert due.actions[0].reason.startswith("only 1 daemon task(s) for 3.0 h (idle_after 3.0 h)")
+
+
 def test_a_task_resets_the_idle_clock_and_an_unprotected_busy_instance_is_protected() -> None:
     busy = decide([seen("i-1", tasks=2, protected=False)], {"i-1": NOW - 3600}, now=NOW, idle_after=TEN_MINUTES)
     assert kinds(busy) == {"i-1": ("protect", "planned")}
