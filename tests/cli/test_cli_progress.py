@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from ecsspot.aws.calls import Report
 from ecsspot_cli.main import Context, cli
 from ecsspot_cli.progress import Progress
+from tests.pty_capture import stderr_on_a_terminal
 
 
 def _reports() -> list[Report]:
@@ -81,7 +82,6 @@ def test_the_cli_gives_quiet_to_its_progress() -> None:
 def test_on_a_real_pseudo_terminal_the_line_is_live_and_on_a_pipe_it_is_plain() -> None:
     """The renderer decides by itself: a pty gets rich's live line (cursor codes), a pipe plain lines."""
     import os
-    import pty
     import subprocess
     import sys
 
@@ -96,23 +96,8 @@ def test_on_a_real_pseudo_terminal_the_line_is_live_and_on_a_pipe_it_is_plain() 
     )
     env = {**os.environ, "TERM": "xterm-256color"}
     env.pop("NO_COLOR", None)
-    master, slave = pty.openpty()
-    try:
-        done = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env=env, timeout=60, check=False)
-    finally:
-        os.close(slave)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child side is closed and everything was read
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
+    done, text = stderr_on_a_terminal([sys.executable, "-c", code], env=env, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == b"live"
-    text = seen.decode("utf-8", "replace")
     assert "drain (" in text and "1/2 instance(s) drained" in text
     assert "\x1b[" in text  # a live line: cursor control, then cleared at close
 

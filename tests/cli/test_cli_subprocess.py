@@ -16,6 +16,8 @@ import boto3
 import pytest
 import yaml
 
+from tests.pty_capture import stderr_on_a_terminal
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 TIMEOUT = 60
@@ -171,28 +173,11 @@ def test_a_command_draws_its_progress_live_on_a_terminal_and_as_lines_on_a_pipe(
     """Issue 13 item 1, the whole command (not only its renderer): ``plan`` on a pseudo-terminal
     gets rich's live line (cursor codes, cleared at the end), on a pipe one plain line per phase,
     and with -q nothing; stdout is the plan either way."""
-    import pty
-
     spec = spec_for(endpoint, tmp_path / "spec.yaml")
     command = [*PYTHON_M, "--endpoint-url", endpoint, "plan", "-f", str(spec)]
     env = {k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "NO_COLOR")}
-    master, slave = pty.openpty()
-    try:
-        done = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave, env={**env, "TERM": "xterm-256color"}, timeout=TIMEOUT, cwd=ROOT)
-    finally:
-        os.close(slave)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child's side is closed and all was read
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
+    done, live = stderr_on_a_terminal(command, env={**env, "TERM": "xterm-256color"}, timeout=TIMEOUT, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.startswith(b"Plan for cluster demo-api")
-    live = seen.decode("utf-8", "replace")
     assert "plan (" in live and "reading the AMI, the network and the state of cluster demo-api" in live
     assert "\x1b[" in live
 
