@@ -28,6 +28,7 @@ from ecsspot_cli.commands import (
     drain,
     guard,
     refresh,
+    savings,
     sim,
     simulate,
     spec_commands,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard, savings)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

@@ -124,10 +124,10 @@ class Handlers:
 
     def guard(self, cluster: str, stop_at: float | None = None) -> dict[str, Any]:
         """The scheduled tick's other duties: the drain watchdog (reactivating only when the spec's
-        ``watchdog.reactivate`` says so) and, with ``protection.on_schedule``, the protection
-        reconciler. Each one's actions, or its failure: neither may fail the refresh tick. Skipped
+        ``watchdog.reactivate`` says so), the capacity ledger the savings report bills and, with
+        ``protection.on_schedule``, the protection reconciler. Each one's actions, or its failure: neither may fail the refresh tick. Skipped
         when the refresh used the invocation's time (past ``stop_at``): the next tick runs them."""
-        from ecsspot import protection, store, watchdog
+        from ecsspot import ledger, protection, store, watchdog
         from ecsspot.errors import EcsspotError
 
         if stop_at is not None and self.driver.clock.now() >= stop_at:
@@ -139,7 +139,10 @@ class Handlers:
         if spec is None:
             return {}
         out: dict[str, Any] = {}
-        runs: list[tuple[str, Workflow[Any]]] = [("watchdog", watchdog.watch(cluster, owner=self.owner, spec=spec))]
+        runs: list[tuple[str, Workflow[Any]]] = [
+            ("watchdog", watchdog.watch(cluster, owner=self.owner, spec=spec)),
+            ("ledger", ledger.record(cluster, owner=self.owner, spec=spec)),
+        ]
         if spec.protection.on_schedule:
             runs.append(("protection", protection.reconcile(cluster, owner=self.owner, apply=True, spec=spec)))
         for name, workflow in runs:

@@ -263,6 +263,8 @@ class AutoScaling:
             kwargs["associate_public_ip"] = config.associate_public_ip_address
         reservation = world.ec2.run_instances(image_id, 1, user_data, [], **kwargs)
         instance = reservation.instances[0]
+        # LaunchTime on the world's clock (moto stamps the host's): what a report of instance-hours reads.
+        instance.launch_time = world.datetime().replace(tzinfo=None)
         # EC2 reports a new instance as pending until it has booted.
         instance._state.name, instance._state.code = "pending", 0
         if lifecycle == SPOT:

@@ -370,6 +370,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.core.responses import BaseResponse
     from moto.ec2.models.instances import Instance
     from moto.ec2.responses.instances import InstanceResponse
+    from moto.ec2.responses.spot_instances import SpotInstances
     from moto.ecs.models import CapacityProvider, EC2ContainerServiceBackend
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
@@ -380,6 +381,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (BaseResponse, "call_action", _locked_call_action),
         (Instance, "terminate", _instance_terminate),
         (InstanceResponse, "run_instances", _run_instances),
+        (SpotInstances, "describe_spot_price_history", _describe_spot_price_history),
         (AutoScalingBackend, "create_auto_scaling_group", _create_auto_scaling_group),
         (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
         (AutoScalingBackend, "notify_terminate_instances", _notify_terminate_instances),
@@ -791,6 +793,68 @@ def _run_instances(world: World, original: Any) -> Any:
         return original(self)
 
     return run_instances
+
+
+#: The product descriptions of the simulated market: it prices Linux only.
+_LINUX = ("Linux/UNIX", "Linux/UNIX (Amazon VPC)")
+
+
+def _describe_spot_price_history(world: World, original: Any) -> Any:
+    """DescribeSpotPriceHistory answered from the simulated spot market (moto answers a fixed
+    0.00001 dated 2006 for every type).
+
+    AWS: "When you specify a start and end time, the operation returns the prices of the instance
+    types within that time range. It also returns the last price change before the start time,
+    which is the effective price as of the start time", for up to the past 90 days
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeSpotPriceHistory.html).
+    The simulated market's price of a pool (type and Availability Zone) holds from the world's
+    start, so each pool answers one point, stamped then: the last change before any start time.
+    Nothing when the window ends before the world began. Filters: ``InstanceTypes``,
+    ``AvailabilityZone``, ``ProductDescriptions`` (Linux only; other products have no simulated
+    price) and the ``availability-zone``, ``instance-type`` and ``product-description`` filters.
+    """
+
+    def describe_spot_price_history(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        from ecsspot.sim import instancetypes
+
+        if not world.owns(self.current_account, self.region):
+            return original(self)
+        filters = self._filters_from_querystring()
+        types = set(self._get_param("InstanceTypes", []) or []) or set(instancetypes.CATALOG)
+        types &= set(filters.get("instance-type") or types)
+        zones = {z.name for z in self.ec2_backend.describe_availability_zones()}
+        zones &= set(filter(None, [self._get_param("AvailabilityZone")])) or zones
+        zones &= set(filters.get("availability-zone") or zones)
+        products = [p for p in (self._get_param("ProductDescriptions", []) or ["Linux/UNIX"]) if p in _LINUX]
+        products = [p for p in products if p in (filters.get("product-description") or products)]
+        end = self._get_param("EndTime")
+        if end is not None and _timestamp(end) < world.started_at:
+            return ActionResult({"SpotPriceHistory": []})
+        history = [
+            {
+                "InstanceType": t,
+                "ProductDescription": product,
+                "SpotPrice": f"{world.market.pool(t, zone).price:.6f}",
+                "AvailabilityZone": zone,
+                "Timestamp": world.datetime(world.started_at),
+            }
+            for t in sorted(types)
+            for zone in sorted(zones)
+            for product in products
+        ]
+        return ActionResult({"SpotPriceHistory": history})
+
+    return describe_spot_price_history
+
+
+def _timestamp(value: Any) -> float:
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=value.tzinfo or dt.UTC).timestamp()
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
 
 
 def _refuse_nic_and_groups(backend: Any, launch_template: Any, mixed_instances_policy: Any) -> None:

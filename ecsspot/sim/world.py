@@ -264,6 +264,8 @@ class World:
         #: again.
         self.reads: dict[tuple[Any, ...], tuple[int, Any]] = {}
         self.clock = SimClock(self, start)
+        #: When the simulated account came into being: the spot market's prices hold from here.
+        self.started_at = start
         self.history: list[Record] = []
         self.machines: dict[str, Machine] = {}
         self._timers: list[tuple[float, int, Callable[[], None]]] = []

@@ -394,10 +394,10 @@ def test_iam_writes_are_scoped_to_this_cluster() -> None:
 
 #: The ecsspot modules each Lambda's code path runs (refresh reads the cluster through
 #: store.load_cluster and resolves the AMI parameter like ami.resolve; its tick also runs the
-#: drain watchdog and the protection reconciler).
+#: drain watchdog, the capacity ledger and the protection reconciler).
 HANDLER_MODULES = {
     "interruption": ("interruption", "drain", "store", "handlers"),
-    "refresh": ("refresh", "interruption", "drain", "store", "watchdog", "protection"),
+    "refresh": ("refresh", "interruption", "drain", "store", "watchdog", "protection", "ledger"),
 }
 HANDLER_EXTRA_CALLS = {"interruption": set(), "refresh": {("ssm", "get_parameter")}}
 _CALL = re.compile(r'"(autoscaling|dynamodb|ec2|ecs|elbv2|iam|sqs|ssm)",\s*"([a-z0-9_]+)"')
