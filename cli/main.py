@@ -25,6 +25,7 @@ from ecsspot.settings import aws_region
 from ecsspot_cli import retries
 from ecsspot_cli.commands import (
     demo,
+    doctor,
     drain,
     guard,
     refresh,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard, savings)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard, savings, doctor)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

@@ -37,6 +37,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "not found: the cluster or resource is not there, or not managed by ecsspot (drain of an "
         "instance that is neither a container instance of the cluster nor holds a target)",
     ),
+    (8, "doctor: a check of the cluster's wiring failed (each finding names what to fix)"),
     (130, "interrupted (Ctrl-C); the command's cleanup runs first (a refresh or a drain gives its leases back; refresh --resume continues)"),
 )
 
@@ -130,6 +131,12 @@ class NotFoundError(EcsspotError):
     """A cluster or resource ecsspot was asked about does not exist or is not managed by it."""
 
     exit_code = 7
+
+
+class WiringError(EcsspotError):
+    """``doctor`` found a link of the event wiring missing or wrong; the message names each."""
+
+    exit_code = 8
 
 
 class HandlingFailed(EcsspotError):

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 #: The boto3 client names ecsspot talks to (a Literal, so the SDK stubs type each client).
-Service = Literal["ecs", "autoscaling", "ec2", "elbv2", "dynamodb", "ssm", "sqs"]
+Service = Literal["ecs", "autoscaling", "ec2", "elbv2", "dynamodb", "ssm", "sqs", "events", "lambda"]
 
 
 @attrs.frozen

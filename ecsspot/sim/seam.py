@@ -367,6 +367,7 @@ def _lean_reset(world: World | None, original: Any) -> Any:
 def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
     from moto.autoscaling.responses import AutoScalingResponse
+    from moto.awslambda.responses import LambdaResponse
     from moto.core.responses import BaseResponse
     from moto.ec2.models.instances import Instance
     from moto.ec2.responses.instances import InstanceResponse
@@ -375,6 +376,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.ecs.responses import EC2ContainerServiceResponse
     from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
     from moto.events.models import Rule
+    from moto.events.responses import EventsHandler
     from moto.sqs import models as sqs_models
 
     return [
@@ -382,6 +384,8 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (Instance, "terminate", _instance_terminate),
         (InstanceResponse, "run_instances", _run_instances),
         (SpotInstances, "describe_spot_price_history", _describe_spot_price_history),
+        (EventsHandler, "test_event_pattern", _test_event_pattern),
+        (LambdaResponse, "list_event_source_mappings", _list_event_source_mappings),
         (AutoScalingBackend, "create_auto_scaling_group", _create_auto_scaling_group),
         (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
         (AutoScalingBackend, "notify_terminate_instances", _notify_terminate_instances),
@@ -847,6 +851,70 @@ def _describe_spot_price_history(world: World, original: Any) -> Any:
         return ActionResult({"SpotPriceHistory": history})
 
     return describe_spot_price_history
+
+
+#: "The JSON must follow the format specified in AWS Events, and the following fields are
+#: mandatory: id, account, source, time, region, resources, detail-type"
+#: (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html).
+_EVENT_FIELDS = ("id", "account", "source", "time", "region", "resources", "detail-type")
+
+
+def _test_event_pattern(world: World, original: Any) -> Any:
+    """TestEventPattern with the pattern matching the simulated bus delivers by (moto's, which
+    the simulator's EventBridge uses for every rule); moto answers nothing. An event without
+    one of the mandatory fields is refused (the error code is an inference: the API lists
+    InvalidEventPatternException and InternalException only, and this one is about the pattern
+    test's input)."""
+
+    def test_event_pattern(self: Any) -> Any:
+        from moto.events.models import EventPattern
+
+        if not world.owns(self.current_account, self.region):
+            return original(self)
+        try:
+            event = json.loads(self._get_param("Event") or "")
+        except ValueError:
+            return self.error("InvalidEventPatternException", "Event is not valid JSON.")
+        missing = [f for f in _EVENT_FIELDS if not isinstance(event, dict) or f not in event]
+        if missing:
+            return self.error("InvalidEventPatternException", f"Event is not valid: missing {', '.join(missing)}.")
+        pattern = EventPattern.load(self._get_param("EventPattern"))
+        return json.dumps({"Result": bool(pattern.matches_event(event))}), self.response_headers
+
+    return test_event_pattern
+
+
+def _list_event_source_mappings(world: World, original: Any) -> Any:
+    """ListEventSourceMappings answers the simulator's own mappings (its SQS pollers, see
+    :class:`ecsspot.sim.eventbridge.EventSourceMapping`), in the shape of
+    https://docs.aws.amazon.com/lambda/latest/api/API_ListEventSourceMappings.html, filtered by
+    ``EventSourceArn`` and ``FunctionName`` (a name or an ARN)."""
+
+    def list_event_source_mappings(self: Any) -> Any:
+        from ecsspot.sim.eventbridge import function_name
+
+        if not world.owns(self.current_account, self.region):
+            return original(self)
+        source = self.querystring.get("EventSourceArn", [None])[0]
+        function = self.querystring.get("FunctionName", [None])[0]
+        with world.lock:
+            mappings = list(world.events.mappings.values())
+        listed = [
+            {
+                "UUID": m.uuid,
+                "EventSourceArn": m.queue_arn,
+                "FunctionArn": f"arn:aws:lambda:{world.region}:{world.account_id}:function:{m.function}",
+                "BatchSize": m.batch_size,
+                "MaximumBatchingWindowInSeconds": 0,
+                "State": "Enabled",
+                "FunctionResponseTypes": ["ReportBatchItemFailures"] if m.report_batch_item_failures else [],
+            }
+            for m in mappings
+            if (source is None or m.queue_arn == source) and (function is None or m.function == function_name(function))
+        ]
+        return json.dumps({"EventSourceMappings": listed})
+
+    return list_event_source_mappings
 
 
 def _timestamp(value: Any) -> float:

@@ -16,8 +16,8 @@ import botocore.session
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "examples" / "operator-policy.json"
 #: The modules the CLI's commands run (the Lambda-only handlers module is the Terraform roles' business).
-CLI_MODULES = ("ami", "apply", "drain", "interruption", "ledger", "observe", "protection", "refresh", "savings", "status", "store", "teardown", "watchdog")
-_CALL = re.compile(r'"(autoscaling|dynamodb|ec2|ecs|elbv2|iam|sqs|ssm)",\s*"([a-z0-9_]+)"')
+CLI_MODULES = ("ami", "apply", "doctor", "drain", "interruption", "ledger", "observe", "protection", "refresh", "savings", "status", "store", "teardown", "watchdog")
+_CALL = re.compile(r'"(autoscaling|dynamodb|ec2|ecs|elbv2|events|iam|lambda|sqs|ssm)",\s*"([a-z0-9_]+)"')
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 #: A DynamoDB transaction is authorised by the underlying item actions
 #: (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
@@ -40,7 +40,7 @@ def _operations() -> dict[str, dict[str, str]]:
     """Service → snake_case method name → the API's name, from botocore's models."""
     session = botocore.session.get_session()
     ops: dict[str, dict[str, str]] = {}
-    for service in ("autoscaling", "dynamodb", "ec2", "ecs", "elbv2", "ssm"):
+    for service in ("autoscaling", "dynamodb", "ec2", "ecs", "elbv2", "events", "lambda", "sqs", "ssm"):
         names = session.get_service_model(service).operation_names
         ops[service] = {botocore.xform_name(n): n for n in names}
     return ops

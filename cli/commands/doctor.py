@@ -1,0 +1,41 @@
+"""``ecsspot doctor CLUSTER``: the cluster's event wiring checked end to end."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ecsspot.errors import WiringError
+from ecsspot_cli import output
+
+if TYPE_CHECKING:
+    from ecsspot_cli.main import Context
+
+
+@click.command()
+@click.argument("cluster")
+@click.option("--prefix", default=None, metavar="PREFIX", help="Name prefix of the rules and queue (default: the Terraform module's, ecsspot-CLUSTER).")
+@click.pass_obj
+def doctor(obj: Context, cluster: str, prefix: str | None) -> None:
+    """Check that spot warnings, rebalance recommendations and ecsspot's lifecycle actions reach
+    the interruption function, that the refresh ticks, and that every pool has the drain hook and
+    spot draining in its user data. Each finding has a code, a status and how to fix it.
+
+    Reads only. Exits 8 when a check fails, 7 when CLUSTER has no recorded settings.
+    """
+    from ecsspot.doctor import examine
+
+    manager = obj.manager()
+    report = manager.run(examine(cluster, prefix=prefix))
+    if obj.json:
+        output.emit_document(report)
+    else:
+        click.echo(f"Doctor of cluster {cluster} (names {report.prefix}-*):")
+        rows = [(f.code, f.status, f.subject, f.detail + (f"; fix: {f.fix}" if f.fix else "")) for f in report.findings]
+        click.echo("\n".join(output.table(("code", "status", "what", "finding"), rows, indent="  ", wrap_last=True)))
+    if report.failed:
+        raise WiringError("; ".join(f"{f.code} {f.subject}: {f.detail}" for f in report.failed))
+
+
+COMMANDS = [doctor]
