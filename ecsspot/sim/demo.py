@@ -90,9 +90,9 @@ def _row(start: float, s: scenario.Snapshot) -> str:
 
 
 class _LambdaLines:
-    """The interruption Lambda's lines, said before the next line of the timeline, one per
-    start, outcome and end: a storm warns many instances at once, each its own invocation,
-    and six lines saying the same thing read worse than one naming the six."""
+    """The interruption Lambda's lines, said before the next line of the timeline in the order
+    the invocations started, one per start, outcome and end: a storm warns many instances at
+    once, each its own invocation, and six lines saying the same read worse than one naming six."""
 
     def __init__(self, line: Line) -> None:
         self._line = line
@@ -102,7 +102,7 @@ class _LambdaLines:
         self._pending.setdefault((started, outcome, finished), []).append(instance_id)
 
     def say(self, text: str) -> None:
-        for (started, outcome, finished), ids in self._pending.items():
+        for (started, outcome, finished), ids in sorted(self._pending.items(), key=lambda item: item[0][0]):
             which = ids[0] if len(ids) == 1 else f"{len(ids)} instances ({', '.join(ids)})"
             self._line(f"{started:6.0f}  interruption Lambda, {which}: {outcome} [done at {finished:.0f} s]")
         self._pending.clear()
@@ -197,9 +197,9 @@ def run(
                         parts.append("lifecycle action: nothing left to complete, Auto Scaling had ended it" if ended else "lifecycle action completed (CONTINUE)")
                     elif a["kind"] == "drain" and a["status"] == "timed_out" and set(a["left"]) == {"services_below_desired"}:
                         # The instance is empty; what the deadline caught is the services'
-                        # replacements, waiting for capacity the storm took.
+                        # replacements (in the storm, waiting for capacity).
                         below = ", ".join(a["left"]["services_below_desired"])
-                        parts.append(f"drained, no task or target left; replacements wait for capacity ({below} at the deadline)")
+                        parts.append(f"drained, no task or target left; replacements not running yet at the drain's deadline ({below})")
                     else:
                         parts.append(f"{a['kind']} {a['status']} ({a['reason']})")
                 lambda_lines.add(started - start, "; ".join(parts), finished - start, iid)
