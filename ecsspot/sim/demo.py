@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 
 from ecsspot.sim import scenario
+from ecsspot.sim.alb import HEALTHY
 from ecsspot.sim.simulator import Simulator
 
 Line = Callable[[str], None]
@@ -50,9 +51,17 @@ class StormSummary:
     no_target_requests: int
     #: Of the failed: cut in flight (target gone mid-request, or connection closed by the load balancer).
     cut_requests: int = 0
+    #: Targets on the warned instances still healthy, so taking new requests, when EC2 reclaimed
+    #: their instance: what fails the requests a storm costs.
+    in_rotation_at_reclaim: int = 0
 
     def failures(self) -> str:
         return _failures(self.failed_requests, self.requests, self.no_target_requests, self.cut_requests)
+
+    def explained(self) -> str:
+        """The failures, and how many targets the load balancer still routed to when their instance went."""
+        many = self.in_rotation_at_reclaim
+        return f"{self.failures()}; {many} {'target' if many == 1 else 'targets'} still in the load balancer's rotation when EC2 reclaimed the instances"
 
 
 @attrs.frozen
@@ -148,7 +157,23 @@ def _storm(
         failed_requests=after_stats.failed - before.failed,
         no_target_requests=after_stats.no_target - before.no_target,
         cut_requests=after_stats.cut - before.cut,
+        in_rotation_at_reclaim=_in_rotation_at_reclaim(sim, hit),
     )
+
+
+def _in_rotation_at_reclaim(sim: Simulator, instance_ids: list[str]) -> int:
+    """Targets on ``instance_ids`` that were healthy when their instance was reclaimed, read
+    from the simulator's history (target states in the order they changed)."""
+    waiting = set(instance_ids)
+    state: dict[str, str] = {}
+    found = 0
+    for r in sim.history:
+        if r.kind == "target.state" and r.subject.split(":")[0] in waiting:
+            state[r.subject] = r.detail["state"]
+        elif r.kind == "spot.reclaimed" and r.subject in waiting:
+            waiting.discard(r.subject)
+            found += sum(1 for target, now in state.items() if target.startswith(f"{r.subject}:") and now == HEALTHY)
+    return found
 
 
 def baseline_storm(seed: int, config: scenario.DemoConfig, *, fraction: float = STORM_FRACTION) -> StormSummary:
@@ -219,7 +244,7 @@ def run(
         scenario.play(sim, 60, 20, stack, lambda s: say(row(start, s)))
 
         storm = _storm(sim, stack, fraction=STORM_FRACTION, outage=STORM_OUTAGE, after=120, every=30, line=say, start=start, on_snapshot=keep)
-        say(f"storm with ecsspot: {storm.failures()}")
+        say(f"storm with ecsspot: {storm.explained()}")
 
         from ecsspot import ami
 
@@ -253,7 +278,7 @@ def run(
 
     say("replaying the same storm on the same service without ecsspot (the ECS agent's spot draining only)…")
     baseline = baseline_storm(seed, config)
-    say(f"storm without ecsspot: {baseline.failures()}")
+    say(f"storm without ecsspot: {baseline.explained()}")
     summary = DemoSummary(
         seed=seed,
         cluster=stack.cluster,

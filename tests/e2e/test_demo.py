@@ -74,12 +74,16 @@ def test_demo_from_the_cli_prints_a_summary_and_exits_0(cli_demo: subprocess.Com
     summary = json.loads(result.stdout)
     assert summary["storm"]["failed_requests"] == 0
     assert summary["baseline_storm"]["failed_requests"] > 0  # the same storm, the same service, without ecsspot
+    # Why: ECS stopped 7 of the 11 warned tasks (down to minimumHealthyPercent 50) and kept 4 in
+    # rotation until their instances went; ecsspot took all of them out at the warning.
+    assert (summary["baseline_storm"]["in_rotation_at_reclaim"], summary["storm"]["in_rotation_at_reclaim"]) == (4, 0)
     assert len(summary["storm"]["interrupted"]) == len(summary["baseline_storm"]["interrupted"]) == 6  # every spot instance
     # Sized by managed scaling: 12 spot instances after the storm (it counted the doomed ones
     # as busy while their tasks waited for capacity) and 2 on-demand.
     assert summary["refresh_status"] == "done" and summary["instances_replaced"] == 14
     assert summary["failed_requests"] == 0 and summary["requests"] > 100_000
     assert "storm with ecsspot: 0 failed" in result.stderr  # the timeline, on stderr with --output json
+    assert "; 4 targets still in the load balancer's rotation when EC2 reclaimed the instances" in result.stderr
 
 
 def test_the_demos_service_follows_the_lint_advice(cli_demo: subprocess.CompletedProcess[str]) -> None:
