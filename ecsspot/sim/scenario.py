@@ -74,7 +74,8 @@ class DemoConfig:
     service on AWS's default deployment settings (minimumHealthyPercent 100), and a storm that
     also takes the pool's spot capacity. ECS then waits for replacements that cannot be placed
     before it deregisters the old targets, and the load balancer keeps sending requests to
-    instances that are about to die.
+    instances that are about to die. ``ecsspot demo`` follows lint's advice instead
+    (``ecsspot.sim.demo.CONFIG``).
     """
 
     #: Group sizes when ``managed_scaling`` is off (with it on, ECS sizes the groups itself).

@@ -9,7 +9,9 @@ pool, ALB → target group → a 15-task service, 100 requests/s).
     them), with a 30 s deregistration delay, within the two-minute budget.
 
 30 % of the spot instances get the two-minute warning and the pool's spot capacity goes away
-for five minutes (what ``ecsspot demo`` plays). (a) loses requests; (b) loses none.
+for five minutes, on a service with AWS's default minimumHealthyPercent 100 (what ``ecsspot
+demo`` played before its service followed lint's ES205; it now plays a storm on every spot
+instance, see ``ecsspot.sim.demo``). (a) loses requests; (b) loses none.
 """
 
 from __future__ import annotations
