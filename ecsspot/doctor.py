@@ -21,12 +21,13 @@ import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import Call, Workflow, call, lookup
+from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, lookup
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec
 from ecsspot.userdata import SPOT_DRAINING_KEY, parse
 
@@ -258,9 +259,14 @@ def sample_events(spec: ClusterSpec, region: str, account: str) -> dict[str, lis
     }
 
 
-def examine(cluster: str, *, prefix: str | None = None, spec: ClusterSpec | None = None) -> Workflow[DoctorReport]:
-    """Read the cluster's wiring and diagnose it (reads only; 4 rounds)."""
+def examine(
+    cluster: str, *, prefix: str | None = None, spec: ClusterSpec | None = None, send_test_event: bool = False, wait_seconds: float = 60.0
+) -> Workflow[DoctorReport]:
+    """Read the cluster's wiring and diagnose it (reads only, unless ``send_test_event``: then a
+    marked test message goes through the events queue and the handler must record it within
+    ``wait_seconds``)."""
     spec = yield from store.recorded_spec(cluster, spec)
+    yield Report("doctor", f"reading the event wiring of cluster {cluster}")
     prefix = prefix or module_prefix(cluster)
     names = {key: f"{prefix}-{key}" for key in (*INSTANCE_RULES, "tick")}
     groups = [spec.asg_name(p) for p in spec.pools]
@@ -341,7 +347,68 @@ def examine(cluster: str, *, prefix: str | None = None, spec: ClusterSpec | None
         hooks,
         draining,
     )
-    return DoctorReport(cluster, prefix, diagnose(spec, prefix, wiring))
+    findings = [*diagnose(spec, prefix, wiring), *(yield from _delays(spec))]
+    if send_test_event:
+        findings.append((yield from _probe(spec, url, queue_name, wait_seconds)))
+    return DoctorReport(cluster, prefix, tuple(findings))
+
+
+def _delays(spec: ClusterSpec) -> Workflow[list[Finding]]:
+    """DR203: the target groups' deregistration delays fit the spot notice (plan's ES204 lint on
+    the cluster as it is)."""
+    from ecsspot.lint import lint
+    from ecsspot.observe import observe
+
+    yield Report("doctor", f"reading the services and target groups of cluster {spec.cluster}")
+    observed = yield from observe(spec)
+    over = [w for w in lint(spec, observed) if w.code == "ES204"]
+    if over:
+        return [Finding("DR203", "fail", w.path.replace("target_group:", "target group "), w.message.split("; ")[0], w.message.split("; ", 1)[-1]) for w in over]
+    return [Finding("DR203", "ok", f"cluster {spec.cluster}", f"{len(observed.target_groups)} target group(s): deregistration delay + stop timeout within the spot notice")]
+
+
+PROBE_POLL_SECONDS = 2.0
+
+
+def _probe(spec: ClusterSpec, url: str | None, queue_name: str, wait_seconds: float) -> Workflow[Finding]:
+    """DR301: a clearly marked test message sent through the events queue, and the handler's
+    record of it awaited in the state table (then removed)."""
+    import uuid
+
+    subject = f"queue {queue_name}"
+    if not url:
+        return Finding("DR301", "fail", subject, "no queue to send the test event through", "apply the Terraform module")
+    probe = uuid.uuid4().hex
+    start = yield NOW
+    event = {
+        "version": "0",
+        "id": probe,
+        "detail-type": "ecsspot doctor test event",
+        "source": "ecsspot.doctor",
+        "account": "000000000000",
+        "time": datetime.fromtimestamp(start, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": spec.region or "",
+        "resources": [],
+        "detail": {"cluster": spec.cluster, "probe": probe, "note": "sent by ecsspot doctor --send-test-event; the handler only records it"},
+    }
+    yield call("sqs", "send_message", QueueUrl=url, MessageBody=json.dumps(event))
+    key = store.probe_key(probe)
+    while True:
+        now = yield NOW
+        seen = store.document_of((yield store.get_document_call(spec.table_name, *key)))
+        if seen is not None:
+            yield from store.delete_document(spec.table_name, *key)
+            return Finding("DR301", "ok", subject, f"the interruption handler recorded test event {probe} after {now - start:.0f} s")
+        if now - start >= wait_seconds:
+            return Finding(
+                "DR301",
+                "fail",
+                subject,
+                f"test event {probe} not recorded within {wait_seconds:.0f} s",
+                "check the event source mapping, the interruption function's logs and its dead-letter queue (a function older than this CLI ignores the test event)",
+            )
+        yield Report("doctor", f"waiting for the interruption handler to record test event {probe} ({now - start:.0f} s)")
+        yield Sleep(PROBE_POLL_SECONDS)
 
 
 def _template_of(group: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -41,7 +41,7 @@ from ecsspot.aws.calls import (
     settle,
 )
 from ecsspot.drain import Action, drain
-from ecsspot.errors import EcsspotError
+from ecsspot.errors import AwsError, EcsspotError
 from ecsspot.spec import LIFECYCLE_HOOK_NAME, ClusterSpec, table_name
 from ecsspot.state import CLUSTER_TAG
 
@@ -215,6 +215,9 @@ def handle_event(
     decided, batch = decide_all(payload, now=datetime.fromtimestamp(start, tz=UTC))
     actions, work, malformed = triage(decided)
     failed: list[tuple[events.Record, float]] = []
+    probes = [r for r, _ in decided if isinstance(r.event, events.DoctorProbe)]
+    if probes:
+        failed += yield from _record_probes(probes, start)
     if work:
         clusters, preread = yield from _clusters_of([w.instance_id for w in work], default_cluster)
         by_cluster: dict[str, list[_Work]] = {}
@@ -234,6 +237,22 @@ def handle_event(
                 if outcome.retry_after is not None:
                     failed.append((w.record, outcome.retry_after))
     return _result(actions, malformed, failed, batch, decided)
+
+
+def _record_probes(records: Sequence[events.Record], now: float) -> Workflow[list[tuple[events.Record, float]]]:
+    """Record each ``ecsspot doctor`` test event as seen in its cluster's state table, all in one
+    round; a cluster without an ecsspot table is not ours (nothing to record), any other failure
+    is the record's, retried like any other."""
+    calls = []
+    for r in records:
+        probe = cast(events.DoctorProbe, r.event)
+        calls.append(store.put_document_call(table_name(probe.cluster), *store.probe_key(probe.probe), {"seen_at": now, "message_id": r.message_id}, now=now))
+    answers = yield settle(calls)
+    return [(r, retry_delay(r.receive_count)) for r, a in zip(records, answers, strict=True) if failed(a) and not _no_table(a)]
+
+
+def _no_table(error: EcsspotError) -> bool:
+    return isinstance(error, AwsError) and error.code == "ResourceNotFoundException"
 
 
 def _isolated(

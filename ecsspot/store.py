@@ -535,6 +535,11 @@ def load_cluster_spec(cluster: str) -> Workflow[ClusterSpec | None]:
     return (yield from load_cluster(cluster))[0]
 
 
+def probe_key(probe: str) -> tuple[str, str]:
+    """Where the interruption handler records that it saw ``ecsspot doctor``'s test event."""
+    return ("doctor", f"probe#{probe}")
+
+
 def recorded_spec(cluster: str, spec: ClusterSpec | None = None) -> Workflow[ClusterSpec]:
     """``spec`` when given, else the settings ``apply`` recorded: :class:`NotFoundError` when none."""
     if spec is None:

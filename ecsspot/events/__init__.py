@@ -24,8 +24,10 @@ from ecsspot.events.decide import (
 from ecsspot.events.envelope import Record, parse_batch, parse_event
 from ecsspot.events.fields import is_instance_id, parse_time
 from ecsspot.events.model import (
+    DOCTOR_PROBE,
     TEST_NOTIFICATION,
     ContainerInstanceStateChange,
+    DoctorProbe,
     Envelope,
     Event,
     HealthScheduledChange,
@@ -46,12 +48,14 @@ from ecsspot.events.model import (
 )
 
 __all__ = [
+    "DOCTOR_PROBE",
     "SPOT_MARGIN_SECONDS",
     "SPOT_NOTICE_SECONDS",
     "TEST_NOTIFICATION",
     "ContainerInstanceStateChange",
     "Decision",
     "DecisionKind",
+    "DoctorProbe",
     "Envelope",
     "Event",
     "HealthScheduledChange",

@@ -12,6 +12,7 @@ from ecsspot.events.fields import strings
 from ecsspot.events.model import (
     SPOT_ACTIONS,
     ContainerInstanceStateChange,
+    DoctorProbe,
     Event,
     HealthScheduledChange,
     InstanceStateChange,
@@ -154,6 +155,8 @@ def decide(
     if isinstance(event, ServiceAction):
         reason = f"ECS service action {event.event_name} ({event.event_type}): informational"
         return _ignore(event, reason)
+    if isinstance(event, DoctorProbe):
+        return _ignore(event, f"ecsspot doctor test event {event.probe} for cluster {event.cluster}: only recorded as seen")
     if isinstance(event, OtherEvent):
         what = event.note or f"{event.detail_type!r} from {event.source or 'an unknown source'}"
         return _ignore(event, f"{what}: not an event ecsspot acts on")

@@ -206,6 +206,21 @@ class SubscriptionConfirmation(Event):
     token: str | None = None
 
 
+#: The detail-type of ``ecsspot doctor --send-test-event``'s message (source ``ecsspot.doctor``).
+DOCTOR_PROBE = "ecsspot doctor test event"
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_PROBE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+@attrs.frozen
+class DoctorProbe(Event):
+    """A clearly marked test message ``ecsspot doctor`` sends through the events queue: the
+    handler records that it saw it in the cluster's state table, and does nothing else."""
+
+    cluster: str
+    probe: str
+
+
 @attrs.frozen
 class OtherEvent(Event):
     """A well-formed event that is not one ecsspot acts on; ``note`` says why when useful."""
@@ -294,6 +309,17 @@ def _task(detail_type: str, d: _Obj, path: str, resources: tuple[str, ...], enve
     )
 
 
+def _doctor_probe(detail_type: str, d: _Obj, path: str, resources: tuple[str, ...], envelope: Envelope) -> Event:
+    if envelope.source != "ecsspot.doctor":
+        return OtherEvent(detail_type, note=f"{detail_type!r} from {envelope.source or 'an unknown source'}, not ecsspot.doctor", envelope=envelope)
+    cluster, probe = req_str(d, "cluster", path), req_str(d, "probe", path)
+    if not _CLUSTER_NAME.fullmatch(cluster):
+        raise EventError(f"{path}.cluster: not a cluster name: {cluster[:80]!r}")
+    if not _PROBE_ID.fullmatch(probe):
+        raise EventError(f"{path}.probe: not a doctor probe id (32 hex digits): {probe[:80]!r}")
+    return DoctorProbe(cluster, probe, envelope=envelope)
+
+
 def _service_action(detail_type: str, d: _Obj, path: str, resources: tuple[str, ...], envelope: Envelope) -> Event:
     services = [r for r in resources if ":service/" in r]
     return ServiceAction(
@@ -373,6 +399,7 @@ _DETAIL_PARSERS: dict[str, _DetailParser] = {
     "ECS Service Action": _service_action,
     "AWS Health Event": _health,
     "Parameter Store Change": _parameter,
+    DOCTOR_PROBE: _doctor_probe,
 }
 
 

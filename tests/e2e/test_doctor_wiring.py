@@ -95,7 +95,7 @@ def test_a_deployment_wired_as_the_module_does_passes_every_check(wired: tuple[S
     result, doc = doctor()
     assert result.exit_code == 0, result.stderr
     assert failed(doc) == set()
-    assert {f["code"] for f in doc["findings"]} == {"DR101", "DR102", "DR103", "DR104", "DR105", "DR106", "DR107", "DR108", "DR201", "DR202"}
+    assert {f["code"] for f in doc["findings"]} == {"DR101", "DR102", "DR103", "DR104", "DR105", "DR106", "DR107", "DR108", "DR201", "DR202", "DR203"}
     text = CliRunner().invoke(cli, ["doctor", CLUSTER], catch_exceptions=False)
     assert text.exit_code == 0 and text.stdout.startswith(f"Doctor of cluster {CLUSTER} (names {PREFIX}-*):")
 
@@ -138,3 +138,46 @@ def test_a_deployment_never_wired_fails_at_the_first_links_and_a_foreign_prefix_
         assert CliRunner().invoke(cli, ["doctor", "nosuch"]).exit_code == 7
         result, doc = doctor("--prefix", "mine")
         assert doc["prefix"] == "mine" and ("DR104", "queue mine-events") in failed(doc)
+
+
+def test_a_target_group_whose_delay_outlasts_the_spot_notice_is_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    import attrs
+
+    with Simulator(seed=5) as sim:
+        monkeypatch.setattr("ecsspot.aws.driver.SystemClock", lambda: sim.clock)
+        spec = load_spec(demo_spec_dict())
+        vpc = sim.client("ec2").describe_subnets(SubnetIds=[spec.network.subnets[0]])["Subnets"][0]["VpcId"]
+        group = sim.client("elbv2").create_target_group(Name="slow", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+        spec = attrs.evolve(spec, target_groups=(group,))  # AWS's default delay: 300 s
+        Manager(region="us-east-1", clock=sim.clock).apply(spec)
+        wire_like_the_module(sim, spec)
+        result, doc = doctor()
+        assert result.exit_code == 8
+        (finding,) = [f for f in doc["findings"] if f["status"] == "fail"]
+        assert (finding["code"], finding["subject"]) == ("DR203", f"target group {group}")
+        assert "deregistration delay 300 s" in finding["detail"] and "deregistration_delay.timeout_seconds" in finding["fix"]
+
+
+def test_the_test_event_goes_through_the_queue_to_the_handler_and_back(wired: tuple[Simulator, ClusterSpec]) -> None:
+    from ecsspot.aws.clients import ClientOptions
+    from ecsspot.aws.driver import Driver
+    from ecsspot.handlers import Handlers
+    from ecsspot.store import probe_key
+
+    sim, spec = wired
+    # Nobody polls for the function yet: the message waits in the queue, the doctor gives up.
+    result, doc = doctor("--send-test-event", "--wait", "20")
+    assert result.exit_code == 8
+    (missed,) = [f for f in doc["findings"] if f["code"] == "DR301"]
+    assert missed["status"] == "fail" and "not recorded within 20 s" in missed["detail"]
+
+    handlers = Handlers(Driver(ClientOptions(region=sim.region), clock=sim.clock), default_cluster=CLUSTER)
+    sim.register_lambda(f"{PREFIX}-interruption", handlers.interruption)
+    result, doc = doctor("--send-test-event")
+    assert result.exit_code == 0, result.stderr
+    (seen,) = [f for f in doc["findings"] if f["code"] == "DR301"]
+    assert seen["status"] == "ok" and seen["detail"].startswith("the interruption handler recorded test event")
+    probe = seen["detail"].split()[5]
+    table = sim.client("dynamodb")
+    pk, sk = probe_key(probe)
+    assert "Item" not in table.get_item(TableName=spec.table_name, Key={"pk": {"S": pk}, "sk": {"S": sk}})  # read, then removed
