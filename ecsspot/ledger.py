@@ -15,6 +15,7 @@ dropped. The accrual is a pure function of (ledger, instances seen, now).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -136,7 +137,8 @@ def fleet_from(spec: ClusterSpec, answer: Mapping[str, Any] | None) -> list[Runn
                     "spot" if inst.get("InstanceLifecycle") == "spot" else "on-demand",
                     str(inst.get("InstanceType", "")),
                     str((inst.get("Placement") or {}).get("AvailabilityZone", "")),
-                    launched.timestamp() if isinstance(launched, dt.datetime) else 0.0,
+                    # Without a launch time, count from the first look only (never from the window's start).
+                    launched.timestamp() if isinstance(launched, dt.datetime) else math.inf,
                 )
             )
     return out

@@ -96,3 +96,11 @@ def test_price_overrides_are_checked_and_every_bad_one_named() -> None:
     assert "prices.c5.large" in message and "prices.r5.large" in message
     with pytest.raises(InputError, match="must be a map"):
         prices_from(["m5.large"])
+
+
+def test_an_instance_without_a_launch_time_counts_from_its_first_look() -> None:
+    import math
+
+    first = accrue(Ledger(), [spot("i-1", math.inf)], MIDNIGHT + HOUR)
+    assert first.hours == {} and first.seen == {"i-1": MIDNIGHT + HOUR}
+    assert accrue(first, [spot("i-1", math.inf)], MIDNIGHT + 2 * HOUR).hours == {"2026-11-30": {"spot|spot|m5.large|us-east-1a": 1.0}}
