@@ -219,7 +219,8 @@ def handle_event(
     if probes:
         failed += yield from _record_probes(probes, start)
     if work:
-        clusters, preread = yield from _clusters_of([w.instance_id for w in work], default_cluster)
+        placement: dict[str, tuple[str, str]] = {}
+        clusters, preread = yield from _clusters_of([w.instance_id for w in work], default_cluster, placement)
         by_cluster: dict[str, list[_Work]] = {}
         for w in work:
             cluster, _ = clusters.get(w.instance_id, (None, None))
@@ -236,7 +237,30 @@ def handle_event(
                 actions += outcome.actions
                 if outcome.retry_after is not None:
                     failed.append((w.record, outcome.retry_after))
+        yield from _record_interruptions(by_cluster, placement, outcomes_seen(actions), start)
     return _result(actions, malformed, failed, batch, decided)
+
+
+def outcomes_seen(actions: Sequence[Action]) -> set[str]:
+    """Instances a drain acted on in this invocation (its own, ours: not ignored, not duplicate)."""
+    return {a.instance_id for a in actions if a.kind == "drain" and a.instance_id and a.status in ("drained", "draining", "timed_out")}
+
+
+def _record_interruptions(
+    by_cluster: Mapping[str, Sequence[_Work]], placement: Mapping[str, tuple[str, str]], drained: set[str], now: float
+) -> Workflow[None]:
+    """Count each spot warning ecsspot drained, by instance type and zone, in its cluster's
+    interruption history (what ``ecsspot advise`` ranks types by). After everything else and in
+    one round: advice only, so a failed count fails no record (a retry would drain again)."""
+    warned = {
+        (cluster, w.instance_id): placement[w.instance_id]
+        for cluster, items in sorted(by_cluster.items())
+        for w in items
+        if isinstance(w.record.event, events.SpotInterruptionWarning) and w.instance_id in drained and all(placement.get(w.instance_id, ("", "")))
+    }
+    calls = [store.count_interruption_call(table_name(cluster), *where, now=now) for (cluster, _), where in warned.items()]
+    if calls:
+        yield settle(calls)
 
 
 def _record_probes(records: Sequence[events.Record], now: float) -> Workflow[list[tuple[events.Record, float]]]:
@@ -281,7 +305,7 @@ def _isolated(
 
 
 def _clusters_of(
-    instance_ids: Sequence[str], default_cluster: str | None
+    instance_ids: Sequence[str], default_cluster: str | None, placement: dict[str, tuple[str, str]]
 ) -> Workflow[tuple[dict[str, tuple[str | None, str | None]], Sequence[Any] | None]]:
     """Each instance's cluster (its tag, else the default) and Auto Scaling group (its
     ``aws:autoscaling:groupName`` tag); a filter, not InstanceIds, so unknown ids don't fail the call.
@@ -290,6 +314,7 @@ def _clusters_of(
     Lambda has one, and its instances are almost always that cluster's): the answers to
     :func:`ecsspot.store.cluster_read_calls`, or None when there is no default or they failed
     (then the cluster's handling reads them again, where a failure fails only its records).
+    ``placement`` gets each instance's type and Availability Zone (the interruption history's).
     """
     # EC2 takes at most 200 values in one filter; an SQS batch may hold more records than that.
     describes = [
@@ -307,6 +332,7 @@ def _clusters_of(
         for inst in reservation.get("Instances", ()):
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags", ())}
             found[inst["InstanceId"]] = (tags.get(CLUSTER_TAG) or default_cluster, tags.get(GROUP_TAG))
+            placement[inst["InstanceId"]] = (str(inst.get("InstanceType", "")), str((inst.get("Placement") or {}).get("AvailabilityZone", "")))
     return {iid: found.get(iid, (default_cluster, None)) for iid in instance_ids}, preread
 
 

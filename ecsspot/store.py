@@ -267,6 +267,43 @@ def finish_event_call(table: str, key: str, *, now: float, keep: float = 7 * 864
     )
 
 
+#: Months of interruption history kept (each month one item; DynamoDB's TTL removes older ones).
+HISTORY_MONTHS = 3
+
+
+def history_key(month: str) -> ItemKey:
+    """The item counting one month's (``YYYY-MM``) spot interruptions by day, type and zone."""
+    return ("history", f"interruptions#{month}")
+
+
+def count_interruption_call(table: str, instance_type: str, availability_zone: str, *, now: float) -> Call:
+    """Counting one spot interruption of ``instance_type`` in ``availability_zone`` (the advice's
+    history), as a call to batch: one atomic ADD on the month's item, the day in the counter's name."""
+    import datetime as dt
+
+    stamp = dt.datetime.fromtimestamp(now, tz=dt.UTC)
+    pk, sk = history_key(stamp.strftime("%Y-%m"))
+    return call(
+        "dynamodb",
+        "update_item",
+        TableName=table,
+        Key=_key(pk, sk),
+        UpdateExpression="ADD #c :one SET expires_at = if_not_exists(expires_at, :exp)",
+        ExpressionAttributeNames={"#c": f"{stamp:%Y-%m-%d}|{instance_type}|{availability_zone}"},
+        ExpressionAttributeValues={":one": {"N": "1"}, ":exp": {"N": f"{now + (HISTORY_MONTHS * 31 + 1) * 86400:.0f}"}},
+    )
+
+
+def interruptions_from(item: Mapping[str, Any] | None) -> dict[tuple[str, str, str], int]:
+    """(day, instance type, zone) → interruptions, from a :func:`history_key` item."""
+    out: dict[tuple[str, str, str], int] = {}
+    for name, value in (item or {}).items():
+        parts = name.split("|")
+        if len(parts) == 3 and isinstance(value, Mapping) and "N" in value:
+            out[(parts[0], parts[1], parts[2])] = int(float(value["N"]))
+    return out
+
+
 def finish_event(table: str, key: str, *, now: float, keep: float = 7 * 86400) -> Workflow[None]:
     """Mark an event handled (see :func:`finish_event_call`)."""
     yield finish_event_call(table, key, now=now, keep=keep)

@@ -370,6 +370,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
     from moto.awslambda.responses import LambdaResponse
     from moto.core.responses import BaseResponse
     from moto.ec2.models.instances import Instance
+    from moto.ec2.responses import EC2Response
     from moto.ec2.responses.instances import InstanceResponse
     from moto.ec2.responses.spot_instances import SpotInstances
     from moto.ecs.models import CapacityProvider, EC2ContainerServiceBackend
@@ -385,6 +386,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (InstanceResponse, "run_instances", _run_instances),
         (SpotInstances, "describe_spot_price_history", _describe_spot_price_history),
         (EventsHandler, "test_event_pattern", _test_event_pattern),
+        (EC2Response, "get_spot_placement_scores", _get_spot_placement_scores),
         (LambdaResponse, "list_event_source_mappings", _list_event_source_mappings),
         (AutoScalingBackend, "create_auto_scaling_group", _create_auto_scaling_group),
         (FakeAutoScalingGroup, "set_desired_capacity", _set_desired_capacity),
@@ -915,6 +917,54 @@ def _list_event_source_mappings(world: World, original: Any) -> Any:
         return json.dumps({"EventSourceMappings": listed})
 
     return list_event_source_mappings
+
+
+def _get_spot_placement_scores(world: World, original: Any) -> Any:
+    """GetSpotPlacementScores from the simulated spot market (moto has no such call).
+
+    AWS scores each Region, or with ``SingleAvailabilityZone`` each Availability Zone, "on a scale
+    from 1 to 10", returning "the top 10 Regions or Availability Zones", and: "If you specify one
+    or two instance types, or specify variations of a single instance type ..., the returned
+    placement score will always be low"
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/how-sps-works.html,
+    https://docs.aws.amazon.com/cli/latest/reference/ec2/get-spot-placement-scores.html). How AWS
+    computes a score is not documented; the simulator's: 1 with fewer than three types, else
+    ``1 + 9 x`` the mean spare-capacity depth of the types' pools in the zone that have capacity,
+    times the share of the types that have any (a zone where spot capacity is gone scores 1).
+    Only the simulated Region is scored. ``TargetCapacity`` (required, 1 to 2e9) is validated
+    by botocore; the simulated market has no quantity, so it does not change the score.
+    """
+
+    def get_spot_placement_scores(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        if not world.owns(self.current_account, self.region):
+            return ActionResult({"SpotPlacementScores": []})  # no market outside the simulated account
+        types = sorted(set(self._get_param("InstanceTypes", []) or []))
+        single = str(self._get_param("SingleAvailabilityZone", "false")).lower() == "true"
+        regions = set(self._get_param("RegionNames", []) or [])
+        if regions and world.region not in regions:
+            return ActionResult({"SpotPlacementScores": []})
+        zones = list(self.ec2_backend.describe_availability_zones())
+
+        def score(zone_names: list[str]) -> int:
+            if len(types) < 3:
+                return 1
+            with world.lock:
+                have = [world.market.pool(t, z).depth for z in zone_names for t in types if world.market.has_capacity(None, t)]
+            if not have:
+                return 1
+            share = len(have) / (len(types) * len(zone_names))
+            return max(1, min(10, round(1 + 9 * (sum(have) / len(have)) * share)))
+
+        if single:
+            scores = [{"Region": world.region, "AvailabilityZoneId": z.zone_id, "Score": score([z.name])} for z in zones]
+        else:
+            scores = [{"Region": world.region, "Score": score([z.name for z in zones])}]
+        scores.sort(key=lambda s: -int(s["Score"]))
+        return ActionResult({"SpotPlacementScores": scores[:10]})
+
+    return get_spot_placement_scores
 
 
 def _timestamp(value: Any) -> float:
