@@ -27,10 +27,21 @@ REGION = "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-#: Test files that keep a worker busy for minutes: collected first, so with ``-n 2`` (``--dist
-#: loadfile``) one worker starts them while the other takes everything else. In file order they
-#: would start last (tests/terraform sorts after the rest) and leave the other worker idle.
-LONG_FILES = ("tests/terraform/test_real_terraform.py", "tests/e2e/test_demo.py")
+#: The longest test files (``--durations`` of a full ``-n 2`` run, summed per file), collected
+#: first: with ``-n 2`` (``--dist loadfile`` hands out whole files in collection order) they start
+#: early and the run ends on short files, both workers finishing together. Real Terraform first
+#: and the demo beside it: Terraform mostly waits on the aws provider's own timers while the demo
+#: plays in two processes. In path order tests/terraform would start last and leave the other
+#: worker idle.
+LONG_FILES = (
+    "tests/terraform/test_real_terraform.py",
+    "tests/e2e/test_demo.py",
+    "tests/refresh/test_crash.py",
+    "tests/refresh/test_rolling.py",
+    "tests/terraform/test_hooks.py",
+    "tests/unit/test_events.py",
+    "tests/cli/test_cli_subprocess.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
