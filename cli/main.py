@@ -24,6 +24,7 @@ from ecsspot.errors import EXIT_CODES, EcsspotError, SpecError
 from ecsspot.settings import aws_region
 from ecsspot_cli import retries
 from ecsspot_cli.commands import (
+    advise,
     demo,
     doctor,
     drain,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard, savings, doctor)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard, savings, doctor, advise)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

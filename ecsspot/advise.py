@@ -152,7 +152,7 @@ def advise(spec: ClusterSpec, *, days: int = 30) -> Workflow[Advice]:
     items = yield from store.items_of(spec.table_name, keys, answers[0])
     history: dict[tuple[str, str, str], int] = {}
     for key in keys:
-        for k, n in store.interruptions_from(items.get(key)).items():
+        for k, n in store.interruptions_from((items.get(key) or {}).get("Item")).items():
             history[k] = history.get(k, 0) + n
     zones = sorted({(s["AvailabilityZone"], s["AvailabilityZoneId"]) for s in (answers[1] or {}).get("Subnets", ())})
     scores = {p.name: {s["AvailabilityZoneId"]: int(s["Score"]) for s in (a or {}).get("SpotPlacementScores", ()) if s.get("AvailabilityZoneId")} for p, a in zip(scored, answers[2:], strict=True)}

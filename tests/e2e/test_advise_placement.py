@@ -1,0 +1,59 @@
+"""``ecsspot advise`` on the simulator: the interruption handler counts the spot warnings it
+drained by type and zone, and the advice ranks the spec's zones by placement score and shows
+those counts beside each type."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from ecsspot import Manager, load_spec
+from ecsspot.sim import Simulator, scenario
+from ecsspot.spec import dump_spec
+from ecsspot_cli.main import cli
+from tests.conftest import demo_spec_dict
+
+CLUSTER = "demo-api"
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+def test_recorded_interruptions_and_placement_scores_reach_the_advice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with Simulator(seed=9) as sim:
+        monkeypatch.setattr("ecsspot.aws.driver.SystemClock", lambda: sim.clock)
+        spec = load_spec(demo_spec_dict())
+        Manager(region="us-east-1", clock=sim.clock).apply(spec)
+        scenario.wire_interruption_handler(sim, CLUSTER)
+        sim.client("autoscaling").set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("spot")), DesiredCapacity=3)
+        sim.advance(300)
+        warned = [m for m in sim.world.machines.values() if m.running and m.lifecycle == "spot"][:2]
+        assert len(warned) == 2 and sim.world.market.interrupt([m.instance_id for m in warned])
+        sim.advance(300)
+
+        path = tmp_path / "spec.yaml"
+        path.write_text(yaml.safe_dump(dump_spec(spec)))
+        result = CliRunner().invoke(cli, ["advise", "-f", str(path), "-o", "json"], catch_exceptions=False)
+        assert result.exit_code == 0, result.stderr
+        (advice,) = json.loads(result.stdout)["pools"]
+        assert advice["pool"] == "spot"
+        by_type = {t["instance_type"]: t["interruptions"] for t in advice["types"] if t["verdict"] != "add"}
+        assert by_type == {t.type: Counter(m.instance_type for m in warned)[t.type] for t in spec.pool("spot").instance_types}
+        by_zone = {z["availability_zone"]: z["interruptions"] for z in advice["zones"]}
+        for zone, n in Counter(m.availability_zone for m in warned).items():
+            assert by_zone[zone] == n
+        scores = [z["score"] for z in advice["zones"]]
+        assert all(isinstance(s, int) and 1 <= s <= 10 for s in scores) and scores == sorted(scores, reverse=True)
+
+        text = CliRunner().invoke(cli, ["advise", "-f", str(path)], catch_exceptions=False)
+        assert text.exit_code == 0 and text.stdout.startswith("Advice for cluster demo-api (interruptions of the last 30 days):")
