@@ -222,6 +222,7 @@ def handle_event(
         placement: dict[str, tuple[str, str]] = {}
         clusters, preread = yield from _clusters_of([w.instance_id for w in work], default_cluster, placement)
         by_cluster: dict[str, list[_Work]] = {}
+        warned: dict[tuple[str, str], tuple[str, str]] = {}
         for w in work:
             cluster, _ = clusters.get(w.instance_id, (None, None))
             if cluster is None:
@@ -237,27 +238,22 @@ def handle_event(
                 actions += outcome.actions
                 if outcome.retry_after is not None:
                     failed.append((w.record, outcome.retry_after))
-        yield from _record_interruptions(by_cluster, placement, outcomes_seen(actions), start)
+                if isinstance(w.record.event, events.SpotInterruptionWarning) and _drained_by(outcome) and all(placement.get(w.instance_id, ("", ""))):
+                    warned[(cluster, w.instance_id)] = placement[w.instance_id]
+        yield from _record_interruptions(warned, start)
     return _result(actions, malformed, failed, batch, decided)
 
 
-def outcomes_seen(actions: Sequence[Action]) -> set[str]:
-    """Instances a drain acted on in this invocation (its own, ours: not ignored, not duplicate)."""
-    return {a.instance_id for a in actions if a.kind == "drain" and a.instance_id and a.status in ("drained", "draining", "timed_out")}
+def _drained_by(outcome: _Outcome) -> bool:
+    """Whether this work's own drain ran (not ignored as foreign, not a duplicate, not failed)."""
+    return any(a.kind == "drain" and a.status in ("drained", "draining", "timed_out") for a in outcome.actions)
 
 
-def _record_interruptions(
-    by_cluster: Mapping[str, Sequence[_Work]], placement: Mapping[str, tuple[str, str]], drained: set[str], now: float
-) -> Workflow[None]:
-    """Count each spot warning ecsspot drained, by instance type and zone, in its cluster's
-    interruption history (what ``ecsspot advise`` ranks types by). After everything else and in
-    one round: advice only, so a failed count fails no record (a retry would drain again)."""
-    warned = {
-        (cluster, w.instance_id): placement[w.instance_id]
-        for cluster, items in sorted(by_cluster.items())
-        for w in items
-        if isinstance(w.record.event, events.SpotInterruptionWarning) and w.instance_id in drained and all(placement.get(w.instance_id, ("", "")))
-    }
+def _record_interruptions(warned: Mapping[tuple[str, str], tuple[str, str]], now: float) -> Workflow[None]:
+    """Count each spot warning ecsspot drained ((cluster, instance) → (type, zone)) in its
+    cluster's interruption history (what ``ecsspot advise`` ranks types by). After everything
+    else and in one round: advice only, so a failed count fails no record (a retry would drain
+    again)."""
     calls = [store.count_interruption_call(table_name(cluster), *where, now=now) for (cluster, _), where in warned.items()]
     if calls:
         yield settle(calls)

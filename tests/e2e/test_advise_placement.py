@@ -57,3 +57,32 @@ def test_recorded_interruptions_and_placement_scores_reach_the_advice(monkeypatc
 
         text = CliRunner().invoke(cli, ["advise", "-f", str(path)], catch_exceptions=False)
         assert text.exit_code == 0 and text.stdout.startswith("Advice for cluster demo-api (interruptions of the last 30 days):")
+
+
+def test_a_count_that_fails_fails_no_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The history is advice: when its write fails, the warning is still handled and reported
+    done (a retry would drain again for nothing)."""
+    from ecsspot import store
+
+    real = store.count_interruption_call
+
+    def broken(table: str, *args: str, now: float) -> object:
+        return real("no-such-table", *args, now=now)  # DynamoDB answers ResourceNotFoundException
+
+    monkeypatch.setattr(store, "count_interruption_call", broken)
+    with Simulator(seed=9) as sim:
+        monkeypatch.setattr("ecsspot.aws.driver.SystemClock", lambda: sim.clock)
+        spec = load_spec(demo_spec_dict())
+        Manager(region="us-east-1", clock=sim.clock).apply(spec)
+        responses: list[dict] = []
+        scenario.wire_interruption_handler(sim, CLUSTER, on_result=lambda started, finished, response: responses.append(response))
+        sim.client("autoscaling").set_desired_capacity(AutoScalingGroupName=spec.asg_name(spec.pool("spot")), DesiredCapacity=2)
+        sim.advance(300)
+        (victim,) = [m.instance_id for m in sim.world.machines.values() if m.running and m.lifecycle == "spot"][:1]
+        sim.world.market.interrupt([victim])
+        sim.advance(300)
+        drains = [a for r in responses for a in r.get("actions", ()) if a["kind"] == "drain" and a["instance_id"] == victim]
+        assert drains and all(a["status"] == "drained" for a in drains)
+        assert all(sim.world.events.invocations[i].error is None for i in range(len(sim.world.events.invocations)))
+        items = sim.client("dynamodb").scan(TableName=spec.table_name)["Items"]
+        assert not [i for i in items if i["pk"]["S"] == "history"]
