@@ -173,6 +173,8 @@ def render_plan(plan: Plan) -> str:
         lines.append(f"No changes: cluster {plan.cluster} matches the spec.")
     if plan.warnings:
         lines += ["", *warning_lines(plan.warnings)]
+    if plan.advice:
+        lines += ["", "Advice (information, not a change):", *(f"  {a}" for a in plan.advice)]
     return "\n".join(lines)
 
 

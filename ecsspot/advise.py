@@ -127,6 +127,42 @@ def decide(
     return PoolAdvice(pool.name, tuple(zone_advice), tuple(out), tuple(notes))
 
 
+#: Days of recorded interruptions ``plan``'s advice weighs (``advise`` takes ``--days``).
+PLAN_DAYS = 30
+
+
+def history_keys(now: float, days: int) -> list[store.ItemKey]:
+    """The history items covering the last ``days`` days up to ``now``."""
+    start = now - (days - 1) * 86400
+    months = {dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m") for t in (start, now, *range(int(start), int(now), 86400 * 28))}
+    return [store.history_key(m) for m in sorted(months)]
+
+
+def history_of(items: Mapping[store.ItemKey, Mapping[str, object] | None], keys: Sequence[store.ItemKey]) -> dict[tuple[str, str, str], int]:
+    """(day, type, zone) → interruptions, from the answers (``{"Item": ...}``) for ``keys``."""
+    out: dict[tuple[str, str, str], int] = {}
+    for key in keys:
+        answer = items.get(key) or {}
+        item = answer.get("Item") if isinstance(answer, Mapping) else None
+        for k, n in store.interruptions_from(item if isinstance(item, Mapping) else None).items():
+            out[k] = out.get(k, 0) + n
+    return out
+
+
+def plan_lines(spec: ClusterSpec, history: Mapping[tuple[str, str, str], int], *, now: float, days: int = PLAN_DAYS) -> tuple[str, ...]:
+    """``plan``'s information lines: the drops the recorded interruptions advise (pure; no
+    placement score, which would cost ``plan`` a call per spot pool)."""
+    since = dt.datetime.fromtimestamp(now - (days - 1) * 86400, tz=dt.UTC).strftime("%Y-%m-%d")
+    lines = []
+    for pool in spec.pools:
+        if not pool.has_spot:
+            continue
+        for t in decide(pool, (), {}, history, since=since).types:
+            if t.verdict == "drop":
+                lines.append(f"pool {pool.name}: consider dropping {t.instance_type}: {t.reason} (ecsspot advise -f SPEC adds zones and placement scores)")
+    return tuple(lines)
+
+
 def advise(spec: ClusterSpec, *, days: int = 30) -> Workflow[Advice]:
     """Read the placement scores and the recorded interruptions, and advise each spot pool."""
     if not 1 <= days <= 31 * store.HISTORY_MONTHS - 1:
@@ -136,8 +172,7 @@ def advise(spec: ClusterSpec, *, days: int = 30) -> Workflow[Advice]:
     yield Report("advise", f"reading spot placement scores and interruption history for cluster {spec.cluster}")
     now = yield NOW
     start = now - (days - 1) * 86400
-    months = sorted({dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m") for t in (start, now, *range(int(start), int(now), 86400 * 28))})
-    keys = [store.history_key(m) for m in months]
+    keys = history_keys(now, days)
     spot_pools = [p for p in spec.pools if p.has_spot]
     scored = [p for p in spot_pools if len({t.type for t in p.instance_types}) >= MIN_TYPES]
     calls: list[Call] = [
@@ -149,11 +184,7 @@ def advise(spec: ClusterSpec, *, days: int = 30) -> Workflow[Advice]:
         ),
     ]
     answers = list((yield tuple(calls)))
-    items = yield from store.items_of(spec.table_name, keys, answers[0])
-    history: dict[tuple[str, str, str], int] = {}
-    for key in keys:
-        for k, n in store.interruptions_from((items.get(key) or {}).get("Item")).items():
-            history[k] = history.get(k, 0) + n
+    history = history_of((yield from store.items_of(spec.table_name, keys, answers[0])), keys)
     zones = sorted({(s["AvailabilityZone"], s["AvailabilityZoneId"]) for s in (answers[1] or {}).get("Subnets", ())})
     scores = {p.name: {s["AvailabilityZoneId"]: int(s["Score"]) for s in (a or {}).get("SpotPlacementScores", ()) if s.get("AvailabilityZoneId")} for p, a in zip(scored, answers[2:], strict=True)}
     since = dt.datetime.fromtimestamp(start, tz=dt.UTC).strftime("%Y-%m-%d")

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ecsspot import ami, progress, store
+from ecsspot import advise, ami, progress, store
 from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call, paginate
 from ecsspot.errors import ConflictError, DeadlineError, SpecError
 from ecsspot.lint import lint
@@ -53,7 +53,10 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     read = ami.read(spec.instances.ami)
     network = network_calls(spec)
     # The recorded settings, the last refresh and the drains' target-group cache: one BatchGetItem.
-    keys = (SETTINGS_AT, progress.STORED_AT, store.GROUP_CACHE_AT)
+    # ... and the interruption history whose advice plan shows as information.
+    now = yield NOW
+    history = advise.history_keys(now, advise.PLAN_DAYS)
+    keys = (SETTINGS_AT, progress.STORED_AT, store.GROUP_CACHE_AT, *history)
     answers = list((yield (*((read,) if read else ()), *network, store.get_items_call(spec.table_name, keys))))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
@@ -63,9 +66,9 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     items = yield from store.items_of(spec.table_name, keys, answers[len(network)])
     settings = store.settings_from(items[SETTINGS_AT])
     refreshed = _refreshed(items[progress.STORED_AT], spec.table_name)
-    now = yield NOW
     observed = yield from observe(spec, cached_delays=store.group_cache_from(items[store.GROUP_CACHE_AT], strict=False).delays_at(now))
-    return plan(spec, observed, image_id, lint(spec, observed), settings, refreshed), observed
+    the_plan = plan(spec, observed, image_id, lint(spec, observed), settings, refreshed)
+    return attrs.evolve(the_plan, advice=advise.plan_lines(spec, advise.history_of(items, history), now=now)), observed
 
 
 #: Where apply records the spec (``store.SETTINGS_KEY``), as (pk, sk).

@@ -55,6 +55,9 @@ class Plan:
     #: The launch template version the groups should run when the plan makes none (an existing
     #: version already holding the desired data is used rather than another copy of it).
     template_version: int | None = None
+    #: Information, never a change: spot types the recorded interruptions advise dropping
+    #: (``ecsspot advise`` adds the placement scores).
+    advice: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:

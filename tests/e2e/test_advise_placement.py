@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -86,3 +88,35 @@ def test_a_count_that_fails_fails_no_record(monkeypatch: pytest.MonkeyPatch) -> 
         assert all(sim.world.events.invocations[i].error is None for i in range(len(sim.world.events.invocations)))
         items = sim.client("dynamodb").scan(TableName=spec.table_name)["Items"]
         assert not [i for i in items if i["pk"]["S"] == "history"]
+
+
+def test_plan_shows_the_recorded_interruptions_advice_as_information_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A type interrupted far more than the pool's others: plan says to consider dropping it,
+    in its advice, and proposes no change for it."""
+    from ecsspot import store
+    from ecsspot_cli import output
+
+    with Simulator(seed=9) as sim:
+        monkeypatch.setattr("ecsspot.aws.driver.SystemClock", lambda: sim.clock)
+        spec = load_spec(demo_spec_dict())
+        manager = Manager(region="us-east-1", clock=sim.clock)
+        manager.apply(spec)
+        for _ in range(4):
+            manager.run(single(store.count_interruption_call(spec.table_name, "m5d.large", "us-east-1a", now=sim.now())))
+        plan = manager.plan(spec)
+        assert not plan.has_changes
+        assert plan.advice == (
+            f"pool spot: consider dropping m5d.large: 4 interruptions since {day(sim.now() - 29 * 86400)}, the pool's median is 0 "
+            "(ecsspot advise -f SPEC adds zones and placement scores)",
+        )
+        assert output.render_plan(plan).splitlines()[-2:] == ["Advice (information, not a change):", f"  {plan.advice[0]}"]
+
+
+def single(c: Any) -> Iterator[Any]:
+    yield c
+
+
+def day(t: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d")
