@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import NOW, Workflow, paginate
+from ecsspot.aws.calls import NOW, Report, Workflow, paginate
 from ecsspot.errors import InputError
 from ecsspot.ledger import DAY, DOCUMENT, RETENTION_DAYS, Ledger, accrue, day_of, day_start, fleet_call, fleet_from
 from ecsspot.prices import ON_DEMAND, SOURCE
@@ -164,6 +164,7 @@ def report(cluster: str, *, days: int = 7, prices: Mapping[str, float] | None = 
     if not 1 <= days <= RETENTION_DAYS:
         raise InputError(f"days: must be 1 to {RETENTION_DAYS} (the ledger keeps {RETENTION_DAYS} days), got {days}")
     spec = yield from store.recorded_spec(cluster, spec)
+    yield Report("savings", f"reading the capacity ledger, the running instances and the spot prices of cluster {cluster}")
     now = yield NOW
     doc_answer, fleet_answer = yield (store.get_document_call(spec.table_name, *DOCUMENT), fleet_call(spec))
     ledger = accrue(Ledger.from_document(store.document_of(doc_answer)), fleet_from(spec, fleet_answer), now)
