@@ -53,8 +53,8 @@ SPOT_SHORT = re.compile(r"InsufficientInstanceCapacity|Could not launch Spot|no 
 #: Activities read per group (newest first): the failures that matter are recent.
 ACTIVITIES = 50
 
-Kind = Literal["fallback", "restore", "drain", "watch", "ignore"]
-Status = Literal["planned", "done", "waiting", "ok", "ignored", "failed"]
+Kind = Literal["fallback", "restore", "probe", "drain", "watch", "ignore"]
+Status = Literal["planned", "done", "waiting", "ok", "kept", "ignored", "failed"]
 
 
 @attrs.frozen
@@ -79,6 +79,9 @@ class PoolView:
     spot_failure: str = ""
     #: InService on-demand instances, oldest first: the surplus drain's candidates.
     on_demand_instances: tuple[str, ...] = ()
+    #: When the newest InService spot instance was launched: proof that spot launches again.
+    spot_launched_at: float | None = None
+    max_size: int = 10_000
     foreign: str = ""
 
 
@@ -92,6 +95,8 @@ class Memory:
     since: float | None = None
     #: After a restore: the on-demand surplus is still being drained.
     draining: bool = False
+    #: Tries at spot that found it still short since the pool last came back (backs off the cool-down).
+    probes: int = 0
 
 
 @attrs.frozen
@@ -106,6 +111,10 @@ class FallbackAction:
     #: ``fallback``/``restore``: the OnDemandBaseCapacity set; ``drain``: the instance.
     base: int | None = None
     instance_id: str | None = None
+    #: ``restore``/``probe``: the desired capacity set (one more than before).
+    desired: int | None = None
+    #: ``drain``: whether the termination decrements the desired capacity.
+    decrement: bool = False
 
 
 @attrs.frozen
@@ -114,7 +123,11 @@ class Decisions:
     #: Group → the OnDemandBaseCapacity to set.
     bases: Mapping[str, int]
     #: Group → the on-demand instance to drain and replace.
-    drains: Mapping[str, str]
+    #: Group → the desired capacity to set: one more, so spot launches before on-demand goes.
+    desired: Mapping[str, int]
+    #: Group → the on-demand instance to drain and terminate, and whether that decrements the
+    #: group's desired capacity (the last of the surplus does: the probe's extra unit goes).
+    drains: Mapping[str, tuple[str, bool]]
     memory: Mapping[str, Memory]
 
 
@@ -150,81 +163,108 @@ def base_for(want: int, *, desired: int, percent: int, low: int, cap: int) -> in
     return max(low, cap)
 
 
+#: A failed probe doubles the cool-down before the next one, up to this many times (32 times at most).
+MAX_BACKOFF = 5
+
+
 def decide(views: Sequence[PoolView], memory: Mapping[str, Memory], *, now: float, detect_after: float, cooldown: float, max_on_demand: int) -> Decisions:
     """Pure: per pool, fall back, restore, drain a surplus instance or watch; and what to remember."""
-    actions: list[FallbackAction] = []
-    bases: dict[str, int] = {}
-    drains: dict[str, str] = {}
-    remember: dict[str, Memory] = {}
-    for v in sorted(views, key=lambda v: v.pool):
-        if v.foreign:
-            actions.append(FallbackAction("ignore", v.pool, "ignored", v.foreign, v.group))
-            continue
-        m = memory.get(v.pool, Memory())
-        short = v.in_service < v.desired
-        short_since = (m.short_since if m.short_since is not None else now) if short else None
-        m = attrs.evolve(m, short_since=short_since)
+    out = [
+        _decide_pool(v, memory.get(v.pool, Memory()), now=now, detect_after=detect_after, cooldown=cooldown, max_on_demand=max_on_demand)
+        for v in sorted(views, key=lambda v: v.pool)
+    ]
+    return Decisions(
+        tuple(action for action, _ in out),
+        {a.group: a.base for a, _ in out if a.group and a.base is not None and a.kind in ("fallback", "restore") and a.status == "planned"},
+        {a.group: a.desired for a, _ in out if a.group and a.desired is not None and a.status == "planned"},
+        {a.group: (a.instance_id, a.decrement) for a, _ in out if a.group and a.instance_id and a.kind == "drain"},
+        {a.pool: m for a, m in out if m is not None},
+    )
 
-        def act(kind: Kind, status: Status, reason: str, base: int | None = None, instance_id: str | None = None, v: PoolView = v) -> None:
-            actions.append(FallbackAction(kind, v.pool, status, reason, v.group, base, instance_id))
 
-        failure = f"spot launch failed {duration_text(now - v.spot_failed_at)} ago: {v.spot_failure}" if v.spot_failed_at is not None else ""
-        # A failure counts for this shortage if it came with it (or just before the first look).
-        failing = short_since is not None and v.spot_failed_at is not None and v.spot_failed_at >= short_since - detect_after
-        shortage = f"InService {v.in_service} of desired {v.desired}"
-        if failing and short_since is not None and (m.active or now - short_since >= detect_after):
-            want = v.on_demand + max(0, v.desired - v.counted)
-            target = base_for(want, desired=v.desired, percent=v.percent, low=max(v.base, v.spec_base), cap=min(max_on_demand, max(v.desired, v.spec_base)))
-            capped = on_demand_share(v.desired, target, v.percent) < want
-            limit = f"; capped at max_on_demand {max_on_demand}" if capped else ""
-            if target > v.base:
-                why = f"{shortage} for {duration_text(now - short_since)} (detect_after {duration_text(detect_after)}); {failure}: OnDemandBaseCapacity {v.base} → {target} so the group launches on demand{limit}"
-                act("fallback", "planned", why, target)
-                bases[v.group] = target
-            else:
-                why = f"falling back: {shortage}; {failure}; OnDemandBaseCapacity {v.base} already covers what it can{limit}"
-                act("watch", "waiting", why, v.base)
-            remember[v.pool] = attrs.evolve(m, active=True, since=m.since if m.active else now, draining=False)
-            continue
-        if m.active:
-            quiet_since = max(v.spot_failed_at or 0.0, m.since or 0.0)
-            if not short and now - quiet_since >= cooldown:
-                why = f"no spot launch failed for {duration_text(now - quiet_since)} (cooldown {duration_text(cooldown)}) and the group is full: OnDemandBaseCapacity {v.base} → {v.spec_base}, back to spot"
-                act("restore", "planned", why, v.spec_base)
-                if v.base != v.spec_base:
-                    bases[v.group] = v.spec_base
-                remember[v.pool] = Memory(short_since, False, now, True)
-            else:
-                waits = f"{shortage}" if short else f"spot quiet for {duration_text(now - quiet_since)} of the {duration_text(cooldown)} cooldown"
-                act("watch", "waiting", f"falling back on demand since {duration_text(now - (m.since or now))} ago; {waits}", v.base)
-                remember[v.pool] = m
-            continue
-        if m.draining:
-            surplus = v.on_demand - on_demand_share(v.desired, v.spec_base, v.percent)
-            since_restore = v.spot_failed_at is not None and v.spot_failed_at >= (m.since or now)
-            if surplus <= 0 or not v.on_demand_instances:
-                act("watch", "ok", "back on spot: no on-demand surplus left")
-                remember[v.pool] = Memory(short_since)
-            elif since_restore or short:
-                why = f"{surplus} on-demand unit(s) over the spec's share kept: {failure if since_restore else shortage}"
-                act("watch", "waiting", why)
-                remember[v.pool] = m
-            else:
-                iid = v.on_demand_instances[0]
-                why = f"{surplus} on-demand unit(s) over the spec's share: drained and replaced on spot (terminated without decrementing)"
-                act("drain", "planned", why, instance_id=iid)
-                drains[v.group] = iid
-                remember[v.pool] = m
-            continue
+def _decide_pool(v: PoolView, m: Memory, *, now: float, detect_after: float, cooldown: float, max_on_demand: int) -> tuple[FallbackAction, Memory | None]:
+    if v.foreign:
+        return FallbackAction("ignore", v.pool, "ignored", v.foreign, v.group), None
+    short = v.in_service < v.desired
+    short_since = (m.short_since if m.short_since is not None else now) if short else None
+    m = attrs.evolve(m, short_since=short_since)
+
+    def action(kind: Kind, status: Status, reason: str, base: int | None = None, instance_id: str | None = None, **more: Any) -> FallbackAction:
+        return FallbackAction(kind, v.pool, status, reason, v.group, base, instance_id, **more)
+
+    failure = f"spot launch failed {duration_text(now - v.spot_failed_at)} ago: {v.spot_failure}" if v.spot_failed_at is not None else ""
+    # A failure counts for this shortage if it came with it (or just before the first look).
+    failing = short_since is not None and v.spot_failed_at is not None and v.spot_failed_at >= short_since - detect_after
+    since_restore = m.draining and v.spot_failed_at is not None and v.spot_failed_at >= (m.since or now)
+    shortage = f"InService {v.in_service} of desired {v.desired}"
+    detected = failing and short_since is not None and now - short_since >= detect_after
+    if m.active or detected or since_restore:
+        # On demand: what the group runs on demand stays covered by the base (so none of it is a
+        # surplus to replace), plus, while spot fails, what it is missing.
+        # A try at spot that failed leaves its extra unit unlaunched: taken back, not made on-demand.
+        undo = {"desired": v.desired - 1} if since_restore and v.counted < v.desired else {}
+        want = v.on_demand + (max(0, v.desired - len(undo) - v.counted) if failing or since_restore else 0)
+        target = base_for(want, desired=v.desired, percent=v.percent, low=max(v.base, v.spec_base), cap=min(max_on_demand, max(v.desired, v.spec_base)))
+        limit = f"; capped at max_on_demand {max_on_demand}" if on_demand_share(v.desired, target, v.percent) < want else ""
+        if since_restore:
+            probes = m.probes + 1
+            taken = f"; desired {v.desired} → {undo['desired']}" if undo else ""
+            why = f"spot is still short after the restore ({failure}): OnDemandBaseCapacity {v.base} → {target} again{taken}; next try after {duration_text(_cooldown(cooldown, probes))}{limit}"
+            return action("fallback", "planned", why, target, **undo), Memory(short_since, True, now, False, probes)
+        if target > v.base:
+            began = f"{shortage} for {duration_text(now - short_since)} (detect_after {duration_text(detect_after)}); " if short_since is not None else ""
+            why = f"{began}{failure or 'spot still short'}: OnDemandBaseCapacity {v.base} → {target} so the group launches on demand{limit}"
+            return action("fallback", "planned", why, target), attrs.evolve(m, active=True, since=m.since if m.active else now)
+        quiet_since = max(v.spot_failed_at or 0.0, m.since or 0.0)
+        wait = _cooldown(cooldown, m.probes)
+        if m.active and not short and now - quiet_since >= wait:
+            why = f"no spot launch failed for {duration_text(now - quiet_since)} (cooldown {duration_text(wait)}) and the group is full: OnDemandBaseCapacity {v.base} → {v.spec_base}, back to spot"
+            more = _probe(v)
+            if more:
+                why += f"; desired {v.desired} → {more['desired']}: a spot instance first, before any on-demand one goes"
+            return action("restore", "planned", why, v.spec_base, **more), Memory(short_since, False, now, True, m.probes)
+        waits = f"{shortage}; {failure}" if short else f"spot quiet for {duration_text(now - quiet_since)} of the {duration_text(wait)} cooldown"
+        return action("watch", "waiting", f"on demand since {duration_text(now - (m.since or now))} ago; {waits}{limit}", v.base), attrs.evolve(
+            m, active=True, since=m.since or now
+        )
+    if m.draining:
+        surplus = v.on_demand - on_demand_share(v.desired, v.spec_base, v.percent)
+        if surplus <= 0 or not v.on_demand_instances:
+            return action("watch", "ok", "back on spot: no on-demand surplus left"), Memory(short_since)
         if short:
-            why = f"{shortage} for {duration_text(now - (short_since or now))} of the {duration_text(detect_after)} detect_after; " + (
-                failure if failing else "no spot launch failed meanwhile"
-            )
-            act("watch", "waiting", why)
-        else:
-            act("watch", "ok", f"on spot: {shortage}")
-        remember[v.pool] = m
-    return Decisions(tuple(actions), dict(sorted(bases.items())), dict(sorted(drains.items())), remember)
+            return action("watch", "waiting", f"{surplus} on-demand unit(s) over the spec's share kept while {shortage}"), m
+        if v.spot_launched_at is None or v.spot_launched_at < (m.since or now):
+            # No spot instance came up since the last step (ECS may have scaled the probe's in).
+            more = _probe(v)
+            if not more:
+                return action(
+                    "watch", "waiting", f"{surplus} on-demand unit(s) over the spec's share kept: the group is at its max_size {v.max_size}, no room to launch spot first"
+                ), m
+            why = f"{surplus} on-demand unit(s) over the spec's share: desired {v.desired} → {more['desired']}, a spot instance first"
+            return action("probe", "planned", why, **more), attrs.evolve(m, since=now)
+        last = surplus <= 1
+        how = (
+            "decrementing the desired capacity (the spot instance launched first takes its place)" if last else "without decrementing, so the group launches the next spot instance"
+        )
+        why = f"{surplus} on-demand unit(s) over the spec's share, a spot instance up since {duration_text(now - v.spot_launched_at)} ago: drained, then terminated {how}"
+        return action("drain", "planned", why, instance_id=v.on_demand_instances[0], decrement=last), attrs.evolve(m, since=now)
+    if short:
+        why = f"{shortage} for {duration_text(now - (short_since or now))} of the {duration_text(detect_after)} detect_after; " + (
+            failure if failing else "no spot launch failed meanwhile"
+        )
+        return action("watch", "waiting", why), m
+    return action("watch", "ok", f"on spot: {shortage}"), m
+
+
+def _probe(v: PoolView) -> dict[str, Any]:
+    """One more unit of desired capacity, when the group has room: it launches on spot (the base
+    is the spec's again), and only an instance that came up lets an on-demand one go."""
+    return {"desired": v.desired + 1} if v.desired < v.max_size else {}
+
+
+def _cooldown(cooldown: float, probes: int) -> float:
+    """The cool-down before the next try at spot: doubled by each try that found spot still short."""
+    return cooldown * (1 << min(probes, MAX_BACKOFF))
 
 
 # --- gathering -------------------------------------------------------------------------------
@@ -243,6 +283,7 @@ def _memory_of(doc: Mapping[str, Any] | None) -> dict[str, Memory]:
                 bool(m.get("active")),
                 None if m.get("since") is None else float(m["since"]),
                 bool(m.get("draining")),
+                int(m.get("probes") or 0),
             )
     return out
 
@@ -286,6 +327,7 @@ def observe(spec: ClusterSpec) -> Workflow[tuple[list[PoolView], dict[str, Memor
         dist = (g.get("MixedInstancesPolicy") or {}).get("InstancesDistribution") or {}
         counted = in_service = on_demand = 0
         od_ids = []
+        spot_launched = []
         for i in g.get("Instances", ()):
             weight = int(i.get("WeightedCapacity") or 1)
             state = i.get("LifecycleState", "")
@@ -295,8 +337,11 @@ def observe(spec: ClusterSpec) -> Workflow[tuple[list[PoolView], dict[str, Memor
                 on_demand += 0 if spot else weight
             if state == "InService":
                 in_service += weight
-                if not spot:
-                    od_ids.append((_epoch(ec2.get(i["InstanceId"], {}).get("LaunchTime", 0)), i["InstanceId"]))
+                launched = _epoch(ec2.get(i["InstanceId"], {}).get("LaunchTime", 0))
+                if spot:
+                    spot_launched.append(launched)
+                else:
+                    od_ids.append((launched, i["InstanceId"]))
         failed_at, message = _spot_failure(activities[name].get("Activities", ()))
         views.append(
             PoolView(
@@ -312,6 +357,8 @@ def observe(spec: ClusterSpec) -> Workflow[tuple[list[PoolView], dict[str, Memor
                 failed_at,
                 message,
                 tuple(i for _, i in sorted(od_ids)),
+                max(spot_launched, default=None),
+                int(g.get("MaxSize", 0)),
             )
         )
     return views, _memory_of(store.document_of(memory)), ours
@@ -340,9 +387,13 @@ def tick(cluster: str, *, owner: str, apply: bool = False, spec: ClusterSpec | N
         if apply:
             actions = yield from _carry_out(spec, decisions, groups, owner)
             for a in actions:
-                # A base that did not change is tried again next tick: forget the decision.
                 if a.status == "failed" and a.kind in ("fallback", "restore"):
+                    # The base did not change: decided again next tick.
                     remember[a.pool] = memory.get(a.pool, Memory())
+                elif a.status == "kept" and a.kind == "drain":
+                    # Spot could not take the surplus's tasks: on demand again, the next try later.
+                    m = remember[a.pool]
+                    remember[a.pool] = Memory(m.short_since, True, now, False, m.probes + 1)
         if recorded:
             if not apply:
                 # A dry run remembers only when shortages began (as ``protection`` its idle
@@ -367,44 +418,56 @@ def _policy_with_base(group: Mapping[str, Any], base: int) -> dict[str, Any]:
 
 
 def _carry_out(spec: ClusterSpec, decisions: Decisions, groups: Mapping[str, Mapping[str, Any]], owner: str) -> Workflow[list[FallbackAction]]:
-    from ecsspot.drain import drain_instances
-
-    outcome: dict[tuple[str, str], str | None] = {}
+    """The base changes in one round, then each surplus drain; each action says how it went."""
+    outcome: dict[tuple[str, str], tuple[Status, str]] = {}
     names = list(decisions.bases)
     if names:
         answers = yield settle(
             [call("autoscaling", "update_auto_scaling_group", AutoScalingGroupName=n, MixedInstancesPolicy=_policy_with_base(groups[n], decisions.bases[n])) for n in names]
         )
         for n, answer in zip(names, answers, strict=True):
-            outcome[("base", n)] = str(answer) if failed(answer) else None
-    for group, iid in decisions.drains.items():
-        outcome[("drain", group)] = yield from _replace(spec, group, iid, owner, drain_instances)
+            outcome[("base", n)] = ("failed", str(answer)) if failed(answer) else ("done", "")
+    # Only after the base went down: the extra unit must launch on spot.
+    bump = [n for n in decisions.desired if outcome.get(("base", n), ("done", ""))[0] == "done"]
+    if bump:
+        answers = yield settle([call("autoscaling", "set_desired_capacity", AutoScalingGroupName=n, DesiredCapacity=decisions.desired[n]) for n in bump])
+        for n, answer in zip(bump, answers, strict=True):
+            if failed(answer):
+                outcome[("base", n)] = ("failed", f"SetDesiredCapacity: {answer}")
+    for group, (iid, decrement) in decisions.drains.items():
+        outcome[("drain", group)] = yield from _replace(spec, iid, owner, decrement=decrement)
     out = []
     for a in decisions.actions:
-        key = ("drain", a.group or "") if a.kind == "drain" else ("base", a.group or "")
-        if a.kind in ("fallback", "restore", "drain") and key in outcome:
-            error = outcome[key]
-            a = attrs.evolve(a, status="failed", reason=f"{a.reason}; {error}") if error else attrs.evolve(a, status="done")
-        elif a.kind == "restore":
-            a = attrs.evolve(a, status="done")
+        key = ("drain" if a.kind == "drain" else "base", a.group or "")
+        if a.kind in ("fallback", "restore", "probe", "drain") and key in outcome:
+            status, detail = outcome[key]
+            a = attrs.evolve(a, status=status, reason=f"{a.reason}; {detail}" if detail else a.reason)
         out.append(a)
     return out
 
 
-def _replace(spec: ClusterSpec, group: str, instance_id: str, owner: str, drain_instances: Any) -> Workflow[str | None]:
-    """Drain one on-demand instance (verified) and terminate it in its group without
-    decrementing; ACTIVE again, targets back, if it does not drain in time. None when done."""
+def _replace(spec: ClusterSpec, instance_id: str, owner: str, *, decrement: bool) -> Workflow[tuple[Status, str]]:
+    """Drain one on-demand instance (verified) and terminate it in its group. Its tasks have
+    the spot instance launched first to go to; one that does not drain in time all the same is
+    set ACTIVE again with its targets back (``kept``), unless it is going away meanwhile."""
+    from ecsspot.drain import drain_instances
     from ecsspot.refresh import restore_targets
 
     # The time a terminate hook gives the drain of an instance going away: the same situation.
-    result = yield from drain_instances(spec.cluster, [instance_id], deadline=float(spec.drain.lifecycle_timeout_seconds), wait=True, owner=owner)
+    timeout = spec.drain.lifecycle_timeout_seconds
+    result = yield from drain_instances(spec.cluster, [instance_id], deadline=float(timeout), wait=True, owner=owner)
+    drained = next((a for a in result.actions if a.instance_id == instance_id), None)
+    if drained is not None and drained.status == "skipped":
+        return "kept", drained.reason
     if result.drained and instance_id not in result.not_found:
-        answer = yield settle([call("autoscaling", "terminate_instance_in_auto_scaling_group", InstanceId=instance_id, ShouldDecrementDesiredCapacity=False)])
-        return str(answer[0]) if failed(answer[0]) else None
+        (answer,) = yield settle([call("autoscaling", "terminate_instance_in_auto_scaling_group", InstanceId=instance_id, ShouldDecrementDesiredCapacity=decrement)])
+        return ("failed", str(answer)) if failed(answer) else ("done", "")
+    left = drained.reason if drained is not None else "not drained"
+    if (yield from store.doomed(spec.table_name, [instance_id], now=(yield NOW))):
+        return "kept", f"did not drain in {timeout} s ({left}); left DRAINING: it is going away"
     listed = yield paginate("ecs", "list_container_instances", cluster=spec.cluster, filter=f"ec2InstanceId in ['{instance_id}']")
     arns = list(listed.get("containerInstanceArns", []))
     if arns:
         yield call("ecs", "update_container_instances_state", cluster=spec.cluster, containerInstances=arns, status="ACTIVE")
         yield from restore_targets(spec.cluster, [{"containerInstanceArn": a, "ec2InstanceId": instance_id} for a in arns])
-    left = next((a.reason for a in result.actions if a.instance_id == instance_id), "")
-    return f"did not drain in {spec.drain.lifecycle_timeout_seconds} s ({left}): set ACTIVE again, kept"
+    return "kept", f"did not drain in {timeout} s ({left}): spot is still short; set ACTIVE again, its targets back"

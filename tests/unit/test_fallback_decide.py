@@ -60,25 +60,66 @@ def test_while_spot_fails_the_pool_stays_on_demand_and_each_failure_restarts_the
     assert d.actions[0].kind == "watch" and d.memory["spot"].active
 
 
-def test_after_the_cooldown_the_base_goes_back_and_the_surplus_is_drained_one_instance_a_tick() -> None:
+def test_after_the_cooldown_spot_launches_first_then_the_surplus_is_drained_one_instance_a_tick() -> None:
     active = {"spot": Memory(active=True, since=0.0)}
-    full = view(on_demand=2, base=2, spot_failed_at=5 * MIN, on_demand_instances=("i-od1", "i-od2"))
+    full = view(on_demand=2, base=2, spot_failed_at=5 * MIN, on_demand_instances=("i-od1", "i-od2"), max_size=20)
     d = decide([full], active, now=21 * MIN, **SETTINGS)
-    assert [(a.kind, a.base) for a in d.actions] == [("restore", 0)] and d.bases == {"demo-api-spot": 0}
+    (action,) = d.actions
+    assert (action.kind, action.base, action.desired) == ("restore", 0, 5) and d.bases == {"demo-api-spot": 0} and d.desired == {"demo-api-spot": 5}
+    assert "desired 4 → 5: a spot instance first" in action.reason
     assert d.memory["spot"] == Memory(None, False, 21 * MIN, True)
 
-    restored = attrs.evolve(full, base=0)
-    d = decide([restored], d.memory, now=22 * MIN, **SETTINGS)
-    assert [(a.kind, a.instance_id) for a in d.actions] == [("drain", "i-od1")] and d.drains == {"demo-api-spot": "i-od1"}
-
-    # A spot failure since the restore: the surplus is kept (and no drain while short).
-    d2 = decide([attrs.evolve(restored, spot_failed_at=21.5 * MIN, spot_failure=FAILED)], d.memory, now=23 * MIN, **SETTINGS)
+    # The extra unit is still booting: nothing goes.
+    booting = attrs.evolve(full, base=0, desired=5, counted=5)
+    d2 = decide([booting], d.memory, now=22 * MIN, **SETTINGS)
     assert d2.actions[0].kind == "watch" and not d2.drains
 
-    done = decide([attrs.evolve(restored, on_demand=0, on_demand_instances=())], d.memory, now=30 * MIN, **SETTINGS)
+    # It came up on spot: the oldest on-demand instance goes, without decrementing (one more to go).
+    up = attrs.evolve(booting, in_service=5, spot_launched_at=21.2 * MIN)
+    d3 = decide([up], d.memory, now=26 * MIN, **SETTINGS)
+    assert [(a.kind, a.instance_id) for a in d3.actions] == [("drain", "i-od1")] and d3.drains == {"demo-api-spot": ("i-od1", False)}
+    # The next one waits for a spot instance launched since (the replacement of the first).
+    d4 = decide([attrs.evolve(up, on_demand=1, on_demand_instances=("i-od2",))], d3.memory, now=27 * MIN, **SETTINGS)
+    assert d4.actions[0].kind == "probe" and d4.desired == {"demo-api-spot": 6} and not d4.drains
+    d5 = decide([attrs.evolve(up, on_demand=1, on_demand_instances=("i-od2",), spot_launched_at=26.5 * MIN)], d3.memory, now=31 * MIN, **SETTINGS)
+    assert d5.drains == {"demo-api-spot": ("i-od2", True)}  # the last: the probe's extra unit goes with it
+
+    done = decide([attrs.evolve(up, on_demand=0, on_demand_instances=())], d5.memory, now=36 * MIN, **SETTINGS)
     assert (done.actions[0].kind, done.actions[0].status) == ("watch", "ok") and done.memory["spot"] == Memory()
+
+
+def test_a_group_at_its_max_size_keeps_its_surplus() -> None:
+    draining = {"spot": Memory(since=0.0, draining=True)}
+    d = decide([view(desired=4, max_size=4, on_demand=2, on_demand_instances=("i-od1", "i-od2"))], draining, now=MIN, **SETTINGS)
+    assert d.actions[0].kind == "watch" and "max_size 4" in d.actions[0].reason and not d.drains and not d.desired
 
 
 def test_not_ecsspots_groups_are_ignored_with_a_reason() -> None:
     d = decide([view(foreign="group demo-api-spot is not tagged ecsspot:cluster=demo-api: not ecsspot's")], {}, now=0.0, **SETTINGS)
     assert [(a.kind, a.status) for a in d.actions] == [("ignore", "ignored")] and "not ecsspot's" in d.actions[0].reason
+
+
+def test_spot_still_short_after_a_restore_goes_back_on_demand_and_backs_off_the_next_try() -> None:
+    restored = {"spot": Memory(active=False, since=20 * MIN, draining=True)}
+    after = view(desired=5, counted=4, in_service=4, on_demand=2, base=0, spot_failed_at=21 * MIN, spot_failure=FAILED, on_demand_instances=("i-od1", "i-od2"))
+    d = decide([after], restored, now=22 * MIN, **SETTINGS)
+    (action,) = d.actions
+    # The unlaunched extra unit of the try is taken back, not launched on demand.
+    assert (action.kind, action.base, action.desired) == ("fallback", 2, 4) and "still short after the restore" in action.reason
+    assert d.desired == {"demo-api-spot": 4}
+    assert "next try after 30 min" in action.reason  # the 15 min cooldown, doubled
+    assert d.memory["spot"] == Memory(22 * MIN, True, 22 * MIN, False, 1)
+
+    # Quiet for the plain cooldown is not enough any more; for twice that it is.
+    full = attrs.evolve(after, desired=4, base=3, on_demand=3, spot_failed_at=21 * MIN)
+    early = decide([full], d.memory, now=40 * MIN, **SETTINGS)
+    assert early.actions[0].kind == "watch" and "of the 30 min cooldown" in early.actions[0].reason
+    late = decide([full], d.memory, now=53 * MIN, **SETTINGS)
+    assert late.actions[0].kind == "restore" and late.memory["spot"].probes == 1
+
+
+def test_a_pool_on_demand_keeps_what_it_runs_covered_by_the_base() -> None:
+    # A tried-and-kept surplus left the base at the spec's 0 while 2 instances run on demand:
+    # the next tick covers them again, so none is replaced while spot is short.
+    d = decide([view(on_demand=2, base=0)], {"spot": Memory(active=True, since=0.0, probes=1)}, now=MIN, **SETTINGS)
+    assert d.bases == {"demo-api-spot": 2} and d.actions[0].kind == "fallback"
