@@ -1,8 +1,9 @@
 """Spot → on-demand fallback: a spot pool that cannot get capacity launches on demand, and back.
 
-ECS does not move a task assigned to one capacity provider to another: tasks waiting
-(PROVISIONING) for the spot pool's provider stay there whatever another pool does
-(https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-capacity-providers.html).
+ECS does not move a task assigned to one capacity provider to another: a strategy's base and
+weights are constraints, and tasks waiting (PROVISIONING) for the spot pool's provider stay
+there whatever another pool does (aws/containers-roadmap#773, open: "fall back to on-demand
+instances only when there is no capacity available for spot").
 So the lever is the spot pool's own group: its ``OnDemandBaseCapacity`` is raised to cover what
 spot could not launch, and the group's next launches are on-demand, in the same capacity
 provider. AWS applies the distribution to new launches ("When scaling out occurs, Amazon EC2 Auto
@@ -19,11 +20,20 @@ A shortage without such a failure is a slow boot or a hook, not the spot market:
 
 Restoring: once no spot launch has failed for ``fallback.cooldown`` and the group is not short,
 the base goes back to the spec's value (each failure restarts the cool-down, so a blinking
-market does not flap the pool). Then the on-demand surplus goes, one instance a tick, only while
-no spot launch has failed since the restore: it is drained with the verified drain
-(:func:`ecsspot.drain.drain_instances`) and terminated in its group without decrementing, so the
-group launches its replacement on spot; one that does not drain in time is set ACTIVE again with
-its targets back, and nothing is terminated.
+market does not flap the pool) and the group's desired capacity goes up by one: spot launches
+*before* any on-demand instance goes. Only when a spot instance launched since the last step is
+InService does the oldest on-demand instance of the surplus go, one a tick: drained with the
+verified drain (:func:`ecsspot.drain.drain_instances`; its tasks have the new spot instance to go
+to) and terminated in its group, without decrementing, so the group launches the next spot
+instance, except the last, which takes the extra unit with it. A spot launch that fails after
+the restore takes the extra unit back and raises the base again, and the next try waits twice
+as long (up to 32 times the cool-down). An instance that does not drain in time is set ACTIVE
+again with its targets back. Nothing relies on Auto Scaling replacing instances when the
+distribution changes: CloudFormation's reference says an update of these settings "means a
+gradual replacement of instances", the Auto Scaling API reference does not, and instances
+protected from scale in (managed termination protection) may not be replaced at all; if AWS
+does replace some, they leave through ecsspot's terminate hook and its drain, and the
+controller only counts what is left.
 
 Per-pool memory (when the shortage began, whether the pool is falling back, since when) lives
 in the state table under the ``fallback`` lease. Only the cluster's own groups are acted on.
@@ -189,8 +199,10 @@ def _decide_pool(v: PoolView, m: Memory, *, now: float, detect_after: float, coo
     short_since = (m.short_since if m.short_since is not None else now) if short else None
     m = attrs.evolve(m, short_since=short_since)
 
-    def action(kind: Kind, status: Status, reason: str, base: int | None = None, instance_id: str | None = None, **more: Any) -> FallbackAction:
-        return FallbackAction(kind, v.pool, status, reason, v.group, base, instance_id, **more)
+    def action(
+        kind: Kind, status: Status, reason: str, base: int | None = None, instance_id: str | None = None, desired: int | None = None, decrement: bool = False
+    ) -> FallbackAction:
+        return FallbackAction(kind, v.pool, status, reason, v.group, base, instance_id, desired, decrement)
 
     failure = f"spot launch failed {duration_text(now - v.spot_failed_at)} ago: {v.spot_failure}" if v.spot_failed_at is not None else ""
     # A failure counts for this shortage if it came with it (or just before the first look).
@@ -202,27 +214,27 @@ def _decide_pool(v: PoolView, m: Memory, *, now: float, detect_after: float, coo
         # On demand: what the group runs on demand stays covered by the base (so none of it is a
         # surplus to replace), plus, while spot fails, what it is missing.
         # A try at spot that failed leaves its extra unit unlaunched: taken back, not made on-demand.
-        undo = {"desired": v.desired - 1} if since_restore and v.counted < v.desired else {}
-        want = v.on_demand + (max(0, v.desired - len(undo) - v.counted) if failing or since_restore else 0)
+        undo = v.desired - 1 if since_restore and v.counted < v.desired else None
+        want = v.on_demand + (max(0, (undo if undo is not None else v.desired) - v.counted) if failing or since_restore else 0)
         target = base_for(want, desired=v.desired, percent=v.percent, low=max(v.base, v.spec_base), cap=min(max_on_demand, max(v.desired, v.spec_base)))
         limit = f"; capped at max_on_demand {max_on_demand}" if on_demand_share(v.desired, target, v.percent) < want else ""
         if since_restore:
             probes = m.probes + 1
-            taken = f"; desired {v.desired} → {undo['desired']}" if undo else ""
+            taken = f"; desired {v.desired} → {undo}" if undo is not None else ""
             why = f"spot is still short after the restore ({failure}): OnDemandBaseCapacity {v.base} → {target} again{taken}; next try after {duration_text(_cooldown(cooldown, probes))}{limit}"
-            return action("fallback", "planned", why, target, **undo), Memory(short_since, True, now, False, probes)
+            return action("fallback", "planned", why, target, desired=undo), Memory(short_since, True, now, False, probes)
         if target > v.base:
             began = f"{shortage} for {duration_text(now - short_since)} (detect_after {duration_text(detect_after)}); " if short_since is not None else ""
-            why = f"{began}{failure or 'spot still short'}: OnDemandBaseCapacity {v.base} → {target} so the group launches on demand{limit}"
+            why = f"{began}{failure or 'spot still short'}; OnDemandBaseCapacity {v.base} → {target} so the group launches on demand{limit}"
             return action("fallback", "planned", why, target), attrs.evolve(m, active=True, since=m.since if m.active else now)
         quiet_since = max(v.spot_failed_at or 0.0, m.since or 0.0)
         wait = _cooldown(cooldown, m.probes)
         if m.active and not short and now - quiet_since >= wait:
             why = f"no spot launch failed for {duration_text(now - quiet_since)} (cooldown {duration_text(wait)}) and the group is full: OnDemandBaseCapacity {v.base} → {v.spec_base}, back to spot"
             more = _probe(v)
-            if more:
-                why += f"; desired {v.desired} → {more['desired']}: a spot instance first, before any on-demand one goes"
-            return action("restore", "planned", why, v.spec_base, **more), Memory(short_since, False, now, True, m.probes)
+            if more is not None:
+                why += f"; desired {v.desired} → {more}: a spot instance first, before any on-demand one goes"
+            return action("restore", "planned", why, v.spec_base, desired=more), Memory(short_since, False, now, True, m.probes)
         waits = f"{shortage}; {failure}" if short else f"spot quiet for {duration_text(now - quiet_since)} of the {duration_text(wait)} cooldown"
         return action("watch", "waiting", f"on demand since {duration_text(now - (m.since or now))} ago; {waits}{limit}", v.base), attrs.evolve(
             m, active=True, since=m.since or now
@@ -236,12 +248,12 @@ def _decide_pool(v: PoolView, m: Memory, *, now: float, detect_after: float, coo
         if v.spot_launched_at is None or v.spot_launched_at < (m.since or now):
             # No spot instance came up since the last step (ECS may have scaled the probe's in).
             more = _probe(v)
-            if not more:
+            if more is None:
                 return action(
                     "watch", "waiting", f"{surplus} on-demand unit(s) over the spec's share kept: the group is at its max_size {v.max_size}, no room to launch spot first"
                 ), m
-            why = f"{surplus} on-demand unit(s) over the spec's share: desired {v.desired} → {more['desired']}, a spot instance first"
-            return action("probe", "planned", why, **more), attrs.evolve(m, since=now)
+            why = f"{surplus} on-demand unit(s) over the spec's share: desired {v.desired} → {more}, a spot instance first"
+            return action("probe", "planned", why, desired=more), attrs.evolve(m, since=now)
         last = surplus <= 1
         how = (
             "decrementing the desired capacity (the spot instance launched first takes its place)" if last else "without decrementing, so the group launches the next spot instance"
@@ -256,10 +268,10 @@ def _decide_pool(v: PoolView, m: Memory, *, now: float, detect_after: float, coo
     return action("watch", "ok", f"on spot: {shortage}"), m
 
 
-def _probe(v: PoolView) -> dict[str, Any]:
+def _probe(v: PoolView) -> int | None:
     """One more unit of desired capacity, when the group has room: it launches on spot (the base
     is the spec's again), and only an instance that came up lets an on-demand one go."""
-    return {"desired": v.desired + 1} if v.desired < v.max_size else {}
+    return v.desired + 1 if v.desired < v.max_size else None
 
 
 def _cooldown(cooldown: float, probes: int) -> float:
@@ -367,8 +379,11 @@ def observe(spec: ClusterSpec) -> Workflow[tuple[list[PoolView], dict[str, Memor
 # --- the workflow ----------------------------------------------------------------------------
 
 
-def tick(cluster: str, *, owner: str, apply: bool = False, spec: ClusterSpec | None = None) -> Workflow[FallbackResult]:
+def tick(cluster: str, *, owner: str, apply: bool = False, spec: ClusterSpec | None = None, stop_at: float | None = None) -> Workflow[FallbackResult]:
     """Decide (and with ``apply``, carry out) the fallback of ``cluster``'s spot pools.
+
+    A drain (up to ``drain.lifecycle_timeout_seconds``) that would run past ``stop_at`` (the end
+    of a Lambda invocation) is put off to a later tick rather than cut off halfway.
 
     Works from the settings ``apply`` recorded (``spec`` overrides them). Every run records what
     it saw under the ``fallback`` lease (a dry run that finds it held writes nothing; an applying
@@ -385,11 +400,13 @@ def tick(cluster: str, *, owner: str, apply: bool = False, spec: ClusterSpec | N
         actions = list(decisions.actions)
         remember = dict(decisions.memory)
         if apply:
-            actions = yield from _carry_out(spec, decisions, groups, owner)
+            actions = yield from _carry_out(spec, decisions, groups, owner, stop_at)
             for a in actions:
                 if a.status == "failed" and a.kind in ("fallback", "restore"):
                     # The base did not change: decided again next tick.
                     remember[a.pool] = memory.get(a.pool, Memory())
+                elif a.kind == "drain" and a.status == "waiting":
+                    remember[a.pool] = memory.get(a.pool, Memory())  # put off: as if not decided
                 elif a.status == "kept" and a.kind == "drain":
                     # Spot could not take the surplus's tasks: on demand again, the next try later.
                     m = remember[a.pool]
@@ -417,7 +434,7 @@ def _policy_with_base(group: Mapping[str, Any], base: int) -> dict[str, Any]:
     return {**policy, "LaunchTemplate": template, "InstancesDistribution": {**policy.get("InstancesDistribution", {}), "OnDemandBaseCapacity": base}}
 
 
-def _carry_out(spec: ClusterSpec, decisions: Decisions, groups: Mapping[str, Mapping[str, Any]], owner: str) -> Workflow[list[FallbackAction]]:
+def _carry_out(spec: ClusterSpec, decisions: Decisions, groups: Mapping[str, Mapping[str, Any]], owner: str, stop_at: float | None = None) -> Workflow[list[FallbackAction]]:
     """The base changes in one round, then each surplus drain; each action says how it went."""
     outcome: dict[tuple[str, str], tuple[Status, str]] = {}
     names = list(decisions.bases)
@@ -435,6 +452,10 @@ def _carry_out(spec: ClusterSpec, decisions: Decisions, groups: Mapping[str, Map
             if failed(answer):
                 outcome[("base", n)] = ("failed", f"SetDesiredCapacity: {answer}")
     for group, (iid, decrement) in decisions.drains.items():
+        left = None if stop_at is None else stop_at - (yield NOW)
+        if left is not None and left < spec.drain.lifecycle_timeout_seconds:
+            outcome[("drain", group)] = ("waiting", f"put off: {left:.0f} s of this run left, a drain may take {spec.drain.lifecycle_timeout_seconds} s")
+            continue
         outcome[("drain", group)] = yield from _replace(spec, iid, owner, decrement=decrement)
     out = []
     for a in decisions.actions:

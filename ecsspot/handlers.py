@@ -73,9 +73,7 @@ class Handlers:
         from ecsspot.interruption import handle_event
 
         try:
-            result = self.driver.run(
-                handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context))
-            )
+            result = self.driver.run(handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context)))
         except Exception as exc:
             result = every_record_failed(event, exc)
             log.exception("handling failed as a whole; every record goes back: %s", exc)
@@ -147,7 +145,7 @@ class Handlers:
         if spec.protection.on_schedule:
             runs.append(("protection", protection.reconcile(cluster, owner=self.owner, apply=True, spec=spec)))
         if spec.fallback.enabled:
-            runs.append(("fallback", fallback.tick(cluster, owner=self.owner, apply=True, spec=spec)))
+            runs.append(("fallback", fallback.tick(cluster, owner=self.owner, apply=True, spec=spec, stop_at=stop_at)))
         for name, workflow in runs:
             try:
                 actions = self.driver.run(workflow).actions
@@ -159,7 +157,11 @@ class Handlers:
                 log.exception("%s failed unexpectedly", name)
                 out[name] = {"status": "failed", "reason": f"unexpected {type(exc).__name__}: {exc}"}
                 continue
-            rows = [{"kind": a.kind, "instance_id": getattr(a, "instance_id", None), "status": a.status, "reason": a.reason} | ({"pool": a.pool} if isinstance(a, fallback.FallbackAction) else {}) for a in actions]
+            rows = [
+                {"kind": a.kind, "instance_id": getattr(a, "instance_id", None), "status": a.status, "reason": a.reason}
+                | ({"pool": a.pool} if isinstance(a, fallback.FallbackAction) else {})
+                for a in actions
+            ]
             for row in rows:
                 log.info(json.dumps({"duty": name, **row}))
             out[name] = {"status": "done", "actions": rows}

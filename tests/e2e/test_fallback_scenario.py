@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from ecsspot.sim import Simulator, scenario
 from ecsspot.spec import Fallback
@@ -149,26 +149,42 @@ def test_spot_blinking_on_and_off_does_not_flap_the_pool(run: Run) -> None:
     sim.set_spot_capacity(False, group=GROUP)
     grow(sim, 14)
     run.play(15 * 60)
-    assert any(k == "fallback" for _, k, _, _ in run.decisions)
-    # Spot comes and goes every 5 minutes for 40 minutes; the service moves up and down meanwhile,
-    # so the group keeps trying to launch spot.
+    assert any(k == "fallback" and s == "done" for _, k, s, _ in run.decisions)
+    # For 40 minutes spot comes back for 5 minutes and goes for 5; the service grows while it is
+    # gone and shrinks while it is back, so the group keeps meeting the shortage.
+    start = sim.now()
     for n in range(8):
-        sim.set_spot_capacity(n % 2 == 1, group=GROUP)
-        grow(sim, 14 + (n % 2) * 2)
+        gone = n % 2 == 0
+        sim.set_spot_capacity(not gone, group=GROUP)
+        grow(sim, 16 if gone else 14)
         run.play(TICK)
-    assert not any(k == "restore" for _, k, _, _ in run.decisions), run.decisions
+    blinking = [(k, s, why) for t, k, s, why in run.decisions if t > start]
+    # At most one try at spot in the 40 minutes (a failure restarts the 15 min cool-down, and a
+    # try that finds spot gone again doubles it), never an on-demand instance drained without a
+    # spot instance up first.
+    assert sum(1 for k, _, _ in blinking if k == "restore") <= 1, blinking
+    retried = [why for k, _, why in blinking if k == "fallback" and "still short after the restore" in why]
+    assert all("next try after 30 min" in why for why in retried)
     sim.set_spot_capacity(True, group=GROUP)
-    run.play(30 * 60)
-    assert sum(1 for _, k, _, _ in run.decisions if k == "restore") == 1
+    steady = sim.now()
+    run.play(45 * 60)
+    after = [(t, k, s) for t, k, s, _ in run.decisions if t > steady]
+    assert sum(1 for _, k, _ in after if k == "restore") == 1 and all(s == "done" for _, k, s in after if k == "drain")
+    assert base(sim) == 0 and on_demand_units(sim) == 0
     assert sim.traffic_stats(run.stack.target_group_arn).failed == 0
+
+
+def cli_tick(*extra: str) -> Result:
+    return CliRunner().invoke(cli, ["-o", "json", "fallback", "tick", CLUSTER, *extra], catch_exceptions=False)
 
 
 def test_the_cli_tick_is_a_dry_run_unless_applied(run: Run) -> None:
     sim = run.sim
+    # The applied fallback settings are recorded: a re-plan is empty.
+    assert run.stack.manager.plan(run.stack.spec).changes == ()
     sim.set_spot_capacity(False, group=GROUP)
     grow(sim, 14)
     sim.advance(60)
-    cli_tick = lambda *extra: CliRunner().invoke(cli, ["-o", "json", "fallback", "tick", CLUSTER, *extra], catch_exceptions=False)  # noqa: E731
     first = cli_tick()
     assert first.exit_code == 0, first.stderr
     (action,) = json.loads(first.stdout)["actions"]

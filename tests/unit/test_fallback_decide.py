@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from ecsspot.fallback import Memory, PoolView, base_for, decide, on_demand_share
 
 MIN = 60.0
-SETTINGS = {"detect_after": 5 * MIN, "cooldown": 15 * MIN, "max_on_demand": 6}
+SETTINGS: dict[str, Any] = {"detect_after": 5 * MIN, "cooldown": 15 * MIN, "max_on_demand": 6}
 FAILED = "Could not launch Spot Instances. InsufficientInstanceCapacity - There is no Spot capacity available that matches your request."
 
 
