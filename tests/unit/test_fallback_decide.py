@@ -125,3 +125,30 @@ def test_a_pool_on_demand_keeps_what_it_runs_covered_by_the_base() -> None:
     # the next tick covers them again, so none is replaced while spot is short.
     d = decide([view(on_demand=2, base=0)], {"spot": Memory(active=True, since=0.0, probes=1)}, now=MIN, **SETTINGS)
     assert d.bases == {"demo-api-spot": 2} and d.actions[0].kind == "fallback"
+
+
+def test_carrying_out_lowers_the_base_before_adding_the_spot_unit_and_puts_off_a_drain_near_the_end_of_the_run() -> None:
+    from ecsspot.fallback import Decisions, FallbackAction, _carry_out
+    from ecsspot.spec import load_spec
+    from ecsspot.testing import ScriptedDriver
+    from tests.conftest import example_spec_dict
+
+    spec = load_spec(example_spec_dict())
+    group = {
+        "MixedInstancesPolicy": {
+            "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": "lt-1", "LaunchTemplateName": "demo-api-ecsspot", "Version": "3"}},
+            "InstancesDistribution": {"OnDemandBaseCapacity": 2, "OnDemandPercentageAboveBaseCapacity": 0},
+        }
+    }
+    restore = FallbackAction("restore", "spot", "planned", "cooled down", "demo-api-spot", 0, desired=5)
+    drain = FallbackAction("drain", "other", "planned", "surplus", "demo-api-other", instance_id="i-od1")
+    decisions = Decisions((restore, drain), {"demo-api-spot": 0}, {"demo-api-spot": 5}, {"demo-api-other": ("i-od1", False)}, {})
+    driver = ScriptedDriver(lambda call: {})
+    start = driver.clock.now()
+    actions = driver.run(_carry_out(spec, decisions, {"demo-api-spot": group}, "me", stop_at=start + 120))
+
+    assert driver.operations() == ["update_auto_scaling_group", "set_desired_capacity"]  # in that order, no drain
+    sent = driver.calls[0].params["MixedInstancesPolicy"]
+    assert sent["InstancesDistribution"]["OnDemandBaseCapacity"] == 0 and "LaunchTemplateName" not in sent["LaunchTemplate"]["LaunchTemplateSpecification"]
+    assert [(a.kind, a.status) for a in actions] == [("restore", "done"), ("drain", "waiting")]
+    assert "put off: 120 s of this run left, a drain may take 600 s" in actions[1].reason
