@@ -73,7 +73,9 @@ class Handlers:
         from ecsspot.interruption import handle_event
 
         try:
-            result = self.driver.run(handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context)))
+            result = self.driver.run(
+                handle_event(event, owner=self.owner, default_cluster=self.default_cluster, remaining_seconds=_remaining(context))
+            )
         except Exception as exc:
             result = every_record_failed(event, exc)
             log.exception("handling failed as a whole; every record goes back: %s", exc)
@@ -158,7 +160,7 @@ class Handlers:
                 out[name] = {"status": "failed", "reason": f"unexpected {type(exc).__name__}: {exc}"}
                 continue
             rows = [
-                {"kind": a.kind, "instance_id": getattr(a, "instance_id", None), "status": a.status, "reason": a.reason}
+                {"kind": a.kind, "instance_id": a.instance_id, "status": a.status, "reason": a.reason}
                 | ({"pool": a.pool} if isinstance(a, fallback.FallbackAction) else {})
                 for a in actions
             ]
