@@ -28,6 +28,7 @@ from ecsspot_cli.commands import (
     demo,
     doctor,
     drain,
+    fallback,
     guard,
     refresh,
     savings,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import Manager
 
 #: Modules whose ``COMMANDS`` list is registered on the group; add a module here to add commands.
-COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard, savings, doctor, advise)
+COMMAND_MODULES = (spec_commands, status, drain, refresh, teardown, tf, demo, sim, simulate, guard, fallback, savings, doctor, advise)
 
 PROG = "ecsspot"
 log = logging.getLogger("ecsspot.cli")

@@ -125,9 +125,11 @@ class Handlers:
     def guard(self, cluster: str, stop_at: float | None = None) -> dict[str, Any]:
         """The scheduled tick's other duties: the drain watchdog (reactivating only when the spec's
         ``watchdog.reactivate`` says so), the capacity ledger the savings report bills and, with
-        ``protection.on_schedule``, the protection reconciler. Each one's actions, or its failure: neither may fail the refresh tick. Skipped
-        when the refresh used the invocation's time (past ``stop_at``): the next tick runs them."""
-        from ecsspot import ledger, protection, store, watchdog
+        ``protection.on_schedule``, the protection reconciler and, with ``fallback.enabled``, the
+        spot → on-demand fallback. Each one's actions, or its failure: none may fail the refresh
+        tick. Skipped when the refresh used the invocation's time (past ``stop_at``): the next tick
+        runs them."""
+        from ecsspot import fallback, ledger, protection, store, watchdog
         from ecsspot.errors import EcsspotError
 
         if stop_at is not None and self.driver.clock.now() >= stop_at:
@@ -145,6 +147,8 @@ class Handlers:
         ]
         if spec.protection.on_schedule:
             runs.append(("protection", protection.reconcile(cluster, owner=self.owner, apply=True, spec=spec)))
+        if spec.fallback.enabled:
+            runs.append(("fallback", fallback.tick(cluster, owner=self.owner, apply=True, spec=spec, stop_at=stop_at)))
         for name, workflow in runs:
             try:
                 actions = self.driver.run(workflow).actions
@@ -156,7 +160,11 @@ class Handlers:
                 log.exception("%s failed unexpectedly", name)
                 out[name] = {"status": "failed", "reason": f"unexpected {type(exc).__name__}: {exc}"}
                 continue
-            rows = [{"kind": a.kind, "instance_id": a.instance_id, "status": a.status, "reason": a.reason} for a in actions]
+            rows = [
+                {"kind": a.kind, "instance_id": a.instance_id, "status": a.status, "reason": a.reason}
+                | ({"pool": a.pool} if isinstance(a, fallback.FallbackAction) else {})
+                for a in actions
+            ]
             for row in rows:
                 log.info(json.dumps({"duty": name, **row}))
             out[name] = {"status": "done", "actions": rows}

@@ -232,6 +232,23 @@ class Watchdog:
 
 
 @attrs.frozen
+class Fallback:
+    """The spot → on-demand fallback controller (:mod:`ecsspot.fallback`)."""
+
+    #: Whether the refresh Lambda's scheduled tick runs it (``ecsspot fallback tick`` runs it anyway).
+    enabled: bool = False
+    #: How long a spot pool stays short of its desired capacity, with a spot launch failing
+    #: meanwhile, before it launches on demand: a duration like ``5m`` (1m..6h).
+    detect_after: str = "5m"
+    #: How long no spot launch may fail before the pool goes back to spot (1m..24h): the
+    #: hysteresis that keeps a blinking spot market from flapping the pool.
+    cooldown: str = "15m"
+    #: Capacity units of a pool that may run on demand while it falls back (the raised
+    #: OnDemandBaseCapacity never goes above it); at least 1 when ``enabled``.
+    max_on_demand: int = 0
+
+
+@attrs.frozen
 class ClusterSpec:
     cluster: str
     network: Network
@@ -244,6 +261,7 @@ class ClusterSpec:
     refresh: Refresh = attrs.field(factory=Refresh)
     protection: Protection = attrs.field(factory=Protection)
     watchdog: Watchdog = attrs.field(factory=Watchdog)
+    fallback: Fallback = attrs.field(factory=Fallback)
 
     def pool(self, name: str) -> Pool:
         for p in self.pools:
@@ -690,6 +708,8 @@ def dump_spec(spec: ClusterSpec) -> dict[str, Any]:
         out["protection"] = attrs.asdict(spec.protection)
     if spec.watchdog != Watchdog():
         out["watchdog"] = attrs.asdict(spec.watchdog)
+    if spec.fallback != Fallback():
+        out["fallback"] = attrs.asdict(spec.fallback)
     return out
 
 
@@ -812,7 +832,20 @@ def check(spec: ClusterSpec) -> list[Problem]:
         add("refresh.timeout_seconds", f"must be 60..7200, got {ref.timeout_seconds}")
     _check_duration(spec.protection.idle_after, "protection.idle_after", 30, 86_400, "30s..24h", add)
     _check_duration(spec.watchdog.drain_timeout, "watchdog.drain_timeout", 60, 47 * 3600, "1m..47h (ECS managed draining gives up at 48h)", add)
+    _check_fallback(spec, add)
     return out
+
+
+def _check_fallback(spec: ClusterSpec, add: Callable[[str, str], None]) -> None:
+    fb = spec.fallback
+    _check_duration(fb.detect_after, "fallback.detect_after", 60, 6 * 3600, "1m..6h", add)
+    _check_duration(fb.cooldown, "fallback.cooldown", 60, 86_400, "1m..24h", add)
+    if not 0 <= fb.max_on_demand <= 100_000:
+        add("fallback.max_on_demand", f"must be 0..100000 capacity units, got {fb.max_on_demand}")
+    elif fb.enabled and fb.max_on_demand < 1:
+        add("fallback.max_on_demand", "must be at least 1 when fallback.enabled (the capacity units a spot pool may run on demand)")
+    if fb.enabled and spec.pools and not any(p.has_spot for p in spec.pools):
+        add("fallback.enabled", "no pool can run spot instances (every on_demand_percentage_above_base is 100): nothing to fall back from")
 
 
 def _check_duration(value: str, path: str, low: float, high: float, allowed: str, add: Callable[[str, str], None]) -> None:

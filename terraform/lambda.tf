@@ -221,8 +221,17 @@ data "aws_iam_policy_document" "refresh" {
   }
 
   statement {
+    sid = "ReadScalingActivities"
+    # The fallback controller's detection (failed spot launches); no resource-level permissions.
+    actions   = ["autoscaling:DescribeScalingActivities"]
+    resources = ["*"]
+  }
+
+  statement {
     sid = "RollPools"
-    # TerminateInstanceInAutoScalingGroup: a refresh batch retires the old instances it drained.
+    # TerminateInstanceInAutoScalingGroup: a refresh batch retires the old instances it drained,
+    # and the fallback controller the on-demand surplus it drained; UpdateAutoScalingGroup: a
+    # refresh's template version, and the fallback's OnDemandBaseCapacity.
     actions   = ["autoscaling:UpdateAutoScalingGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"]
     resources = local.asg_arns
   }

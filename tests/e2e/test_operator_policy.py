@@ -16,7 +16,7 @@ import botocore.session
 REPO = Path(__file__).resolve().parents[2]
 POLICY = REPO / "examples" / "operator-policy.json"
 #: The modules the CLI's commands run (the Lambda-only handlers module is the Terraform roles' business).
-CLI_MODULES = ("advise", "ami", "apply", "doctor", "drain", "interruption", "ledger", "observe", "protection", "refresh", "savings", "status", "store", "teardown", "watchdog")
+CLI_MODULES = ("advise", "ami", "apply", "doctor", "drain", "fallback", "interruption", "ledger", "observe", "protection", "refresh", "savings", "status", "store", "teardown", "watchdog")
 _CALL = re.compile(r'"(autoscaling|dynamodb|ec2|ecs|elbv2|events|iam|lambda|sqs|ssm)",\s*"([a-z0-9_]+)"')
 _IAM_PREFIX = {"elbv2": "elasticloadbalancing"}
 #: A DynamoDB transaction is authorised by the underlying item actions

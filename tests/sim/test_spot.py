@@ -85,3 +85,30 @@ def test_same_seed_same_choices() -> None:
             return [(r.kind, r.subject) for r in sim.history]
 
     assert run() == run()
+
+
+def test_a_raised_on_demand_base_applies_to_new_launches_and_leaves_running_spot_instances(sim: Simulator) -> None:
+    """InstancesDistribution: "When scaling out occurs, Amazon EC2 Auto Scaling launches instances
+    based on the new settings" — the fallback controller's lever while spot has no capacity."""
+    template = launch_template(sim, "demo-lt", "demo")
+    mixed_group(sim, "demo-spot", template, desired=3)
+    sim.advance(31)
+    spot_before = {i["InstanceId"] for i in describe(sim, "demo-spot")[0]}
+    asg = sim.client("autoscaling")
+    sim.set_spot_capacity(False, group="demo-spot")
+    asg.set_desired_capacity(AutoScalingGroupName="demo-spot", DesiredCapacity=5)
+    sim.advance(30)
+    assert len(describe(sim, "demo-spot")[0]) == 3  # the two spot launches keep failing
+    failed = asg.describe_scaling_activities(AutoScalingGroupName="demo-spot")["Activities"][0]
+    assert failed["StatusCode"] == "Failed" and "Could not launch Spot Instances" in failed["StatusMessage"]
+
+    policy = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["demo-spot"])["AutoScalingGroups"][0]["MixedInstancesPolicy"]
+    policy["LaunchTemplate"]["LaunchTemplateSpecification"].pop("LaunchTemplateId", None)
+    policy["InstancesDistribution"]["OnDemandBaseCapacity"] = 2
+    asg.update_auto_scaling_group(AutoScalingGroupName="demo-spot", MixedInstancesPolicy=policy)
+    sim.advance(41)
+    instances, ec2 = describe(sim, "demo-spot")
+    new = [i for i in instances if i["InstanceId"] not in spot_before]
+    assert len(instances) == 5 and all(i["LifecycleState"] == "InService" for i in instances)
+    assert [ec2[i["InstanceId"]].get("InstanceLifecycle") for i in new] == [None, None]  # on demand
+    assert all(ec2[i].get("InstanceLifecycle") == "spot" for i in spot_before)

@@ -397,7 +397,7 @@ def test_iam_writes_are_scoped_to_this_cluster() -> None:
 #: drain watchdog, the capacity ledger and the protection reconciler).
 HANDLER_MODULES = {
     "interruption": ("interruption", "drain", "store", "handlers"),
-    "refresh": ("refresh", "interruption", "drain", "store", "watchdog", "protection", "ledger"),
+    "refresh": ("refresh", "interruption", "drain", "store", "watchdog", "protection", "ledger", "fallback"),
 }
 HANDLER_EXTRA_CALLS = {"interruption": set(), "refresh": {("ssm", "get_parameter")}}
 _CALL = re.compile(r'"(autoscaling|dynamodb|ec2|ecs|elbv2|iam|sqs|ssm)",\s*"([a-z0-9_]+)"')

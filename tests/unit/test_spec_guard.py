@@ -53,3 +53,36 @@ def test_bad_values_are_named_by_path(section: str, value: dict[str, Any], path:
 def test_unknown_keys_in_the_sections_are_errors() -> None:
     found = problems({**example_spec_dict(), "watchdog": {"reactivte": True}})
     assert any(p.startswith("watchdog.reactivte") for p in found)
+
+
+def test_fallback_section() -> None:
+    from ecsspot.spec import Fallback
+
+    spec = load_spec(example_spec_dict())
+    assert spec.fallback == Fallback(enabled=False, detect_after="5m", cooldown="15m", max_on_demand=0)
+    assert "fallback" not in dump_spec(spec) and "fallback" not in desired_settings(spec)
+    on = load_spec({**example_spec_dict(), "fallback": {"enabled": True, "detect_after": "3m", "cooldown": "20m", "max_on_demand": 4}})
+    assert on.fallback == Fallback(True, "3m", "20m", 4) and load_spec(dump_spec(on)) == on
+
+
+@pytest.mark.parametrize(
+    ("value", "path", "message"),
+    [
+        ({"enabled": True}, "fallback.max_on_demand", "must be at least 1 when fallback.enabled (the capacity units a spot pool may run on demand)"),
+        ({"max_on_demand": -1}, "fallback.max_on_demand", "must be 0..100000 capacity units, got -1"),
+        ({"detect_after": "10s"}, "fallback.detect_after", "must be 1m..6h, got '10s'"),
+        ({"cooldown": "soon"}, "fallback.cooldown", "'soon' is not a duration like 10m or 1h"),
+        ({"enabled": "yes"}, "fallback.enabled", "must be true or false, got a string"),
+    ],
+)
+def test_bad_fallback_values_are_named_by_path(value: dict[str, Any], path: str, message: str) -> None:
+    found = problems({**example_spec_dict(), "fallback": value})
+    assert path in found and found[path].endswith(message), found
+
+
+def test_fallback_needs_a_pool_that_can_run_spot() -> None:
+    d = example_spec_dict()
+    d["pools"] = [p for p in d["pools"] if p["name"] == "on-demand"]
+    d["strategy"] = [{"pool": "on-demand", "base": 1, "weight": 1}]
+    found = problems({**d, "fallback": {"enabled": True, "max_on_demand": 2}})
+    assert found == {"fallback.enabled": "no pool can run spot instances (every on_demand_percentage_above_base is 100): nothing to fall back from"}
