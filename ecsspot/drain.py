@@ -57,9 +57,9 @@ from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, chunks, 
 from ecsspot.errors import AwsError, EcsspotError, NotFoundError
 
 POLL_SECONDS = 5.0
-#: Instance ids per ListContainerInstances filter: ``ec2InstanceId in [...]`` with 50 ids is about
-#: 1,170 characters, inside the 2,000 AWS documents for cluster query expressions.
-_FILTER_IDS = 50
+#: Characters in one ListContainerInstances filter: AWS documents 2,000 for a cluster query
+#: expression (a placement constraint's); ``ec2InstanceId in [...]`` fits 86 ids of 19 characters.
+FILTER_CHARS = 2000
 
 
 #: What an action is about (a decision's kind, or the handler's own steps).
@@ -448,12 +448,24 @@ def _list_calls(cluster: str, ids: Sequence[str], status: str | None = None) -> 
     INACTIVE, or only ``status`` when given (both as AWS documents the ``status`` parameter,
     https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListContainerInstances.html)."""
     only: dict[str, Any] = {"status": status} if status else {}
-    return tuple(
-        paginate(
-            "ecs", "list_container_instances", cluster=cluster, filter="ec2InstanceId in [" + ", ".join(f"'{i}'" for i in batch) + "]", **only
-        )
-        for batch in chunks(list(ids), _FILTER_IDS)
-    )
+    return tuple(paginate("ecs", "list_container_instances", cluster=cluster, filter=f, **only) for f in id_filters(ids))
+
+
+def id_filters(ids: Sequence[str]) -> list[str]:
+    """``ec2InstanceId in [...]`` expressions naming every one of ``ids``, each as many as fit in
+    :data:`FILTER_CHARS` (the fewer the expressions, the fewer the calls)."""
+    head, tail = "ec2InstanceId in [", "]"
+    out: list[str] = []
+    batch: list[str] = []
+    for i in ids:
+        quoted = f"'{i}'"
+        if batch and len(head) + sum(len(q) + 1 for q in batch) + len(quoted) + len(tail) > FILTER_CHARS:
+            out.append(head + ",".join(batch) + tail)
+            batch = []
+        batch.append(quoted)
+    if batch:
+        out.append(head + ",".join(batch) + tail)
+    return out
 
 
 def _describe_instance_calls(cluster: str, arns: Sequence[str]) -> tuple[Call, ...]:

@@ -37,6 +37,8 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
 
 
 SETTINGS_KEY = _key("cluster", "settings")
+#: The same, as (pk, sk).
+SETTINGS_AT = ("cluster", "settings")
 
 
 _LOST = ("ConditionalCheckFailedException",)
@@ -492,25 +494,27 @@ def remember_cache_call(table: str, document: Mapping[str, Any], *, now: float) 
     return put_document_call(table, *GROUP_CACHE_AT, document, now=now)
 
 
-def cluster_read_calls(table: str) -> tuple[Call, Call]:
-    """The reads of the recorded spec and the :class:`GroupCache`, to send in a batch with other
-    calls (see :func:`cluster_from`)."""
-    return settings_lookup(table), lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key(*GROUP_CACHE_AT))
+def cluster_read_calls(table: str) -> tuple[Call, ...]:
+    """The read of the recorded spec and the :class:`GroupCache` (one BatchGetItem, strongly
+    consistent), to send in a batch with other calls (see :func:`cluster_from`)."""
+    return (get_items_call(table, [SETTINGS_AT, GROUP_CACHE_AT]),)
 
 
-def cluster_from(answers: Sequence[Any]) -> tuple[ClusterSpec | None, GroupCache]:
-    """The spec (None: none recorded) and the :class:`GroupCache` in the answers to :func:`cluster_read_calls`."""
-    settings, cached = answers
-    text = settings_from(settings)
+def cluster_from(table: str, answers: Sequence[Any]) -> Workflow[tuple[ClusterSpec | None, GroupCache]]:
+    """The spec (None: none recorded) and the :class:`GroupCache` in the answers to
+    :func:`cluster_read_calls` (a round more only when DynamoDB left a key unprocessed)."""
+    (answer,) = answers
+    items = yield from items_of(table, [SETTINGS_AT, GROUP_CACHE_AT], answer)
+    text = settings_from(items[SETTINGS_AT])
     if text is None:
         return None, GroupCache()
-    return load_spec(json.loads(text)), group_cache_from(cached)
+    return load_spec(json.loads(text)), group_cache_from(items[GROUP_CACHE_AT])
 
 
 def read_cluster_cache(table: str) -> Workflow[tuple[str | None, GroupCache]]:
     """The recorded spec (JSON text) and the :class:`GroupCache`, in one round."""
-    settings, cached = yield cluster_read_calls(table)
-    return settings_from(settings), group_cache_from(cached)
+    items = yield from get_items(table, [SETTINGS_AT, GROUP_CACHE_AT])
+    return settings_from(items[SETTINGS_AT]), group_cache_from(items[GROUP_CACHE_AT])
 
 
 def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
@@ -521,7 +525,8 @@ def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
 
 def load_cluster_cache(cluster: str) -> Workflow[tuple[ClusterSpec | None, GroupCache]]:
     """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and the :class:`GroupCache`."""
-    return cluster_from((yield cluster_read_calls(table_name(cluster))))
+    table = table_name(cluster)
+    return (yield from cluster_from(table, (yield cluster_read_calls(table))))
 
 
 def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:

@@ -14,6 +14,7 @@ from ecsspot.drain import drain_instances
 from ecsspot.plan import desired_settings
 from ecsspot.testing import ScriptedDriver
 from tests.conftest import example_spec_dict
+from tests.unit.scripted_dynamodb import batch_get
 from tests.unit.test_drain import TG, Fake
 
 NOW = 1_700_000_000.0
@@ -25,6 +26,8 @@ def _driver(fake: Fake, cache: dict[str, Any] | None, written: list[dict[str, An
     def answer(c: Call) -> Any:
         if c.service != "dynamodb":
             return fake.answer(c)
+        if c.operation == "batch_get_item":
+            return batch_get(answer)(c)
         if c.operation == "get_item":
             if c.params["Key"]["sk"]["S"] == "settings":
                 return {"Item": {"spec": {"S": desired_settings(spec)}}}
@@ -53,9 +56,10 @@ def test_the_cli_no_wait_start_with_a_warm_cache(n: int) -> None:
     assert {a.status for a in result.actions} == {"draining"}
     ops = driver.operations()
     assert "list_tasks" not in ops and "describe_target_group_attributes" not in ops and not written
-    assert ops.count("transact_write_items") == 2 and ops.count("get_item") == 2
-    # + the container instances listed twice per 50 (all, ACTIVE), services (2), the group (2)
-    assert len(ops) == 2 + 2 + -(-n // 10) + 2 * -(-n // 50) + 4
+    assert ops.count("transact_write_items") == 2 and ops.count("batch_get_item") == 1 and "get_item" not in ops
+    # + the container instances listed twice per 90 ids (all, ACTIVE: a 2,000-character filter
+    # each), services (2), the group (2)
+    assert len(ops) == 1 + 2 + -(-n // 10) + 2 * -(-n // 90) + 4
     assert len(driver.rounds) == 1 + 1 + 2 + 1
 
 

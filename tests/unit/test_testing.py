@@ -16,6 +16,7 @@ from ecsspot.errors import AwsError, ThrottledError
 from ecsspot.plan import desired_settings
 from ecsspot.testing import ScriptedDriver, aws_error, by_operation
 from tests.conftest import example_spec_dict
+from tests.unit.scripted_dynamodb import batch_get
 
 
 def _three_calls() -> Workflow[Any]:
@@ -95,6 +96,7 @@ def _cluster_answers() -> dict[str, Any]:
 
     return {
         "get_item": get_item,
+        "batch_get_item": batch_get(get_item),
         "put_item": {},
         "delete_item": {},
         "list_container_instances": {"containerInstanceArns": ["arn:ci/1"]},
