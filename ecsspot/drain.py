@@ -53,7 +53,7 @@ from typing import Any, Literal
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, chunks, lookup, paginate
+from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, chunks, failed, lookup, paginate, settle
 from ecsspot.errors import AwsError, EcsspotError, NotFoundError
 
 POLL_SECONDS = 5.0
@@ -240,6 +240,7 @@ def drain(
     heartbeat_since: float | None = None,
     poll: float = POLL_SECONDS,
     delays: Mapping[str, int] | None = None,
+    leases: Mapping[str, Call] | None = None,
 ) -> Workflow[DrainResult]:
     """Drain ``instance_ids`` of ``cluster``: DRAINING + targets deregistered now, then verify.
 
@@ -252,23 +253,46 @@ def drain(
     while waiting, the first ``heartbeat_every`` after ``heartbeat_since`` (epoch seconds: when
     the lifecycle action began, which the hook's timeout counts from; default now).
     ``delays``: target group ARN → deregistration delay in seconds, already known (cached); the
-    others holding a target are read.
+    others holding a target are read. ``leases``: instance → the conditional write that takes its
+    drain lease (:func:`ecsspot.store.lease_writes`), sent in the first round, beside the
+    read-only listing, so it costs no round of its own; an instance whose lease another owner
+    holds is left alone (``skipped``: nothing is set DRAINING or deregistered for it).
     """
     ids = list(dict.fromkeys(instance_ids))
-    wanted = set(ids)
     start = yield NOW
     deadline_at = {iid: start + (deadlines or {}).get(iid, deadline) for iid in ids}
     known = sorted(set(target_groups))
 
     # Round 1: which container instances (all but INACTIVE, and the ACTIVE ones among them), which
-    # services, and the known groups' targets.
+    # services, the known groups' targets, and the leases.
     lists = _list_calls(cluster, ids)
     active_lists = _list_calls(cluster, ids, status="ACTIVE") if act else ()
-    answers = iter((yield (*lists, *active_lists, _list_services_call(cluster), *_target_health_calls(known))))
+    first = (*lists, *active_lists, _list_services_call(cluster), *_target_health_calls(known))
+    leased = [i for i in ids if i in (leases or {})]
+    writes = [(leases or {})[i] for i in leased]
+    lease_calls = store.write_calls(writes)
+    outcomes = (yield settle((*first, *lease_calls))) if lease_calls else (yield first)
+    error = next((a for a in outcomes[: len(first)] if failed(a)), None)
+    if error is not None:
+        raise error
+    answers = iter(outcomes[: len(first)])
     arns = sorted({arn for a in _take(answers, lists) for arn in a.get("containerInstanceArns", ())})
     active = {arn for a in _take(answers, active_lists) for arn in a.get("containerInstanceArns", ())}
     service_arns = next(answers).get("serviceArns", [])
     known_health = list(answers)
+    taken = yield from store.written(writes, outcomes[len(first) :])
+    error = next((a for a in taken if failed(a)), None)
+    if error is not None:
+        raise error
+    held = [i for i, a in zip(leased, taken, strict=True) if a is None]
+    if held:
+        # Contended (rare): which listed container instance is whose, to leave the held ones alone.
+        described = yield _describe_instance_calls(cluster, arns)
+        theirs = {ci["containerInstanceArn"] for a in described for ci in a.get("containerInstances", ()) if ci.get("ec2InstanceId") in held}
+        arns = [arn for arn in arns if arn not in theirs]
+        ids = [i for i in ids if i not in held]
+    skipped = tuple(Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in held)
+    wanted = set(ids)
     targets = _targets_from(known, known_health, wanted)
     # Tasks matter before DRAINING only for ip targets: list them now when there can be some.
     early = _has_addresses(known_health) or (not known and bool(service_arns))
@@ -360,9 +384,14 @@ def drain(
     if not wait:
         return DrainResult(
             cluster,
-            tuple(
-                Action("drain", iid, "not_found", notes[iid]) if iid in missing else Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), short))
-                for iid in ids
+            (
+                *(
+                    Action("drain", iid, "not_found", notes[iid])
+                    if iid in missing
+                    else Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), short))
+                    for iid in ids
+                ),
+                *skipped,
             ),
             tuple(sorted(service_groups)),
             group_delays,
@@ -407,7 +436,7 @@ def drain(
         else:
             verified = f"instance terminated after {done_at[iid] - start:.0f} s" if iid in terminated else f"drained in {done_at[iid] - start:.0f} s"
             actions.append(Action("drain", iid, "drained", _join(verified, notes.get(iid), short)))
-    return DrainResult(cluster, tuple(actions), tuple(sorted(service_groups)), group_delays)
+    return DrainResult(cluster, (*actions, *skipped), tuple(sorted(service_groups)), group_delays)
 
 
 def waiting_report(total: int, pending: Mapping[str, Mapping[str, Any]]) -> Report:
@@ -704,11 +733,14 @@ def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: floa
     What the drain lease guards: not DRAINING or the deregistration (a second one is harmless,
     so the interruption handler drains without it), and not a lifecycle completion (this drain
     completes none; the interruption handler's event claim makes that happen once). It keeps a
-    refresh rollback (``refresh``'s ``reactivate``, which takes the same lease) from setting the
-    instance ACTIVE again while a person drains it, and that rollback from being undone halfway:
-    so it is taken before the DRAINING round, and an instance whose lease another owner holds is
-    left alone (``skipped``). It costs one TransactWriteItems per 100 instances to take and one to
-    give back (:func:`ecsspot.store.conditional_writes`).
+    rollback that sets instances ACTIVE again (a refresh's ``reactivate``, the watchdog's, both
+    under the same lease) from interleaving with this drain: one under way makes the drain leave
+    the instance alone (``skipped``), and none starts while the drain holds the lease. So it is
+    taken before DRAINING: in the drain's first round, beside the read-only listing
+    (:func:`drain`'s ``leases``), one TransactWriteItems per 100 instances, and given back in
+    one more (:func:`ecsspot.store.conditional_writes`). A ``--no-wait`` drain gives it back
+    once DRAINING is sent: after that a rollback may set the instance ACTIVE again, as it may
+    after any drain has ended.
 
     The leases are given back on every exit path, Ctrl-C included (the driver serves the
     ``finally`` block's calls before the interruption propagates), all in one round. A cluster
@@ -729,13 +761,17 @@ def _drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: flo
     if spec is None:
         return (yield from drain(cluster, ids, deadline=seconds, wait=wait))
     now = yield NOW
-    leases = yield from store.acquire_leases(spec.table_name, [f"drain#{i}" for i in ids], owner, now=now, ttl=seconds + 60)
-    leased = [i for i in ids if leases[f"drain#{i}"] is not None]
-    skipped = [Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in ids if i not in leased]
-    names = [f"drain#{iid}" for iid in leased]
+    names = [f"drain#{iid}" for iid in ids]
+    writes = store.lease_writes(spec.table_name, names, owner, now=now, ttl=seconds + 60)
     try:
         result = yield from drain(
-            cluster, leased, deadline=seconds, wait=wait, target_groups=(*spec.target_groups, *cache.groups), delays=cache.delays_at(now)
+            cluster,
+            ids,
+            deadline=seconds,
+            wait=wait,
+            target_groups=(*spec.target_groups, *cache.groups),
+            delays=cache.delays_at(now),
+            leases=dict(zip(ids, writes, strict=True)),
         )
         if cache.outdated(result.service_target_groups, result.deregistration_delays, now=now):
             document = cache.merged(result.service_target_groups, result.deregistration_delays, now=now)
@@ -743,7 +779,9 @@ def _drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: flo
     except GeneratorExit:
         raise  # closed without being driven on (the process is going away): the leases expire
     except BaseException:
+        # Whichever were taken (a release of one held by someone else changes nothing).
         yield from store.let_go(spec.table_name, (), names, owner)
         raise
-    yield from store.let_go(spec.table_name, (), names, owner)
-    return attrs.evolve(result, actions=(*result.actions, *skipped))
+    held = {a.instance_id for a in result.actions if a.status == "skipped"}
+    yield from store.let_go(spec.table_name, (), [f"drain#{iid}" for iid in ids if iid not in held], owner)
+    return result

@@ -89,13 +89,27 @@ def conditional_writes(writes: Sequence[Call]) -> Workflow[list[Any]]:
     A single write is sent as it is.
     """
     writes = list(writes)
+    if not writes:
+        return []
+    return (yield from written(writes, (yield settle(write_calls(writes)))))
+
+
+def write_calls(writes: Sequence[Call]) -> tuple[Call, ...]:
+    """The first round of :func:`conditional_writes`, to send (settled) beside other calls; its
+    outcomes go to :func:`written`."""
+    writes = list(writes)
+    return tuple(writes) if len(writes) <= 1 else tuple(transact_call(g) for g in chunks(writes, TRANSACTION_ITEMS))
+
+
+def written(writes: Sequence[Call], answers: Sequence[Any]) -> Workflow[list[Any]]:
+    """Each write's outcome from the settled answers to :func:`write_calls` (a round more, write
+    by write, for a transaction a lost condition cancelled)."""
+    writes = list(writes)
     if len(writes) <= 1:
-        return list((yield settle(writes))) if writes else []
-    groups = chunks(writes, TRANSACTION_ITEMS)
-    answers = yield settle([transact_call(g) for g in groups])
+        return list(answers)
     outcomes: list[Any] = []
     retry: list[int] = []
-    for g, answer in zip(groups, answers, strict=True):
+    for g, answer in zip(chunks(writes, TRANSACTION_ITEMS), answers, strict=True):
         if isinstance(answer, AwsError) and answer.code == "TransactionCanceledException":
             retry += range(len(outcomes), len(outcomes) + len(g))
             outcomes += [None] * len(g)
@@ -108,20 +122,32 @@ def conditional_writes(writes: Sequence[Call]) -> Workflow[list[Any]]:
     return outcomes
 
 
+def lease_writes(table: str, names: Sequence[str], owner: str, *, now: float, ttl: float) -> list[Call]:
+    """The conditional puts that take (or renew) the leases ``names`` (see :func:`acquire_leases`)."""
+    return [_lease_put(table, n, owner, now, ttl) for n in dict.fromkeys(names)]
+
+
+def leases_from(writes: Sequence[Call], outcomes: Sequence[Any], *, now: float, ttl: float) -> dict[str, Lease | None]:
+    """The leases :func:`lease_writes` took, from their outcomes (:func:`written`): None for each
+    one another live owner holds; an error other than a lost condition is raised."""
+    error = next((a for a in outcomes if failed(a)), None)
+    if error is not None:
+        raise error
+    out: dict[str, Lease | None] = {}
+    for w, a in zip(writes, outcomes, strict=True):
+        name = str(w.params["Item"]["pk"]["S"]).removeprefix("lease#")
+        out[name] = Lease(name, str(w.params["Item"]["owner"]["S"]), now + ttl) if a is not None else None
+    return out
+
+
 def acquire_leases(table: str, names: Sequence[str], owner: str, *, now: float, ttl: float) -> Workflow[dict[str, Lease | None]]:
     """Take (or renew) several leases at once; None for each one another live owner holds.
 
     In one transaction per 100 leases when none is contended (see :func:`conditional_writes`);
     an error other than a lost condition is raised, as from a batch.
     """
-    names = list(dict.fromkeys(names))
-    if not names:
-        return {}
-    answers = yield from conditional_writes([_lease_put(table, n, owner, now, ttl) for n in names])
-    error = next((a for a in answers if failed(a)), None)
-    if error is not None:
-        raise error
-    return {n: (Lease(n, owner, now + ttl) if a is not None else None) for n, a in zip(names, answers, strict=True)}
+    writes = lease_writes(table, names, owner, now=now, ttl=ttl)
+    return leases_from(writes, (yield from conditional_writes(writes)), now=now, ttl=ttl)
 
 
 def acquire_lease(table: str, name: str, owner: str, *, now: float, ttl: float) -> Workflow[Lease]:
