@@ -319,7 +319,6 @@ def drain(
     listed = _listed(arns, list(answers))
     service_groups = {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
     new_groups = sorted(service_groups - set(known))
-    group_arns = set(known) | service_groups
     # A refused ARN is named by a describe (the refusal carries no instance id).
     refused = [arn for arn in to_drain if arn.rsplit("/", 1)[-1] in failures]
     instance_of = {ci["containerInstanceArn"]: iid for iid, ci in instances_by_id.items()}
@@ -405,10 +404,25 @@ def drain(
     terminated: set[str] = set()
     left: dict[str, dict[str, Any]] = {}
     done_at: dict[str, float] = {}
+    relooked = False
     while True:
-        look = yield from _look(cluster, instances_by_id, pending, group_arns, affected_services, watch)
+        looked = _watched_groups(holding, services, affected_services, watch.tasks, pending, every_service)
+        look = yield from _look(cluster, instances_by_id, pending, looked, affected_services, watch)
+        # A task seen only now may belong to a service whose groups were not looked at: read them
+        # before deciding, or a target it registered there would go unseen for one look.
+        more = sorted(_watched_groups(holding, services, affected_services, look.tasks, pending, every_service) - looked)
+        if more:
+            health = yield _target_health_calls(more)
+            look = attrs.evolve(look, target_health={**look.target_health, **dict(zip(more, health, strict=True))})
         decided = what_is_left(look, pending, watch.daemon_groups)
         watch = attrs.evolve(watch, tasks=look.tasks, relist=decided.relist)
+        # Counts that show a task never listed, on an instance otherwise done: list it (and read
+        # its service's groups) before saying drained, once, at once.
+        unsure = {i for i in decided.relist & pending if not decided.left.get(i) and i not in decided.gone}
+        if unsure and not relooked:
+            relooked = True
+            continue
+        relooked = False
         now = yield NOW
         terminated.update(decided.gone & pending)
         for iid in list(pending):
@@ -437,6 +451,28 @@ def drain(
             verified = f"instance terminated after {done_at[iid] - start:.0f} s" if iid in terminated else f"drained in {done_at[iid] - start:.0f} s"
             actions.append(Action("drain", iid, "drained", _join(verified, notes.get(iid), short)))
     return DrainResult(cluster, (*actions, *skipped), tuple(sorted(service_groups)), group_delays)
+
+
+def _watched_groups(
+    holding: Iterable[str],
+    services: Sequence[Mapping[str, Any]],
+    affected: set[str],
+    tasks: Mapping[str, Task],
+    pending: set[str],
+    every_service: bool,
+) -> set[str]:
+    """Pure: the target groups a look at ``pending`` reads: those that held a target of the
+    instances, those of the affected services (their healthy targets elsewhere are counted), and
+    those of every service with a task seen on a pending instance (ECS registers a service task's
+    targets in its service's groups, so a target that appears later, from a task placed before
+    DRAINING took, is in one of them). Not every group of the cluster: with 50 services each
+    look would read 50 groups where the instances' tasks use a few."""
+    lbs = {s["serviceName"]: [lb["targetGroupArn"] for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")] for s in services}
+    wanted = set(holding) | {g for name, groups in lbs.items() if every_service or name in affected for g in groups}
+    for t in tasks.values():
+        if t.instance_id in pending and t.group.startswith("service:"):
+            wanted.update(lbs.get(t.group.removeprefix("service:"), ()))
+    return wanted
 
 
 def waiting_report(total: int, pending: Mapping[str, Mapping[str, Any]]) -> Report:
