@@ -27,7 +27,8 @@ Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeCon
 100, DescribeTasks 100, DeregisterTargets many per group) and independent calls go out together,
 so the cost in round trips does not grow with the number of instances. DRAINING goes out in the
 second round: the first lists the instances' container instances twice by instance-id filter
-(every status but INACTIVE, and ACTIVE only), and the ACTIVE ones are set DRAINING straight away,
+(every status but INACTIVE, and ACTIVE only; as many ids per filter as fit in 2,000 characters,
+90), and the ACTIVE ones are set DRAINING straight away,
 the answer naming each changed instance's ec2InstanceId; only the others (already DRAINING,
 registering, deregistering) are described, beside it. ListTasks takes one
 container instance, so listing tasks costs 2 calls per instance (desiredStatus RUNNING and
@@ -38,7 +39,9 @@ in (a group first found through the services gets its tasks listed in round 3, b
 targets). Otherwise the verification's first look lists them, after the DRAINING and
 deregistration round, off the critical path. While waiting it describes the tasks it knows and
 lists an instance again only when its counts show a task it has not seen, or it is not DRAINING
-(where tasks may still be placed). The groups' deregistration delays (only used to say when one
+(where tasks may still be placed). Each look reads the groups that held the instances' targets,
+the affected services' and those of services with a task on the instances, not every group of the
+cluster (see :func:`_watched_groups`). The groups' deregistration delays (only used to say when one
 cannot fit the deadline) are read when the caller does not already know them (``delays``: the
 state table caches them beside the service target groups).
 """
