@@ -27,7 +27,8 @@ Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeCon
 100, DescribeTasks 100, DeregisterTargets many per group) and independent calls go out together,
 so the cost in round trips does not grow with the number of instances. DRAINING goes out in the
 second round: the first lists the instances' container instances twice by instance-id filter
-(every status but INACTIVE, and ACTIVE only), and the ACTIVE ones are set DRAINING straight away,
+(every status but INACTIVE, and ACTIVE only; as many ids per filter as fit in 2,000 characters,
+90), and the ACTIVE ones are set DRAINING straight away,
 the answer naming each changed instance's ec2InstanceId; only the others (already DRAINING,
 registering, deregistering) are described, beside it. ListTasks takes one
 container instance, so listing tasks costs 2 calls per instance (desiredStatus RUNNING and
@@ -38,7 +39,9 @@ in (a group first found through the services gets its tasks listed in round 3, b
 targets). Otherwise the verification's first look lists them, after the DRAINING and
 deregistration round, off the critical path. While waiting it describes the tasks it knows and
 lists an instance again only when its counts show a task it has not seen, or it is not DRAINING
-(where tasks may still be placed). The groups' deregistration delays (only used to say when one
+(where tasks may still be placed). Each look reads the groups that held the instances' targets,
+the affected services' and those of services with a task on the instances, not every group of the
+cluster (see :func:`_watched_groups`). The groups' deregistration delays (only used to say when one
 cannot fit the deadline) are read when the caller does not already know them (``delays``: the
 state table caches them beside the service target groups).
 """
@@ -53,13 +56,13 @@ from typing import Any, Literal
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, chunks, lookup, paginate
+from ecsspot.aws.calls import NOW, Call, Report, Sleep, Workflow, call, chunks, failed, lookup, paginate, settle
 from ecsspot.errors import AwsError, EcsspotError, NotFoundError
 
 POLL_SECONDS = 5.0
-#: Instance ids per ListContainerInstances filter: ``ec2InstanceId in [...]`` with 50 ids is about
-#: 1,170 characters, inside the 2,000 AWS documents for cluster query expressions.
-_FILTER_IDS = 50
+#: Characters in one ListContainerInstances filter: AWS documents 2,000 for a cluster query
+#: expression (a placement constraint's); ``ec2InstanceId in [...]`` fits 90 ids of 19 characters.
+FILTER_CHARS = 2000
 
 
 #: What an action is about (a decision's kind, or the handler's own steps).
@@ -240,6 +243,7 @@ def drain(
     heartbeat_since: float | None = None,
     poll: float = POLL_SECONDS,
     delays: Mapping[str, int] | None = None,
+    leases: Mapping[str, Call] | None = None,
 ) -> Workflow[DrainResult]:
     """Drain ``instance_ids`` of ``cluster``: DRAINING + targets deregistered now, then verify.
 
@@ -252,23 +256,46 @@ def drain(
     while waiting, the first ``heartbeat_every`` after ``heartbeat_since`` (epoch seconds: when
     the lifecycle action began, which the hook's timeout counts from; default now).
     ``delays``: target group ARN → deregistration delay in seconds, already known (cached); the
-    others holding a target are read.
+    others holding a target are read. ``leases``: instance → the conditional write that takes its
+    drain lease (:func:`ecsspot.store.lease_writes`), sent in the first round, beside the
+    read-only listing, so it costs no round of its own; an instance whose lease another owner
+    holds is left alone (``skipped``: nothing is set DRAINING or deregistered for it).
     """
     ids = list(dict.fromkeys(instance_ids))
-    wanted = set(ids)
     start = yield NOW
     deadline_at = {iid: start + (deadlines or {}).get(iid, deadline) for iid in ids}
     known = sorted(set(target_groups))
 
     # Round 1: which container instances (all but INACTIVE, and the ACTIVE ones among them), which
-    # services, and the known groups' targets.
+    # services, the known groups' targets, and the leases.
     lists = _list_calls(cluster, ids)
     active_lists = _list_calls(cluster, ids, status="ACTIVE") if act else ()
-    answers = iter((yield (*lists, *active_lists, _list_services_call(cluster), *_target_health_calls(known))))
+    first = (*lists, *active_lists, _list_services_call(cluster), *_target_health_calls(known))
+    leased = [i for i in ids if i in (leases or {})]
+    writes = [(leases or {})[i] for i in leased]
+    lease_calls = store.write_calls(writes)
+    outcomes = (yield settle((*first, *lease_calls))) if lease_calls else (yield first)
+    error = next((a for a in outcomes[: len(first)] if failed(a)), None)
+    if error is not None:
+        raise error
+    answers = iter(outcomes[: len(first)])
     arns = sorted({arn for a in _take(answers, lists) for arn in a.get("containerInstanceArns", ())})
     active = {arn for a in _take(answers, active_lists) for arn in a.get("containerInstanceArns", ())}
     service_arns = next(answers).get("serviceArns", [])
     known_health = list(answers)
+    taken = yield from store.written(writes, outcomes[len(first) :])
+    error = next((a for a in taken if failed(a)), None)
+    if error is not None:
+        raise error
+    held = [i for i, a in zip(leased, taken, strict=True) if a is None]
+    if held:
+        # Contended (rare): which listed container instance is whose, to leave the held ones alone.
+        described = yield _describe_instance_calls(cluster, arns)
+        theirs = {ci["containerInstanceArn"] for a in described for ci in a.get("containerInstances", ()) if ci.get("ec2InstanceId") in held}
+        arns = [arn for arn in arns if arn not in theirs]
+        ids = [i for i in ids if i not in held]
+    skipped = tuple(Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in held)
+    wanted = set(ids)
     targets = _targets_from(known, known_health, wanted)
     # Tasks matter before DRAINING only for ip targets: list them now when there can be some.
     early = _has_addresses(known_health) or (not known and bool(service_arns))
@@ -295,7 +322,6 @@ def drain(
     listed = _listed(arns, list(answers))
     service_groups = {lb["targetGroupArn"] for s in services for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")}
     new_groups = sorted(service_groups - set(known))
-    group_arns = set(known) | service_groups
     # A refused ARN is named by a describe (the refusal carries no instance id).
     refused = [arn for arn in to_drain if arn.rsplit("/", 1)[-1] in failures]
     instance_of = {ci["containerInstanceArn"]: iid for iid, ci in instances_by_id.items()}
@@ -360,9 +386,14 @@ def drain(
     if not wait:
         return DrainResult(
             cluster,
-            tuple(
-                Action("drain", iid, "not_found", notes[iid]) if iid in missing else Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), short))
-                for iid in ids
+            (
+                *(
+                    Action("drain", iid, "not_found", notes[iid])
+                    if iid in missing
+                    else Action("drain", iid, "draining", _join("DRAINING; targets deregistering", notes.get(iid), short))
+                    for iid in ids
+                ),
+                *skipped,
             ),
             tuple(sorted(service_groups)),
             group_delays,
@@ -376,10 +407,25 @@ def drain(
     terminated: set[str] = set()
     left: dict[str, dict[str, Any]] = {}
     done_at: dict[str, float] = {}
+    relooked = False
     while True:
-        look = yield from _look(cluster, instances_by_id, pending, group_arns, affected_services, watch)
+        looked = _watched_groups(holding, services, affected_services, watch.tasks, pending, every_service)
+        look = yield from _look(cluster, instances_by_id, pending, looked, affected_services, watch)
+        # A task seen only now may belong to a service whose groups were not looked at: read them
+        # before deciding, or a target it registered there would go unseen for one look.
+        more = sorted(_watched_groups(holding, services, affected_services, look.tasks, pending, every_service) - looked)
+        if more:
+            health = yield _target_health_calls(more)
+            look = attrs.evolve(look, target_health={**look.target_health, **dict(zip(more, health, strict=True))})
         decided = what_is_left(look, pending, watch.daemon_groups)
         watch = attrs.evolve(watch, tasks=look.tasks, relist=decided.relist)
+        # Counts that show a task never listed, on an instance otherwise done: list it (and read
+        # its service's groups) before saying drained, once, at once.
+        unsure = {i for i in decided.relist & pending if not decided.left.get(i) and i not in decided.gone}
+        if unsure and not relooked:
+            relooked = True
+            continue
+        relooked = False
         now = yield NOW
         terminated.update(decided.gone & pending)
         for iid in list(pending):
@@ -407,7 +453,29 @@ def drain(
         else:
             verified = f"instance terminated after {done_at[iid] - start:.0f} s" if iid in terminated else f"drained in {done_at[iid] - start:.0f} s"
             actions.append(Action("drain", iid, "drained", _join(verified, notes.get(iid), short)))
-    return DrainResult(cluster, tuple(actions), tuple(sorted(service_groups)), group_delays)
+    return DrainResult(cluster, (*actions, *skipped), tuple(sorted(service_groups)), group_delays)
+
+
+def _watched_groups(
+    holding: Iterable[str],
+    services: Sequence[Mapping[str, Any]],
+    affected: set[str],
+    tasks: Mapping[str, Task],
+    pending: set[str],
+    every_service: bool,
+) -> set[str]:
+    """Pure: the target groups a look at ``pending`` reads: those that held a target of the
+    instances, those of the affected services (their healthy targets elsewhere are counted), and
+    those of every service with a task seen on a pending instance (ECS registers a service task's
+    targets in its service's groups, so a target that appears later, from a task placed before
+    DRAINING took, is in one of them). Not every group of the cluster: with 50 services each
+    look would read 50 groups where the instances' tasks use a few."""
+    lbs = {s["serviceName"]: [lb["targetGroupArn"] for lb in s.get("loadBalancers", ()) if lb.get("targetGroupArn")] for s in services}
+    wanted = set(holding) | {g for name, groups in lbs.items() if every_service or name in affected for g in groups}
+    for t in tasks.values():
+        if t.instance_id in pending and t.group.startswith("service:"):
+            wanted.update(lbs.get(t.group.removeprefix("service:"), ()))
+    return wanted
 
 
 def waiting_report(total: int, pending: Mapping[str, Mapping[str, Any]]) -> Report:
@@ -448,12 +516,24 @@ def _list_calls(cluster: str, ids: Sequence[str], status: str | None = None) -> 
     INACTIVE, or only ``status`` when given (both as AWS documents the ``status`` parameter,
     https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ListContainerInstances.html)."""
     only: dict[str, Any] = {"status": status} if status else {}
-    return tuple(
-        paginate(
-            "ecs", "list_container_instances", cluster=cluster, filter="ec2InstanceId in [" + ", ".join(f"'{i}'" for i in batch) + "]", **only
-        )
-        for batch in chunks(list(ids), _FILTER_IDS)
-    )
+    return tuple(paginate("ecs", "list_container_instances", cluster=cluster, filter=f, **only) for f in id_filters(ids))
+
+
+def id_filters(ids: Sequence[str]) -> list[str]:
+    """``ec2InstanceId in [...]`` expressions naming every one of ``ids``, each as many as fit in
+    :data:`FILTER_CHARS` (the fewer the expressions, the fewer the calls)."""
+    head, tail = "ec2InstanceId in [", "]"
+    out: list[str] = []
+    batch: list[str] = []
+    for i in ids:
+        quoted = f"'{i}'"
+        if batch and len(head) + sum(len(q) + 1 for q in batch) + len(quoted) + len(tail) > FILTER_CHARS:
+            out.append(head + ",".join(batch) + tail)
+            batch = []
+        batch.append(quoted)
+    if batch:
+        out.append(head + ",".join(batch) + tail)
+    return out
 
 
 def _describe_instance_calls(cluster: str, arns: Sequence[str]) -> tuple[Call, ...]:
@@ -692,11 +772,14 @@ def drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: floa
     What the drain lease guards: not DRAINING or the deregistration (a second one is harmless,
     so the interruption handler drains without it), and not a lifecycle completion (this drain
     completes none; the interruption handler's event claim makes that happen once). It keeps a
-    refresh rollback (``refresh``'s ``reactivate``, which takes the same lease) from setting the
-    instance ACTIVE again while a person drains it, and that rollback from being undone halfway:
-    so it is taken before the DRAINING round, and an instance whose lease another owner holds is
-    left alone (``skipped``). It costs one TransactWriteItems per 100 instances to take and one to
-    give back (:func:`ecsspot.store.conditional_writes`).
+    rollback that sets instances ACTIVE again (a refresh's ``reactivate``, the watchdog's, both
+    under the same lease) from interleaving with this drain: one under way makes the drain leave
+    the instance alone (``skipped``), and none starts while the drain holds the lease. So it is
+    taken before DRAINING: in the drain's first round, beside the read-only listing
+    (:func:`drain`'s ``leases``), one TransactWriteItems per 100 instances, and given back in
+    one more (:func:`ecsspot.store.conditional_writes`). A ``--no-wait`` drain gives it back
+    once DRAINING is sent: after that a rollback may set the instance ACTIVE again, as it may
+    after any drain has ended.
 
     The leases are given back on every exit path, Ctrl-C included (the driver serves the
     ``finally`` block's calls before the interruption propagates), all in one round. A cluster
@@ -717,13 +800,17 @@ def _drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: flo
     if spec is None:
         return (yield from drain(cluster, ids, deadline=seconds, wait=wait))
     now = yield NOW
-    leases = yield from store.acquire_leases(spec.table_name, [f"drain#{i}" for i in ids], owner, now=now, ttl=seconds + 60)
-    leased = [i for i in ids if leases[f"drain#{i}"] is not None]
-    skipped = [Action("drain", i, "skipped", "already being drained by another owner (lease held)") for i in ids if i not in leased]
-    names = [f"drain#{iid}" for iid in leased]
+    names = [f"drain#{iid}" for iid in ids]
+    writes = store.lease_writes(spec.table_name, names, owner, now=now, ttl=seconds + 60)
     try:
         result = yield from drain(
-            cluster, leased, deadline=seconds, wait=wait, target_groups=(*spec.target_groups, *cache.groups), delays=cache.delays_at(now)
+            cluster,
+            ids,
+            deadline=seconds,
+            wait=wait,
+            target_groups=(*spec.target_groups, *cache.groups),
+            delays=cache.delays_at(now),
+            leases=dict(zip(ids, writes, strict=True)),
         )
         if cache.outdated(result.service_target_groups, result.deregistration_delays, now=now):
             document = cache.merged(result.service_target_groups, result.deregistration_delays, now=now)
@@ -731,7 +818,9 @@ def _drain_instances(cluster: str, instance_ids: Sequence[str], *, deadline: flo
     except GeneratorExit:
         raise  # closed without being driven on (the process is going away): the leases expire
     except BaseException:
+        # Whichever were taken (a release of one held by someone else changes nothing).
         yield from store.let_go(spec.table_name, (), names, owner)
         raise
-    yield from store.let_go(spec.table_name, (), names, owner)
-    return attrs.evolve(result, actions=(*result.actions, *skipped))
+    held = {a.instance_id for a in result.actions if a.status == "skipped"}
+    yield from store.let_go(spec.table_name, (), [f"drain#{iid}" for iid in ids if iid not in held], owner)
+    return result

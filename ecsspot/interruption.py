@@ -354,7 +354,7 @@ def _handle_cluster(
     remaining_seconds: float | None,
     settings: Sequence[Any] | None = None,
 ) -> Workflow[dict[int, _Outcome]]:
-    spec, cache = store.cluster_from(settings) if settings is not None else (yield from store.load_cluster_cache(cluster))
+    spec, cache = (yield from store.cluster_from(table_name(cluster), settings)) if settings is not None else (yield from store.load_cluster_cache(cluster))
     if spec is None:
         why = f"cluster {cluster} has no ecsspot state table (not managed by ecsspot)"
         return {w.index: _Outcome((Action("ignore", w.instance_id, "ignored", why),)) for w in items}

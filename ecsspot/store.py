@@ -37,6 +37,8 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
 
 
 SETTINGS_KEY = _key("cluster", "settings")
+#: The same, as (pk, sk).
+SETTINGS_AT = ("cluster", "settings")
 
 
 _LOST = ("ConditionalCheckFailedException",)
@@ -87,13 +89,27 @@ def conditional_writes(writes: Sequence[Call]) -> Workflow[list[Any]]:
     A single write is sent as it is.
     """
     writes = list(writes)
+    if not writes:
+        return []
+    return (yield from written(writes, (yield settle(write_calls(writes)))))
+
+
+def write_calls(writes: Sequence[Call]) -> tuple[Call, ...]:
+    """The first round of :func:`conditional_writes`, to send (settled) beside other calls; its
+    outcomes go to :func:`written`."""
+    writes = list(writes)
+    return tuple(writes) if len(writes) <= 1 else tuple(transact_call(g) for g in chunks(writes, TRANSACTION_ITEMS))
+
+
+def written(writes: Sequence[Call], answers: Sequence[Any]) -> Workflow[list[Any]]:
+    """Each write's outcome from the settled answers to :func:`write_calls` (a round more, write
+    by write, for a transaction a lost condition cancelled)."""
+    writes = list(writes)
     if len(writes) <= 1:
-        return list((yield settle(writes))) if writes else []
-    groups = chunks(writes, TRANSACTION_ITEMS)
-    answers = yield settle([transact_call(g) for g in groups])
+        return list(answers)
     outcomes: list[Any] = []
     retry: list[int] = []
-    for g, answer in zip(groups, answers, strict=True):
+    for g, answer in zip(chunks(writes, TRANSACTION_ITEMS), answers, strict=True):
         if isinstance(answer, AwsError) and answer.code == "TransactionCanceledException":
             retry += range(len(outcomes), len(outcomes) + len(g))
             outcomes += [None] * len(g)
@@ -106,20 +122,32 @@ def conditional_writes(writes: Sequence[Call]) -> Workflow[list[Any]]:
     return outcomes
 
 
+def lease_writes(table: str, names: Sequence[str], owner: str, *, now: float, ttl: float) -> list[Call]:
+    """The conditional puts that take (or renew) the leases ``names`` (see :func:`acquire_leases`)."""
+    return [_lease_put(table, n, owner, now, ttl) for n in dict.fromkeys(names)]
+
+
+def leases_from(writes: Sequence[Call], outcomes: Sequence[Any], *, now: float, ttl: float) -> dict[str, Lease | None]:
+    """The leases :func:`lease_writes` took, from their outcomes (:func:`written`): None for each
+    one another live owner holds; an error other than a lost condition is raised."""
+    error = next((a for a in outcomes if failed(a)), None)
+    if error is not None:
+        raise error
+    out: dict[str, Lease | None] = {}
+    for w, a in zip(writes, outcomes, strict=True):
+        name = str(w.params["Item"]["pk"]["S"]).removeprefix("lease#")
+        out[name] = Lease(name, str(w.params["Item"]["owner"]["S"]), now + ttl) if a is not None else None
+    return out
+
+
 def acquire_leases(table: str, names: Sequence[str], owner: str, *, now: float, ttl: float) -> Workflow[dict[str, Lease | None]]:
     """Take (or renew) several leases at once; None for each one another live owner holds.
 
     In one transaction per 100 leases when none is contended (see :func:`conditional_writes`);
     an error other than a lost condition is raised, as from a batch.
     """
-    names = list(dict.fromkeys(names))
-    if not names:
-        return {}
-    answers = yield from conditional_writes([_lease_put(table, n, owner, now, ttl) for n in names])
-    error = next((a for a in answers if failed(a)), None)
-    if error is not None:
-        raise error
-    return {n: (Lease(n, owner, now + ttl) if a is not None else None) for n, a in zip(names, answers, strict=True)}
+    writes = lease_writes(table, names, owner, now=now, ttl=ttl)
+    return leases_from(writes, (yield from conditional_writes(writes)), now=now, ttl=ttl)
 
 
 def acquire_lease(table: str, name: str, owner: str, *, now: float, ttl: float) -> Workflow[Lease]:
@@ -529,25 +557,27 @@ def remember_cache_call(table: str, document: Mapping[str, Any], *, now: float) 
     return put_document_call(table, *GROUP_CACHE_AT, document, now=now)
 
 
-def cluster_read_calls(table: str) -> tuple[Call, Call]:
-    """The reads of the recorded spec and the :class:`GroupCache`, to send in a batch with other
-    calls (see :func:`cluster_from`)."""
-    return settings_lookup(table), lookup("dynamodb", "get_item", _NOT_FOUND, TableName=table, Key=_key(*GROUP_CACHE_AT))
+def cluster_read_calls(table: str) -> tuple[Call, ...]:
+    """The read of the recorded spec and the :class:`GroupCache` (one BatchGetItem, strongly
+    consistent), to send in a batch with other calls (see :func:`cluster_from`)."""
+    return (get_items_call(table, [SETTINGS_AT, GROUP_CACHE_AT]),)
 
 
-def cluster_from(answers: Sequence[Any]) -> tuple[ClusterSpec | None, GroupCache]:
-    """The spec (None: none recorded) and the :class:`GroupCache` in the answers to :func:`cluster_read_calls`."""
-    settings, cached = answers
-    text = settings_from(settings)
+def cluster_from(table: str, answers: Sequence[Any]) -> Workflow[tuple[ClusterSpec | None, GroupCache]]:
+    """The spec (None: none recorded) and the :class:`GroupCache` in the answers to
+    :func:`cluster_read_calls` (a round more only when DynamoDB left a key unprocessed)."""
+    (answer,) = answers
+    items = yield from items_of(table, [SETTINGS_AT, GROUP_CACHE_AT], answer)
+    text = settings_from(items[SETTINGS_AT])
     if text is None:
         return None, GroupCache()
-    return load_spec(json.loads(text)), group_cache_from(cached)
+    return load_spec(json.loads(text)), group_cache_from(items[GROUP_CACHE_AT])
 
 
 def read_cluster_cache(table: str) -> Workflow[tuple[str | None, GroupCache]]:
     """The recorded spec (JSON text) and the :class:`GroupCache`, in one round."""
-    settings, cached = yield cluster_read_calls(table)
-    return settings_from(settings), group_cache_from(cached)
+    items = yield from get_items(table, [SETTINGS_AT, GROUP_CACHE_AT])
+    return settings_from(items[SETTINGS_AT]), group_cache_from(items[GROUP_CACHE_AT])
 
 
 def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
@@ -558,7 +588,8 @@ def read_cluster(table: str) -> Workflow[tuple[str | None, list[str]]]:
 
 def load_cluster_cache(cluster: str) -> Workflow[tuple[ClusterSpec | None, GroupCache]]:
     """The spec ``apply`` recorded (None when the cluster has no ecsspot table) and the :class:`GroupCache`."""
-    return cluster_from((yield cluster_read_calls(table_name(cluster))))
+    table = table_name(cluster)
+    return (yield from cluster_from(table, (yield cluster_read_calls(table))))
 
 
 def load_cluster(cluster: str) -> Workflow[tuple[ClusterSpec | None, list[str]]]:

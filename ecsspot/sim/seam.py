@@ -25,7 +25,12 @@ simulator, for tests and tools on plain moto; the product relies on AWS's behavi
   ``EC2ContainerServiceResponse.list_container_instances``: applies the ``filter`` (cluster
   query language) for ``ec2InstanceId in [...]`` and ``ec2InstanceId == ...``
   (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/cluster-query-language.html);
-  moto ignores it and lists every instance. Other expressions are refused, not ignored.
+  moto ignores it and lists every instance. Other expressions are refused, not ignored, and so
+  is one over 2,000 characters: AWS documents that length for a cluster query expression in a
+  placement constraint
+  (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_PlacementConstraint.html) and
+  none for this filter, so the simulator holds the filter to it rather than accept more than AWS
+  may.
   ``core.responses.BaseResponse.call_action`` (DynamoDB only): one DynamoDB request at a time.
   A transaction is atomic and serializable with the writes around it ("Isolation levels for
   DynamoDB transactions",
@@ -667,6 +672,8 @@ def _mixed_instance_type(world: World | None, original: Any) -> Any:
     return property(instance_type)
 
 
+#: The longest cluster query expression AWS documents (API_PlacementConstraint.html, ``expression``).
+_EXPRESSION_CHARS = 2000
 #: The cluster query language expressions the simulator evaluates: instance id membership.
 _ID_IN = re.compile(r"\s*ec2InstanceId\s+in\s*\[(.*)\]\s*", re.DOTALL)
 _ID_IS = re.compile(r"\s*ec2InstanceId\s*==\s*(.*?)\s*")
@@ -692,6 +699,8 @@ def _filter_container_instances(world: World | None, original: Any) -> Any:
         expression = self._get_param("filter")
         if not expression:
             return original(self)
+        if len(expression) > _EXPRESSION_CHARS:
+            raise InvalidParameterException(f"filter: a cluster query expression has at most {_EXPRESSION_CHARS} characters, not {len(expression)}")
         wanted = _instance_ids_in(expression)
         if wanted is None:
             raise InvalidParameterException(f"the simulator evaluates only ec2InstanceId filters, not {expression[:100]!r}")

@@ -75,7 +75,7 @@ def test_ownership_and_no_event_lost(sim: Simulator) -> None:
     (action,) = response["actions"]
     assert action["kind"] == "ignore" and action["instance_id"] == other and group in action["reason"]
     assert sim.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"] == 1
-    assert not [op for op, _ in log.calls if op not in ("DescribeInstances", "GetItem")]
+    assert not [op for op, _ in log.calls if op not in ("DescribeInstances", "BatchGetItem")]
 
     # Item 10: a terminate lifecycle action of another hook on our own group, and of our hook
     # name on another group: neither is heartbeated nor completed.

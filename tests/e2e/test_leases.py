@@ -87,8 +87,8 @@ def test_a_drain_writes_its_state_in_the_same_calls_whatever_the_count(count: in
         manager = Manager(region=REGION, clock=sim.clock, event_handlers=[counter.handler()])
         result = manager.drain(stack.spec.cluster, ids, wait=False)
         assert {a.status for a in result.actions} == {"draining"}
-        dynamodb = [c for c in counter.calls if c in ("GetItem", "PutItem", "DeleteItem", "TransactWriteItems", "UpdateItem")]
+        dynamodb = [c for c in counter.calls if c in ("BatchGetItem", "GetItem", "PutItem", "DeleteItem", "TransactWriteItems", "UpdateItem")]
         take, give_back = ("TransactWriteItems", "TransactWriteItems") if count > 1 else ("PutItem", "DeleteItem")
-        # The settings and the cached target groups (one round), the leases, the target groups
-        # cached (this cluster's first drain found them through its services), the leases back.
-        assert dynamodb == ["GetItem", "GetItem", take, "PutItem", give_back]
+        # The settings and the cached target groups (one BatchGetItem), the leases, the target
+        # groups cached (this cluster's first drain found them through its services), the leases back.
+        assert dynamodb == ["BatchGetItem", take, "PutItem", give_back]

@@ -143,7 +143,7 @@ class Crash(BaseException):
 
 
 def mutating(call: Call) -> bool:
-    return not call.operation.startswith(("describe_", "list_", "get_"))
+    return not call.operation.startswith(("describe_", "list_", "get_", "batch_get_"))
 
 
 class CrashingDriver(Driver):

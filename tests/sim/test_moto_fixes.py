@@ -161,6 +161,25 @@ def test_a_filter_the_simulator_cannot_evaluate_is_refused(plain: PlainMoto) -> 
         plain.client("ecs").list_container_instances(cluster="c", filter="runningTasksCount > 1")
 
 
+def test_a_filter_over_2000_characters_is_refused(plain: PlainMoto) -> None:
+    """AWS documents 2,000 characters for a cluster query expression (a placement constraint's)
+    and no other length for ListContainerInstances' filter: the simulator refuses a longer one,
+    and the drain's filters (:func:`ecsspot.drain.id_filters`) fit."""
+    from ecsspot.drain import id_filters
+
+    registered = _container_instances(plain, 1)
+    (only,) = registered
+    ecs = plain.client("ecs")
+    ids = [only] + [f"i-{k:017x}" for k in range(199)]
+    filters = id_filters(ids)
+    assert len(filters) == 3 and all(len(f) <= 2000 for f in filters)
+    assert ecs.list_container_instances(cluster="c", filter=filters[0])["containerInstanceArns"] == [registered[only]]
+    too_long = "ec2InstanceId in [" + ",".join(f"'{i}'" for i in ids[:91]) + "]"
+    assert len(too_long) > 2000
+    with pytest.raises(ClientError, match="at most 2000 characters"):
+        ecs.list_container_instances(cluster="c", filter=too_long)
+
+
 def test_dynamodb_transactions_at_once_are_serialised(aws: Any) -> None:
     """Two TransactWriteItems of leases sent together (one batch of the thread-pool driver):
     moto alone fails them ("dictionary changed size during iteration") or, when one is

@@ -16,6 +16,7 @@ from ecsspot.refresh import refresh
 from ecsspot.testing import ScriptedDriver, aws_error, by_operation
 from ecsspot_cli.terraform import run_hook
 from tests.conftest import example_spec_dict
+from tests.unit.scripted_dynamodb import batch_get
 
 IMAGE = "ami-0123456789abcdef0"
 PARAMETER = "/ecsspot/no/such/parameter"
@@ -86,7 +87,7 @@ def test_plan_refresh_and_the_hook_say_the_same_about_a_missing_parameter() -> N
             return {"Item": {"spec": {"S": desired_settings(spec)}}}
         return {}
 
-    driver = ScriptedDriver(by_operation({"get_item": get_item, "get_parameter": _missing}, default=lambda c: {}))
+    driver = ScriptedDriver(by_operation({"get_item": get_item, "batch_get_item": batch_get(get_item), "get_parameter": _missing}, default=lambda c: {}))
     with pytest.raises(InputError) as refreshed:
         driver.run(refresh(spec.cluster, owner="test"))
     said.append(str(refreshed.value))

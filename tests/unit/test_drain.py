@@ -46,7 +46,9 @@ class Fake:
             return self.extra[c.operation](c)
         if c.operation == "list_container_instances":
             # The filter drain sends, as ECS applies it: "ec2InstanceId in ['i-…', …]".
-            # and its status parameter (without it, every status but INACTIVE).
+            # and its status parameter (without it, every status but INACTIVE). As the simulator
+            # does, a filter longer than the 2,000 characters AWS documents is refused.
+            assert len(p.get("filter", "")) <= 2000
             wanted = set(re.findall(r"'([^']+)'", p["filter"])) if "filter" in p else set(self.instances)
             listed = [ci for ci in self.instances.values() if ci["ec2InstanceId"] in wanted]
             listed = [ci for ci in listed if ci["status"] == p["status"]] if "status" in p else [ci for ci in listed if ci["status"] != "INACTIVE"]
@@ -311,8 +313,8 @@ def test_the_no_wait_start_costs_n_over_10_plus_a_constant_with_the_groups_known
     """Issue 12 goals 2-3: with the groups and their delays known (spec or the state table's
     cache) and no ip target among them, starting a drain lists no task and reads no group
     attribute: N/10 UpdateContainerInstancesState (whose answer names the instances: no
-    DescribeContainerInstances), 2·N/50 ListContainerInstances (every status but INACTIVE, and
-    ACTIVE), N/200 DeregisterTargets per group and one call per group or per service page, in 2
+    DescribeContainerInstances), 2·N/90 ListContainerInstances (every status but INACTIVE, and
+    ACTIVE, by filters of up to 2,000 characters), N/200 DeregisterTargets per group and one call per group or per service page, in 2
     rounds."""
     fake = Fake()
     ids = [f"i-{k:017x}" for k in range(n)]
@@ -324,7 +326,7 @@ def test_the_no_wait_start_costs_n_over_10_plus_a_constant_with_the_groups_known
     ceil = lambda size: -(-n // size)  # noqa: E731
     assert sorted(fake.calls) == sorted(
         ["update_container_instances_state"] * ceil(10)
-        + ["list_container_instances"] * 2 * ceil(50)
+        + ["list_container_instances"] * 2 * ceil(90)
         + ["deregister_targets"] * ceil(200)
         + ["list_services", "describe_services", "describe_target_health"]
     )
@@ -395,3 +397,118 @@ def test_draining_instances_are_described_not_set_again_and_refusals_are_named()
     assert reasons["i-0000000000000000b"] == ("draining", "DRAINING; targets deregistering")
     assert reasons["i-0000000000000000c"] == ("draining", "DRAINING; targets deregistering; ECS refused DRAINING: MISSING")
     assert fake.calls.count("describe_container_instances") == 2 and fake.rounds == 3
+
+
+TG_OTHER = TG.replace("/web/", "/other/")
+TG_API = TG.replace("/web/", "/api/")
+
+
+@attrs.define
+class ManyServices(Fake):
+    """Three services, each with its group: ``web`` (TG, targets on the drained instance),
+    ``other`` (no task there) and ``api``, whose task is placed on the drained instance only once
+    the drain has begun (before DRAINING took) and registers its target in the api group."""
+
+    api_on: str | None = None
+    api_stopped: bool = False
+    api_daemon: bool = False
+    api_targets: list[dict[str, Any]] = attrs.Factory(list)
+    health_asked: list[str] = attrs.Factory(list)
+
+    def answer(self, c: Call) -> Any:
+        p = c.params
+        if c.operation == "list_services":
+            self.calls.append(c.operation)
+            return {"serviceArns": ["arn:svc/web", "arn:svc/other", "arn:svc/api"]}
+        if c.operation == "describe_services":
+            self.calls.append(c.operation)
+            others = [
+                {"serviceName": n, "serviceArn": f"arn:svc/{n}", "status": "ACTIVE", "desiredCount": 1, "runningCount": 1, "loadBalancers": [{"targetGroupArn": g}]}
+                for n, g in (("other", TG_OTHER), ("api", TG_API))
+            ]
+            if self.api_daemon:
+                others[1]["schedulingStrategy"] = "DAEMON"
+            return {"services": [s for s in (self.service, *others) if s["serviceArn"] in p["services"] or s["serviceName"] in p["services"]]}
+        if c.operation == "describe_target_health" and p["TargetGroupArn"] != TG:
+            self.calls.append(c.operation)
+            self.health_asked.append(p["TargetGroupArn"])
+            if p["TargetGroupArn"] == TG_OTHER:
+                return {"TargetHealthDescriptions": [{"Target": {"Id": "i-0000000000000000b", "Port": 40000}, "TargetHealth": {"State": "healthy"}}]}
+            return {"TargetHealthDescriptions": list(self.api_targets)}
+        if c.operation == "describe_container_instances":
+            # The api task counts beside the web ones (tasks_move_off moves only those).
+            described = super().answer(c)
+            api_here = self.api_on is not None and not self.api_stopped
+            return {"containerInstances": [{**ci, "runningTasksCount": ci["runningTasksCount"] + int(api_here and ci["ec2InstanceId"] == self.api_on)} for ci in described["containerInstances"]]}
+        if c.operation == "list_tasks":
+            listed = super().answer(c)
+            ci = next(ci for ci in self.instances.values() if ci["containerInstanceArn"] == p["containerInstance"])
+            if self.api_on == ci["ec2InstanceId"] and (p["desiredStatus"] == "STOPPED") == self.api_stopped:
+                listed["taskArns"].append("arn:task-api/1")
+            return listed
+        if c.operation == "describe_tasks" and "arn:task-api/1" in p["tasks"]:
+            rest = [t for t in p["tasks"] if t != "arn:task-api/1"]
+            tasks = super().answer(Call("ecs", "describe_tasks", {**p, "tasks": rest}))["tasks"] if rest else []
+            status = "STOPPED" if self.api_stopped else "RUNNING"
+            ci = self.instances[self.api_on or ""]
+            tasks.append({"taskArn": "arn:task-api/1", "containerInstanceArn": ci["containerInstanceArn"], "lastStatus": status, "desiredStatus": status, "group": "service:api"})
+            return {"tasks": tasks}
+        return super().answer(c)
+
+
+def test_a_look_reads_the_groups_of_the_instances_tasks_and_one_gaining_a_target_later() -> None:
+    """Issue 12 goal 6: a look reads the groups that held the instances' targets and those of the
+    services with a task there, not every group of the cluster (``other`` is never read). A
+    task placed before DRAINING took registers a target in a group that held none (``api``):
+    its task is listed, its service's group read in the same look, and the drain waits for
+    that target too."""
+    a, b = "i-0000000000000000a", "i-0000000000000000b"
+
+    def step(fake: Fake) -> None:
+        assert isinstance(fake, ManyServices)
+        tasks_move_off(fake)
+        if fake.api_on is None:
+            fake.api_on = a
+            fake.api_targets.append({"Target": {"Id": a, "Port": 41000}, "TargetHealth": {"State": "healthy"}})
+        elif fake.now >= 1040 and not fake.api_stopped:
+            fake.api_stopped = True
+            fake.api_targets = [t for t in fake.api_targets if t["Target"]["Id"] != a]
+
+    fake = ManyServices(on_sleep=step)
+    fake.add(a)
+    fake.add(b)
+    fake.api_targets.append({"Target": {"Id": b, "Port": 41002}, "TargetHealth": {"State": "healthy"}})
+    result = fake.run(drain("c", [a], deadline=100, target_groups=(TG,)))
+    (action,) = result.actions
+    assert action.status == "drained", action
+    assert fake.now >= 1040  # not before the api task's target on the instance was gone
+    # Both read once when first found through the services; then only api, once its task is seen.
+    assert fake.health_asked.count(TG_OTHER) == 1 and fake.health_asked.count(TG_API) > 2
+    waiting = [r.message for r in fake.reports if "api:41000" in r.message]
+    assert waiting, "the api target was never seen holding the drain"
+
+
+def test_a_daemon_task_seen_in_the_look_that_would_end_the_drain_has_its_group_read_first() -> None:
+    """A daemon task does not hold a drain, its target does. Seen for the first time in the look
+    where everything else is gone, its service's group is read in that same look: the drain
+    waits for its target instead of saying "drained" one look too early."""
+    a, b = "i-0000000000000000a", "i-0000000000000000b"
+
+    def step(fake: Fake) -> None:
+        assert isinstance(fake, ManyServices)
+        tasks_move_off(fake)
+        if fake.api_on is None and fake.now >= 1030:
+            fake.api_on = a
+            fake.api_targets.append({"Target": {"Id": a, "Port": 41000}, "TargetHealth": {"State": "healthy"}})
+        elif fake.now >= 1045 and fake.api_on and not fake.api_stopped:
+            fake.api_stopped = True
+            fake.api_targets = [t for t in fake.api_targets if t["Target"]["Id"] != a]
+
+    fake = ManyServices(on_sleep=step, api_daemon=True)
+    fake.add(a)
+    fake.add(b)
+    fake.api_targets.append({"Target": {"Id": b, "Port": 41002}, "TargetHealth": {"State": "healthy"}})
+    result = fake.run(drain("c", [a], deadline=100, target_groups=(TG,)))
+    (action,) = result.actions
+    assert action.status == "drained", action
+    assert fake.now >= 1045, action  # not at 1030, when only the daemon task's target was left

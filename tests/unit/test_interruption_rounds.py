@@ -17,6 +17,7 @@ from ecsspot.state import CLUSTER_TAG
 from ecsspot.testing import ScriptedDriver
 from tests.conftest import example_spec_dict
 from tests.drain.conftest import load, sqs_batch
+from tests.unit.scripted_dynamodb import batch_get
 from tests.unit.test_drain import TG, Fake
 
 
@@ -34,6 +35,8 @@ def _setup(n: int) -> tuple[ScriptedDriver, list[str], str]:
             return {"Reservations": [{"Instances": [{"InstanceId": i, "Tags": tags} for i in wanted]}]}
         if c.service != "dynamodb":
             return fake.answer(c)
+        if c.operation == "batch_get_item":
+            return batch_get(answer)(c)
         if c.operation == "get_item" and c.params["Key"]["sk"]["S"] == "settings":
             return {"Item": {"spec": {"S": desired_settings(spec)}}}
         if c.operation == "get_item" and c.params["Key"]["sk"]["S"] == "target_groups":
@@ -64,7 +67,7 @@ def test_the_default_clusters_settings_are_read_beside_the_instances(n: int) -> 
     result = driver.run(handle_event(_payload(ids), owner="me", default_cluster=cluster, remaining_seconds=15.001))
     assert not result.batch_item_failures
     first = {op: i for i, r in reversed(list(enumerate(driver.rounds, 1))) for op in (c.operation for c in r)}
-    assert first["describe_instances"] == first["get_item"] == 1
+    assert first["describe_instances"] == first["batch_get_item"] == 1
     assert first["update_container_instances_state"] == first["deregister_targets"] == 4
     assert "describe_target_group_attributes" not in driver.operations()
     assert not [c for c in driver.calls[: sum(len(r) for r in driver.rounds[:4])] if c.operation == "list_tasks"]
@@ -74,4 +77,4 @@ def test_without_a_default_cluster_the_settings_follow_the_tags() -> None:
     driver, ids, _ = _setup(1)
     driver.run(handle_event(_payload(ids), owner="me", remaining_seconds=15.001))
     first = {op: i for i, r in reversed(list(enumerate(driver.rounds, 1))) for op in (c.operation for c in r)}
-    assert (first["describe_instances"], first["get_item"], first["update_container_instances_state"]) == (1, 2, 5)
+    assert (first["describe_instances"], first["batch_get_item"], first["update_container_instances_state"]) == (1, 2, 5)

@@ -15,6 +15,7 @@ from ecsspot.plan import desired_settings
 from ecsspot.settings import VARIABLES, Settings
 from ecsspot.testing import Call, ScriptedDriver, by_operation
 from tests.conftest import example_spec_dict
+from tests.unit.scripted_dynamodb import batch_get
 
 ROOT = Path(__file__).parents[2]
 
@@ -64,7 +65,7 @@ def _refresh_lambda(refresh_on_schedule: bool) -> ScriptedDriver:
     def get_item(c: Call) -> Any:
         return {"Item": {"spec": {"S": desired_settings(spec)}}} if c.params["Key"]["sk"]["S"] == "settings" else {}
 
-    driver = ScriptedDriver(by_operation({"get_item": get_item, "get_parameter": {"Parameter": {"Value": "ami-0123456789abcdef0"}}}, default=lambda c: {}))
+    driver = ScriptedDriver(by_operation({"get_item": get_item, "batch_get_item": batch_get(get_item), "get_parameter": {"Parameter": {"Value": "ami-0123456789abcdef0"}}}, default=lambda c: {}))
     handlers = Handlers(driver, default_cluster=spec.cluster, refresh_on_schedule=refresh_on_schedule)
     try:
         handlers.refresh({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
