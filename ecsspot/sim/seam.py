@@ -86,6 +86,8 @@ EC2
   (Spot, Auto Scaling, a user), so the group, the ECS agent and the targets react.
   ``ec2.responses.instances.InstanceResponse.run_instances``: refuses a launch combining
   instance-level security groups with network interfaces (moto accepts it).
+  ``InstanceResponse.get_instance_types_from_instance_requirements``: added (moto lacks it),
+  from the simulator's instance-type table.
 
 Auto Scaling
   ``AutoScalingBackend.create_auto_scaling_group`` / ``update_auto_scaling_group``: refuse a
@@ -384,6 +386,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (Instance, "terminate", _instance_terminate),
         (InstanceResponse, "run_instances", _run_instances),
         (SpotInstances, "describe_spot_price_history", _describe_spot_price_history),
+        (InstanceResponse, "get_instance_types_from_instance_requirements", _get_instance_types_from_instance_requirements),
         (EventsHandler, "test_event_pattern", _test_event_pattern),
         (LambdaResponse, "list_event_source_mappings", _list_event_source_mappings),
         (AutoScalingBackend, "create_auto_scaling_group", _create_auto_scaling_group),
@@ -660,6 +663,12 @@ def _mixed_instance_type(world: World | None, original: Any) -> Any:
     def instance_type(self: Any) -> str:
         overrides = ((self.mixed_instances_policy or {}).get("LaunchTemplate") or {}).get("Overrides") or ()
         first = next((o["InstanceType"] for o in overrides if o.get("InstanceType")), None)
+        if first is None:
+            from ecsspot.sim import instancetypes
+
+            # Instance requirements: the first type that has the attributes.
+            matched = (instancetypes.matching(o["InstanceRequirements"]) for o in overrides if o.get("InstanceRequirements"))
+            first = next((types[0].name for types in matched if types), None)
         return first or original.fget(self)
 
     return property(instance_type)
@@ -851,6 +860,41 @@ def _describe_spot_price_history(world: World, original: Any) -> Any:
         return ActionResult({"SpotPriceHistory": history})
 
     return describe_spot_price_history
+
+
+def _get_instance_types_from_instance_requirements(world: World, original: Any) -> Any:
+    """GetInstanceTypesFromInstanceRequirements answered from the simulator's instance-type
+    table (:func:`ecsspot.sim.instancetypes.matching`); moto lacks the action.
+
+    AWS: "Returns a list of instance types with the specified instance attributes"
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetInstanceTypesFromInstanceRequirements.html).
+    The attributes select, price protection does not (it is applied at launch, per purchase
+    option). AllowedInstanceTypes with ExcludedInstanceTypes is refused: "you can use one of the
+    following parameters, but not both in the same request" (InstanceRequirementsRequest); the
+    error code is an inference (EC2's InvalidParameterCombination for parameters that cannot be
+    used together). One page answers everything: the table is small.
+    """
+
+    def get_instance_types_from_instance_requirements(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        from ecsspot.sim import instancetypes
+
+        if original is not None and not world.owns(self.current_account, self.region):
+            return original(self)
+        requirements = self._get_param("InstanceRequirements") or {}
+        if requirements.get("AllowedInstanceTypes") and requirements.get("ExcludedInstanceTypes"):
+            from moto.ec2.exceptions import EC2ClientError
+
+            raise EC2ClientError("InvalidParameterCombination", "You can specify either AllowedInstanceTypes or ExcludedInstanceTypes, but not both.")
+        types = instancetypes.matching(
+            requirements,
+            self._get_param("ArchitectureTypes", []) or [],
+            self._get_param("VirtualizationTypes", []) or [],
+        )
+        return ActionResult({"InstanceTypes": [{"InstanceType": t.name} for t in types]})
+
+    return get_instance_types_from_instance_requirements
 
 
 #: "The JSON must follow the format specified in AWS Events, and the following fields are
