@@ -162,7 +162,12 @@ class AutoScaling:
                     overrides += requirement_overrides(o["InstanceRequirements"], self._architecture(group), i)
             if not overrides:
                 overrides = [Override(self._template_data(group).get("InstanceType") or "m5.large")]
-            return overrides, Distribution.from_api(policy.get("InstancesDistribution"))
+            distribution = Distribution.from_api(policy.get("InstancesDistribution"))
+            by_attributes = any(o.get("InstanceRequirements") for o in policy.get("LaunchTemplate", {}).get("Overrides") or [])
+            if by_attributes and not (policy.get("InstancesDistribution") or {}).get("OnDemandAllocationStrategy"):
+                # lowest-price "is the default value for Auto Scaling groups that specify InstanceRequirements".
+                distribution = attrs.evolve(distribution, on_demand_strategy="lowest-price")
+            return overrides, distribution
         if group.ec2_launch_template is not None:
             data = self._template_data(group)
             market = (data.get("InstanceMarketOptions") or {}).get("MarketType")

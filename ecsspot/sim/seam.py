@@ -91,8 +91,10 @@ EC2
 
 Auto Scaling
   ``AutoScalingBackend.create_auto_scaling_group`` / ``update_auto_scaling_group``: refuse a
-  launch template version with both ``SecurityGroupIds`` and ``NetworkInterfaces``, before any
-  change (moto accepts it).
+  launch template version with both ``SecurityGroupIds`` and ``NetworkInterfaces``, and instance
+  requirements AWS refuses (beside an InstanceType, more than four sets, allowed with excluded
+  types, two spot price protections, with a ``prioritized`` strategy), before any change (moto
+  accepts them).
   ``FakeAutoScalingGroup.set_desired_capacity``: capacity is kept by the simulator (spot
   purchase options, instance types from the overrides, lifecycle hooks, scale-in protection).
   ``AutoScalingBackend.notify_terminate_instances``: moto would replace terminated instances at
@@ -511,6 +513,8 @@ def _update_auto_scaling_group(world: World, original: Any) -> Any:
     def update_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
         if world.owns(self.account_id, self.region_name):
             _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
+            group = self.autoscaling_groups.get(kwargs.get("name"))
+            _refuse_requirements(kwargs.get("mixed_instances_policy"), getattr(group, "mixed_instances_policy", None))
         return original(self, *args, **kwargs)
 
     return update_auto_scaling_group
@@ -989,9 +993,57 @@ def _create_auto_scaling_group(world: World, original: Any) -> Any:
     def create_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
         if world.owns(self.account_id, self.region_name):
             _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
+            _refuse_requirements(kwargs.get("mixed_instances_policy"))
         return original(self, *args, **kwargs)
 
     return create_auto_scaling_group
+
+
+#: "You can specify up to four separate sets of instance requirements per Auto Scaling group."
+_MAX_REQUIREMENT_SETS = 4
+
+
+def _refuse_requirements(policy: Any, current: Any = None) -> None:
+    """A mixed instances policy's instance requirements, checked as AWS documents them
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplateOverrides.html,
+    API_InstanceRequirements.html, API_InstancesDistribution.html) before moto stores it; an
+    update is judged with the group's current policy for the parts it does not send. moto
+    accepts all of it. The messages are the simulator's own; the code is Auto Scaling's
+    ValidationError."""
+    from moto.autoscaling.exceptions import AutoscalingClientError
+
+    if not policy:
+        return
+    current = current or {}
+    overrides = (policy.get("LaunchTemplate") or {}).get("Overrides")
+    if overrides is None:
+        overrides = (current.get("LaunchTemplate") or {}).get("Overrides") or []
+    distribution = {**(current.get("InstancesDistribution") or {}), **(policy.get("InstancesDistribution") or {})}
+    sets = [o["InstanceRequirements"] for o in overrides if o.get("InstanceRequirements")]
+    if not sets:
+        return
+
+    def refuse(message: str) -> None:
+        raise AutoscalingClientError("ValidationError", message)
+
+    if any(o.get("InstanceType") for o in overrides):
+        # "If you specify InstanceRequirements, you can't specify InstanceType."
+        refuse("You can specify either InstanceType or InstanceRequirements in the overrides, but not both.")
+    if len(sets) > _MAX_REQUIREMENT_SETS:
+        refuse(f"You can specify up to {_MAX_REQUIREMENT_SETS} sets of instance requirements per Auto Scaling group.")
+    for req in sets:
+        if not req.get("VCpuCount") or not req.get("MemoryMiB"):
+            refuse("InstanceRequirements must specify VCpuCount and MemoryMiB.")
+        if req.get("AllowedInstanceTypes") and req.get("ExcludedInstanceTypes"):
+            refuse("You can specify either AllowedInstanceTypes or ExcludedInstanceTypes, but not both.")
+        if req.get("SpotMaxPricePercentageOverLowestPrice") is not None and req.get("MaxSpotPriceAsPercentageOfOptimalOnDemandPrice") is not None:
+            refuse("Only one of SpotMaxPricePercentageOverLowestPrice or MaxSpotPriceAsPercentageOfOptimalOnDemandPrice can be specified.")
+    if distribution.get("SpotAllocationStrategy") == "capacity-optimized-prioritized":
+        # "This is not a valid value for Auto Scaling groups that specify InstanceRequirements."
+        refuse("The capacity-optimized-prioritized Spot allocation strategy is not valid with InstanceRequirements.")
+    if distribution.get("OnDemandAllocationStrategy") == "prioritized":
+        # prioritized "cannot be used for groups that" specify InstanceRequirements.
+        refuse("The prioritized On-Demand allocation strategy is not valid with InstanceRequirements.")
 
 
 def _put_lifecycle_hook(world: World, original: Any) -> Any:
