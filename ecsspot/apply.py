@@ -251,7 +251,7 @@ def asg_params(spec: ClusterSpec, pool: Pool, template_id: str, version: int) ->
     """Create/update parameters of a pool's group, the whole mixed policy included: one update
     converges every field the spec sets (template version, overrides, distribution) at once."""
     weighted = any(t.weight != 1 for t in pool.instance_types)
-    overrides = [{"InstanceType": t.type, **({"WeightedCapacity": str(t.weight)} if weighted else {})} for t in pool.instance_types]
+    overrides: list[dict[str, Any]] = [{"InstanceType": t.type, **({"WeightedCapacity": str(t.weight)} if weighted else {})} for t in pool.instance_types]
     if pool.instance_requirements is not None:
         overrides = [{"InstanceRequirements": pool.instance_requirements.to_api()}]
     return {

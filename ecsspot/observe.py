@@ -51,7 +51,7 @@ def resolve_requirements(spec: ClusterSpec, image_id: str) -> Workflow[dict[str,
     if not pools:
         return {}
     images = yield call("ec2", "describe_images", Filters=[{"Name": "image-id", "Values": [image_id]}])
-    image = next(iter(images.get("Images", ())), {})
+    image: Mapping[str, Any] = next(iter(images.get("Images", ())), {})
     architecture = image.get("Architecture") or _DEFAULT_ARCHITECTURE
     virtualization = image.get("VirtualizationType") or _DEFAULT_VIRTUALIZATION
     answers = yield tuple(

@@ -961,7 +961,7 @@ def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_name
     if pool.min_size > pool.max_size >= 0:
         add(f"{p}.min_size", f"must be ≤ max_size ({pool.max_size}), got {pool.min_size}")
     if pool.instance_requirements is not None:
-        _check_requirements(pool, f"{p}.instance_requirements", add)
+        _check_requirements(pool, pool.instance_requirements, f"{p}.instance_requirements", add)
     elif not pool.instance_types:
         add(f"{p}.instance_types", "needs at least one instance type (or instance_requirements)")
     elif len(pool.instance_types) > MAX_INSTANCE_TYPES:
@@ -1000,11 +1000,9 @@ def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_name
         add(f"{p}.managed_termination_protection", "requires managed_scaling (AWS rejects it otherwise)")
 
 
-def _check_requirements(pool: Pool, r: str, add: Callable[[str, str], None]) -> None:
+def _check_requirements(pool: Pool, req: InstanceRequirements, r: str, add: Callable[[str, str], None]) -> None:
     """AWS's rules for InstanceRequirements in a mixed instances policy (botocore autoscaling
     model, LaunchTemplateOverrides, InstanceRequirements and InstancesDistribution)."""
-    req = pool.instance_requirements
-    assert req is not None
     if pool.instance_types:
         # "Specify the instance types that you want, or define your instance requirements
         # instead"; "If you specify InstanceRequirements, you can't specify InstanceType."
@@ -1042,9 +1040,9 @@ def _check_requirements(pool: Pool, r: str, add: Callable[[str, str], None]) -> 
         ("max_spot_price_as_percentage_of_optimal_on_demand_price", req.max_spot_price_as_percentage_of_optimal_on_demand_price),
         ("on_demand_max_price_percentage_over_lowest_price", req.on_demand_max_price_percentage_over_lowest_price),
     )
-    for name, value in prices:
-        if value is not None and value < 0:
-            add(f"{r}.{name}", f"must be ≥ 0, got {value}")
+    for name, number in prices:
+        if number is not None and number < 0:
+            add(f"{r}.{name}", f"must be ≥ 0, got {number}")
     if prices[0][1] is not None and prices[1][1] is not None:
         # "Only one of SpotMaxPricePercentageOverLowestPrice or
         # MaxSpotPriceAsPercentageOfOptimalOnDemandPrice can be specified."
