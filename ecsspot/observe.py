@@ -34,8 +34,8 @@ from ecsspot.state import (
 # --- reading workflows ----------------------------------------------------------------------
 
 
-#: What GetInstanceTypesFromInstanceRequirements needs besides the requirements, when the AMI
-#: cannot be described: the ECS-optimized Amazon Linux AMIs are x86_64 HVM unless named arm64.
+#: The architecture and virtualization type asked for when the AMI cannot be described (not
+#: shared with the caller): the ECS-optimized Amazon Linux AMI's default, x86_64 HVM.
 _DEFAULT_ARCHITECTURE, _DEFAULT_VIRTUALIZATION = "x86_64", "hvm"
 
 

@@ -156,3 +156,38 @@ def test_resolved_types_are_information_on_the_plan() -> None:
     observed = attrs.evolve(observed, resolved_types={"spot": ("m5.large", "m6i.large")})
     p = plan(s, observed, IMAGE, settings=settings)
     assert p.changes == () and p.resolved_instance_types == {"spot": ("m5.large", "m6i.large")}
+
+
+def _resolve(spec: Any, image: dict[str, Any] | None) -> tuple[list[Any], Any]:
+    """Step ``resolve_requirements`` by hand: the calls it yields and what it returns."""
+    from ecsspot.observe import resolve_requirements
+
+    flow = resolve_requirements(spec, IMAGE)
+    asked = [next(flow)]
+    asked.append(flow.send({"Images": [image] if image else []}))
+    try:
+        flow.send(tuple({"InstanceTypes": [{"InstanceType": "m6g.large"}, {"InstanceType": "c6g.large"}]} for _ in asked[1]))
+    except StopIteration as done:
+        return asked, done.value
+    raise AssertionError("resolve_requirements asked for more than two rounds")
+
+
+def test_resolution_asks_for_the_image_s_architecture_and_sorts_the_types() -> None:
+    s = load_spec(with_requirements())
+    (describe, (resolve,)), resolved = _resolve(s, {"ImageId": IMAGE, "Architecture": "arm64", "VirtualizationType": "hvm"})
+    assert (describe.operation, describe.params["Filters"]) == ("describe_images", [{"Name": "image-id", "Values": [IMAGE]}])
+    assert resolve.operation == "get_instance_types_from_instance_requirements" and resolve.paginate
+    assert resolve.params == {"ArchitectureTypes": ["arm64"], "VirtualizationTypes": ["hvm"], "InstanceRequirements": s.pools[0].instance_requirements.to_api()}  # type: ignore[union-attr]
+    assert resolved == {"spot": ("c6g.large", "m6g.large")}
+    # An image that cannot be described: x86_64 HVM, what the ECS-optimized AMIs are by default.
+    (_, (fallback,)), _ = _resolve(s, None)
+    assert (fallback.params["ArchitectureTypes"], fallback.params["VirtualizationTypes"]) == (["x86_64"], ["hvm"])
+
+
+def test_a_spec_without_requirements_costs_no_call() -> None:
+    from ecsspot.observe import resolve_requirements
+
+    flow = resolve_requirements(load_spec(example_spec_dict()), IMAGE)
+    with pytest.raises(StopIteration) as done:
+        next(flow)
+    assert done.value.value == {}
