@@ -171,6 +171,9 @@ def render_plan(plan: Plan) -> str:
         lines += ["", summary_line(plan.summary)]
     else:
         lines.append(f"No changes: cluster {plan.cluster} matches the spec.")
+    for pool, types in plan.resolved_instance_types.items():
+        listed = ", ".join(types) if types else "none"
+        lines += ["", f"Pool {pool}: instance_requirements resolve to {len(types)} instance {'type' if len(types) == 1 else 'types'}: {listed}"]
     if plan.warnings:
         lines += ["", *warning_lines(plan.warnings)]
     if plan.advice:

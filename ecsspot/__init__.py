@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ecsspot.manager import AsyncManager, Manager
     from ecsspot.spec import (
         ClusterSpec,
+        InstanceRequirements,
         Instances,
         InstanceType,
         Network,
@@ -29,6 +30,7 @@ __all__ = [
     "AsyncManager",
     "ClusterSpec",
     "EcsspotError",
+    "InstanceRequirements",
     "InstanceType",
     "Instances",
     "Manager",
@@ -49,7 +51,7 @@ _HOME = {
     "Manager": "manager",
     "EcsspotError": "errors",
     "SpecError": "errors",
-    **dict.fromkeys(("ClusterSpec", "Instances", "InstanceType", "Network", "Pool", "StrategyItem", "dump_spec", "load_spec", "loads_spec"), "spec"),
+    **dict.fromkeys(("ClusterSpec", "InstanceRequirements", "Instances", "InstanceType", "Network", "Pool", "StrategyItem", "dump_spec", "load_spec", "loads_spec"), "spec"),
 }
 
 

@@ -17,7 +17,7 @@ from ecsspot import advise, ami, progress, store
 from ecsspot.aws.calls import NOW, Report, Sleep, Workflow, call, paginate
 from ecsspot.errors import ConflictError, DeadlineError, SpecError
 from ecsspot.lint import lint
-from ecsspot.observe import network_calls, network_problems, observe
+from ecsspot.observe import network_calls, network_problems, observe, resolve_requirements
 from ecsspot.plan import (
     ECS_MANAGED_TAG,
     Change,
@@ -67,6 +67,9 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     settings = store.settings_from(items[SETTINGS_AT])
     refreshed = _refreshed(items[progress.STORED_AT], spec.table_name)
     observed = yield from observe(spec, cached_delays=store.group_cache_from(items[store.GROUP_CACHE_AT], strict=False).delays_at(now))
+    resolved = yield from resolve_requirements(spec, image_id)
+    if resolved:
+        observed = attrs.evolve(observed, resolved_types=resolved)
     the_plan = plan(spec, observed, image_id, lint(spec, observed), settings, refreshed)
     return attrs.evolve(the_plan, advice=advise.plan_lines(spec, advise.history_of(items, history), now=now)), observed
 
@@ -251,7 +254,9 @@ def asg_params(spec: ClusterSpec, pool: Pool, template_id: str, version: int) ->
     """Create/update parameters of a pool's group, the whole mixed policy included: one update
     converges every field the spec sets (template version, overrides, distribution) at once."""
     weighted = any(t.weight != 1 for t in pool.instance_types)
-    overrides = [{"InstanceType": t.type, **({"WeightedCapacity": str(t.weight)} if weighted else {})} for t in pool.instance_types]
+    overrides: list[dict[str, Any]] = [{"InstanceType": t.type, **({"WeightedCapacity": str(t.weight)} if weighted else {})} for t in pool.instance_types]
+    if pool.instance_requirements is not None:
+        overrides = [{"InstanceRequirements": pool.instance_requirements.to_api()}]
     return {
         "AutoScalingGroupName": spec.asg_name(pool),
         "MinSize": pool.min_size,

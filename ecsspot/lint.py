@@ -37,6 +37,10 @@ SPOT_NOTICE_SECONDS = int(_SPOT_NOTICE)
 #: What deregistration delay + container stop timeout may use of the notice.
 SPOT_BUDGET_SECONDS = 90
 
+#: Spot capacity pools (instance types) a spot pool should be able to use: ES101's advice for
+#: instance_types and ES208's floor for the types instance_requirements resolve to.
+SPOT_MIN_TYPES = 3
+
 #: Every lint code and a one-line summary. ES1xx: the spec; ES2xx: observed AWS state.
 RULES: Mapping[str, str] = MappingProxyType(
     {
@@ -55,6 +59,7 @@ RULES: Mapping[str, str] = MappingProxyType(
         "ES205": "service on spot capacity with minimumHealthyPercent 100 or more",
         "ES206": "spec target group not found",
         "ES207": "service strategy puts base capacity on a spot capacity provider",
+        "ES208": "instance_requirements of a spot pool resolve to fewer than 3 instance types",
     }
 )
 
@@ -154,7 +159,7 @@ def _pool_warnings(pool: Pool, p: str) -> Iterator[LintWarning]:
             f"{p}.instance_types",
             f"spot pool {pool.name!r} has one instance type ({only}): each type is a separate spot capacity pool, "
             "and with one the whole pool is interrupted together and cannot be replaced when it runs dry; list "
-            "at least 3 similar types (other families or generations of the same size)",
+            f"at least {SPOT_MIN_TYPES} similar types (other families or generations of the same size)",
         )
     weighted = [t for t in pool.instance_types if t.weight != 1]
     if weighted and pool.managed_scaling is not None:
@@ -186,6 +191,18 @@ def _pool_warnings(pool: Pool, p: str) -> Iterator[LintWarning]:
 
 
 def _observed_warnings(spec: ClusterSpec, observed: Observed) -> Iterator[LintWarning]:
+    for i, pool in enumerate(spec.pools):
+        resolved = observed.resolved_types.get(pool.name)
+        if pool.has_spot and resolved is not None and len(resolved) < SPOT_MIN_TYPES:
+            listed = ", ".join(resolved) or "none"
+            yield LintWarning(
+                "ES208",
+                f"pools[{i}].instance_requirements",
+                f"the instance_requirements of spot pool {pool.name!r} resolve to {len(resolved)} instance "
+                f"{_plural(len(resolved), 'type')} ({listed}) for the launch template's AMI: with fewer than "
+                f"{SPOT_MIN_TYPES} spot capacity pools one shortage interrupts the pool at once; widen the vCPU "
+                "and memory ranges, allow more CPU manufacturers or generations, or exclude fewer types",
+            )
     for asg in observed.asgs.values():
         yield from _asg_warnings(spec, asg, observed.launch_template)
 

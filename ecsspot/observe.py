@@ -34,6 +34,39 @@ from ecsspot.state import (
 # --- reading workflows ----------------------------------------------------------------------
 
 
+#: The architecture and virtualization type asked for when the AMI cannot be described (not
+#: shared with the caller): the ECS-optimized Amazon Linux AMI's default, x86_64 HVM.
+_DEFAULT_ARCHITECTURE, _DEFAULT_VIRTUALIZATION = "x86_64", "hvm"
+
+
+def resolve_requirements(spec: ClusterSpec, image_id: str) -> Workflow[dict[str, tuple[str, ...]]]:
+    """The instance types each pool's ``instance_requirements`` resolve to: two rounds, only
+    when a pool gives requirements.
+
+    Auto Scaling launches "with a compatible CPU architecture based on the Amazon Machine Image
+    (AMI) that you specify in your launch template" (InstanceRequirements, CpuManufacturers), so
+    the architecture and virtualization type asked for are the image's (DescribeImages).
+    """
+    pools = [p for p in spec.pools if p.instance_requirements is not None]
+    if not pools:
+        return {}
+    images = yield call("ec2", "describe_images", Filters=[{"Name": "image-id", "Values": [image_id]}])
+    image: Mapping[str, Any] = next(iter(images.get("Images", ())), {})
+    architecture = image.get("Architecture") or _DEFAULT_ARCHITECTURE
+    virtualization = image.get("VirtualizationType") or _DEFAULT_VIRTUALIZATION
+    answers = yield tuple(
+        paginate(
+            "ec2",
+            "get_instance_types_from_instance_requirements",
+            ArchitectureTypes=[architecture],
+            VirtualizationTypes=[virtualization],
+            InstanceRequirements=p.instance_requirements.to_api() if p.instance_requirements else {},
+        )
+        for p in pools
+    )
+    return {p.name: tuple(sorted(t["InstanceType"] for t in a.get("InstanceTypes", ()))) for p, a in zip(pools, answers, strict=True)}
+
+
 def observe(spec: ClusterSpec, *, services: bool = True, cached_delays: Mapping[str, int] | None = None) -> Workflow[Observed]:
     """Read the cluster's current state: two concurrent rounds (+ services and target groups).
 

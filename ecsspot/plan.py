@@ -55,6 +55,9 @@ class Plan:
     #: The launch template version the groups should run when the plan makes none (an existing
     #: version already holding the desired data is used rather than another copy of it).
     template_version: int | None = None
+    #: Information, never a change: pool name -> the instance types its instance_requirements
+    #: resolve to now (AWS adds new types as they come).
+    resolved_instance_types: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, hash=False)
     #: Information, never a change: spot types the recorded interruptions advise dropping
     #: (``ecsspot advise`` adds the placement scores).
     advice: tuple[str, ...] = ()
@@ -132,6 +135,7 @@ def desired_asg_view(spec: ClusterSpec, pool: Pool, template_version: int | None
         "subnets": sorted(spec.network.subnets),
         # Labelled as in the spec (a script reads names, not positions).
         "instance_types": [{"type": t.type, "weight": t.weight} for t in pool.instance_types],
+        "instance_requirements": requirements_view(pool.instance_requirements.to_api() if pool.instance_requirements else None),
         "on_demand_base_capacity": pool.on_demand_base_capacity,
         "on_demand_percentage_above_base": pool.on_demand_percentage_above_base,
         "spot_allocation_strategy": pool.spot_allocation_strategy,
@@ -152,7 +156,8 @@ def _observed_asg_view(asg: Any) -> dict[str, Any]:
         "min_size": asg.min_size,
         "max_size": asg.max_size,
         "subnets": sorted(asg.subnets),
-        "instance_types": [{"type": o.get("InstanceType"), "weight": int(o.get("WeightedCapacity") or 1)} for o in overrides],
+        "instance_types": [{"type": o.get("InstanceType"), "weight": int(o.get("WeightedCapacity") or 1)} for o in overrides if not o.get("InstanceRequirements")],
+        "instance_requirements": requirements_view(next((o["InstanceRequirements"] for o in overrides if o.get("InstanceRequirements")), None)),
         # AWS's documented defaults, for fields a response may leave out.
         "on_demand_base_capacity": int(dist.get("OnDemandBaseCapacity", 0)),
         "on_demand_percentage_above_base": int(dist.get("OnDemandPercentageAboveBaseCapacity", 100)),
@@ -163,6 +168,35 @@ def _observed_asg_view(asg: Any) -> dict[str, Any]:
         "launch_template_version": int(version) if version and version.isdigit() else version,
         "tags": {k: v for k, v in asg.tags.items() if k in (CLUSTER_TAG, POOL_TAG)},
     }
+
+
+#: AWS's defaults of the InstanceRequirements fields the spec sets, for answers that leave them
+#: out (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_InstanceRequirements.html).
+_REQUIREMENT_DEFAULTS = {"BurstablePerformance": "excluded", "BareMetal": "excluded", "LocalStorage": "included"}
+_REQUIREMENT_LISTS = ("CpuManufacturers", "InstanceGenerations", "LocalStorageTypes", "AllowedInstanceTypes", "ExcludedInstanceTypes")
+_REQUIREMENT_NUMBERS = (
+    "SpotMaxPricePercentageOverLowestPrice",
+    "MaxSpotPriceAsPercentageOfOptimalOnDemandPrice",
+    "OnDemandMaxPricePercentageOverLowestPrice",
+)
+
+
+def requirements_view(api: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An ``InstanceRequirements`` structure normalised for comparison: AWS's defaults filled
+    in, lists as sets (sorted), ranges with an explicit (possibly absent) maximum."""
+    if not api:
+        return None
+
+    def rng(value: Any) -> dict[str, Any]:
+        value = value or {}
+        return {"Min": int(value.get("Min") or 0), "Max": None if value.get("Max") is None else int(value["Max"])}
+
+    out: dict[str, Any] = {"VCpuCount": rng(api.get("VCpuCount")), "MemoryMiB": rng(api.get("MemoryMiB"))}
+    out.update({k: api.get(k) or d for k, d in _REQUIREMENT_DEFAULTS.items()})
+    out.update({k: sorted(api.get(k) or ()) for k in _REQUIREMENT_LISTS})
+    out.update({k: None if api.get(k) is None else int(api[k]) for k in _REQUIREMENT_NUMBERS})
+    # Anything else AWS may answer (fields the spec does not set) is left out of the comparison.
+    return out
 
 
 def desired_capacity_provider_view(pool: Pool, asg_arn: str | None) -> dict[str, Any]:
@@ -375,7 +409,14 @@ def plan(
         after = json.loads(want_settings)
         keys = sorted(k for k in after.keys() | before.keys() if before.get(k) != after.get(k))
         changes.append(Change("create" if settings is None else "update", "settings", spec.table_name, {"changed_keys": [None, keys]}))
-    return Plan(cluster=spec.cluster, changes=tuple(changes), warnings=warnings, image_id=image_id, template_version=next_version)
+    return Plan(
+        cluster=spec.cluster,
+        changes=tuple(changes),
+        warnings=warnings,
+        image_id=image_id,
+        template_version=next_version,
+        resolved_instance_types=dict(observed.resolved_types),
+    )
 
 
 def _refuse_providers_in_use(spec: ClusterSpec, observed: Observed, changes: list[Change]) -> None:

@@ -141,6 +141,78 @@ def _instance_types(value: Any) -> tuple[InstanceType, ...]:
 
 
 @attrs.frozen
+class Range:
+    """A minimum and an optional maximum (AWS's ``VCpuCountRequest``, ``MemoryMiBRequest``)."""
+
+    min: int
+    max: int | None = None
+
+
+#: Values AWS accepts (botocore autoscaling model: CpuManufacturer, InstanceGeneration,
+#: BurstablePerformance/BareMetal/LocalStorage, LocalStorageType).
+CPU_MANUFACTURERS = ("intel", "amd", "amazon-web-services", "apple")
+INSTANCE_GENERATIONS = ("current", "previous")
+INCLUSION = ("included", "excluded", "required")
+LOCAL_STORAGE_TYPES = ("hdd", "ssd")
+#: AllowedInstanceTypes / ExcludedInstanceTypes: up to 400 names of 1..30 characters, ``*`` a wildcard.
+MAX_TYPE_PATTERNS = 400
+_TYPE_PATTERN = re.compile(r"[a-zA-Z0-9.*-]{1,30}")
+
+
+@attrs.frozen
+class InstanceRequirements:
+    """Attribute-based instance type selection: AWS's ``InstanceRequirements`` of a mixed
+    instances policy's override, in the spec's words. Defaults are AWS's."""
+
+    vcpu: Range
+    memory_mib: Range
+    cpu_manufacturers: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    instance_generations: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    burstable_performance: str = "excluded"
+    bare_metal: str = "excluded"
+    local_storage: str = "included"
+    local_storage_types: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    #: Names or patterns (``m5a.*``, ``c5*``): only these are considered. Not with excluded ones.
+    allowed_instance_types: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    excluded_instance_types: tuple[str, ...] = attrs.field(default=(), converter=_tuple)
+    #: Price protection (percentages); AWS's own defaults apply when unset.
+    spot_max_price_percentage_over_lowest_price: int | None = None
+    max_spot_price_as_percentage_of_optimal_on_demand_price: int | None = None
+    on_demand_max_price_percentage_over_lowest_price: int | None = None
+
+    def to_api(self) -> dict[str, Any]:
+        """The ``InstanceRequirements`` structure (autoscaling and ec2 spell it alike)."""
+        out: dict[str, Any] = {
+            "VCpuCount": _range_api(self.vcpu),
+            "MemoryMiB": _range_api(self.memory_mib),
+            "BurstablePerformance": self.burstable_performance,
+            "BareMetal": self.bare_metal,
+            "LocalStorage": self.local_storage,
+        }
+        for key, value in (
+            ("CpuManufacturers", self.cpu_manufacturers),
+            ("InstanceGenerations", self.instance_generations),
+            ("LocalStorageTypes", self.local_storage_types),
+            ("AllowedInstanceTypes", self.allowed_instance_types),
+            ("ExcludedInstanceTypes", self.excluded_instance_types),
+        ):
+            if value:
+                out[key] = list(value)
+        for key, number in (
+            ("SpotMaxPricePercentageOverLowestPrice", self.spot_max_price_percentage_over_lowest_price),
+            ("MaxSpotPriceAsPercentageOfOptimalOnDemandPrice", self.max_spot_price_as_percentage_of_optimal_on_demand_price),
+            ("OnDemandMaxPricePercentageOverLowestPrice", self.on_demand_max_price_percentage_over_lowest_price),
+        ):
+            if number is not None:
+                out[key] = number
+        return out
+
+
+def _range_api(r: Range) -> dict[str, int]:
+    return {"Min": r.min} if r.max is None else {"Min": r.min, "Max": r.max}
+
+
+@attrs.frozen
 class ManagedScaling:
     target_capacity: int = 100
     minimum_scaling_step_size: int = 1
@@ -156,11 +228,17 @@ class Pool:
     max_size: int
     min_size: int = 0
     instance_types: tuple[InstanceType, ...] = attrs.field(default=(), converter=_instance_types)
+    #: Instead of ``instance_types``: the attributes the types must have; Auto Scaling picks
+    #: every type that has them, new ones included.
+    instance_requirements: InstanceRequirements | None = None
     on_demand_base_capacity: int = 0
     #: AWS's default is 100 (all on-demand); spot pools say 0.
     on_demand_percentage_above_base: int = 100
     spot_allocation_strategy: str = "price-capacity-optimized"
-    on_demand_allocation_strategy: str = "prioritized"
+    #: AWS's default: ``prioritized`` (the list's order), ``lowest-price`` with instance requirements.
+    on_demand_allocation_strategy: str = attrs.field(
+        default=attrs.Factory(lambda self: "prioritized" if self.instance_requirements is None else "lowest-price", takes_self=True)
+    )
     #: Defaults to on whenever the pool may run spot instances.
     capacity_rebalance: bool = attrs.field(
         default=attrs.Factory(lambda self: self.on_demand_percentage_above_base < 100, takes_self=True)
@@ -683,6 +761,11 @@ def dump_spec(spec: ClusterSpec) -> dict[str, Any]:
         d["managed_scaling"] = attrs.asdict(p.managed_scaling) if p.managed_scaling else False
         if p.asg_name is None:
             del d["asg_name"]
+        # Written only when set: what apply records for a pool of types stays as it was.
+        if p.instance_requirements is None:
+            del d["instance_requirements"]
+        else:
+            d["instance_requirements"] = _requirements_dump(p.instance_requirements)
         return d
 
     out: dict[str, Any] = {"cluster": spec.cluster}
@@ -710,6 +793,20 @@ def dump_spec(spec: ClusterSpec) -> dict[str, Any]:
         out["watchdog"] = attrs.asdict(spec.watchdog)
     if spec.fallback != Fallback():
         out["fallback"] = attrs.asdict(spec.fallback)
+    return out
+
+
+def _requirements_dump(req: InstanceRequirements) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in attrs.fields(InstanceRequirements):
+        value = getattr(req, field.name)
+        if isinstance(value, Range):
+            out[field.name] = {"min": value.min} if value.max is None else {"min": value.min, "max": value.max}
+        elif isinstance(value, tuple):
+            if value:
+                out[field.name] = list(value)
+        elif value is not None:
+            out[field.name] = value
     return out
 
 
@@ -896,8 +993,10 @@ def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_name
         add(f"{p}.name", f"too long: the Auto Scaling group <cluster>-<pool> may have 255 characters, got {len(asg)}")
     if pool.min_size > pool.max_size >= 0:
         add(f"{p}.min_size", f"must be ≤ max_size ({pool.max_size}), got {pool.min_size}")
-    if not pool.instance_types:
-        add(f"{p}.instance_types", "needs at least one instance type")
+    if pool.instance_requirements is not None:
+        _check_requirements(pool, pool.instance_requirements, f"{p}.instance_requirements", add)
+    elif not pool.instance_types:
+        add(f"{p}.instance_types", "needs at least one instance type (or instance_requirements)")
     elif len(pool.instance_types) > MAX_INSTANCE_TYPES:
         add(f"{p}.instance_types", f"at most {MAX_INSTANCE_TYPES} instance types per Auto Scaling group, got {len(pool.instance_types)}")
     seen: set[str] = set()
@@ -932,6 +1031,62 @@ def _check_pool(spec: ClusterSpec, pool: Pool, p: str, names: set[str], asg_name
             add(f"{s}.instance_warmup_period", f"must be 0..10000, got {ms.instance_warmup_period}")
     if pool.managed_termination_protection and ms is None:
         add(f"{p}.managed_termination_protection", "requires managed_scaling (AWS rejects it otherwise)")
+
+
+def _check_requirements(pool: Pool, req: InstanceRequirements, r: str, add: Callable[[str, str], None]) -> None:
+    """AWS's rules for InstanceRequirements in a mixed instances policy (botocore autoscaling
+    model, LaunchTemplateOverrides, InstanceRequirements and InstancesDistribution)."""
+    if pool.instance_types:
+        # "Specify the instance types that you want, or define your instance requirements
+        # instead"; "If you specify InstanceRequirements, you can't specify InstanceType."
+        add(r, "give instance_types or instance_requirements, not both (AWS takes a list of types or the requirements instead)")
+    for name, rng in (("vcpu", req.vcpu), ("memory_mib", req.memory_mib)):
+        # NullablePositiveInteger: 0 or more, 0 meaning no minimum.
+        if rng.min < 0:
+            add(f"{r}.{name}.min", f"must be ≥ 0, got {rng.min}")
+        if rng.max is not None and rng.max < max(rng.min, 1):
+            add(f"{r}.{name}.max", f"must be ≥ min ({rng.min}), got {rng.max}")
+    for name, values, allowed in (
+        ("cpu_manufacturers", req.cpu_manufacturers, CPU_MANUFACTURERS),
+        ("instance_generations", req.instance_generations, INSTANCE_GENERATIONS),
+        ("local_storage_types", req.local_storage_types, LOCAL_STORAGE_TYPES),
+    ):
+        for j, v in enumerate(values):
+            if v not in allowed:
+                add(f"{r}.{name}[{j}]", f"must be one of {', '.join(allowed)}, got {_shown(v)}")
+        _duplicates(values, f"{r}.{name}", add)
+    for name, value in (("burstable_performance", req.burstable_performance), ("bare_metal", req.bare_metal), ("local_storage", req.local_storage)):
+        if value not in INCLUSION:
+            add(f"{r}.{name}", f"must be one of {', '.join(INCLUSION)}, got {_shown(value)}")
+    if req.local_storage_types and req.local_storage == "excluded":
+        add(f"{r}.local_storage_types", "asks for a local storage type while local_storage is excluded")
+    for name, patterns in (("allowed_instance_types", req.allowed_instance_types), ("excluded_instance_types", req.excluded_instance_types)):
+        if len(patterns) > MAX_TYPE_PATTERNS:
+            add(f"{r}.{name}", f"at most {MAX_TYPE_PATTERNS} entries, got {len(patterns)}")
+        _each(patterns, f"{r}.{name}", _TYPE_PATTERN, "is not an instance type or pattern (1-30 of letters, digits, '.', '-', '*')", add)
+        _duplicates(patterns, f"{r}.{name}", add)
+    if req.allowed_instance_types and req.excluded_instance_types:
+        # "If you specify ExcludedInstanceTypes, you can't specify AllowedInstanceTypes."
+        add(f"{r}.excluded_instance_types", "cannot be given with allowed_instance_types (AWS takes one or the other)")
+    prices = (
+        ("spot_max_price_percentage_over_lowest_price", req.spot_max_price_percentage_over_lowest_price),
+        ("max_spot_price_as_percentage_of_optimal_on_demand_price", req.max_spot_price_as_percentage_of_optimal_on_demand_price),
+        ("on_demand_max_price_percentage_over_lowest_price", req.on_demand_max_price_percentage_over_lowest_price),
+    )
+    for name, number in prices:
+        if number is not None and number < 0:
+            add(f"{r}.{name}", f"must be ≥ 0, got {number}")
+    if prices[0][1] is not None and prices[1][1] is not None:
+        # "Only one of SpotMaxPricePercentageOverLowestPrice or
+        # MaxSpotPriceAsPercentageOfOptimalOnDemandPrice can be specified."
+        add(f"{r}.max_spot_price_as_percentage_of_optimal_on_demand_price", "cannot be given with spot_max_price_percentage_over_lowest_price (AWS takes one of the two)")
+    p = r.rpartition(".")[0]
+    if pool.spot_allocation_strategy == "capacity-optimized-prioritized":
+        # "This is not a valid value for Auto Scaling groups that specify InstanceRequirements."
+        add(f"{p}.spot_allocation_strategy", "capacity-optimized-prioritized needs a list of types in priority order; with instance_requirements use price-capacity-optimized, capacity-optimized or lowest-price")
+    if pool.on_demand_allocation_strategy == "prioritized":
+        # prioritized "cannot be used for groups that" specify InstanceRequirements.
+        add(f"{p}.on_demand_allocation_strategy", "prioritized needs a list of types in priority order; with instance_requirements use lowest-price (the default)")
 
 
 def _check_ecs_config(config: Mapping[str, str], add: Callable[[str, str], None]) -> None:

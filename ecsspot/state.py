@@ -141,6 +141,9 @@ class Observed:
     table: TableState | None = None
     services: tuple[ServiceState, ...] = ()
     target_groups: Mapping[str, TargetGroupState] = attrs.field(factory=dict, hash=False)
+    #: Pool name -> the instance types its ``instance_requirements`` resolve to
+    #: (GetInstanceTypesFromInstanceRequirements), for pools that give requirements.
+    resolved_types: Mapping[str, tuple[str, ...]] = attrs.field(factory=dict, hash=False)
 
     @property
     def exists(self) -> bool:

@@ -13,6 +13,11 @@ locals {
     for name, p in local.pools : name => p.capacity_rebalance != null ? p.capacity_rebalance : p.on_demand_percentage_above_base < 100
   }
 
+  # AWS's default: prioritized (the list's order), lowest-price with instance requirements.
+  on_demand_allocation_strategy = {
+    for name, p in local.pools : name => p.on_demand_allocation_strategy != null ? p.on_demand_allocation_strategy : (p.instance_requirements != null ? "lowest-price" : "prioritized")
+  }
+
   # Weights are only sent when one differs from 1, as `ecsspot apply` does.
   weighted = { for name, p in local.pools : name => anytrue([for t in p.instance_types : t.weight != 1]) }
 
@@ -39,7 +44,7 @@ resource "aws_autoscaling_group" "pool" {
       on_demand_base_capacity                  = each.value.on_demand_base_capacity
       on_demand_percentage_above_base_capacity = each.value.on_demand_percentage_above_base
       spot_allocation_strategy                 = each.value.spot_allocation_strategy
-      on_demand_allocation_strategy            = each.value.on_demand_allocation_strategy
+      on_demand_allocation_strategy            = local.on_demand_allocation_strategy[each.key]
     }
 
     launch_template {
@@ -54,6 +59,35 @@ resource "aws_autoscaling_group" "pool" {
         content {
           instance_type     = override.value.type
           weighted_capacity = local.weighted[each.key] ? tostring(override.value.weight) : null
+        }
+      }
+
+      # Attribute-based selection: one override holding the requirements, as `ecsspot apply` sends.
+      dynamic "override" {
+        for_each = each.value.instance_requirements == null ? [] : [each.value.instance_requirements]
+        content {
+          instance_requirements {
+            vcpu_count {
+              min = override.value.vcpu.min
+              max = override.value.vcpu.max
+            }
+            memory_mib {
+              min = override.value.memory_mib.min
+              max = override.value.memory_mib.max
+            }
+            cpu_manufacturers       = override.value.cpu_manufacturers
+            instance_generations    = override.value.instance_generations
+            burstable_performance   = override.value.burstable_performance
+            bare_metal              = override.value.bare_metal
+            local_storage           = override.value.local_storage
+            local_storage_types     = override.value.local_storage_types
+            allowed_instance_types  = override.value.allowed_instance_types
+            excluded_instance_types = override.value.excluded_instance_types
+
+            spot_max_price_percentage_over_lowest_price             = override.value.spot_max_price_percentage_over_lowest_price
+            max_spot_price_as_percentage_of_optimal_on_demand_price = override.value.max_spot_price_as_percentage_of_optimal_on_demand_price
+            on_demand_max_price_percentage_over_lowest_price        = override.value.on_demand_max_price_percentage_over_lowest_price
+          }
         }
       }
     }

@@ -31,6 +31,30 @@ resource "aws_dynamodb_table" "state" {
 }
 
 locals {
+  # Each pool's instance_requirements as ecsspot.spec.dump_spec writes them, built as JSON text
+  # (their keys depend on which values are set).
+  requirements_settings = {
+    for p in var.pools : p.name => jsondecode("{${join(",", [
+      for k, v in {
+        vcpu                                                    = p.instance_requirements.vcpu.max == null ? jsonencode({ min = p.instance_requirements.vcpu.min }) : jsonencode({ min = p.instance_requirements.vcpu.min, max = p.instance_requirements.vcpu.max })
+        memory_mib                                              = p.instance_requirements.memory_mib.max == null ? jsonencode({ min = p.instance_requirements.memory_mib.min }) : jsonencode({ min = p.instance_requirements.memory_mib.min, max = p.instance_requirements.memory_mib.max })
+        cpu_manufacturers                                       = length(p.instance_requirements.cpu_manufacturers) > 0 ? jsonencode(p.instance_requirements.cpu_manufacturers) : null
+        instance_generations                                    = length(p.instance_requirements.instance_generations) > 0 ? jsonencode(p.instance_requirements.instance_generations) : null
+        burstable_performance                                   = jsonencode(p.instance_requirements.burstable_performance)
+        bare_metal                                              = jsonencode(p.instance_requirements.bare_metal)
+        local_storage                                           = jsonencode(p.instance_requirements.local_storage)
+        local_storage_types                                     = length(p.instance_requirements.local_storage_types) > 0 ? jsonencode(p.instance_requirements.local_storage_types) : null
+        allowed_instance_types                                  = length(p.instance_requirements.allowed_instance_types) > 0 ? jsonencode(p.instance_requirements.allowed_instance_types) : null
+        excluded_instance_types                                 = length(p.instance_requirements.excluded_instance_types) > 0 ? jsonencode(p.instance_requirements.excluded_instance_types) : null
+        spot_max_price_percentage_over_lowest_price             = p.instance_requirements.spot_max_price_percentage_over_lowest_price == null ? null : jsonencode(p.instance_requirements.spot_max_price_percentage_over_lowest_price)
+        max_spot_price_as_percentage_of_optimal_on_demand_price = p.instance_requirements.max_spot_price_as_percentage_of_optimal_on_demand_price == null ? null : jsonencode(p.instance_requirements.max_spot_price_as_percentage_of_optimal_on_demand_price)
+        on_demand_max_price_percentage_over_lowest_price        = p.instance_requirements.on_demand_max_price_percentage_over_lowest_price == null ? null : jsonencode(p.instance_requirements.on_demand_max_price_percentage_over_lowest_price)
+      } : "${jsonencode(k)}:${v}" if v != null
+    ])}}") if p.instance_requirements != null
+  }
+}
+
+locals {
   # The spec document `ecsspot apply` records (ecsspot.spec.dump_spec): same keys, same shapes.
   # jsondecode(...) builds the spec's mixed shapes (an instance type is a string or an object;
   # managed_scaling is an object or false) that Terraform's type system has no literal for.
@@ -64,7 +88,7 @@ locals {
           on_demand_base_capacity         = p.on_demand_base_capacity
           on_demand_percentage_above_base = p.on_demand_percentage_above_base
           spot_allocation_strategy        = p.spot_allocation_strategy
-          on_demand_allocation_strategy   = p.on_demand_allocation_strategy
+          on_demand_allocation_strategy   = local.on_demand_allocation_strategy[p.name]
           capacity_rebalance              = local.capacity_rebalance[p.name]
           managed_scaling = jsondecode(p.managed_scaling.enabled ? jsonencode({
             target_capacity           = p.managed_scaling.target_capacity
@@ -76,6 +100,8 @@ locals {
           managed_draining               = p.managed_draining
         },
         { for k, v in { asg_name = p.asg_name } : k => v if v != null },
+        # Only when given, with dump_spec's keys: lists when not empty, numbers when set.
+        jsondecode(p.instance_requirements == null ? "{}" : jsonencode({ instance_requirements = local.requirements_settings[p.name] })),
       )
     ]
     strategy      = [for s in var.strategy : { pool = s.pool, base = s.base, weight = s.weight }]

@@ -167,14 +167,32 @@ variable "pools" {
     max_size = number
     min_size = optional(number, 0)
     # The spec's `m5.large` is { type = "m5.large" } here; weights as in the spec.
-    instance_types = list(object({
+    instance_types = optional(list(object({
       type   = string
       weight = optional(number, 1)
+    })), [])
+    # Instead of instance_types: attribute-based instance type selection (the spec's
+    # instance_requirements, same keys and AWS's defaults).
+    instance_requirements = optional(object({
+      vcpu                                                    = object({ min = number, max = optional(number) })
+      memory_mib                                              = object({ min = number, max = optional(number) })
+      cpu_manufacturers                                       = optional(list(string), [])
+      instance_generations                                    = optional(list(string), [])
+      burstable_performance                                   = optional(string, "excluded")
+      bare_metal                                              = optional(string, "excluded")
+      local_storage                                           = optional(string, "included")
+      local_storage_types                                     = optional(list(string), [])
+      allowed_instance_types                                  = optional(list(string), [])
+      excluded_instance_types                                 = optional(list(string), [])
+      spot_max_price_percentage_over_lowest_price             = optional(number)
+      max_spot_price_as_percentage_of_optimal_on_demand_price = optional(number)
+      on_demand_max_price_percentage_over_lowest_price        = optional(number)
     }))
     on_demand_base_capacity         = optional(number, 0)
     on_demand_percentage_above_base = optional(number, 100)
     spot_allocation_strategy        = optional(string, "price-capacity-optimized")
-    on_demand_allocation_strategy   = optional(string, "prioritized")
+    # null: prioritized, or lowest-price with instance_requirements (AWS's defaults).
+    on_demand_allocation_strategy = optional(string)
     # null: on whenever the pool may run spot instances (on_demand_percentage_above_base < 100).
     capacity_rebalance = optional(bool)
     managed_scaling = optional(object({
@@ -209,8 +227,36 @@ variable "pools" {
     error_message = "Every pool needs whole numbers 0 <= min_size <= max_size."
   }
   validation {
-    condition     = alltrue([for p in var.pools : length(p.instance_types) > 0])
-    error_message = "Every pool needs at least one instance type."
+    condition     = alltrue([for p in var.pools : length(p.instance_types) > 0 || p.instance_requirements != null])
+    error_message = "Every pool needs at least one instance type (or instance_requirements)."
+  }
+  validation {
+    condition     = alltrue([for p in var.pools : length(p.instance_types) == 0 || p.instance_requirements == null])
+    error_message = "A pool gives instance_types or instance_requirements, not both (AWS takes a list of types or the requirements instead)."
+  }
+  validation {
+    condition = alltrue([
+      for p in var.pools : p.instance_requirements == null ? true : (
+        length(p.instance_requirements.allowed_instance_types) == 0 || length(p.instance_requirements.excluded_instance_types) == 0
+      )
+    ])
+    error_message = "instance_requirements: excluded_instance_types cannot be given with allowed_instance_types (AWS takes one or the other)."
+  }
+  validation {
+    condition = alltrue([
+      for p in var.pools : p.instance_requirements == null ? true : (
+        p.spot_allocation_strategy != "capacity-optimized-prioritized" && p.on_demand_allocation_strategy != "prioritized"
+      )
+    ])
+    error_message = "With instance_requirements AWS refuses the prioritized strategies (spot capacity-optimized-prioritized, on-demand prioritized): they need a list of types in priority order."
+  }
+  validation {
+    condition = alltrue([
+      for p in var.pools : p.instance_requirements == null ? true : (
+        p.instance_requirements.spot_max_price_percentage_over_lowest_price == null || p.instance_requirements.max_spot_price_as_percentage_of_optimal_on_demand_price == null
+      )
+    ])
+    error_message = "instance_requirements: give spot_max_price_percentage_over_lowest_price or max_spot_price_as_percentage_of_optimal_on_demand_price, not both."
   }
   validation {
     condition     = alltrue(flatten([for p in var.pools : [for t in p.instance_types : can(regex("^[a-z0-9][a-z0-9-]*\\.[a-z0-9]+$", t.type))]]))
@@ -237,7 +283,7 @@ variable "pools" {
     error_message = "spot_allocation_strategy must be one of price-capacity-optimized, capacity-optimized, capacity-optimized-prioritized, lowest-price."
   }
   validation {
-    condition     = alltrue([for p in var.pools : contains(["prioritized", "lowest-price"], p.on_demand_allocation_strategy)])
+    condition     = alltrue([for p in var.pools : p.on_demand_allocation_strategy == null ? true : contains(["prioritized", "lowest-price"], p.on_demand_allocation_strategy)])
     error_message = "on_demand_allocation_strategy must be one of prioritized, lowest-price."
   }
   validation {

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from ecsspot.sim import instancetypes
 from ecsspot.sim.spot import ON_DEMAND, SPOT, Distribution, Override, purchase_split
 from ecsspot.sim.world import Machine
 
@@ -153,19 +154,32 @@ class AutoScaling:
     def _overrides(self, group: Any) -> tuple[list[Override], Distribution]:
         policy = group.mixed_instances_policy
         if policy:
-            overrides = [
-                Override(o["InstanceType"], int(o.get("WeightedCapacity") or 1), i)
-                for i, o in enumerate(policy.get("LaunchTemplate", {}).get("Overrides") or [])
-                if o.get("InstanceType")
-            ]
+            overrides = []
+            for i, o in enumerate(policy.get("LaunchTemplate", {}).get("Overrides") or []):
+                if o.get("InstanceType"):
+                    overrides.append(Override(o["InstanceType"], int(o.get("WeightedCapacity") or 1), i))
+                elif o.get("InstanceRequirements"):
+                    overrides += requirement_overrides(o["InstanceRequirements"], self._architecture(group), i)
             if not overrides:
                 overrides = [Override(self._template_data(group).get("InstanceType") or "m5.large")]
-            return overrides, Distribution.from_api(policy.get("InstancesDistribution"))
+            distribution = Distribution.from_api(policy.get("InstancesDistribution"))
+            by_attributes = any(o.get("InstanceRequirements") for o in policy.get("LaunchTemplate", {}).get("Overrides") or [])
+            if by_attributes and not (policy.get("InstancesDistribution") or {}).get("OnDemandAllocationStrategy"):
+                # lowest-price "is the default value for Auto Scaling groups that specify InstanceRequirements".
+                distribution = attrs.evolve(distribution, on_demand_strategy="lowest-price")
+            return overrides, distribution
         if group.ec2_launch_template is not None:
             data = self._template_data(group)
             market = (data.get("InstanceMarketOptions") or {}).get("MarketType")
             return [Override(data.get("InstanceType") or "m5.large")], Distribution(on_demand_percent=0 if market == "spot" else 100)
         return [Override(group.launch_config.instance_type)], Distribution()
+
+    def _architecture(self, group: Any) -> str:
+        """The architecture of the image the group launches: instance requirements launch
+        "a compatible CPU architecture based on the Amazon Machine Image (AMI) that you specify
+        in your launch template" (API_InstanceRequirements.html, CpuManufacturers)."""
+        image = self.world.ec2.amis.get(self._template_data(group).get("ImageId"))
+        return getattr(image, "architecture", None) or "x86_64"
 
     def _template_version(self, group: Any) -> Any:
         return group.ec2_launch_template.get_version(group.launch_template_version)
@@ -687,3 +701,13 @@ def user_data_text(value: Any) -> str:
         return value.as_bytes().decode()
     return value.decode() if isinstance(value, bytes) else str(value)
 
+
+def requirement_overrides(requirements: Mapping[str, Any], architecture: str, priority: int) -> list[Override]:
+    """The overrides a set of instance requirements stands for: every catalog type with the
+    attributes, each marked with the purchase options its price protection admits
+    (:func:`ecsspot.sim.instancetypes.matching`, :func:`~ecsspot.sim.instancetypes.price_protected`).
+    Weights come from DesiredCapacityType, which ecsspot leaves at ``units``: 1 each."""
+    types = instancetypes.matching(requirements, (architecture,))
+    on_demand = {t.name for t in instancetypes.price_protected(types, requirements, spot=False)}
+    spot = {t.name for t in instancetypes.price_protected(types, requirements, spot=True)}
+    return [Override(t.name, 1, priority, t.name in on_demand, t.name in spot) for t in types]

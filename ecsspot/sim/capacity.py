@@ -129,4 +129,7 @@ class ClusterAutoScaling:
         policy = getattr(group, "mixed_instances_policy", None) or {}
         overrides = (policy.get("LaunchTemplate") or {}).get("Overrides") or []
         types = [instancetypes.lookup(o["InstanceType"]) for o in overrides if o.get("InstanceType")]
+        for o in overrides:
+            if o.get("InstanceRequirements"):
+                types += instancetypes.matching(o["InstanceRequirements"], ("x86_64", "arm64"))
         return min(types, key=lambda t: t.cpu_units) if types else instancetypes.lookup("m5.large")

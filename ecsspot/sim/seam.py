@@ -91,11 +91,15 @@ EC2
   (Spot, Auto Scaling, a user), so the group, the ECS agent and the targets react.
   ``ec2.responses.instances.InstanceResponse.run_instances``: refuses a launch combining
   instance-level security groups with network interfaces (moto accepts it).
+  ``InstanceResponse.get_instance_types_from_instance_requirements``: added (moto lacks it),
+  from the simulator's instance-type table.
 
 Auto Scaling
   ``AutoScalingBackend.create_auto_scaling_group`` / ``update_auto_scaling_group``: refuse a
-  launch template version with both ``SecurityGroupIds`` and ``NetworkInterfaces``, before any
-  change (moto accepts it).
+  launch template version with both ``SecurityGroupIds`` and ``NetworkInterfaces``, and instance
+  requirements AWS refuses (beside an InstanceType, more than four sets, allowed with excluded
+  types, two spot price protections, with a ``prioritized`` strategy), before any change (moto
+  accepts them).
   ``FakeAutoScalingGroup.set_desired_capacity``: capacity is kept by the simulator (spot
   purchase options, instance types from the overrides, lifecycle hooks, scale-in protection).
   ``AutoScalingBackend.notify_terminate_instances``: moto would replace terminated instances at
@@ -390,6 +394,7 @@ def _patches() -> list[tuple[Any, str, Callable[[World, Any], Any]]]:
         (Instance, "terminate", _instance_terminate),
         (InstanceResponse, "run_instances", _run_instances),
         (SpotInstances, "describe_spot_price_history", _describe_spot_price_history),
+        (InstanceResponse, "get_instance_types_from_instance_requirements", _get_instance_types_from_instance_requirements),
         (EventsHandler, "test_event_pattern", _test_event_pattern),
         (EC2Response, "get_spot_placement_scores", _get_spot_placement_scores),
         (LambdaResponse, "list_event_source_mappings", _list_event_source_mappings),
@@ -515,6 +520,8 @@ def _update_auto_scaling_group(world: World, original: Any) -> Any:
     def update_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
         if world.owns(self.account_id, self.region_name):
             _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
+            group = self.autoscaling_groups.get(kwargs.get("name"))
+            _refuse_requirements(kwargs.get("mixed_instances_policy"), getattr(group, "mixed_instances_policy", None))
         return original(self, *args, **kwargs)
 
     return update_auto_scaling_group
@@ -667,6 +674,12 @@ def _mixed_instance_type(world: World | None, original: Any) -> Any:
     def instance_type(self: Any) -> str:
         overrides = ((self.mixed_instances_policy or {}).get("LaunchTemplate") or {}).get("Overrides") or ()
         first = next((o["InstanceType"] for o in overrides if o.get("InstanceType")), None)
+        if first is None:
+            from ecsspot.sim import instancetypes
+
+            # Instance requirements: the first type that has the attributes.
+            matched = (instancetypes.matching(o["InstanceRequirements"]) for o in overrides if o.get("InstanceRequirements"))
+            first = next((types[0].name for types in matched if types), None)
         return first or original.fget(self)
 
     return property(instance_type)
@@ -864,6 +877,41 @@ def _describe_spot_price_history(world: World, original: Any) -> Any:
     return describe_spot_price_history
 
 
+def _get_instance_types_from_instance_requirements(world: World, original: Any) -> Any:
+    """GetInstanceTypesFromInstanceRequirements answered from the simulator's instance-type
+    table (:func:`ecsspot.sim.instancetypes.matching`); moto lacks the action.
+
+    AWS: "Returns a list of instance types with the specified instance attributes"
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_GetInstanceTypesFromInstanceRequirements.html).
+    The attributes select, price protection does not (it is applied at launch, per purchase
+    option). AllowedInstanceTypes with ExcludedInstanceTypes is refused: "you can use one of the
+    following parameters, but not both in the same request" (InstanceRequirementsRequest); the
+    error code is an inference (EC2's InvalidParameterCombination for parameters that cannot be
+    used together). One page answers everything: the table is small.
+    """
+
+    def get_instance_types_from_instance_requirements(self: Any) -> Any:
+        from moto.core.responses import ActionResult
+
+        from ecsspot.sim import instancetypes
+
+        if original is not None and not world.owns(self.current_account, self.region):
+            return original(self)
+        requirements = self._get_param("InstanceRequirements") or {}
+        if requirements.get("AllowedInstanceTypes") and requirements.get("ExcludedInstanceTypes"):
+            from moto.ec2.exceptions import EC2ClientError
+
+            raise EC2ClientError("InvalidParameterCombination", "You can specify either AllowedInstanceTypes or ExcludedInstanceTypes, but not both.")
+        types = instancetypes.matching(
+            requirements,
+            self._get_param("ArchitectureTypes", []) or [],
+            self._get_param("VirtualizationTypes", []) or [],
+        )
+        return ActionResult({"InstanceTypes": [{"InstanceType": t.name} for t in types]})
+
+    return get_instance_types_from_instance_requirements
+
+
 #: "The JSON must follow the format specified in AWS Events, and the following fields are
 #: mandatory: id, account, source, time, region, resources, detail-type"
 #: (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_TestEventPattern.html).
@@ -1004,9 +1052,57 @@ def _create_auto_scaling_group(world: World, original: Any) -> Any:
     def create_auto_scaling_group(self: Any, *args: Any, **kwargs: Any) -> Any:
         if world.owns(self.account_id, self.region_name):
             _refuse_nic_and_groups(self, kwargs.get("launch_template"), kwargs.get("mixed_instances_policy"))
+            _refuse_requirements(kwargs.get("mixed_instances_policy"))
         return original(self, *args, **kwargs)
 
     return create_auto_scaling_group
+
+
+#: "You can specify up to four separate sets of instance requirements per Auto Scaling group."
+_MAX_REQUIREMENT_SETS = 4
+
+
+def _refuse_requirements(policy: Any, current: Any = None) -> None:
+    """A mixed instances policy's instance requirements, checked as AWS documents them
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_LaunchTemplateOverrides.html,
+    API_InstanceRequirements.html, API_InstancesDistribution.html) before moto stores it; an
+    update is judged with the group's current policy for the parts it does not send. moto
+    accepts all of it. The messages are the simulator's own; the code is Auto Scaling's
+    ValidationError."""
+    from moto.autoscaling.exceptions import AutoscalingClientError
+
+    if not policy:
+        return
+    current = current or {}
+    overrides = (policy.get("LaunchTemplate") or {}).get("Overrides")
+    if overrides is None:
+        overrides = (current.get("LaunchTemplate") or {}).get("Overrides") or []
+    distribution = {**(current.get("InstancesDistribution") or {}), **(policy.get("InstancesDistribution") or {})}
+    sets = [o["InstanceRequirements"] for o in overrides if o.get("InstanceRequirements")]
+    if not sets:
+        return
+
+    def refuse(message: str) -> None:
+        raise AutoscalingClientError("ValidationError", message)
+
+    if any(o.get("InstanceType") for o in overrides):
+        # "If you specify InstanceRequirements, you can't specify InstanceType."
+        refuse("You can specify either InstanceType or InstanceRequirements in the overrides, but not both.")
+    if len(sets) > _MAX_REQUIREMENT_SETS:
+        refuse(f"You can specify up to {_MAX_REQUIREMENT_SETS} sets of instance requirements per Auto Scaling group.")
+    for req in sets:
+        if not req.get("VCpuCount") or not req.get("MemoryMiB"):
+            refuse("InstanceRequirements must specify VCpuCount and MemoryMiB.")
+        if req.get("AllowedInstanceTypes") and req.get("ExcludedInstanceTypes"):
+            refuse("You can specify either AllowedInstanceTypes or ExcludedInstanceTypes, but not both.")
+        if req.get("SpotMaxPricePercentageOverLowestPrice") is not None and req.get("MaxSpotPriceAsPercentageOfOptimalOnDemandPrice") is not None:
+            refuse("Only one of SpotMaxPricePercentageOverLowestPrice or MaxSpotPriceAsPercentageOfOptimalOnDemandPrice can be specified.")
+    if distribution.get("SpotAllocationStrategy") == "capacity-optimized-prioritized":
+        # "This is not a valid value for Auto Scaling groups that specify InstanceRequirements."
+        refuse("The capacity-optimized-prioritized Spot allocation strategy is not valid with InstanceRequirements.")
+    if distribution.get("OnDemandAllocationStrategy") == "prioritized":
+        # prioritized "cannot be used for groups that" specify InstanceRequirements.
+        refuse("The prioritized On-Demand allocation strategy is not valid with InstanceRequirements.")
 
 
 def _put_lifecycle_hook(world: World, original: Any) -> Any:

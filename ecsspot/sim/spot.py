@@ -53,6 +53,10 @@ class Override:
     weight: int = 1
     #: Position in the overrides list: the priority for ``prioritized`` strategies.
     priority: int = 0
+    #: Whether the purchase option may launch it: a type from instance requirements may be
+    #: above one option's price protection (``instancetypes.price_protected``).
+    on_demand: bool = True
+    spot: bool = True
 
 
 @attrs.frozen
@@ -136,7 +140,7 @@ class SpotMarket:
         ``in_use`` counts the group's running instances per type, which ``lowest-price`` spreads
         evenly over its N cheapest pools.
         """
-        candidates = list(overrides)
+        candidates = [o for o in overrides if (o.on_demand if lifecycle == ON_DEMAND else o.spot)]
         if not candidates:
             return None
         if lifecycle == ON_DEMAND:

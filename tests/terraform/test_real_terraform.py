@@ -458,3 +458,44 @@ def test_apply_creates_the_whole_example(example: Example, applied: dict[str, An
 def test_a_second_plan_shows_no_drift(example: Example, applied: dict[str, Any]) -> None:
     drift = _drift(example)
     assert drift == {}, f"terraform plan right after apply wants to change {drift}"
+
+
+def test_instance_requirements_are_recorded_as_ecsspot_apply_records_them(terraform: Terraform, module_dir: Path, tmp_path: Path) -> None:
+    """The module's settings document of pools with and without ``instance_requirements`` is
+    ``dump_spec``'s (so ``ecsspot plan`` after the module reads no settings change), evaluated by
+    ``terraform console`` (variables only: no provider call)."""
+    from ecsspot.spec import dump_spec, load_spec
+    from tests.conftest import example_spec_dict
+
+    requirements = {
+        "vcpu": {"min": 2, "max": 4},
+        "memory_mib": {"min": 8192},
+        "cpu_manufacturers": ["intel", "amd"],
+        "excluded_instance_types": ["t*"],
+        "on_demand_max_price_percentage_over_lowest_price": 30,
+    }
+    module_pools = [
+        {"name": "spot", "max_size": 4, "on_demand_percentage_above_base": 0, "instance_requirements": requirements},
+        {"name": "on-demand", "max_size": 2, "instance_types": [{"type": "m5.large"}]},
+    ]
+    spec = example_spec_dict()
+    spec["pools"] = [
+        {"name": "spot", "max_size": 4, "on_demand_percentage_above_base": 0, "instance_requirements": requirements},
+        {"name": "on-demand", "max_size": 2, "instance_types": ["m5.large"]},
+    ]
+    var_file = tmp_path / "requirements.tfvars.json"
+    var_file.write_text(json.dumps({"cluster": CLUSTER, "subnets": spec["network"]["subnets"], "pools": module_pools}))
+    done = subprocess.run(
+        [terraform.binary, "console", f"-var-file={var_file}"],
+        cwd=module_dir,
+        env=terraform.env(),
+        input="jsonencode(local.settings.pools)\n",
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads(json.loads(done.stdout.strip()))
+    assert recorded == dump_spec(load_spec(spec))["pools"]
+    assert recorded[0]["on_demand_allocation_strategy"] == "lowest-price"

@@ -592,8 +592,19 @@ def test_asg_matches_ecsspot_apply() -> None:
     assert group["capacity_rebalance"] == "${local.capacity_rebalance[each.key]}"
     tags = {t["key"]: (t["value"], t["propagate_at_launch"]) for t in blocks(group, "tag")}
     assert tags == {"ecsspot:cluster": ("${var.cluster}", True), "ecsspot:pool": ("${each.key}", True), "AmazonECSManaged": ("", True)}
-    (override,) = dynamic_contents(blocks(blocks(group, "mixed_instances_policy")[0], "launch_template")[0], "override")
-    assert "weighted_capacity" in override
+    by_type, by_attributes = dynamic_contents(blocks(blocks(group, "mixed_instances_policy")[0], "launch_template")[0], "override")
+    assert "weighted_capacity" in by_type
+    # The requirements override sets every field ecsspot apply can send (InstanceRequirements.to_api).
+    (requirements,) = blocks(by_attributes, "instance_requirements")
+    spec_mod = pytest.importorskip("ecsspot.spec")
+    full = spec_mod.InstanceRequirements(
+        spec_mod.Range(1, 2), spec_mod.Range(1, 2), ("amd",), ("current",), local_storage_types=("ssd",), allowed_instance_types=("m5.*",),
+        spot_max_price_percentage_over_lowest_price=1, on_demand_max_price_percentage_over_lowest_price=1,
+    )
+    sent = {re.sub(r"(?<!^)(?=[A-Z])", "_", k).lower() for k in {*full.to_api(), "MaxSpotPriceAsPercentageOfOptimalOnDemandPrice", "ExcludedInstanceTypes"}}
+    sent = {"vcpu_count" if k == "v_cpu_count" else "memory_mib" if k == "memory_mi_b" else k for k in sent}
+    assert set(requirements) == sent
+    assert group["mixed_instances_policy"][0]["instances_distribution"][0]["on_demand_allocation_strategy"] == "${local.on_demand_allocation_strategy[each.key]}"
 
 
 def test_launch_template_matches_ecsspot_apply() -> None:

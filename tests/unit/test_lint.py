@@ -16,7 +16,7 @@ import pytest
 from ecsspot import lint as lint_module
 from ecsspot import userdata
 from ecsspot.lint import RULES, LintWarning, lint
-from ecsspot.spec import ClusterSpec, load_spec
+from ecsspot.spec import ClusterSpec, InstanceRequirements, Pool, Range, load_spec
 from ecsspot.state import (
     LaunchTemplateState,
     Observed,
@@ -282,8 +282,37 @@ def test_every_code_used_is_in_the_table() -> None:
         services=[service_raw(strategy=[{"capacityProvider": "demo-api-spot", "weight": 1, "base": 1}], min_healthy=100)],
         groups={TG_WEB: 300},
     )
+    # A spot pool by attributes whose requirements resolve to one type (ES208).
+    by_attributes = Pool(name="abs", max_size=2, on_demand_percentage_above_base=0, instance_requirements=InstanceRequirements(Range(2), Range(0)))
+    spec = attrs.evolve(spec, pools=(*spec.pools, by_attributes))
+    obs = attrs.evolve(obs, resolved_types={"abs": ("m5.large",)})
     codes = {w.code for w in lint(spec, obs)}
     assert codes == set(RULES)
+
+
+def requirements_spec(on_demand_percentage: int = 0) -> ClusterSpec:
+    pool = Pool(name="abs", max_size=2, on_demand_percentage_above_base=on_demand_percentage, instance_requirements=InstanceRequirements(Range(2, 4), Range(4096)))
+    return attrs.evolve(make_spec(), pools=(*make_spec().pools, pool))
+
+
+@pytest.mark.parametrize(
+    ("resolved", "warned"),
+    [((), True), (("m5.large",), True), (("m5.large", "m6i.large"), True), (("m5.large", "m5a.large", "m6i.large"), False)],
+)
+def test_requirements_resolving_to_fewer_than_three_types_warn(resolved: tuple[str, ...], warned: bool) -> None:
+    spec = requirements_spec()
+    found = [w for w in lint(spec, attrs.evolve(observed(), resolved_types={"abs": resolved})) if w.code == "ES208"]
+    assert bool(found) is warned
+    if warned:
+        index = len(spec.pools) - 1
+        assert found[0].path == f"pools[{index}].instance_requirements"
+        assert f"resolve to {len(resolved)} instance" in found[0].message
+        assert (", ".join(resolved) or "none") in found[0].message
+
+
+def test_requirements_of_an_on_demand_pool_or_unresolved_do_not_warn() -> None:
+    assert not [w for w in lint(requirements_spec(100), attrs.evolve(observed(), resolved_types={"abs": ("m5.large",)})) if w.code == "ES208"]
+    assert not [w for w in lint(requirements_spec(), observed()) if w.code == "ES208"]
 
 
 def test_spec_warnings_in_document_order_then_observed_by_path() -> None:
