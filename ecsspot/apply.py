@@ -9,6 +9,7 @@ next plan and apply.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -56,7 +57,7 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     # ... and the interruption history whose advice plan shows as information.
     now = yield NOW
     history = advise.history_keys(now, advise.PLAN_DAYS)
-    keys = (SETTINGS_AT, progress.STORED_AT, store.GROUP_CACHE_AT, *history)
+    keys = (SETTINGS_AT, progress.STORED_AT, store.GROUP_CACHE_AT, FALLBACK_AT, *history)
     answers = list((yield (*((read,) if read else ()), *network, store.get_items_call(spec.table_name, keys))))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
@@ -70,8 +71,32 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     resolved = yield from resolve_requirements(spec, image_id)
     if resolved:
         observed = attrs.evolve(observed, resolved_types=resolved)
-    the_plan = plan(spec, observed, image_id, lint(spec, observed), settings, refreshed)
-    return attrs.evolve(the_plan, advice=advise.plan_lines(spec, advise.history_of(items, history), now=now)), observed
+    falling_back = _falling_back(spec, observed, store.document_of(items[FALLBACK_AT]))
+    the_plan = plan(spec, observed, image_id, lint(spec, observed), settings, refreshed, frozenset(falling_back))
+    advice = (*falling_back.values(), *advise.plan_lines(spec, advise.history_of(items, history), now=now))
+    return attrs.evolve(the_plan, advice=advice), observed
+
+
+#: The fallback controller's memory (``ecsspot.fallback.MEMORY``, not imported: plan needs only this).
+FALLBACK_AT = ("fallback", "pools")
+
+
+def _falling_back(spec: ClusterSpec, observed: Observed, memory: Mapping[str, Any] | None) -> dict[str, str]:
+    """Pool → why plan keeps its group's raised OnDemandBaseCapacity: the fallback controller runs
+    it on demand (or drains its surplus) and puts the spec's base back itself when spot returns."""
+    out = {}
+    for pool in spec.pools:
+        m = ((memory or {}).get("pools") or {}).get(pool.name) or {}
+        asg = observed.asgs.get(spec.asg_name(pool))
+        if not (m.get("active") or m.get("draining")) or asg is None:
+            continue
+        since = m.get("since")
+        when = f" since {datetime.fromtimestamp(float(since), UTC):%Y-%m-%d %H:%M UTC}" if isinstance(since, int | float) else ""
+        out[pool.name] = (
+            f"pool {pool.name} runs on demand{when} (spot → on-demand fallback): its group's OnDemandBaseCapacity stays as the "
+            f"fallback set it (spec: {pool.on_demand_base_capacity}); the controller puts it back when spot returns"
+        )
+    return out
 
 
 #: Where apply records the spec (``store.SETTINGS_KEY``), as (pk, sk).

@@ -296,11 +296,14 @@ def plan(
     warnings: tuple[LintWarning, ...] = (),
     settings: str | None = None,
     refreshed: Refreshed | None = None,
+    falling_back: frozenset[str] = frozenset(),
 ) -> Plan:
     """Compare spec and observed state; return the ordered changes apply would make.
 
     ``refreshed``: when the template's image is the one a refresh rolled to, the change back to
     the spec's image says so rather than silently proposing to revert the refresh.
+    ``falling_back``: pools the spot → on-demand fallback runs on demand now; their groups'
+    raised ``OnDemandBaseCapacity`` is the controller's to put back, not apply's.
     """
     changes: list[Change] = []
     if observed.table is None:
@@ -340,7 +343,10 @@ def plan(
             changes.append(Change("create", "autoscaling_group", name, field_diff({}, want)))
             replaced_asgs.add(name)
         else:
-            delta = field_diff(_observed_asg_view(have), want)
+            seen = _observed_asg_view(have)
+            if pool.name in falling_back:
+                want = {**want, "on_demand_base_capacity": seen["on_demand_base_capacity"]}
+            delta = field_diff(seen, want)
             if delta:
                 changes.append(Change("update", "autoscaling_group", name, delta))
         want_hook = {"heartbeat_timeout": spec.drain.lifecycle_timeout_seconds, "default_result": "CONTINUE"}

@@ -127,6 +127,10 @@ def test_spot_gone_for_30_minutes_under_load_falls_back_on_demand_and_comes_back
     assert sim.client("ecs").describe_services(cluster=CLUSTER, services=["web"])["services"][0]["runningCount"] == 14
     assert run.longest_wait <= PROVISIONING_LIMIT, run.longest_wait
     assert run.most_on_demand <= FALLBACK.max_on_demand
+    # plan neither reverts the raised base (apply would undo the fallback) nor hides it.
+    during = run.stack.manager.plan(run.stack.spec)
+    assert not [c for c in during.changes if c.resource == "autoscaling_group" and "on_demand_base_capacity" in c.diff], during.changes
+    assert any(a.startswith("pool spot runs on demand since ") for a in during.advice), during.advice
 
     sim.set_spot_capacity(True, group=GROUP)
     returned = sim.now()

@@ -152,3 +152,9 @@ def test_carrying_out_lowers_the_base_before_adding_the_spot_unit_and_puts_off_a
     assert sent["InstancesDistribution"]["OnDemandBaseCapacity"] == 0 and "LaunchTemplateName" not in sent["LaunchTemplate"]["LaunchTemplateSpecification"]
     assert [(a.kind, a.status) for a in actions] == [("restore", "done"), ("drain", "waiting")]
     assert "put off: 120 s of this run left, a drain may take 600 s" in actions[1].reason
+
+
+def test_plan_reads_the_controllers_memory_where_the_controller_writes_it() -> None:
+    from ecsspot import apply, fallback
+
+    assert apply.FALLBACK_AT == fallback.MEMORY
