@@ -121,7 +121,7 @@ def test_validate_makes_no_aws_call(tmp_path: Path) -> None:
         f"ecsspot: error: invalid spec in {spec} (3 problems):",
         "  extra: unknown key",
         "  pools[0].max_size: must be ≥ 0, got -1",
-        "  pools[0].instance_types: needs at least one instance type",
+        "  pools[0].instance_types: needs at least one instance type (or instance_requirements)",
     ]
     assert "Traceback" not in result.stderr
 
