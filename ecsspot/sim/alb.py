@@ -85,6 +85,16 @@ class LoadBalancing:
     def __init__(self, world: World) -> None:
         self.world = world
         self.targets: dict[str, dict[tuple[str, int], Target]] = {}
+        #: Per group, how many times what DescribeTargetHealth shows of it changed (a target
+        #: added, removed or in another state): the seam shares answers between changes.
+        self._revisions: dict[str, int] = {}
+
+    def revision(self, tg_arn: str) -> int:
+        """Moves on whenever DescribeTargetHealth of the group would answer differently."""
+        return self._revisions.get(tg_arn, 0)
+
+    def _changed(self, tg_arn: str) -> None:
+        self._revisions[tg_arn] = self._revisions.get(tg_arn, 0) + 1
 
     def _group_targets(self, tg: Any) -> dict[tuple[str, int], Target]:
         return self.targets.setdefault(tg.arn, {})
@@ -114,6 +124,7 @@ class LoadBalancing:
             if current is not None and current.state != DRAINING:
                 continue
             registered[key] = Target(tg.arn, key[0], key[1], INITIAL, now, now + interval)
+            self._changed(tg.arn)
             self.world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=INITIAL)
 
     def deregister(self, tg: Any, targets: Iterable[Mapping[str, Any]], *, missing_ok: bool = False) -> None:
@@ -133,6 +144,7 @@ class LoadBalancing:
             if current is None or current.state == DRAINING:
                 continue
             registered[key] = attrs.evolve(current, state=DRAINING, since=now, drained_at=now + delay, unhealthy_at=None)
+            self._changed(tg.arn)
             self.world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=DRAINING, until=now + delay)
 
     def health(self, tg: Any, targets: Iterable[Mapping[str, Any]] | None) -> list[Any]:
@@ -222,6 +234,7 @@ class LoadBalancing:
             tg = groups.get(tg_arn)
             if tg is None:
                 del self.targets[tg_arn]
+                self._changed(tg_arn)
                 continue
             registered = self.targets[tg_arn]
             interval = float(tg.health_check_interval_seconds)
@@ -237,6 +250,7 @@ class LoadBalancing:
                 if target.state == DRAINING:
                     if now >= (target.drained_at or now):
                         del registered[key]
+                        self._changed(tg_arn)
                         world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=UNUSED)
                     continue
                 state, unhealthy_at = target.state, target.unhealthy_at
@@ -268,4 +282,5 @@ class LoadBalancing:
                     since=now if state != target.state else target.since,
                 )
                 if state != target.state:
+                    self._changed(tg_arn)
                     world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=state)

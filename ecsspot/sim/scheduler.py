@@ -194,6 +194,8 @@ class Scheduler:
         #: Capacity provider → (CPU, memory) of the tasks it could not place this tick: what
         #: ECS managed scaling counts as waiting for capacity (ecsspot.sim.capacity).
         self.unplaced: dict[str | None, tuple[int, int]] = {}
+        #: :meth:`_usage`'s answer until a task changes.
+        self._used: dict[str, tuple[int, int, set[int]]] | None = None
 
     # what the load balancer asks
     def listening(self, target_id: str, port: int) -> bool:
@@ -505,11 +507,16 @@ class Scheduler:
         return min(fits, key=score)
 
     def _usage(self) -> dict[str, tuple[int, int, set[int]]]:
+        """CPU, memory and host ports the live tasks hold, by instance (read-only: shared until
+        a task changes, as placing many tasks asks for it once per placement)."""
+        if self._used is not None:
+            return self._used
         used: dict[str, tuple[int, int, set[int]]] = {}
-        for run in self.live():
+        for run in self._live.values():
             cpu, memory, ports = used.get(run.instance_id, (0, 0, set()))
             host_ports = {b.host_port for b in run.bindings} if run.ip is None else set()
             used[run.instance_id] = (cpu + run.cpu, memory + run.memory, ports | host_ports)
+        self._used = used
         return used
 
     def _start(
@@ -581,6 +588,7 @@ class Scheduler:
 
     def _put(self, run: Run) -> None:
         self.runs[run.arn] = run
+        self._used = None
         if run.status == STOPPED:
             self._live.pop(run.arn, None)
             self._by_service.get(run.service, {}).pop(run.arn, None)

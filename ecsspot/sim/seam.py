@@ -445,15 +445,18 @@ def _locked_call_action(world: World, original: Any) -> Any:
         key = (type(self).__name__, action, self.current_account, self.region, self.uri, self.body, repr(sorted(self.querystring.items())))
         world.lock.acquire()
         try:
-            version, answer = world.reads.get(key, (-1, None))
-            if version == world.lock.version:
+            # A group's health changes with its targets, not with every tick: drains polling
+            # groups whose targets stand still get the one answer across ticks.
+            version = (world.lock.writes, world.alb.revision(self._get_param("TargetGroupArn"))) if action == "DescribeTargetHealth" else world.lock.version
+            cached, answer = world.reads.get(key, (None, None))
+            if cached == version:
                 status, headers, body = answer
                 # Each answer with a request id of its own, as AWS gives.
                 return (status, *self._enrich_response(dict(headers), body))
             status, headers, body = original(self)
             if len(world.reads) > 10_000:
                 world.reads.clear()  # answers of older versions: of no use any more
-            world.reads[key] = (world.lock.version, (status, dict(headers), body))
+            world.reads[key] = (version, (status, dict(headers), body))
             return status, headers, body
         finally:
             world.lock.release()

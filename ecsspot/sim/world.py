@@ -20,6 +20,7 @@ the last one to finish.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import heapq
@@ -29,7 +30,7 @@ import threading
 import types
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -141,18 +142,33 @@ class WorldLock:
 
     Everything that changes the world takes it with ``with`` (ticks, scenario controls, every
     request but the reads the seam answers from :attr:`World.reads`), and each such entry is
-    taken to change something: :attr:`version` moves on. The seam's cacheable reads take it with
-    :meth:`acquire`, which does not.
+    taken to change something: :attr:`version` moves on. The world's own ticks take it with
+    :meth:`ticking`, which moves :attr:`version` but not :attr:`writes`: what a tick changes in
+    a target group shows in that group's revision (:meth:`ecsspot.sim.alb.LoadBalancing.revision`).
+    The seam's cacheable reads take it with :meth:`acquire`, which moves neither.
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.version = 0
+        #: Entries by anything but a tick: requests, scenario controls, code changing moto's objects.
+        self.writes = 0
 
     def __enter__(self) -> WorldLock:
         self._lock.acquire()
         self.version += 1
+        self.writes += 1
         return self
+
+    @contextlib.contextmanager
+    def ticking(self) -> Iterator[None]:
+        """Held by the world's ticks."""
+        self._lock.acquire()
+        self.version += 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
@@ -258,11 +274,11 @@ class World:
         # Reentrant: in-process, a request made while the world holds the lock (never by the
         # world itself, but by user code it calls under the lock) must not deadlock.
         self.lock = WorldLock()
-        #: Read-only requests answered at :attr:`WorldLock.version`, by request (the seam's
+        #: Read-only requests answered at :attr:`WorldLock.version` (DescribeTargetHealth: at
+        #: :attr:`WorldLock.writes` and the group's revision), by request (the seam's
         #: :func:`~ecsspot.sim.seam._locked_call_action`): many concurrent drains polling the
-        #: same target groups between two ticks get the one answer without moto serialising it
-        #: again.
-        self.reads: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        #: same target groups get the one answer without moto serialising it again.
+        self.reads: dict[tuple[Any, ...], tuple[Any, Any]] = {}
         self.clock = SimClock(self, start)
         self.history: list[Record] = []
         self.machines: dict[str, Machine] = {}
@@ -382,12 +398,15 @@ class World:
         """Queue user-facing work (Lambda invocations) to run between ticks, without the lock."""
         self._outside.append(action)
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: float, *, settle: bool = True) -> None:
         """Run the world forward ``seconds`` of virtual time (0 delivers what is queued).
 
         From a process (a Lambda handler sleeping on the clock), park it until then. Otherwise
-        the calling thread drives: it returns once the time has passed and every process it
-        started has finished, as a handler's sleep used to run the world until it returned.
+        the calling thread drives: it returns once the time has passed and, with ``settle``,
+        every process it started has finished, as a handler's sleep used to run the world until
+        it returned. Without ``settle`` it returns on time, processes still sleeping stay parked
+        and go on in the next advance: a scenario's next step (a wave of interruptions) then
+        comes when it is due, not when the last Lambda started before it has finished.
         """
         process = _current.process
         if process is not None and process.world is self:
@@ -397,9 +416,11 @@ class World:
         with self._driving:
             while True:
                 self._run_ready()
-                with self.lock:
+                with self.lock.ticking():
                     now = self.now()
                     step = target - now
+                    if step <= 1e-9 and not settle:
+                        break
                     if self._sleepers:
                         wake = self._sleepers[0][0] - now
                         step = wake if step <= 1e-9 else min(step, wake)

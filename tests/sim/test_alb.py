@@ -80,3 +80,22 @@ def test_repeated_reads_between_changes_share_an_answer_yet_every_change_shows_a
     with sim.world.lock:  # code changing the world outside a request holds the lock, as the controls do
         sim.world.alb.register(sim.world.elbv2.target_groups[tg], [{"Id": instance, "Port": 8081}])
     assert target_health(sim, tg) == {(instance, 8080): "draining", (instance, 8081): "initial"}
+
+
+def test_a_group_whose_targets_stand_still_is_answered_once_across_ticks(sim: Simulator, instance: str) -> None:
+    """Ticks that change nothing in a group (health checks passing again) leave its
+    DescribeTargetHealth answer shared; a tick that changes a target's state, and any request,
+    do not."""
+    tg = target_group(sim, "demo-tg", delay=20, interval=10, healthy=2, unhealthy=2)
+    elb = sim.client("elbv2")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
+    sim.advance(20)
+    assert target_health(sim, tg) == {(instance, 8080): "healthy"}
+    asked = []
+    health = sim.world.alb.health
+    sim.world.alb.health = lambda *a: asked.append(a) or health(*a)  # type: ignore[method-assign]
+    sim.advance(30)  # three more passing checks: nothing DescribeTargetHealth shows changed
+    assert target_health(sim, tg) == {(instance, 8080): "healthy"} and asked == []
+    sim.interrupt([instance])
+    sim.advance(120 + 20)  # gone at 120 s, unhealthy two failed checks later: a tick's change
+    assert target_health(sim, tg) == {(instance, 8080): "unhealthy"} and len(asked) == 1
