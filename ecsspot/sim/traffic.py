@@ -175,20 +175,20 @@ class Traffic:
         """Answer what has been answered by now, and cut what a change at this boundary broke."""
         world = self.world
         now = world.now()
-        stats = self.stats[tg_arn]
         kept = []
-        cut = 0
+        cut = succeeded = 0
         for flight in self.flights[tg_arn]:
             answered = flight.answered_by(now)
             left = flight.count - answered
-            stats = attrs.evolve(stats, succeeded=stats.succeeded + answered, in_flight=stats.in_flight - answered)
+            succeeded += answered
             if not left:
                 continue
             if world.scheduler.listening(*flight.target) and world.alb.serves_connections(tg_arn, *flight.target):
-                kept.append(flight.after(answered))
+                kept.append(flight.after(answered) if answered else flight)
                 continue
             cut += left
-            stats = attrs.evolve(stats, in_flight=stats.in_flight - left)
+        stats = self.stats[tg_arn]
+        stats = attrs.evolve(stats, succeeded=stats.succeeded + succeeded, in_flight=stats.in_flight - succeeded - cut)
         self.stats[tg_arn] = stats._failing(cut, now, cut=cut)
         if cut:
             world.record("traffic.failed", tg_arn, requests=cut, why="cut in flight")
@@ -220,7 +220,7 @@ class Traffic:
             sends += self._round_robin(self._cursor, tg_arn, routable, fresh)
         else:
             stats = stats._failing(fresh, now, no_target=fresh)
-        gone = 0
+        gone = flying = 0
         received = self.received.setdefault(tg_arn, {})
         for key, sent in sends:
             received[key] = received.get(key, 0) + sent
@@ -230,8 +230,8 @@ class Traffic:
                 gone += sent
                 continue
             self.flights.setdefault(tg_arn, []).append(Flight(key, now, seconds / sent, sent, stream.duration))
-            stats = attrs.evolve(stats, in_flight=stats.in_flight + sent)
-        self.stats[tg_arn] = stats._failing(gone, now)
+            flying += sent
+        self.stats[tg_arn] = attrs.evolve(stats, in_flight=stats.in_flight + flying)._failing(gone, now)
         if gone or (fresh and not routable):
             world.record("traffic.failed", tg_arn, requests=gone + (0 if routable else fresh), of=count)
 
