@@ -32,6 +32,7 @@ way ModifyTargetGroupAttributes does.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -226,6 +227,28 @@ class LoadBalancing:
         healthy = [t for t in targets if t.state == HEALTHY]
         return healthy or [t for t in targets if t.state in (UNHEALTHY, UNHEALTHY_DRAINING)]
 
+    def due(self) -> float | None:
+        """The earliest time a tick can change what a target shows: a health check that can
+        move its state (not one of a healthy target something listens behind, nor of an
+        unhealthy one nothing does), the end of a deregistration delay or of unhealthy.draining."""
+        world = self.world
+        groups = world.elbv2.target_groups
+        due: float | None = None
+        for tg_arn, registered in self.targets.items():
+            if tg_arn not in groups:
+                return world.now()
+            for (target_id, port), target in registered.items():
+                if target.state == DRAINING:
+                    when = target.drained_at if target.drained_at is not None else world.now()
+                elif target.state == UNHEALTHY_DRAINING:
+                    when = min(target.next_check, target.unhealthy_at if target.unhealthy_at is not None else world.now())
+                elif target.state in (HEALTHY, UNHEALTHY) and world.scheduler.listening(target_id, port) == (target.state == HEALTHY):
+                    continue
+                else:
+                    when = target.next_check
+                due = when if due is None else min(due, when)
+        return due
+
     def tick(self) -> None:
         world = self.world
         now = world.now()
@@ -261,6 +284,10 @@ class LoadBalancing:
                     passes = target.passes + 1 if alive else 0
                     failures = 0 if alive else target.failures + 1
                     next_check = target.next_check + interval
+                    # After a span of quiet ticks (see due()) the checks in it changed nothing:
+                    # the next one keeps the target's phase.
+                    if next_check <= now:
+                        next_check += interval * math.ceil((now - next_check) / interval + 1e-9)
                     if alive and state != HEALTHY and passes >= healthy_after:
                         state, unhealthy_at = HEALTHY, None
                     elif not alive and state in (INITIAL, HEALTHY) and failures >= unhealthy_after:

@@ -221,6 +221,34 @@ class Scheduler:
             self._reconcile(key, service)
         self.publish()
 
+    def due(self) -> float | None:
+        """When a tick next moves a task on by time alone: a PENDING task's start, a STOPPING
+        task's stop timeout; now for a task whose next step waits on nothing (its instance gone
+        or draining, its targets drained). Reconciling services changes nothing by itself
+        unless something else changed: a task that cannot be placed is recorded every tick."""
+        world = self.world
+        now = world.now()
+        due: float | None = None
+        for run in self._live.values():
+            node = self._node(run)
+            status = world.agent.status(node) if node is not None else "INACTIVE"
+            if status == "INACTIVE":
+                return now
+            if run.status == PENDING:
+                if (status == "DRAINING" and not run.standalone) or run.desired == STOPPED:
+                    return now
+                when = run.created_at + world.timings.task_start
+            elif run.status == DEACTIVATING:
+                if all(world.alb.state(tg, i, p) == UNUSED for tg, i, p in run.targets()):
+                    return now
+                continue  # until the load balancer has drained its targets (LoadBalancing.due)
+            elif run.status == STOPPING and run.sigterm_at is not None:
+                when = run.sigterm_at + run.stop_timeout
+            else:
+                continue
+            due = when if due is None else min(due, when)
+        return due
+
     def _node(self, run: Run) -> Node | None:
         return self.world.agent.nodes.get(run.instance_id)
 

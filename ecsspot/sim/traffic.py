@@ -165,11 +165,20 @@ class Traffic:
             total = total + stats
         return total
 
-    def tick(self, seconds: float) -> None:
+    def tick(self, seconds: float, *, tick: float | None = None) -> None:
+        """Land what has been answered, then send ``seconds`` of requests. A span of several
+        ``tick`` s (the world skipping quiet ticks, in which nothing changes) sends what the
+        ticks before its last one would have sent, at the times they would have, and lands
+        what of it has been answered by now; then the last tick's requests, as a tick does."""
         for tg_arn in list(self.flights):
             self._land(tg_arn)
+        earlier = seconds - tick if tick is not None and seconds > tick + _EPSILON else 0.0
         for tg_arn, stream in self.streams.items():
-            self._send(tg_arn, stream, seconds)
+            if earlier:
+                self._send(tg_arn, stream, earlier, start=self.world.now() - earlier)
+                if tg_arn in self.flights:
+                    self._land(tg_arn)
+            self._send(tg_arn, stream, seconds - earlier)
 
     def _land(self, tg_arn: str) -> None:
         """Answer what has been answered by now, and cut what a change at this boundary broke."""
@@ -197,7 +206,8 @@ class Traffic:
         else:
             del self.flights[tg_arn]
 
-    def _send(self, tg_arn: str, stream: Stream, seconds: float) -> None:
+    def _send(self, tg_arn: str, stream: Stream, seconds: float, *, start: float | None = None) -> None:
+        """``seconds`` of requests, sent from ``start`` (default: now) on."""
         world = self.world
         due = self._carry.get(tg_arn, 0.0) + stream.rps * seconds
         count = int(due)
@@ -229,7 +239,7 @@ class Traffic:
             if not world.scheduler.listening(*key):
                 gone += sent
                 continue
-            self.flights.setdefault(tg_arn, []).append(Flight(key, now, seconds / sent, sent, stream.duration))
+            self.flights.setdefault(tg_arn, []).append(Flight(key, now if start is None else start, seconds / sent, sent, stream.duration))
             flying += sent
         self.stats[tg_arn] = attrs.evolve(stats, in_flight=stats.in_flight + flying)._failing(gone, now)
         if gone or (fresh and not routable):

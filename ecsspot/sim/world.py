@@ -25,6 +25,7 @@ import datetime as dt
 import functools
 import heapq
 import itertools
+import math
 import random
 import threading
 import types
@@ -98,6 +99,9 @@ class Timings:
     request_duration: float = 0.2
     #: The longest step of the world; shorter steps are taken to land exactly on a target time.
     tick: float = 1.0
+    #: Take the ticks in which nothing can change in one step (see ``World._span``): the same
+    #: outcome in less time; off, every tick is played.
+    skip_quiet: bool = True
 
 
 @attrs.frozen
@@ -287,6 +291,8 @@ class World:
         self._outside: deque[Callable[[], None]] = deque()
         #: Parked processes by wake-up time (then start order: deterministic).
         self._sleepers: list[tuple[float, int, _Process]] = []
+        #: (history length, lock writes) after a tick that recorded nothing (see :meth:`_span`).
+        self._quiet_since: tuple[int, int] | None = None
         # One thread drives processes at a time (a background thread may advance too).
         self._driving = threading.RLock()
 
@@ -428,7 +434,7 @@ class World:
                         if now >= target - 1e-9 and not self._sleepers and not self._outside:
                             break
                         continue
-                    self._tick(min(self.timings.tick, step))
+                    self._tick(self._span(step))
 
     def _run_ready(self) -> None:
         """Start queued work and resume processes whose wake-up time has come, until none is left."""
@@ -449,7 +455,33 @@ class World:
             process.run()
         self._outside.clear()
 
+    def _span(self, step: float) -> float:
+        """How far the next tick goes: ``Timings.tick``, or, while the world is quiet, every
+        whole tick before the next one in which anything is due.
+
+        Quiet: the last tick recorded nothing, nothing took the lock to change the world since
+        (a request, a control) and nothing waits to start. Then every tick until the next due
+        time (a timer, a sleeper's wake-up, a health check that can change a target's state, a
+        deregistration delay's end, a task's start or stop timeout, a lifecycle action's
+        timeout, ECS managed scaling's next look) would again change nothing but the traffic
+        and health-check counters, which :meth:`Traffic.tick` and :meth:`LoadBalancing.tick`
+        account over a span. The tick that reaches the due time ends where a run of
+        ``Timings.tick`` ticks would end it, so nothing happens at another time.
+        """
+        tick = self.timings.tick
+        if not self.timings.skip_quiet or step <= 2 * tick or self._outside or (len(self.history), self.lock.writes) != self._quiet_since:
+            return min(tick, step)
+        now = self.now()
+        dues = [now + step, self.alb.due(), self.scheduler.due(), self.autoscaling.due(), self.draining.due(), self.capacity.due()]
+        if self._timers:
+            dues.append(self._timers[0][0])
+        due = min(d for d in dues if d is not None)
+        # Whole ticks that end strictly before the due time; the normal tick after them reaches it.
+        quiet = math.ceil((due - now) / tick - 1e-9) - 1
+        return quiet * tick if quiet >= 2 else min(tick, step)
+
     def _tick(self, seconds: float) -> None:
+        recorded = len(self.history)
         self.clock._step(seconds)
         now = self.now()
         while self._timers and self._timers[0][0] <= now + 1e-9:
@@ -465,4 +497,6 @@ class World:
         self.draining.tick()
         # After the scheduler: it just said what it could not place.
         self.capacity.tick()
-        self.traffic.tick(seconds)
+        self.traffic.tick(seconds, tick=self.timings.tick)
+        # What the next tick compares to decide whether the world is quiet.
+        self._quiet_since = (len(self.history), self.lock.writes) if len(self.history) == recorded else None

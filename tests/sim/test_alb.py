@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import botocore.exceptions
 import pytest
 
@@ -91,9 +93,14 @@ def test_a_group_whose_targets_stand_still_is_answered_once_across_ticks(sim: Si
     elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
     sim.advance(20)
     assert target_health(sim, tg) == {(instance, 8080): "healthy"}
-    asked = []
+    asked: list[object] = []
     health = sim.world.alb.health
-    sim.world.alb.health = lambda *a: asked.append(a) or health(*a)  # type: ignore[method-assign]
+
+    def counted(*args: Any) -> list[Any]:
+        asked.append(args)
+        return health(*args)
+
+    sim.world.alb.health = counted  # type: ignore[method-assign,assignment]
     sim.advance(30)  # three more passing checks: nothing DescribeTargetHealth shows changed
     assert target_health(sim, tg) == {(instance, 8080): "healthy"} and asked == []
     sim.interrupt([instance])

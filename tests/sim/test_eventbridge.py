@@ -144,8 +144,9 @@ def test_advancing_without_settling_returns_on_time_and_sleeping_invocations_go_
     sim.client("events").put_events(Entries=[{"Source": "my.app", "DetailType": "thing", "Detail": "{}"}])
     start = sim.now()
     sim.advance(10, settle=False)
-    assert sim.now() == start + 10 and finished == [] and sim.invocations == ()
+    assert sim.now() == start + 10 and finished == [] and not sim.invocations
     sim.advance(60, settle=False)
     assert sim.now() == start + 70 and finished == []
     sim.advance(0)  # settles: runs until the invocation has finished
-    assert finished == [start + 100] and sim.now() == start + 100 and [i.error for i in sim.invocations] == [None]
+    assert finished == [start + 100] and sim.now() == start + 100
+    assert [i.error for i in sim.invocations] == [None]
