@@ -146,23 +146,40 @@ class WorldLock:
 
     Everything that changes the world takes it with ``with`` (ticks, scenario controls, every
     request but the reads the seam answers from :attr:`World.reads`), and each such entry is
-    taken to change something: :attr:`version` moves on. The world's own ticks take it with
-    :meth:`ticking`, which moves :attr:`version` but not :attr:`writes`: what a tick changes in
-    a target group shows in that group's revision (:meth:`ecsspot.sim.alb.LoadBalancing.revision`).
-    The seam's cacheable reads take it with :meth:`acquire`, which moves neither.
+    taken to change something: :attr:`version` moves on. Requests to other services than ELB
+    take it with :meth:`elsewhere`, the world's own ticks with :meth:`ticking`: neither moves
+    :attr:`writes`, as what they change in a target group goes through the load balancer module
+    and shows in that group's revision (:meth:`ecsspot.sim.alb.LoadBalancing.revision`); ticks
+    do not move :attr:`changes` either. The seam's cacheable reads take it with
+    :meth:`acquire`, which moves nothing.
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.version = 0
-        #: Entries by anything but a tick: requests, scenario controls, code changing moto's objects.
+        #: Entries that may change a target group outside the load balancer module: ELB
+        #: requests, scenario controls, code changing moto's objects.
         self.writes = 0
+        #: Entries by anything but a tick (every request but the shared reads, the controls).
+        self.changes = 0
 
     def __enter__(self) -> WorldLock:
         self._lock.acquire()
         self.version += 1
         self.writes += 1
+        self.changes += 1
         return self
+
+    @contextlib.contextmanager
+    def elsewhere(self) -> Iterator[None]:
+        """Held by requests to other services than ELB."""
+        self._lock.acquire()
+        self.version += 1
+        self.changes += 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     @contextlib.contextmanager
     def ticking(self) -> Iterator[None]:
@@ -283,6 +300,8 @@ class World:
         #: :func:`~ecsspot.sim.seam._locked_call_action`): many concurrent drains polling the
         #: same target groups get the one answer without moto serialising it again.
         self.reads: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        #: The same answers by raw in-process request, found before moto parses it again.
+        self.raw_reads: dict[tuple[Any, ...], tuple[str | None, Any, Any]] = {}
         self.clock = SimClock(self, start)
         self.history: list[Record] = []
         self.machines: dict[str, Machine] = {}
@@ -291,7 +310,7 @@ class World:
         self._outside: deque[Callable[[], None]] = deque()
         #: Parked processes by wake-up time (then start order: deterministic).
         self._sleepers: list[tuple[float, int, _Process]] = []
-        #: (history length, lock writes) after a tick that recorded nothing (see :meth:`_span`).
+        #: (history length, lock changes) after a tick that recorded nothing (see :meth:`_span`).
         self._quiet_since: tuple[int, int] | None = None
         # One thread drives processes at a time (a background thread may advance too).
         self._driving = threading.RLock()
@@ -469,7 +488,7 @@ class World:
         ``Timings.tick`` ticks would end it, so nothing happens at another time.
         """
         tick = self.timings.tick
-        if not self.timings.skip_quiet or step <= 2 * tick or self._outside or (len(self.history), self.lock.writes) != self._quiet_since:
+        if not self.timings.skip_quiet or step <= 2 * tick or self._outside or (len(self.history), self.lock.changes) != self._quiet_since:
             return min(tick, step)
         now = self.now()
         dues = [now + step, self.alb.due(), self.scheduler.due(), self.autoscaling.due(), self.draining.due(), self.capacity.due()]
@@ -499,4 +518,4 @@ class World:
         self.capacity.tick()
         self.traffic.tick(seconds, tick=self.timings.tick)
         # What the next tick compares to decide whether the world is quiet.
-        self._quiet_since = (len(self.history), self.lock.writes) if len(self.history) == recorded else None
+        self._quiet_since = (len(self.history), self.lock.changes) if len(self.history) == recorded else None
