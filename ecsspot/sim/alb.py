@@ -32,6 +32,7 @@ way ModifyTargetGroupAttributes does.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +86,16 @@ class LoadBalancing:
     def __init__(self, world: World) -> None:
         self.world = world
         self.targets: dict[str, dict[tuple[str, int], Target]] = {}
+        #: Per group, how many times what DescribeTargetHealth shows of it changed (a target
+        #: added, removed or in another state): the seam shares answers between changes.
+        self._revisions: dict[str, int] = {}
+
+    def revision(self, tg_arn: str) -> int:
+        """Moves on whenever DescribeTargetHealth of the group would answer differently."""
+        return self._revisions.get(tg_arn, 0)
+
+    def _changed(self, tg_arn: str) -> None:
+        self._revisions[tg_arn] = self._revisions.get(tg_arn, 0) + 1
 
     def _group_targets(self, tg: Any) -> dict[tuple[str, int], Target]:
         return self.targets.setdefault(tg.arn, {})
@@ -114,6 +125,7 @@ class LoadBalancing:
             if current is not None and current.state != DRAINING:
                 continue
             registered[key] = Target(tg.arn, key[0], key[1], INITIAL, now, now + interval)
+            self._changed(tg.arn)
             self.world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=INITIAL)
 
     def deregister(self, tg: Any, targets: Iterable[Mapping[str, Any]], *, missing_ok: bool = False) -> None:
@@ -133,6 +145,7 @@ class LoadBalancing:
             if current is None or current.state == DRAINING:
                 continue
             registered[key] = attrs.evolve(current, state=DRAINING, since=now, drained_at=now + delay, unhealthy_at=None)
+            self._changed(tg.arn)
             self.world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=DRAINING, until=now + delay)
 
     def health(self, tg: Any, targets: Iterable[Mapping[str, Any]] | None) -> list[Any]:
@@ -214,6 +227,28 @@ class LoadBalancing:
         healthy = [t for t in targets if t.state == HEALTHY]
         return healthy or [t for t in targets if t.state in (UNHEALTHY, UNHEALTHY_DRAINING)]
 
+    def due(self) -> float | None:
+        """The earliest time a tick can change what a target shows: a health check that can
+        move its state (not one of a healthy target something listens behind, nor of an
+        unhealthy one nothing does), the end of a deregistration delay or of unhealthy.draining."""
+        world = self.world
+        groups = world.elbv2.target_groups
+        due: float | None = None
+        for tg_arn, registered in self.targets.items():
+            if tg_arn not in groups:
+                return world.now()
+            for (target_id, port), target in registered.items():
+                if target.state == DRAINING:
+                    when = target.drained_at if target.drained_at is not None else world.now()
+                elif target.state == UNHEALTHY_DRAINING:
+                    when = min(target.next_check, target.unhealthy_at if target.unhealthy_at is not None else world.now())
+                elif target.state in (HEALTHY, UNHEALTHY) and world.scheduler.listening(target_id, port) == (target.state == HEALTHY):
+                    continue
+                else:
+                    when = target.next_check
+                due = when if due is None else min(due, when)
+        return due
+
     def tick(self) -> None:
         world = self.world
         now = world.now()
@@ -222,6 +257,7 @@ class LoadBalancing:
             tg = groups.get(tg_arn)
             if tg is None:
                 del self.targets[tg_arn]
+                self._changed(tg_arn)
                 continue
             registered = self.targets[tg_arn]
             interval = float(tg.health_check_interval_seconds)
@@ -237,6 +273,7 @@ class LoadBalancing:
                 if target.state == DRAINING:
                     if now >= (target.drained_at or now):
                         del registered[key]
+                        self._changed(tg_arn)
                         world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=UNUSED)
                     continue
                 state, unhealthy_at = target.state, target.unhealthy_at
@@ -247,6 +284,10 @@ class LoadBalancing:
                     passes = target.passes + 1 if alive else 0
                     failures = 0 if alive else target.failures + 1
                     next_check = target.next_check + interval
+                    # After a span of quiet ticks (see due()) the checks in it changed nothing:
+                    # the next one keeps the target's phase.
+                    if next_check <= now:
+                        next_check += interval * math.ceil((now - next_check) / interval + 1e-9)
                     if alive and state != HEALTHY and passes >= healthy_after:
                         state, unhealthy_at = HEALTHY, None
                     elif not alive and state in (INITIAL, HEALTHY) and failures >= unhealthy_after:
@@ -268,4 +309,5 @@ class LoadBalancing:
                     since=now if state != target.state else target.since,
                 )
                 if state != target.state:
+                    self._changed(tg_arn)
                     world.record("target.state", f"{key[0]}:{key[1]}", target_group=tg.name, state=state)

@@ -134,6 +134,12 @@ class AutoScaling:
         elif units > desired and "Terminate" not in suspended:
             self._scale_in(group, units - desired)
 
+    def due(self) -> float | None:
+        """When a tick next has something to do: a lifecycle action's timeout, a launch retry."""
+        times = [min(a.deadline, a.global_deadline) for a in self.actions.values() if a.result is None]
+        times += self._retry_at.values()
+        return min(times, default=None)
+
     def tick(self) -> None:
         now = self.world.now()
         for action in list(self.actions.values()):

@@ -54,6 +54,10 @@ class ClusterAutoScaling:
         self._next = 0.0
         self._low_since: dict[str, float] = {}
 
+    def due(self) -> float | None:
+        """The next look at the capacity providers (every ``PERIOD``)."""
+        return self._next if self.enabled else None
+
     def tick(self) -> None:
         if not self.enabled:
             return

@@ -70,6 +70,14 @@ class ManagedDraining:
                     out[provider_group_name(provider)] = (cluster.name, provider.name)
         return out
 
+    def due(self) -> float | None:
+        """Now while any instance waits on the managed draining hook (ECS acts on it tick by
+        tick, as its tasks stop), else nothing."""
+        for action in self.world.autoscaling.actions.values():
+            if action.hook == HOOK_NAME and action.transition == TERMINATING and action.result is None:
+                return self.world.now()
+        return None
+
     def tick(self) -> None:
         world = self.world
         managed = self.managed_groups()

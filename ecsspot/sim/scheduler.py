@@ -56,6 +56,8 @@ EPHEMERAL_PORTS = range(32768, 61000)
 #: "each task that uses the awsvpc network mode receives its own elastic network interface").
 #: ENI trunking is not simulated.
 _ENIS_BY_SIZE = {"medium": 3, "large": 3, "xlarge": 4, "2xlarge": 4}
+#: Counts of a service, instance or cluster without tasks (read only).
+_NO_TASKS: Counter[str] = Counter()
 
 
 class ServiceTask(Task):
@@ -194,6 +196,10 @@ class Scheduler:
         #: Capacity provider → (CPU, memory) of the tasks it could not place this tick: what
         #: ECS managed scaling counts as waiting for capacity (ecsspot.sim.capacity).
         self.unplaced: dict[str | None, tuple[int, int]] = {}
+        #: What a task of each task definition revision needs, by ARN.
+        self._needs: dict[str, Needs] = {}
+        #: :meth:`_usage`'s answer until a task changes.
+        self._used: dict[str, tuple[int, int, set[int]]] | None = None
 
     # what the load balancer asks
     def listening(self, target_id: str, port: int) -> bool:
@@ -214,6 +220,34 @@ class Scheduler:
         for key, service in list(self.world.ecs.services.items()):
             self._reconcile(key, service)
         self.publish()
+
+    def due(self) -> float | None:
+        """When a tick next moves a task on by time alone: a PENDING task's start, a STOPPING
+        task's stop timeout; now for a task whose next step waits on nothing (its instance gone
+        or draining, its targets drained). Reconciling services changes nothing by itself
+        unless something else changed: a task that cannot be placed is recorded every tick."""
+        world = self.world
+        now = world.now()
+        due: float | None = None
+        for run in self._live.values():
+            node = self._node(run)
+            status = world.agent.status(node) if node is not None else "INACTIVE"
+            if status == "INACTIVE":
+                return now
+            if run.status == PENDING:
+                if (status == "DRAINING" and not run.standalone) or run.desired == STOPPED:
+                    return now
+                when = run.created_at + world.timings.task_start
+            elif run.status == DEACTIVATING:
+                if all(world.alb.state(tg, i, p) == UNUSED for tg, i, p in run.targets()):
+                    return now
+                continue  # until the load balancer has drained its targets (LoadBalancing.due)
+            elif run.status == STOPPING and run.sigterm_at is not None:
+                when = run.sigterm_at + run.stop_timeout
+            else:
+                continue
+            due = when if due is None else min(due, when)
+        return due
 
     def _node(self, run: Run) -> Node | None:
         return self.world.agent.nodes.get(run.instance_id)
@@ -260,7 +294,10 @@ class Scheduler:
         if not service.task_definition:
             return
         task_definition = world.ecs.describe_task_definition(service.task_definition)
-        needs = needs_of(task_definition)
+        needs = self._needs.get(task_definition.arn)
+        if needs is None:
+            # A task definition revision never changes: what it needs is worked out once.
+            needs = self._needs[task_definition.arn] = needs_of(task_definition)
         if getattr(service, "scheduling_strategy", "REPLICA") == "DAEMON":
             self._reconcile_daemon(key, service, task_definition, needs, runs)
             return
@@ -270,7 +307,8 @@ class Scheduler:
         minimum_healthy = math.ceil(desired * int(config.get("minimumHealthyPercent", 100)) / 100)
         live = [r for r in runs if r.desired == RUNNING]
         outdated = [r for r in live if self._outdated(r, task_definition.arn)]
-        current = [r for r in live if r not in outdated]
+        stale = {r.arn for r in outdated}
+        current = [r for r in live if r.arn not in stale]
 
         # Scale in: the surplus goes, unaffected by minimumHealthyPercent.
         for run in self._surplus(current, len(current) - desired):
@@ -294,15 +332,17 @@ class Scheduler:
         # Stop outdated tasks (on DRAINING instances, or of an older task definition) while
         # the healthy count stays at or above minimumHealthyPercent
         # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/container-instance-draining.html).
-        healthy = sum(1 for r in live if self._healthy(r))
-        for run in sorted(outdated, key=lambda r: (self._healthy(r), r.created_at)):
-            if not self._healthy(run):
+        # Stopping one task changes only its own targets: each task's health is read once.
+        is_healthy = {r.arn: self._healthy(r) for r in live}
+        healthy = sum(is_healthy.values())
+        for run in sorted(outdated, key=lambda r: (is_healthy[r.arn], r.created_at)):
+            if not is_healthy[run.arn]:
                 self.stop(run, "Task stopped by ECS: container instance is draining", "ServiceSchedulerInitiated")
             elif healthy - 1 >= minimum_healthy:
                 healthy -= 1
                 self.stop(run, "Task stopped by ECS: container instance is draining", "ServiceSchedulerInitiated")
 
-        steady = len(current) + len(started) == desired and not outdated and all(self._healthy(r) for r in current)
+        steady = len(current) + len(started) == desired and not outdated and all(is_healthy[r.arn] for r in current)
         if steady and not self._steady.get(key):
             self._event(service, f"(service {service.name}) has reached a steady state.")
         self._steady[key] = steady
@@ -505,11 +545,16 @@ class Scheduler:
         return min(fits, key=score)
 
     def _usage(self) -> dict[str, tuple[int, int, set[int]]]:
+        """CPU, memory and host ports the live tasks hold, by instance (read-only: shared until
+        a task changes, as placing many tasks asks for it once per placement)."""
+        if self._used is not None:
+            return self._used
         used: dict[str, tuple[int, int, set[int]]] = {}
-        for run in self.live():
+        for run in self._live.values():
             cpu, memory, ports = used.get(run.instance_id, (0, 0, set()))
             host_ports = {b.host_port for b in run.bindings} if run.ip is None else set()
             used[run.instance_id] = (cpu + run.cpu, memory + run.memory, ports | host_ports)
+        self._used = used
         return used
 
     def _start(
@@ -581,6 +626,7 @@ class Scheduler:
 
     def _put(self, run: Run) -> None:
         self.runs[run.arn] = run
+        self._used = None
         if run.status == STOPPED:
             self._live.pop(run.arn, None)
             self._by_service.get(run.service, {}).pop(run.arn, None)
@@ -793,19 +839,23 @@ class Scheduler:
             by_node.setdefault(run.instance_id, Counter())[shown] += 1
             by_cluster.setdefault(run.cluster, Counter())[shown] += 1
         for key, service in world.ecs.services.items():
-            counts = by_service.get(key, Counter())
+            counts = by_service.get(key, _NO_TASKS)
             service.running_count, service.pending_count = counts[RUNNING], counts[PENDING]
             for deployment in service.deployments[:1]:
                 deployment["runningCount"], deployment["pendingCount"] = counts[RUNNING], counts[PENDING]
                 deployment["desiredCount"] = service.desired_count
                 deployment["rolloutState"] = "COMPLETED" if self._steady.get(key) else "IN_PROGRESS"
+        from ecsspot.sim.agent import RESERVED_PORTS
+
         used = self._usage()
+        # Most instances hold the same few port sets: each one shown once, copied per instance.
+        shown_ports: dict[frozenset[int], list[str]] = {}
         for instance_id, node in world.agent.nodes.items():
             container_instance = world.agent.container_instance(node)
             if container_instance is None:
                 continue
             cpu, memory, ports = used.get(instance_id, (0, 0, set()))
-            counts = by_node.get(instance_id, Counter())
+            counts = by_node.get(instance_id, _NO_TASKS)
             container_instance.running_tasks_count = counts[RUNNING]
             container_instance.pending_tasks_count = counts[PENDING]
             for resource in container_instance.remaining_resources:
@@ -814,11 +864,12 @@ class Scheduler:
                 elif resource["name"] == "MEMORY":
                     resource["integerValue"] = node.memory - memory
                 elif resource["name"] == "PORTS":
-                    from ecsspot.sim.agent import RESERVED_PORTS
-
-                    resource["stringSetValue"] = [str(p) for p in sorted(set(RESERVED_PORTS) | ports)]
+                    held = frozenset(ports)
+                    if held not in shown_ports:
+                        shown_ports[held] = [str(p) for p in sorted(set(RESERVED_PORTS) | held)]
+                    resource["stringSetValue"] = list(shown_ports[held])
         for name, cluster in world.ecs.clusters.items():
-            counts = by_cluster.get(name, Counter())
+            counts = by_cluster.get(name, _NO_TASKS)
             cluster.running_tasks_count, cluster.pending_tasks_count = counts[RUNNING], counts[PENDING]
             cluster.active_services_count = sum(
                 1 for s in world.ecs.services.values() if s.cluster_name == name and s.status == "ACTIVE"

@@ -151,9 +151,11 @@ class Simulator:
     def now(self) -> float:
         return self.world.now()
 
-    def advance(self, seconds: float) -> None:
-        """Run the world ``seconds`` of virtual time forward (0 only delivers queued events)."""
-        self.world.advance(seconds)
+    def advance(self, seconds: float, *, settle: bool = True) -> None:
+        """Run the world ``seconds`` of virtual time forward (0 only delivers queued events);
+        with ``settle``, until every Lambda invocation started meanwhile has finished, else
+        exactly ``seconds`` (see :meth:`ecsspot.sim.world.World.advance`)."""
+        self.world.advance(seconds, settle=settle)
 
     def run_until(self, condition: Any, *, timeout: float, step: float = 1.0) -> bool:
         """Advance in ``step`` increments until ``condition()`` is true or ``timeout`` has passed."""

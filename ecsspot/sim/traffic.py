@@ -165,30 +165,39 @@ class Traffic:
             total = total + stats
         return total
 
-    def tick(self, seconds: float) -> None:
+    def tick(self, seconds: float, *, tick: float | None = None) -> None:
+        """Land what has been answered, then send ``seconds`` of requests. A span of several
+        ``tick`` s (the world skipping quiet ticks, in which nothing changes) sends what the
+        ticks before its last one would have sent, at the times they would have, and lands
+        what of it has been answered by now; then the last tick's requests, as a tick does."""
         for tg_arn in list(self.flights):
             self._land(tg_arn)
+        earlier = seconds - tick if tick is not None and seconds > tick + _EPSILON else 0.0
         for tg_arn, stream in self.streams.items():
-            self._send(tg_arn, stream, seconds)
+            if earlier:
+                self._send(tg_arn, stream, earlier, start=self.world.now() - earlier)
+                if tg_arn in self.flights:
+                    self._land(tg_arn)
+            self._send(tg_arn, stream, seconds - earlier)
 
     def _land(self, tg_arn: str) -> None:
         """Answer what has been answered by now, and cut what a change at this boundary broke."""
         world = self.world
         now = world.now()
-        stats = self.stats[tg_arn]
         kept = []
-        cut = 0
+        cut = succeeded = 0
         for flight in self.flights[tg_arn]:
             answered = flight.answered_by(now)
             left = flight.count - answered
-            stats = attrs.evolve(stats, succeeded=stats.succeeded + answered, in_flight=stats.in_flight - answered)
+            succeeded += answered
             if not left:
                 continue
             if world.scheduler.listening(*flight.target) and world.alb.serves_connections(tg_arn, *flight.target):
-                kept.append(flight.after(answered))
+                kept.append(flight.after(answered) if answered else flight)
                 continue
             cut += left
-            stats = attrs.evolve(stats, in_flight=stats.in_flight - left)
+        stats = self.stats[tg_arn]
+        stats = attrs.evolve(stats, succeeded=stats.succeeded + succeeded, in_flight=stats.in_flight - succeeded - cut)
         self.stats[tg_arn] = stats._failing(cut, now, cut=cut)
         if cut:
             world.record("traffic.failed", tg_arn, requests=cut, why="cut in flight")
@@ -197,7 +206,8 @@ class Traffic:
         else:
             del self.flights[tg_arn]
 
-    def _send(self, tg_arn: str, stream: Stream, seconds: float) -> None:
+    def _send(self, tg_arn: str, stream: Stream, seconds: float, *, start: float | None = None) -> None:
+        """``seconds`` of requests, sent from ``start`` (default: now) on."""
         world = self.world
         due = self._carry.get(tg_arn, 0.0) + stream.rps * seconds
         count = int(due)
@@ -220,7 +230,7 @@ class Traffic:
             sends += self._round_robin(self._cursor, tg_arn, routable, fresh)
         else:
             stats = stats._failing(fresh, now, no_target=fresh)
-        gone = 0
+        gone = flying = 0
         received = self.received.setdefault(tg_arn, {})
         for key, sent in sends:
             received[key] = received.get(key, 0) + sent
@@ -229,9 +239,9 @@ class Traffic:
             if not world.scheduler.listening(*key):
                 gone += sent
                 continue
-            self.flights.setdefault(tg_arn, []).append(Flight(key, now, seconds / sent, sent, stream.duration))
-            stats = attrs.evolve(stats, in_flight=stats.in_flight + sent)
-        self.stats[tg_arn] = stats._failing(gone, now)
+            self.flights.setdefault(tg_arn, []).append(Flight(key, now if start is None else start, seconds / sent, sent, stream.duration))
+            flying += sent
+        self.stats[tg_arn] = attrs.evolve(stats, in_flight=stats.in_flight + flying)._failing(gone, now)
         if gone or (fresh and not routable):
             world.record("traffic.failed", tg_arn, requests=gone + (0 if routable else fresh), of=count)
 

@@ -20,16 +20,18 @@ the last one to finish.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import heapq
 import itertools
+import math
 import random
 import threading
 import types
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -97,6 +99,9 @@ class Timings:
     request_duration: float = 0.2
     #: The longest step of the world; shorter steps are taken to land exactly on a target time.
     tick: float = 1.0
+    #: Take the ticks in which nothing can change in one step (see ``World._span``): the same
+    #: outcome in less time; off, every tick is played.
+    skip_quiet: bool = True
 
 
 @attrs.frozen
@@ -141,18 +146,50 @@ class WorldLock:
 
     Everything that changes the world takes it with ``with`` (ticks, scenario controls, every
     request but the reads the seam answers from :attr:`World.reads`), and each such entry is
-    taken to change something: :attr:`version` moves on. The seam's cacheable reads take it with
-    :meth:`acquire`, which does not.
+    taken to change something: :attr:`version` moves on. Requests to other services than ELB
+    take it with :meth:`elsewhere`, the world's own ticks with :meth:`ticking`: neither moves
+    :attr:`writes`, as what they change in a target group goes through the load balancer module
+    and shows in that group's revision (:meth:`ecsspot.sim.alb.LoadBalancing.revision`); ticks
+    do not move :attr:`changes` either. The seam's cacheable reads take it with
+    :meth:`acquire`, which moves nothing.
     """
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self.version = 0
+        #: Entries that may change a target group outside the load balancer module: ELB
+        #: requests, scenario controls, code changing moto's objects.
+        self.writes = 0
+        #: Entries by anything but a tick (every request but the shared reads, the controls).
+        self.changes = 0
 
     def __enter__(self) -> WorldLock:
         self._lock.acquire()
         self.version += 1
+        self.writes += 1
+        self.changes += 1
         return self
+
+    @contextlib.contextmanager
+    def elsewhere(self) -> Iterator[None]:
+        """Held by requests to other services than ELB."""
+        self._lock.acquire()
+        self.version += 1
+        self.changes += 1
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def ticking(self) -> Iterator[None]:
+        """Held by the world's ticks."""
+        self._lock.acquire()
+        self.version += 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
@@ -258,11 +295,13 @@ class World:
         # Reentrant: in-process, a request made while the world holds the lock (never by the
         # world itself, but by user code it calls under the lock) must not deadlock.
         self.lock = WorldLock()
-        #: Read-only requests answered at :attr:`WorldLock.version`, by request (the seam's
+        #: Read-only requests answered at :attr:`WorldLock.version` (DescribeTargetHealth: at
+        #: :attr:`WorldLock.writes` and the group's revision), by request (the seam's
         #: :func:`~ecsspot.sim.seam._locked_call_action`): many concurrent drains polling the
-        #: same target groups between two ticks get the one answer without moto serialising it
-        #: again.
-        self.reads: dict[tuple[Any, ...], tuple[int, Any]] = {}
+        #: same target groups get the one answer without moto serialising it again.
+        self.reads: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+        #: The same answers by raw in-process request, found before moto parses it again.
+        self.raw_reads: dict[tuple[Any, ...], tuple[str | None, Any, Any]] = {}
         self.clock = SimClock(self, start)
         #: When the simulated account came into being: the spot market's prices hold from here.
         self.started_at = start
@@ -273,6 +312,8 @@ class World:
         self._outside: deque[Callable[[], None]] = deque()
         #: Parked processes by wake-up time (then start order: deterministic).
         self._sleepers: list[tuple[float, int, _Process]] = []
+        #: (history length, lock changes) after a tick that recorded nothing (see :meth:`_span`).
+        self._quiet_since: tuple[int, int] | None = None
         # One thread drives processes at a time (a background thread may advance too).
         self._driving = threading.RLock()
 
@@ -384,12 +425,15 @@ class World:
         """Queue user-facing work (Lambda invocations) to run between ticks, without the lock."""
         self._outside.append(action)
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: float, *, settle: bool = True) -> None:
         """Run the world forward ``seconds`` of virtual time (0 delivers what is queued).
 
         From a process (a Lambda handler sleeping on the clock), park it until then. Otherwise
-        the calling thread drives: it returns once the time has passed and every process it
-        started has finished, as a handler's sleep used to run the world until it returned.
+        the calling thread drives: it returns once the time has passed and, with ``settle``,
+        every process it started has finished, as a handler's sleep used to run the world until
+        it returned. Without ``settle`` it returns on time, processes still sleeping stay parked
+        and go on in the next advance: a scenario's next step (a wave of interruptions) then
+        comes when it is due, not when the last Lambda started before it has finished.
         """
         process = _current.process
         if process is not None and process.world is self:
@@ -399,9 +443,11 @@ class World:
         with self._driving:
             while True:
                 self._run_ready()
-                with self.lock:
+                with self.lock.ticking():
                     now = self.now()
                     step = target - now
+                    if step <= 1e-9 and not settle:
+                        break
                     if self._sleepers:
                         wake = self._sleepers[0][0] - now
                         step = wake if step <= 1e-9 else min(step, wake)
@@ -409,7 +455,7 @@ class World:
                         if now >= target - 1e-9 and not self._sleepers and not self._outside:
                             break
                         continue
-                    self._tick(min(self.timings.tick, step))
+                    self._tick(self._span(step))
 
     def _run_ready(self) -> None:
         """Start queued work and resume processes whose wake-up time has come, until none is left."""
@@ -430,7 +476,33 @@ class World:
             process.run()
         self._outside.clear()
 
+    def _span(self, step: float) -> float:
+        """How far the next tick goes: ``Timings.tick``, or, while the world is quiet, every
+        whole tick before the next one in which anything is due.
+
+        Quiet: the last tick recorded nothing, nothing took the lock to change the world since
+        (a request, a control) and nothing waits to start. Then every tick until the next due
+        time (a timer, a sleeper's wake-up, a health check that can change a target's state, a
+        deregistration delay's end, a task's start or stop timeout, a lifecycle action's
+        timeout, ECS managed scaling's next look) would again change nothing but the traffic
+        and health-check counters, which :meth:`Traffic.tick` and :meth:`LoadBalancing.tick`
+        account over a span. The tick that reaches the due time ends where a run of
+        ``Timings.tick`` ticks would end it, so nothing happens at another time.
+        """
+        tick = self.timings.tick
+        if not self.timings.skip_quiet or step <= 2 * tick or self._outside or (len(self.history), self.lock.changes) != self._quiet_since:
+            return min(tick, step)
+        now = self.now()
+        dues = [now + step, self.alb.due(), self.scheduler.due(), self.autoscaling.due(), self.draining.due(), self.capacity.due()]
+        if self._timers:
+            dues.append(self._timers[0][0])
+        due = min(d for d in dues if d is not None)
+        # Whole ticks that end strictly before the due time; the normal tick after them reaches it.
+        quiet = math.ceil((due - now) / tick - 1e-9) - 1
+        return quiet * tick if quiet >= 2 else min(tick, step)
+
     def _tick(self, seconds: float) -> None:
+        recorded = len(self.history)
         self.clock._step(seconds)
         now = self.now()
         while self._timers and self._timers[0][0] <= now + 1e-9:
@@ -446,4 +518,6 @@ class World:
         self.draining.tick()
         # After the scheduler: it just said what it could not place.
         self.capacity.tick()
-        self.traffic.tick(seconds)
+        self.traffic.tick(seconds, tick=self.timings.tick)
+        # What the next tick compares to decide whether the world is quiet.
+        self._quiet_since = (len(self.history), self.lock.changes) if len(self.history) == recorded else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import botocore.exceptions
 import pytest
 
@@ -80,3 +82,60 @@ def test_repeated_reads_between_changes_share_an_answer_yet_every_change_shows_a
     with sim.world.lock:  # code changing the world outside a request holds the lock, as the controls do
         sim.world.alb.register(sim.world.elbv2.target_groups[tg], [{"Id": instance, "Port": 8081}])
     assert target_health(sim, tg) == {(instance, 8080): "draining", (instance, 8081): "initial"}
+
+
+def test_a_group_whose_targets_stand_still_is_answered_once_across_ticks(sim: Simulator, instance: str) -> None:
+    """Ticks that change nothing in a group (health checks passing again) leave its
+    DescribeTargetHealth answer shared; a tick that changes a target's state, and any request,
+    do not."""
+    tg = target_group(sim, "demo-tg", delay=20, interval=10, healthy=2, unhealthy=2)
+    elb = sim.client("elbv2")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
+    sim.advance(20)
+    assert target_health(sim, tg) == {(instance, 8080): "healthy"}
+    asked: list[object] = []
+    health = sim.world.alb.health
+
+    def counted(*args: Any) -> list[Any]:
+        asked.append(args)
+        return health(*args)
+
+    sim.world.alb.health = counted  # type: ignore[method-assign,assignment]
+    sim.advance(30)  # three more passing checks: nothing DescribeTargetHealth shows changed
+    assert target_health(sim, tg) == {(instance, 8080): "healthy"} and asked == []
+    sim.interrupt([instance])
+    sim.advance(120 + 20)  # gone at 120 s, unhealthy two failed checks later: a tick's change
+    assert target_health(sim, tg) == {(instance, 8080): "unhealthy"} and len(asked) == 1
+
+
+def test_a_shared_answer_is_given_before_moto_parses_the_request_again(sim: Simulator, instance: str) -> None:
+    """Repeated identical reads at one version reach moto's request parsing once (the seam
+    answers them from the raw request); each still gets a request id of its own."""
+    from moto.core.responses import BaseResponse
+
+    tg = target_group(sim, "demo-tg", delay=20, interval=10, healthy=2, unhealthy=2)
+    elb = sim.client("elbv2")
+    elb.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance, "Port": 8080}])
+    parsed: list[object] = []
+    setup = BaseResponse.setup_class
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        parsed.append(self)
+        return setup(self, *args, **kwargs)
+
+    BaseResponse.setup_class = counted  # type: ignore[method-assign]
+    try:
+        answers = [elb.describe_target_health(TargetGroupArn=tg) for _ in range(3)]
+        assert len(parsed) == 1
+        # Another service's request changes targets only through the load balancer module.
+        sim.client("ecs").create_cluster(clusterName="other")
+        elb.describe_target_health(TargetGroupArn=tg)
+        assert len(parsed) == 2
+        # An ELB request may change the group itself: the next read is answered anew.
+        elb.modify_target_group_attributes(TargetGroupArn=tg, Attributes=[{"Key": "deregistration_delay.timeout_seconds", "Value": "25"}])
+        elb.describe_target_health(TargetGroupArn=tg)
+        assert len(parsed) == 4
+    finally:
+        BaseResponse.setup_class = setup  # type: ignore[method-assign]
+    assert len({a["ResponseMetadata"]["RequestId"] for a in answers}) == 3
+    assert answers[0]["TargetHealthDescriptions"] == answers[2]["TargetHealthDescriptions"]

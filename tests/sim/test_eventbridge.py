@@ -128,3 +128,25 @@ def test_hundreds_of_sleeping_invocations_run_side_by_side(sim: Simulator) -> No
     assert sorted(finished, key=int) == [str(n) for n in range(300)]
     assert set(finished.values()) == {start + 10}
     assert sim.now() == start + 10  # advance(0) returned once every invocation it started had finished
+
+
+def test_advancing_without_settling_returns_on_time_and_sleeping_invocations_go_on_later(sim: Simulator) -> None:
+    """A scenario's steps land when due: ``settle=False`` returns after exactly the time asked,
+    leaving a handler that sleeps longer parked; the next advance resumes it on time."""
+    finished: list[float] = []
+
+    def handler(event: dict[str, Any], context: LambdaContext) -> None:
+        sim.clock.sleep(100)
+        finished.append(sim.now())
+
+    sim.register_lambda("sleeper", handler)
+    rule(sim, "custom", {"source": ["my.app"]}, "arn:aws:lambda:us-east-1:123456789012:function:sleeper")
+    sim.client("events").put_events(Entries=[{"Source": "my.app", "DetailType": "thing", "Detail": "{}"}])
+    start = sim.now()
+    sim.advance(10, settle=False)
+    assert sim.now() == start + 10 and finished == [] and not sim.invocations
+    sim.advance(60, settle=False)
+    assert sim.now() == start + 70 and finished == []
+    sim.advance(0)  # settles: runs until the invocation has finished
+    assert finished == [start + 100] and sim.now() == start + 100
+    assert [i.error for i in sim.invocations] == [None]
