@@ -1,12 +1,13 @@
 """Command modules; each exposes ``COMMANDS`` (a list of click commands) that ``main`` registers.
 
-Helpers shared by several commands live here: reading a spec file and asking for confirmation.
+Helpers shared by several commands live here: reading a spec file or another YAML document, and
+asking for confirmation.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +15,24 @@ from ecsspot.errors import InputError
 
 if TYPE_CHECKING:
     from ecsspot.spec import ClusterSpec
+
+def read_yaml_file(path: str, option: str, max_bytes: int) -> Any:
+    """The YAML (or JSON) document in ``path``, given with ``option``; any problem, from a missing
+    file to a bad byte, is one InputError line naming the option and the file."""
+    import yaml
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(max_bytes + 1)
+    except OSError as exc:
+        raise InputError(f"{option}: cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > max_bytes:
+        raise InputError(f"{option}: {path} is larger than {max_bytes} bytes")
+    try:
+        return yaml.safe_load(raw.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{option}: {path} is not YAML: {' '.join(str(exc).split())[:200]}") from None
+
 
 spec_file_option = click.option(
     "-f",

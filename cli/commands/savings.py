@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ecsspot.errors import InputError
 from ecsspot_cli import output
 
 if TYPE_CHECKING:
@@ -36,19 +35,9 @@ def savings(obj: Context, cluster: str, days: int, prices_file: str | None, char
 
     overrides = None
     if prices_file:
-        import yaml
+        from ecsspot_cli.commands import read_yaml_file
 
-        try:
-            with open(prices_file, "rb") as f:
-                raw = f.read(MAX_PRICES_BYTES + 1)
-        except OSError as exc:
-            raise InputError(f"--prices: cannot read {prices_file}: {exc.strerror or exc}") from None
-        if len(raw) > MAX_PRICES_BYTES:
-            raise InputError(f"--prices: {prices_file} is larger than {MAX_PRICES_BYTES} bytes")
-        try:
-            document = yaml.safe_load(raw.decode("utf-8"))
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise InputError(f"--prices: {prices_file} is not YAML or JSON: {' '.join(str(exc).split())[:200]}") from None
+        document = read_yaml_file(prices_file, "--prices", MAX_PRICES_BYTES)
         overrides = prices_from(document, where="--prices")
     result = obj.manager().run(report(cluster, days=days, prices=overrides))
     if chart:

@@ -31,7 +31,7 @@ def simulate(obj: Context, spec_file: str, scenario_file: str | None, seed: int,
     times from the warning, instances by lifecycle over time, and cost.
     """
     from ecsspot.spec import dump_spec
-    from ecsspot_cli.commands import read_spec
+    from ecsspot_cli.commands import read_spec, read_yaml_file
 
     try:
         from ecsspot.sim import simulate as sim
@@ -40,16 +40,7 @@ def simulate(obj: Context, spec_file: str, scenario_file: str | None, seed: int,
     spec = read_spec(spec_file)
     document = None
     if scenario_file:
-        import yaml
-
-        with open(scenario_file, "rb") as f:
-            raw = f.read(MAX_SCENARIO_BYTES + 1)
-        if len(raw) > MAX_SCENARIO_BYTES:
-            raise InputError(f"--scenario: {scenario_file} is larger than {MAX_SCENARIO_BYTES} bytes")
-        try:
-            document = yaml.safe_load(raw.decode("utf-8"))
-        except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise InputError(f"--scenario: {scenario_file} is not YAML: {' '.join(str(exc).split())[:200]}") from None
+        document = read_yaml_file(scenario_file, "--scenario", MAX_SCENARIO_BYTES)
         if document is not None and not isinstance(document, dict):
             raise InputError("--scenario: the document must be a mapping (duration, services, interruptions, shortages, refresh_at)")
     plan = sim.load_scenario(document)

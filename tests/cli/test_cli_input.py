@@ -386,3 +386,23 @@ def test_client_config_merges_over_the_library_default(monkeypatch: pytest.Monke
     monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "4")
     assert Context().client_config().retries == {"mode": "adaptive", "total_max_attempts": 4}
+
+
+@pytest.mark.parametrize(
+    ("args", "content", "line"),
+    [
+        (["simulate", "-f", "examples/demo-api.yaml", "--scenario"], b"\xff\xfe", "ecsspot: error: --scenario: {path} is not YAML: "),
+        (["savings", "demo-api", "--prices"], None, "ecsspot: error: --prices: cannot read {path}: No such file or directory"),
+        (["savings", "demo-api", "--prices"], b"a: [", "ecsspot: error: --prices: {path} is not YAML: "),
+    ],
+)
+def test_a_document_file_that_cannot_be_read_is_one_line_exit_3(tmp_path: Path, args: list[str], content: bytes | None, line: str) -> None:
+    """Before any AWS call: a missing file, or one that is not YAML (one reader for both options)."""
+    from ecsspot_cli.main import cli
+
+    path = tmp_path / "doc.yaml"
+    if content is not None:
+        path.write_bytes(content)
+    result = CliRunner().invoke(cli, [*args, str(path)])
+    assert result.exit_code == 3, result.output
+    assert result.stderr.splitlines()[-1].startswith(line.format(path=path))

@@ -23,12 +23,7 @@ from tests.conftest import demo_spec_dict
 CLUSTER = "demo-api"
 
 
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+pytestmark = pytest.mark.usefixtures("simulated_account")
 
 
 def test_recorded_interruptions_and_placement_scores_reach_the_advice(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

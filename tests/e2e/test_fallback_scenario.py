@@ -30,12 +30,7 @@ PROVISIONING_LIMIT = 15 * 60.0
 FALLBACK = Fallback(enabled=True, detect_after="5m", cooldown="15m", max_on_demand=6)
 
 
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+pytestmark = pytest.mark.usefixtures("simulated_account")
 
 
 @attrs.define

@@ -25,12 +25,7 @@ from tests.sim.stack import launch_template, mixed_group
 CLUSTER = "demo-api"
 
 
-@pytest.fixture(autouse=True)
-def _environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
+pytestmark = pytest.mark.usefixtures("simulated_account")
 
 
 def on_sim_clock(monkeypatch: pytest.MonkeyPatch, sim: Simulator) -> None:
