@@ -71,7 +71,7 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     resolved = yield from resolve_requirements(spec, image_id)
     if resolved:
         observed = attrs.evolve(observed, resolved_types=resolved)
-    falling_back = _falling_back(spec, observed, store.document_of(items[FALLBACK_AT]))
+    falling_back = _falling_back(spec, observed, _document_or_none(items[FALLBACK_AT]))
     the_plan = plan(spec, observed, image_id, lint(spec, observed), settings, refreshed, frozenset(falling_back))
     advice = (*falling_back.values(), *advise.plan_lines(spec, advise.history_of(items, history), now=now))
     return attrs.evolve(the_plan, advice=advice), observed
@@ -85,10 +85,11 @@ def _falling_back(spec: ClusterSpec, observed: Observed, memory: Mapping[str, An
     """Pool → why plan keeps its group's raised OnDemandBaseCapacity: the fallback controller runs
     it on demand (or drains its surplus) and puts the spec's base back itself when spot returns."""
     out = {}
+    pools = (memory or {}).get("pools")
     for pool in spec.pools:
-        m = ((memory or {}).get("pools") or {}).get(pool.name) or {}
+        m = pools.get(pool.name) if isinstance(pools, Mapping) else None
         asg = observed.asgs.get(spec.asg_name(pool))
-        if not (m.get("active") or m.get("draining")) or asg is None:
+        if not isinstance(m, Mapping) or not (m.get("active") or m.get("draining")) or asg is None:
             continue
         since = m.get("since")
         when = f" since {datetime.fromtimestamp(float(since), UTC):%Y-%m-%d %H:%M UTC}" if isinstance(since, int | float) else ""
@@ -97,6 +98,15 @@ def _falling_back(spec: ClusterSpec, observed: Observed, memory: Mapping[str, An
             f"fallback set it (spec: {pool.on_demand_base_capacity}); the controller puts it back when spot returns"
         )
     return out
+
+
+def _document_or_none(answer: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An advisory document for plan: one it cannot read is as good as none (plan must not fail
+    on it; the fallback controller, which owns it, reports it)."""
+    try:
+        return store.document_of(answer)
+    except ValueError:
+        return None
 
 
 #: Where apply records the spec (``store.SETTINGS_KEY``), as (pk, sk).

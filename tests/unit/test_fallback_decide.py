@@ -158,3 +158,17 @@ def test_plan_reads_the_controllers_memory_where_the_controller_writes_it() -> N
     from ecsspot import apply, fallback
 
     assert apply.FALLBACK_AT == fallback.MEMORY
+
+
+def test_plan_reads_an_unreadable_or_odd_memory_as_none() -> None:
+    from ecsspot import apply, load_spec
+    from ecsspot.state import Observed
+    from tests.conftest import example_spec_dict
+
+    assert apply._document_or_none({"Item": {"doc": {"S": "{not json"}}}) is None
+    spec = load_spec(example_spec_dict())
+    observed = Observed(None, None, asgs={spec.asg_name(p): object() for p in spec.pools})  # only looked up
+    for memory in ({"pools": ["spot"]}, {"pools": {"spot": "yes"}}, {"pools": None}, None, {"pools": {"spot": {"active": False}}}):
+        assert apply._falling_back(spec, observed, memory) == {}
+    (line,) = apply._falling_back(spec, observed, {"pools": {"spot": {"active": True, "since": 0}}}).values()
+    assert line.startswith("pool spot runs on demand since 1970-01-01 00:00 UTC (spot → on-demand fallback)")
