@@ -37,6 +37,7 @@ def test_requests_from_another_thread_while_the_world_moves(server_sim: Simulato
     errors: list[BaseException] = []
     seen: set[int] = set()
     stop = threading.Event()
+    polled = threading.Semaphore(0)
 
     def poll() -> None:
         import boto3
@@ -49,14 +50,20 @@ def test_requests_from_another_thread_while_the_world_moves(server_sim: Simulato
                 elb.describe_target_health(TargetGroupArn=stack.target_group_arn)
             except BaseException as exc:  # a torn read would surface here
                 errors.append(exc)
+                polled.release()
                 return
+            polled.release()
 
     poller = threading.Thread(target=poll)
     poller.start()
     try:
+        # Step by step with the poller: each step of the world waits for one more poll, so the
+        # requests really interleave with the world moving (however fast either side is).
+        assert polled.acquire(timeout=120), "the poller never answered"
         sim.storm(0.5)
         for _ in range(30):
             sim.advance(10)
+            assert polled.acquire(timeout=120), f"the poller stopped answering: {errors}"
     finally:
         stop.set()
         poller.join()
