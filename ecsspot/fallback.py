@@ -49,7 +49,7 @@ from typing import Any, Literal
 import attrs
 
 from ecsspot import store
-from ecsspot.aws.calls import NOW, Workflow, call, chunks, failed, paginate, settle
+from ecsspot.aws.calls import NOW, Report, Workflow, call, chunks, failed, paginate, settle
 from ecsspot.spec import ClusterSpec, Pool, duration_seconds, duration_text
 from ecsspot.state import CLUSTER_TAG, tags_of
 
@@ -390,6 +390,7 @@ def tick(cluster: str, *, owner: str, apply: bool = False, spec: ClusterSpec | N
     one is a :class:`~ecsspot.errors.ConflictError`).
     """
     spec = yield from store.recorded_spec(cluster, spec)
+    yield Report("fallback", f"reading the spot pools of cluster {spec.cluster}: capacity, scaling activities, what the controller remembers")
     fb = spec.fallback
     detect_after, cooldown = duration_seconds(fb.detect_after), duration_seconds(fb.cooldown)
     now = yield NOW
