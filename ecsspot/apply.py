@@ -57,7 +57,7 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
     # ... and the interruption history whose advice plan shows as information.
     now = yield NOW
     history = advise.history_keys(now, advise.PLAN_DAYS)
-    keys = (SETTINGS_AT, progress.STORED_AT, store.GROUP_CACHE_AT, FALLBACK_AT, *history)
+    keys = (store.SETTINGS_AT, progress.STORED_AT, store.GROUP_CACHE_AT, store.FALLBACK_AT, *history)
     answers = list((yield (*((read,) if read else ()), *network, store.get_items_call(spec.table_name, keys))))
     image_id = ami.image_from(spec.instances.ami, answers.pop(0) if read else None)
     problems = network_problems(spec, answers[: len(network)])
@@ -65,20 +65,16 @@ def plan_cluster(spec: ClusterSpec) -> Workflow[tuple[Plan, Observed]]:
         # Checked before anything is created: a bad subnet must not leave apply half done.
         raise SpecError(problems)
     items = yield from store.items_of(spec.table_name, keys, answers[len(network)])
-    settings = store.settings_from(items[SETTINGS_AT])
+    settings = store.settings_from(items[store.SETTINGS_AT])
     refreshed = _refreshed(items[progress.STORED_AT], spec.table_name)
     observed = yield from observe(spec, cached_delays=store.group_cache_from(items[store.GROUP_CACHE_AT], strict=False).delays_at(now))
     resolved = yield from resolve_requirements(spec, image_id)
     if resolved:
         observed = attrs.evolve(observed, resolved_types=resolved)
-    falling_back = _falling_back(spec, observed, _document_or_none(items[FALLBACK_AT]))
+    falling_back = _falling_back(spec, observed, _document_or_none(items[store.FALLBACK_AT]))
     the_plan = plan(spec, observed, image_id, lint(spec, observed), settings, refreshed, frozenset(falling_back))
     advice = (*falling_back.values(), *advise.plan_lines(spec, advise.history_of(items, history), now=now))
     return attrs.evolve(the_plan, advice=advice), observed
-
-
-#: The fallback controller's memory (``ecsspot.fallback.MEMORY``, not imported: plan needs only this).
-FALLBACK_AT = ("fallback", "pools")
 
 
 def _falling_back(spec: ClusterSpec, observed: Observed, memory: Mapping[str, Any] | None) -> dict[str, str]:
@@ -109,8 +105,6 @@ def _document_or_none(answer: Mapping[str, Any] | None) -> dict[str, Any] | None
         return None
 
 
-#: Where apply records the spec (``store.SETTINGS_KEY``), as (pk, sk).
-SETTINGS_AT = (store.SETTINGS_KEY["pk"]["S"], store.SETTINGS_KEY["sk"]["S"])
 
 
 def _refreshed(answer: Mapping[str, Any] | None, table: str) -> Refreshed | None:

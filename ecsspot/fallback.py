@@ -55,7 +55,7 @@ from ecsspot.state import CLUSTER_TAG, tags_of
 
 LEASE = "fallback"
 LEASE_SECONDS = 900.0
-MEMORY = ("fallback", "pools")
+MEMORY = store.FALLBACK_AT
 #: Lifecycle states that count toward desired capacity (Standby and Terminating* do not).
 COUNTED = frozenset({"Pending", "Pending:Wait", "Pending:Proceed", "InService"})
 #: Scaling activity messages that say spot had no capacity for the request.

@@ -144,6 +144,12 @@ def fleet_from(spec: ClusterSpec, answer: Mapping[str, Any] | None) -> list[Runn
     return out
 
 
+def look(spec: ClusterSpec) -> Workflow[tuple[Ledger, list[Running]]]:
+    """The recorded ledger and the running instances, in one round."""
+    doc_answer, fleet_answer = yield (store.get_document_call(spec.table_name, *DOCUMENT), fleet_call(spec))
+    return Ledger.from_document(store.document_of(doc_answer)), fleet_from(spec, fleet_answer)
+
+
 @attrs.frozen
 class LedgerAction:
     kind: Literal["record"]
@@ -168,9 +174,7 @@ def record(cluster: str, *, owner: str, spec: ClusterSpec | None = None) -> Work
     def run(held: bool) -> Workflow[LedgerResult]:
         if not held:
             return LedgerResult(cluster, (LedgerAction("record", None, "skipped", "another run holds the ledger lease"),))
-        doc_answer, fleet_answer = yield (store.get_document_call(table, *DOCUMENT), fleet_call(spec))
-        before = Ledger.from_document(store.document_of(doc_answer))
-        running = fleet_from(spec, fleet_answer)
+        before, running = yield from look(spec)
         after = accrue(before, running, now)
         yield from store.put_document(table, *DOCUMENT, after.to_document(), now=now)
         why = f"{len(running)} running instance(s); {max(after.total() - before.total(), 0.0):.2f} instance-hours accrued"

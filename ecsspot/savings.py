@@ -23,7 +23,7 @@ import attrs
 from ecsspot import store
 from ecsspot.aws.calls import NOW, Report, Workflow, paginate
 from ecsspot.errors import InputError
-from ecsspot.ledger import DAY, DOCUMENT, RETENTION_DAYS, Ledger, accrue, day_of, day_start, fleet_call, fleet_from
+from ecsspot.ledger import DAY, RETENTION_DAYS, Ledger, accrue, day_of, day_start, look
 from ecsspot.prices import ON_DEMAND, SOURCE
 from ecsspot.spec import ClusterSpec
 
@@ -166,8 +166,8 @@ def report(cluster: str, *, days: int = 7, prices: Mapping[str, float] | None = 
     spec = yield from store.recorded_spec(cluster, spec)
     yield Report("savings", f"reading the capacity ledger, the running instances and the spot prices of cluster {cluster}")
     now = yield NOW
-    doc_answer, fleet_answer = yield (store.get_document_call(spec.table_name, *DOCUMENT), fleet_call(spec))
-    ledger = accrue(Ledger.from_document(store.document_of(doc_answer)), fleet_from(spec, fleet_answer), now)
+    recorded, running = yield from look(spec)
+    ledger = accrue(recorded, running, now)
     since = day_start(day_of(now - (days - 1) * DAY))
     spot_types = sorted({k.split("|")[2] for d, rows in ledger.hours.items() if d >= day_of(since) for k in rows if k.split("|")[1] == "spot"})
     points: PricePoints = {}

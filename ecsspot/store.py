@@ -39,6 +39,8 @@ def _key(pk: str, sk: str) -> dict[str, Any]:
 SETTINGS_KEY = _key("cluster", "settings")
 #: The same, as (pk, sk).
 SETTINGS_AT = ("cluster", "settings")
+#: The fallback controller's memory of its pools (``ecsspot.fallback``; plan reads it too).
+FALLBACK_AT = ("fallback", "pools")
 
 
 _LOST = ("ConditionalCheckFailedException",)

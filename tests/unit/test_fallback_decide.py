@@ -155,9 +155,9 @@ def test_carrying_out_lowers_the_base_before_adding_the_spot_unit_and_puts_off_a
 
 
 def test_plan_reads_the_controllers_memory_where_the_controller_writes_it() -> None:
-    from ecsspot import apply, fallback
+    from ecsspot import fallback, store
 
-    assert apply.FALLBACK_AT == fallback.MEMORY
+    assert store.FALLBACK_AT == fallback.MEMORY
 
 
 def test_plan_reads_an_unreadable_or_odd_memory_as_none() -> None:
