@@ -219,8 +219,7 @@ def handle_event(
     if probes:
         failed += yield from _record_probes(probes, start)
     if work:
-        placement: dict[str, tuple[str, str]] = {}
-        clusters, preread = yield from _clusters_of([w.instance_id for w in work], default_cluster, placement)
+        clusters, preread, placement = yield from _clusters_of([w.instance_id for w in work], default_cluster)
         by_cluster: dict[str, list[_Work]] = {}
         warned: dict[tuple[str, str], tuple[str, str]] = {}
         for w in work:
@@ -301,8 +300,8 @@ def _isolated(
 
 
 def _clusters_of(
-    instance_ids: Sequence[str], default_cluster: str | None, placement: dict[str, tuple[str, str]]
-) -> Workflow[tuple[dict[str, tuple[str | None, str | None]], Sequence[Any] | None]]:
+    instance_ids: Sequence[str], default_cluster: str | None
+) -> Workflow[tuple[dict[str, tuple[str | None, str | None]], Sequence[Any] | None, dict[str, tuple[str, str]]]]:
     """Each instance's cluster (its tag, else the default) and Auto Scaling group (its
     ``aws:autoscaling:groupName`` tag); a filter, not InstanceIds, so unknown ids don't fail the call.
 
@@ -310,7 +309,7 @@ def _clusters_of(
     Lambda has one, and its instances are almost always that cluster's): the answers to
     :func:`ecsspot.store.cluster_read_calls`, or None when there is no default or they failed
     (then the cluster's handling reads them again, where a failure fails only its records).
-    ``placement`` gets each instance's type and Availability Zone (the interruption history's).
+    Third, each instance's type and Availability Zone (the interruption history's).
     """
     # EC2 takes at most 200 values in one filter; an SQS batch may hold more records than that.
     describes = [
@@ -324,12 +323,13 @@ def _clusters_of(
     answers = outcomes[: len(describes)]
     preread = None if any(failed(a) for a in outcomes[len(describes) :]) or not reads else outcomes[len(describes) :]
     found: dict[str, tuple[str | None, str | None]] = {}
+    placement: dict[str, tuple[str, str]] = {}
     for reservation in (r for a in answers for r in a.get("Reservations", ())):
         for inst in reservation.get("Instances", ()):
             tags = {t["Key"]: t["Value"] for t in inst.get("Tags", ())}
             found[inst["InstanceId"]] = (tags.get(CLUSTER_TAG) or default_cluster, tags.get(GROUP_TAG))
             placement[inst["InstanceId"]] = (str(inst.get("InstanceType", "")), str((inst.get("Placement") or {}).get("AvailabilityZone", "")))
-    return {iid: found.get(iid, (default_cluster, None)) for iid in instance_ids}, preread
+    return {iid: found.get(iid, (default_cluster, None)) for iid in instance_ids}, preread, placement
 
 
 def foreign(spec: ClusterSpec, work: _Work, group: str | None) -> str | None:
