@@ -273,6 +273,8 @@ def drain(
     # Round 1: which container instances (all but INACTIVE, and the ACTIVE ones among them), which
     # services, the known groups' targets, and the leases.
     lists = _list_calls(cluster, ids)
+    # DRAINING goes to ACTIVE ones only: for any other status AWS documents "an error", not
+    # whether it fails the whole batch of 10 or one entry (sources: benchmarks/README.md, Drain).
     active_lists = _list_calls(cluster, ids, status="ACTIVE") if act else ()
     first = (*lists, *active_lists, _list_services_call(cluster), *_target_health_calls(known))
     leased = [i for i in ids if i in (leases or {})]
