@@ -24,8 +24,8 @@ their targets are deregistered and waited for all the same. Standalone tasks (Ru
 moved by ECS: a drain waits for them until its deadline and names them in ``left``.
 
 Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances
-100, DescribeTasks 100, DeregisterTargets many per group) and independent calls go out together,
-so the cost in round trips does not grow with the number of instances. DRAINING goes out in the
+100, DescribeTasks 100, DeregisterTargets a group's quota of targets, :data:`GROUP_TARGETS`) and
+independent calls go out together, so the cost in round trips does not grow with the number of instances. DRAINING goes out in the
 second round: the first lists the instances' container instances twice by instance-id filter
 (every status but INACTIVE, and ACTIVE only; as many ids per filter as fit in 2,000 characters,
 90), and the ACTIVE ones are set DRAINING straight away,
@@ -63,6 +63,11 @@ POLL_SECONDS = 5.0
 #: Characters in one ListContainerInstances filter: AWS documents 2,000 for a cluster query
 #: expression (a placement constraint's); ``ec2InstanceId in [...]`` fits 90 ids of 19 characters.
 FILTER_CHARS = 2000
+#: Targets in one DeregisterTargets: AWS documents no per-call limit (API_DeregisterTargets.html)
+#: and a target group holds at most its quota of targets, 1,000 by default for ALB, NLB and GWLB
+#: ("Targets per Target Group per Region", load-balancer-limits.html): one call per group, unless
+#: the quota was raised.
+GROUP_TARGETS = 1000
 
 
 #: What an action is about (a decision's kind, or the handler's own steps).
@@ -220,11 +225,10 @@ def _deregister(targets: Sequence[_Target]) -> tuple[Call, ...] | None:
         by_group.setdefault(t.group_arn, []).append(entry)
     if not by_group:
         return None
-    # DeregisterTargets takes many targets; split generously below any documented ceiling.
     return tuple(
         call("elbv2", "deregister_targets", TargetGroupArn=arn, Targets=batch)
         for arn, entries in sorted(by_group.items())
-        for batch in chunks(entries, 200)
+        for batch in chunks(entries, GROUP_TARGETS)
     )
 
 
@@ -269,6 +273,8 @@ def drain(
     # Round 1: which container instances (all but INACTIVE, and the ACTIVE ones among them), which
     # services, the known groups' targets, and the leases.
     lists = _list_calls(cluster, ids)
+    # DRAINING goes to ACTIVE ones only: for any other status AWS documents "an error", not
+    # whether it fails the whole batch of 10 or one entry (sources: benchmarks/README.md, Drain).
     active_lists = _list_calls(cluster, ids, status="ACTIVE") if act else ()
     first = (*lists, *active_lists, _list_services_call(cluster), *_target_health_calls(known))
     leased = [i for i in ids if i in (leases or {})]

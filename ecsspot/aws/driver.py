@@ -23,7 +23,7 @@ from ecsspot.errors import EcsspotError
 
 #: Threads for one batch at most; botocore's connection pool is sized to match (clients.py). The
 #: largest round of a drain of 1,000 instances is 100 UpdateContainerInstancesState (10 each)
-#: plus one DeregisterTargets per group and 200 targets: it goes out in one wave, not two.
+#: plus one DeregisterTargets per group (up to 1,000 targets each): it goes out in one wave, not two.
 MAX_CONCURRENCY = 128
 
 T = TypeVar("T")

@@ -308,13 +308,14 @@ def test_the_drain_reports_what_it_waits_for_at_every_look() -> None:
     assert "targets web:32768 (draining)" in waits[0].message
 
 
-@pytest.mark.parametrize("n", [1, 60, 100, 1000])
+@pytest.mark.parametrize("n", [1, 60, 100, 1000, 1001])
 def test_the_no_wait_start_costs_n_over_10_plus_a_constant_with_the_groups_known(n: int) -> None:
     """Issue 12 goals 2-3: with the groups and their delays known (spec or the state table's
     cache) and no ip target among them, starting a drain lists no task and reads no group
     attribute: N/10 UpdateContainerInstancesState (whose answer names the instances: no
     DescribeContainerInstances), 2·N/90 ListContainerInstances (every status but INACTIVE, and
-    ACTIVE, by filters of up to 2,000 characters), N/200 DeregisterTargets per group and one call per group or per service page, in 2
+    ACTIVE, by filters of up to 2,000 characters), one DeregisterTargets per group (up to the
+    group quota's 1,000 targets; 200 before) and one call per group or per service page, in 2
     rounds."""
     fake = Fake()
     ids = [f"i-{k:017x}" for k in range(n)]
@@ -327,7 +328,7 @@ def test_the_no_wait_start_costs_n_over_10_plus_a_constant_with_the_groups_known
     assert sorted(fake.calls) == sorted(
         ["update_container_instances_state"] * ceil(10)
         + ["list_container_instances"] * 2 * ceil(90)
-        + ["deregister_targets"] * ceil(200)
+        + ["deregister_targets"] * ceil(1000)
         + ["list_services", "describe_services", "describe_target_health"]
     )
     assert "list_tasks" not in fake.calls and "describe_target_group_attributes" not in fake.calls
