@@ -331,10 +331,9 @@ def test_the_serializer_works_out_each_attribute_name_once(monkeypatch: pytest.M
     with mock_aws():
         plain = answers()
     with MotoFixes(), mock_aws():
-        asked.clear()
         memoised = answers()
-        first = len(asked)
         asked.clear()
         boto3.client("ecs", region_name=REGION).describe_clusters(clusters=["c"], include=["TAGS"])
     assert plain == memoised
-    assert first > 0 and asked == []
+    # (The first answers may have been memoised already, by an earlier test in this process.)
+    assert asked == []
