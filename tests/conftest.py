@@ -27,12 +27,12 @@ REGION = "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
-#: The longest test files (``--durations`` of a full ``-n 2`` run, summed per file), collected
-#: first: with ``-n 2`` (``--dist loadfile`` hands out whole files in collection order) they start
-#: early and the run ends on short files, both workers finishing together. Real Terraform first
-#: and the demo beside it: Terraform mostly waits on the aws provider's own timers while the demo
-#: plays in two processes. In path order tests/terraform would start last and leave the other
-#: worker idle.
+#: The longest test files (``--durations`` of a full run, summed per file), collected first:
+#: ``--dist loadfile`` hands out whole files in collection order, so they start early and the run
+#: ends on short files, the workers finishing together. Real Terraform first: it mostly waits on
+#: the aws provider's own timers, which is why the README's command runs three workers on two
+#: cores (the third takes the CPU Terraform leaves). In path order tests/terraform would start
+#: last and hold the run's end.
 LONG_FILES = (
     "tests/terraform/test_real_terraform.py",
     "tests/e2e/test_demo.py",
