@@ -25,8 +25,8 @@ moved by ECS: a drain waits for them until its deadline and names them in ``left
 
 Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances
 100, DescribeTasks 100, DeregisterTargets a group's quota of targets, :data:`GROUP_TARGETS`) and
-independent calls go out together, so the cost in round trips does not grow with the number of instances. DRAINING goes out in the
-second round: the first lists the instances' container instances twice by instance-id filter
+independent calls go out together, so the cost in round trips does not grow with the number of
+instances. DRAINING goes out in the second round: the first lists the instances' container instances twice by instance-id filter
 (every status but INACTIVE, and ACTIVE only; as many ids per filter as fit in 2,000 characters,
 90), and the ACTIVE ones are set DRAINING straight away,
 the answer naming each changed instance's ec2InstanceId; only the others (already DRAINING,
