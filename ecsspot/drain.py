@@ -23,28 +23,26 @@ and managed termination protection frees an instance "when all non-daemon tasks 
 their targets are deregistered and waited for all the same. Standalone tasks (RunTask) are not
 moved by ECS: a drain waits for them until its deadline and names them in ``left``.
 
-Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances
-100, DescribeTasks 100, DeregisterTargets a group's quota of targets, :data:`GROUP_TARGETS`) and
+Calls are batched by AWS's limits (UpdateContainerInstancesState 10, DescribeContainerInstances 100,
+DescribeTasks 100, DeregisterTargets a group's quota of targets, :data:`GROUP_TARGETS`) and
 independent calls go out together, so the cost in round trips does not grow with the number of
-instances. DRAINING goes out in the second round: the first lists the instances' container instances twice by instance-id filter
-(every status but INACTIVE, and ACTIVE only; as many ids per filter as fit in 2,000 characters,
-90), and the ACTIVE ones are set DRAINING straight away,
-the answer naming each changed instance's ec2InstanceId; only the others (already DRAINING,
-registering, deregistering) are described, beside it. ListTasks takes one
-container instance, so listing tasks costs 2 calls per instance (desiredStatus RUNNING and
-STOPPED). A drain needs the tasks early only to find ``ip`` targets (their ENI
-addresses), so it lists them in round 2 (beside DRAINING) only when an ``ip`` target can be there: a known group
-answered an address target, or no group is known yet and the cluster has services to find them
-in (a group first found through the services gets its tasks listed in round 3, beside its
-targets). Otherwise the verification's first look lists them, after the DRAINING and
-deregistration round, off the critical path. While waiting it describes the tasks it knows and
-lists an instance again only when its counts show a task it has not seen, or it is not DRAINING
-(where tasks may still be placed). Each look reads the groups that held the instances' targets,
-the affected services' and those of services with a task on the instances, not every group of the
-cluster (see :func:`_watched_groups`). The groups' deregistration delays (only used to say when one
-cannot fit the deadline) are read when the caller does not already know them (``delays``: the
-state table caches them beside the service target groups).
-"""
+instances. DRAINING goes out in the second round: the first lists the instances' container instances
+twice by instance-id filter (every status but INACTIVE, and ACTIVE only; as many ids per filter as
+fit in 2,000 characters, 90), and the ACTIVE ones are set DRAINING straight away, the answer naming
+each changed instance's ec2InstanceId; only the others (already DRAINING, registering,
+deregistering) are described, beside it. ListTasks takes one container instance, so listing tasks
+costs 2 calls per instance (desiredStatus RUNNING and STOPPED). A drain needs the tasks early only
+to find ``ip`` targets (their ENI addresses), so it lists them in round 2 (beside DRAINING) only
+when an ``ip`` target can be there: a known group answered an address target, or no group is known
+yet and the cluster has services to find them in (a group first found through the services gets its
+tasks listed in round 3, beside its targets). Otherwise the verification's first look lists them,
+after the DRAINING and deregistration round, off the critical path. While waiting it describes the
+tasks it knows and lists an instance again only when its counts show a task it has not seen, or it
+is not DRAINING (where tasks may still be placed). Each look reads the groups that held the
+instances' targets, the affected services' and those of services with a task on the instances, not
+every group of the cluster (see :func:`_watched_groups`). The groups' deregistration delays (only
+used to say when one cannot fit the deadline) are read when the caller does not already know them
+(``delays``: the state table caches them beside the service target groups). """
 
 from __future__ import annotations
 
