@@ -42,7 +42,8 @@ is not DRAINING (where tasks may still be placed). Each look reads the groups th
 instances' targets, the affected services' and those of services with a task on the instances, not
 every group of the cluster (see :func:`_watched_groups`). The groups' deregistration delays (only
 used to say when one cannot fit the deadline) are read when the caller does not already know them
-(``delays``: the state table caches them beside the service target groups). """
+(``delays``: the state table caches them beside the service target groups).
+"""
 
 from __future__ import annotations
 
