@@ -35,7 +35,8 @@ def main() -> int:
     print(f"\n== every figure, side by side (1-minute load average at the end: {os.getloadavg()[0]:.1f})")
     print("| goal | ecsspot | peer or floor (same run) | note |")
     print("|---|---|---|---|")
-    for row in sorted(table, key=lambda r: r["goal"]):
+    # By goal number only (a stable sort): each module's rows keep their own order (N = 1, 20, 100).
+    for row in sorted(table, key=lambda r: int(r["goal"].split(".", 1)[0])):
         print(f"| {row['goal']} | {row['ecsspot']} | {row['peer']} | {row.get('note', '')} |")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

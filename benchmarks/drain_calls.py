@@ -223,7 +223,7 @@ def main() -> None:
             known = counts["known"]
             table.append(
                 {
-                    "goal": f"4. drain N={n} (3 groups), rounds to all DRAINING / deregistering",
+                    "goal": f"1. (issue 4) drain N={n} (3 groups), rounds to all DRAINING / deregistering",
                     "ecsspot": f"{known['rounds_to_all_draining']} / {known['rounds_to_all_deregistering']} (groups found via services: "
                     f"{counts['discovered']['rounds_to_all_deregistering']}); {known['calls']} calls",
                     "peer": f"goal ≤ 3; naive {len(naive_counter.calls)} calls",
@@ -231,7 +231,7 @@ def main() -> None:
             )
             table.append(
                 {
-                    "goal": f"4. drain N={n} (3 groups), no-wait wall at {int(LATENCY * 1000)} ms/call",
+                    "goal": f"1. (issue 4) drain N={n} (3 groups), no-wait wall at {int(LATENCY * 1000)} ms/call",
                     "ecsspot": f"sync {sync_s:.2f} s, async {async_s:.2f} s",
                     "peer": f"naive {naive_s:.2f} s",
                     "note": "delays not cached, groups found via the services",
