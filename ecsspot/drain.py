@@ -48,6 +48,7 @@ used to say when one cannot fit the deadline) are read when the caller does not 
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -413,6 +414,9 @@ def drain(
     left: dict[str, dict[str, Any]] = {}
     done_at: dict[str, float] = {}
     relooked = False
+    # Targets this drain moved from serving to draining: each shows "draining" for its group's
+    # whole delay from no earlier than ``start`` (see not_before).
+    deregistered = {(t.group_arn, t.target_id, t.port): start for t in targets if t.state != "draining"} if act else {}
     while True:
         looked = _watched_groups(holding, services, affected_services, watch.tasks, pending, every_service)
         look = yield from _look(cluster, instances_by_id, pending, looked, affected_services, watch)
@@ -446,7 +450,9 @@ def drain(
         if beats and heartbeat_every and now - last_beat >= heartbeat_every:
             beats = yield from _beat(beats)
             last_beat = now
-        yield Sleep(min(poll, min(deadline_at[iid] for iid in live) - now))
+        floor = not_before(look, pending, deregistered, group_delays)
+        beat_due = last_beat + heartbeat_every if beats and heartbeat_every else math.inf
+        yield Sleep(next_look(now, poll, floor, min(deadline_at[iid] for iid in live), beat_due))
 
     actions = []
     for iid in ids:
@@ -481,6 +487,36 @@ def _watched_groups(
         if t.instance_id in pending and t.group.startswith("service:"):
             wanted.update(lbs.get(t.group.removeprefix("service:"), ()))
     return wanted
+
+
+def not_before(look: Look, pending: Iterable[str], deregistered: Mapping[tuple[str, str, int | None], float], delays: Mapping[str, int]) -> float:
+    """Pure: the earliest time a look can find any of ``pending`` drained (0: at any time).
+
+    A target deregistered at ``t`` shows "draining" until ``t`` plus its group's deregistration
+    delay, even when it had no request in flight: "even though target deregistration is
+    complete, the status of the target is displayed as draining until the deregistration delay
+    timeout expires" (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay).
+    So an instance holding a draining target that this drain deregistered (``deregistered``:
+    target → a time no later than the deregistration) cannot be drained before then, unless it
+    is terminated, which spares it nothing to wait for but is not to be missed for long: only
+    draining targets bound it, and each look says which instances are gone.
+    """
+    pending = set(pending)
+    groups = sorted(look.target_health)
+    answers = [look.target_health[g] for g in groups]
+    floors = dict.fromkeys(pending, 0.0)
+    for t in _targets_from(groups, answers, pending, _Watch(look.tasks).addresses(pending)):
+        began = deregistered.get((t.group_arn, t.target_id, t.port))
+        if t.state == "draining" and began is not None and t.group_arn in delays:
+            floors[t.instance_id] = max(floors[t.instance_id], began + delays[t.group_arn])
+    return min(floors.values(), default=0.0)
+
+
+def next_look(now: float, poll: float, not_before: float, deadline: float, beat_due: float = math.inf) -> float:
+    """Pure: seconds to sleep before the next look: ``poll``, or longer while no look can find
+    an instance drained before ``not_before``, but never past the earliest ``deadline`` nor,
+    beyond ``poll``, past the next heartbeat's due time (the hook must not time out)."""
+    return max(0.0, min(max(poll, min(not_before, beat_due) - now), deadline - now))
 
 
 def waiting_report(total: int, pending: Mapping[str, Mapping[str, Any]]) -> Report:

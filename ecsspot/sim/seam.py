@@ -86,6 +86,8 @@ moto's cost, not AWS's behaviour (every region, like the fixes)
   (shape, its parent, picker, object type, key) and kept on the shape, not again for every
   member of every object of every answer (about a third of a test's CPU went there). The names
   depend only on those, except for an object with a ``Meta`` of its own, which is not memoised.
+  ``core.responses.method_names_from_class``: a response class's method names are listed once,
+  not with ``inspect.getmembers`` on every request.
 
 Locking
   ``core.responses.BaseResponse.call_action``: every request runs under the world's lock, so a
@@ -249,6 +251,7 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
     """The fixes of moto bugs AWS does not have: need no world, apply in every region."""
     from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
     from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core import responses as moto_responses
     from moto.core.base_backend import BackendDict
     from moto.core.responses import BaseResponse
     from moto.core.serialize import AttributePicker, XFormedAttributePicker
@@ -275,7 +278,19 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
         (AutoScalingResponse, "describe_auto_scaling_groups", _include_instances),
         (AttributePicker, "get_possible_keys", _memo_possible_keys),
         (XFormedAttributePicker, "get_possible_keys", _memo_possible_keys),
+        (moto_responses, "method_names_from_class", _method_names_once),
     ]
+
+
+def _method_names_once(world: World | None, original: Any) -> Any:
+    listed: dict[type, list[str]] = {}
+
+    def method_names_from_class(clazz: Any) -> list[str]:
+        if clazz not in listed:
+            listed[clazz] = original(clazz)
+        return listed[clazz]
+
+    return method_names_from_class
 
 
 class _WithoutInstances:

@@ -301,39 +301,3 @@ def test_groups_described_without_their_instances(aws: Any) -> None:
         assert group["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateName"] == template
         assert not group.get("Instances")
 
-
-def test_the_serializer_works_out_each_attribute_name_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's cost, not a bug: the names its serializer tries for a member are memoised per shape,
-    so a second identical answer asks no alias provider again, and the answers are the same as
-    without the memo."""
-    from moto.core import serialize
-
-    asked = []
-    original = serialize.ModelAlias.has_alias
-
-    def has_alias(self: Any, key: str) -> bool:
-        asked.append(key)
-        return original(self, key)
-
-    monkeypatch.setattr(serialize.ModelAlias, "has_alias", has_alias)
-
-    def answers() -> list[Any]:
-        ecs = boto3.client("ecs", region_name=REGION)
-        ecs.create_cluster(clusterName="c", tags=[{"key": "k", "value": "v"}])
-        described = [ecs.describe_clusters(clusters=["c"], include=["TAGS"])["clusters"] for _ in range(2)]
-        elb = boto3.client("elbv2", region_name=REGION)
-        vpc = boto3.client("ec2", region_name=REGION).create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-        elb.create_target_group(Name="tg", Protocol="HTTP", Port=80, VpcId=vpc)
-        groups = elb.describe_target_groups()["TargetGroups"]
-        # Ids are drawn at random: compare the rest.
-        return [*described, [{k: v for k, v in g.items() if k not in ("TargetGroupArn", "VpcId")} for g in groups]]
-
-    with mock_aws():
-        plain = answers()
-    with MotoFixes(), mock_aws():
-        memoised = answers()
-        asked.clear()
-        boto3.client("ecs", region_name=REGION).describe_clusters(clusters=["c"], include=["TAGS"])
-    assert plain == memoised
-    # (The first answers may have been memoised already, by an earlier test in this process.)
-    assert asked == []

@@ -513,3 +513,60 @@ def test_a_daemon_task_seen_in_the_look_that_would_end_the_drain_has_its_group_r
     (action,) = result.actions
     assert action.status == "drained", action
     assert fake.now >= 1045, action  # not at 1030, when only the daemon task's target was left
+
+
+def test_no_look_while_the_deregistered_targets_must_still_show_draining() -> None:
+    """Issue 12 goal 6: a target this drain deregistered shows "draining" for its group's whole
+    delay (AWS documents it), so looks in between cannot end the drain: one look at the start,
+    the next when the delay is over, not one every 5 s (7 looks before)."""
+    fake = Fake(on_sleep=tasks_move_off, delay=30)
+    fake.add("i-0000000000000000a")
+    fake.add("i-0000000000000000b", running=0)
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=100, target_groups=(TG,), delays={TG: 30}))
+    (action,) = result.actions
+    assert action.status == "drained" and action.reason == "drained in 30 s"
+    assert fake.calls.count("describe_container_instances") == 2
+
+
+def test_a_target_already_draining_before_the_drain_is_polled_as_before() -> None:
+    """Its delay may have begun long before: nothing bounds when it goes, so the drain looks every
+    ``poll`` seconds."""
+    fake = Fake(on_sleep=tasks_move_off, delay=30)
+    fake.add("i-0000000000000000a")
+    fake.targets[0]["TargetHealth"] = {"State": "draining"}
+    fake.targets[0]["until"] = fake.now + 12
+    fake.add("i-0000000000000000b", running=0)
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=100, target_groups=(TG,), delays={TG: 30}))
+    assert result.actions[0].reason == "drained in 15 s"
+    assert fake.calls.count("describe_container_instances") == 4
+
+
+def test_the_wait_for_a_delay_still_beats_on_time() -> None:
+    fake = Fake(delay=1000)
+    fake.add("i-0000000000000000a")
+    beats: list[float] = []
+    fake.extra["record_lifecycle_action_heartbeat"] = lambda c: beats.append(fake.now) or {}
+    heartbeat = [Call("autoscaling", "record_lifecycle_action_heartbeat", {})]
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=100, delays={TG: 1000}, heartbeat=heartbeat, heartbeat_every=30))
+    assert result.actions[0].status == "timed_out" and fake.now == pytest.approx(1100)
+    assert [b - 1000 for b in beats] == [30, 60, 90]
+    # A look at the start, before each beat and at the deadline: none in between.
+    assert fake.calls.count("describe_container_instances") == 5
+
+
+def test_next_look_and_not_before_are_pure() -> None:
+    from ecsspot.drain import Look, next_look, not_before
+
+    draining = {"TargetHealthDescriptions": [{"Target": {"Id": "i-a", "Port": 80}, "TargetHealth": {"State": "draining"}}]}
+    look = Look(container_instances=(), target_health={TG: draining}, services=(), tasks={})
+    assert not_before(look, {"i-a"}, {(TG, "i-a", 80): 100.0}, {TG: 30}) == 130.0
+    # Not deregistered by this drain, or its delay unknown: no bound.
+    assert not_before(look, {"i-a"}, {}, {TG: 30}) == 0.0
+    assert not_before(look, {"i-a"}, {(TG, "i-a", 80): 100.0}, {}) == 0.0
+    # Another pending instance holding nothing could be drained at any look.
+    assert not_before(look, {"i-a", "i-b"}, {(TG, "i-a", 80): 100.0}, {TG: 30}) == 0.0
+    assert next_look(100.0, 5.0, 0.0, 200.0) == 5.0
+    assert next_look(100.0, 5.0, 130.0, 200.0) == 30.0
+    assert next_look(100.0, 5.0, 130.0, 120.0) == 20.0
+    assert next_look(100.0, 5.0, 130.0, 200.0, beat_due=110.0) == 10.0
+    assert next_look(100.0, 5.0, 130.0, 200.0, beat_due=101.0) == 5.0
