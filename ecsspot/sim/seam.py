@@ -184,6 +184,10 @@ if TYPE_CHECKING:
 
 _MISSING = object()
 _active: Seam | None = None
+#: Moves on whenever a Seam or MotoFixes installs or removes its patches (which add and remove
+#: methods of moto's response classes): memos of moto's classes are good for one generation only.
+#: A MotoFixes can outlive a Seam installed over it (a session's moto server), and the other way round.
+_generation = [0]
 
 
 class Seam:
@@ -206,6 +210,7 @@ class Seam:
         except BaseException:
             self.remove()
             raise
+        _generation[0] += 1
 
     def remove(self) -> None:
         global _active
@@ -217,6 +222,7 @@ class Seam:
                 setattr(owner, name, original)
         if _active is self:
             _active = None
+        _generation[0] += 1
 
 
 class MotoFixes:
@@ -239,12 +245,14 @@ class MotoFixes:
         except BaseException:
             self.__exit__()
             raise
+        _generation[0] += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
         while self._saved:
             owner, name, original = self._saved.pop()
             setattr(owner, name, original)
+        _generation[0] += 1
 
 
 def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
@@ -283,12 +291,14 @@ def _fixes() -> list[tuple[Any, str, Callable[[World | None, Any], Any]]]:
 
 
 def _method_names_once(world: World | None, original: Any) -> Any:
-    listed: dict[type, list[str]] = {}
+    # Per class, for one generation of patches: the seam adds actions to response classes.
+    listed: dict[type, tuple[int, list[str]]] = {}
 
     def method_names_from_class(clazz: Any) -> list[str]:
-        if clazz not in listed:
-            listed[clazz] = original(clazz)
-        return listed[clazz]
+        known = listed.get(clazz)
+        if known is None or known[0] != _generation[0]:
+            known = listed[clazz] = (_generation[0], original(clazz))
+        return known[1]
 
     return method_names_from_class
 

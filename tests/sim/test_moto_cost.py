@@ -128,3 +128,22 @@ def test_the_serializer_works_out_each_attribute_name_once(monkeypatch: pytest.M
     assert plain == memoised
     # (The first answers may have been memoised already, by an earlier test in this process.)
     assert asked == []
+
+
+def test_a_simulator_opened_under_moto_fixes_answers_the_actions_it_adds() -> None:
+    """A session's moto server keeps MotoFixes installed while tests open simulators: a response
+    class listed under MotoFixes alone must be listed again with the actions the seam adds (the
+    memo once answered the old list, and CompleteLifecycleAction was "not implemented")."""
+    from botocore.exceptions import ClientError
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core import responses
+
+    from ecsspot.sim import Simulator
+
+    with MotoFixes():
+        assert "complete_lifecycle_action" not in responses.method_names_from_class(AutoScalingResponse)
+        with Simulator(region=REGION, seed=7) as sim, pytest.raises(ClientError):  # answered by the seam: no such group or hook
+            sim.client("autoscaling").complete_lifecycle_action(
+                AutoScalingGroupName="none", LifecycleHookName="none", LifecycleActionResult="CONTINUE", InstanceId="i-0123456789abcdef0"
+            )
+        assert "complete_lifecycle_action" not in responses.method_names_from_class(AutoScalingResponse)
