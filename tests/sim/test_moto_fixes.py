@@ -300,4 +300,3 @@ def test_groups_described_without_their_instances(aws: Any) -> None:
         assert group["DesiredCapacity"] == 2
         assert group["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateName"] == template
         assert not group.get("Instances")
-
