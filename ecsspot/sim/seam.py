@@ -84,7 +84,7 @@ moto's cost, not AWS's behaviour (every region, like the fixes)
   ``core.serialize.AttributePicker.get_possible_keys`` / ``XFormedAttributePicker.get_possible_keys``:
   the attribute names moto's response serializer tries for a member are worked out once per
   (shape, its parent, picker, object type, key) and kept on the shape, not again for every
-  member of every object of every answer (about a third of a test's CPU went there). The names
+  member of every object of every answer (a third of moto's serialising time went there). The names
   depend only on those, except for an object with a ``Meta`` of its own, which is not memoised.
   ``core.responses.method_names_from_class``: a response class's method names are listed once,
   not with ``inspect.getmembers`` on every request.
