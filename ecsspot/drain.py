@@ -68,6 +68,10 @@ FILTER_CHARS = 2000
 #: ("Targets per Target Group per Region", load-balancer-limits.html): one call per group, unless
 #: the quota was raised.
 GROUP_TARGETS = 1000
+#: Longest sleep between two looks while waiting out a deregistration delay (:func:`next_look`): a
+#: delay lowered since it was cached (the cache lives an hour) or an instance terminated meanwhile
+#: is seen within this, not a whole (default 300 s) delay late.
+LONGEST_SKIP = 30.0
 
 
 #: What an action is about (a decision's kind, or the handler's own steps).
@@ -498,8 +502,8 @@ def not_before(look: Look, pending: Iterable[str], deregistered: Mapping[tuple[s
     timeout expires" (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/edit-target-group-attributes.html#deregistration-delay).
     So an instance holding a draining target that this drain deregistered (``deregistered``:
     target → a time no later than the deregistration) cannot be drained before then, unless it
-    is terminated, which spares it nothing to wait for but is not to be missed for long: only
-    draining targets bound it, and each look says which instances are gone.
+    is terminated (a look says so, and then it is done). ``delays`` may be an hour old (the
+    state table's cache): :func:`next_look` still looks every :data:`LONGEST_SKIP` seconds.
     """
     pending = set(pending)
     groups = sorted(look.target_health)
@@ -515,8 +519,10 @@ def not_before(look: Look, pending: Iterable[str], deregistered: Mapping[tuple[s
 def next_look(now: float, poll: float, not_before: float, deadline: float, beat_due: float = math.inf) -> float:
     """Pure: seconds to sleep before the next look: ``poll``, or longer while no look can find
     an instance drained before ``not_before``, but never past the earliest ``deadline`` nor,
-    beyond ``poll``, past the next heartbeat's due time (the hook must not time out)."""
-    return max(0.0, min(max(poll, min(not_before, beat_due) - now), deadline - now))
+    beyond ``poll``, past the next heartbeat's due time (the hook must not time out) or
+    :data:`LONGEST_SKIP` (the bound may be stale, and termination does not wait for it)."""
+    skip = min(not_before, beat_due, now + max(poll, LONGEST_SKIP)) - now
+    return max(0.0, min(max(poll, skip), deadline - now))
 
 
 def waiting_report(total: int, pending: Mapping[str, Mapping[str, Any]]) -> Report:

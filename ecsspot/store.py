@@ -505,7 +505,9 @@ def settings_item(text: str, *, now: float) -> dict[str, Any]:
 
 
 #: Cached deregistration delays older than this are read again: a group's delay can be changed
-#: at any time, and the drain only uses it to say when a delay cannot fit the deadline.
+#: at any time. The drain uses them to say when a delay cannot fit the deadline and to space its
+#: looks while a deregistered target must still show draining (at most ``drain.LONGEST_SKIP``
+#: apart, so a delay lowered since costs that much at worst).
 DELAYS_MAX_AGE = 3600.0
 
 

@@ -570,3 +570,17 @@ def test_next_look_and_not_before_are_pure() -> None:
     assert next_look(100.0, 5.0, 130.0, 120.0) == 20.0
     assert next_look(100.0, 5.0, 130.0, 200.0, beat_due=110.0) == 10.0
     assert next_look(100.0, 5.0, 130.0, 200.0, beat_due=101.0) == 5.0
+    # Never more than LONGEST_SKIP between looks, whatever the bound (it may be stale).
+    assert next_look(100.0, 5.0, 400.0, 1000.0) == 30.0
+    assert next_look(100.0, 60.0, 400.0, 1000.0) == 60.0  # a poll longer than that stays the poll
+
+
+def test_a_lowered_delay_or_a_terminated_instance_is_seen_within_the_longest_skip() -> None:
+    """The cached delay (300 s) is an hour old at most, and the group's is 10 s now: the drain
+    looks again within LONGEST_SKIP, not after 300 s (a review found "drained in 300 s")."""
+    fake = Fake(on_sleep=tasks_move_off, delay=10)
+    fake.add("i-0000000000000000a")
+    fake.add("i-0000000000000000b", running=0)
+    result = fake.run(drain("c", ["i-0000000000000000a"], deadline=600, target_groups=(TG,), delays={TG: 300}))
+    (action,) = result.actions
+    assert action.status == "drained" and action.reason == "drained in 30 s"
