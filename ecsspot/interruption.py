@@ -449,7 +449,9 @@ def _act(
         target_groups=(*spec.target_groups, *cache.groups),
         delays=cache.delays_at(start),
         heartbeat=heartbeats,
-        heartbeat_every=max(spec.drain.lifecycle_timeout_seconds / 3, 30.0),
+        # Three beats per timeout, however short: AWS allows a 30 s heartbeat timeout (the spec
+        # does too), and a floor of 30 s put the first beat after it.
+        heartbeat_every=spec.drain.lifecycle_timeout_seconds / 3,
         heartbeat_since=_actions_began(fresh),
     )
     drained = {a.instance_id or "": a for a in result.actions}

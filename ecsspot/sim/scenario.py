@@ -94,6 +94,8 @@ class DemoConfig:
     minimum_healthy_percent: int = 100
     maximum_percent: int = 200
     container_stop_timeout: int = 30
+    #: The spec's ``drain.lifecycle_timeout_seconds``: the drain hook's heartbeat timeout.
+    lifecycle_timeout: int = 600
     #: Simulate ECS managed scaling and managed termination protection (the spec turns both on).
     managed_scaling: bool = True
 
@@ -133,6 +135,7 @@ def spec_dict(sim: Simulator, config: DemoConfig) -> dict[str, Any]:
     d["region"] = sim.region
     d["network"] = {"subnets": [by_az[z] for z in sorted(by_az)][:3], "security_groups": [group]}
     d["instances"]["ecs_config"]["ECS_CONTAINER_STOP_TIMEOUT"] = f"{config.container_stop_timeout}s"
+    d["drain"]["lifecycle_timeout_seconds"] = config.lifecycle_timeout
     return d
 
 

@@ -101,6 +101,38 @@ def test_a_late_handled_action_gets_its_first_heartbeat_on_the_actions_clock(sim
     response = handlers(sim).interruption(event, None)
 
     assert [a["status"] for a in response["actions"]] == ["drained", "done"]
-    every = max(hook["HeartbeatTimeout"] / 3, 30.0)
+    every = hook["HeartbeatTimeout"] / 3
     beats = [r.time for r in sim.records("asg.lifecycle_heartbeat", victim)]
     assert beats and every <= beats[0] - waiting <= every + 10, (waiting, beats)  # the old code: 80 s later
+
+
+def test_a_30_second_hook_timeout_is_beaten_every_10_seconds(sim: Simulator) -> None:
+    """AWS's shortest heartbeat timeout is 30 s, and the spec allows it (the drain's deadline is
+    the same 30 s). Three beats per timeout keep the action alive to the drain's end; with a floor
+    of 30 s between beats none went out, and the drain's completion raced the hook's timeout (a
+    review found it)."""
+    # A 90 s delay cannot fit: the drain runs to its deadline and lets the instance go.
+    stack = build(sim, deregistration_delay=90, lifecycle_timeout=30, handle_events=True)
+    responses = recording_interruption(sim)
+    group = stack.spec.asg_name(stack.spec.pool("spot"))
+    asg = sim.client("autoscaling")
+    (hook,) = [h for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"] if h["LifecycleHookName"] == HOOK]
+    assert hook["HeartbeatTimeout"] == 30
+    victim = spot_instances_with_tasks(sim, stack)[0]
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
+    desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
+    asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired - 1)
+    waiting = first(sim, "asg.lifecycle", victim, state="Terminating:Wait")
+    assert waiting is not None
+    sim.advance(120)
+
+    assert not sim.records("asg.lifecycle_timeout", victim)
+    # Completed by ecsspot's hook at the drain's deadline (ECS managed draining's own hook may hold
+    # the instance longer), each 30 s renewed by a beat before it ran out.
+    completed = first(sim, "asg.lifecycle_complete", victim, hook=HOOK, result="CONTINUE")
+    assert completed is not None
+    beats = [r.time for r in sim.records("asg.lifecycle_heartbeat", victim)]
+    gaps = [b - a for a, b in zip([waiting, *beats], [*beats, completed])]
+    assert beats and max(gaps) < 30, (waiting, beats, completed)
+    (_, response), = responses
+    assert [(a["kind"], a["status"]) for a in response["actions"]] == [("drain", "timed_out"), ("complete_lifecycle_action", "done")]
