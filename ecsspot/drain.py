@@ -454,7 +454,7 @@ def drain(
         if beats and heartbeat_every and now - last_beat >= heartbeat_every:
             beats = yield from _beat(beats)
             last_beat = now
-        floor = not_before(look, pending, deregistered, group_delays)
+        floor = not_before(decided, pending, deregistered, group_delays)
         beat_due = last_beat + heartbeat_every if beats and heartbeat_every else math.inf
         yield Sleep(next_look(now, poll, floor, min(deadline_at[iid] for iid in live), beat_due))
 
@@ -493,8 +493,9 @@ def _watched_groups(
     return wanted
 
 
-def not_before(look: Look, pending: Iterable[str], deregistered: Mapping[tuple[str, str, int | None], float], delays: Mapping[str, int]) -> float:
-    """Pure: the earliest time a look can find any of ``pending`` drained (0: at any time).
+def not_before(decided: Left, pending: Iterable[str], deregistered: Mapping[tuple[str, str, int | None], float], delays: Mapping[str, int]) -> float:
+    """Pure: the earliest time a look can find any of ``pending`` drained (0: at any time), from
+    the targets :func:`what_is_left` saw still draining (``decided.draining``).
 
     A target deregistered at ``t`` shows "draining" until ``t`` plus its group's deregistration
     delay, even when it had no request in flight: "even though target deregistration is
@@ -505,15 +506,15 @@ def not_before(look: Look, pending: Iterable[str], deregistered: Mapping[tuple[s
     is terminated (a look says so, and then it is done). ``delays`` may be an hour old (the
     state table's cache): :func:`next_look` still looks every :data:`LONGEST_SKIP` seconds.
     """
-    pending = set(pending)
-    groups = sorted(look.target_health)
-    answers = [look.target_health[g] for g in groups]
-    floors = dict.fromkeys(pending, 0.0)
-    for t in _targets_from(groups, answers, pending, _Watch(look.tasks).addresses(pending)):
-        began = deregistered.get((t.group_arn, t.target_id, t.port))
-        if t.state == "draining" and began is not None and t.group_arn in delays:
-            floors[t.instance_id] = max(floors[t.instance_id], began + delays[t.group_arn])
-    return min(floors.values(), default=0.0)
+    floors = []
+    for iid in pending:
+        bound = 0.0
+        for key in decided.draining.get(iid, ()):
+            began = deregistered.get(key)
+            if began is not None and key[0] in delays:
+                bound = max(bound, began + delays[key[0]])
+        floors.append(bound)
+    return min(floors, default=0.0)
 
 
 def next_look(now: float, poll: float, not_before: float, deadline: float, beat_due: float = math.inf) -> float:
@@ -673,6 +674,8 @@ class Left:
     gone: frozenset[str]
     #: Instances whose tasks must be listed again at the next look.
     relist: frozenset[str]
+    #: Instance → its targets still draining, as (group ARN, target Id, port) (:func:`not_before`).
+    draining: Mapping[str, frozenset[tuple[str, str, int | None]]] = attrs.field(factory=dict)
 
 
 def what_is_left(look: Look, pending: Iterable[str], daemon_groups: Iterable[str] = ()) -> Left:
@@ -716,8 +719,11 @@ def what_is_left(look: Look, pending: Iterable[str], daemon_groups: Iterable[str
     groups = sorted(look.target_health)
     answers = [look.target_health[g] for g in groups]
     addresses = _Watch(tasks).addresses(pending)
+    draining: dict[str, set[tuple[str, str, int | None]]] = {}
     for t in _targets_from(groups, answers, pending - gone, addresses):
         left.setdefault(t.instance_id, {}).setdefault("targets", []).append(f"{t.label} ({t.state})")
+        if t.state == "draining":
+            draining.setdefault(t.instance_id, set()).add((t.group_arn, t.target_id, t.port))
     # Healthy targets elsewhere, per group. An ip target of a task on a pending instance is not
     # elsewhere.
     here = pending | set(addresses)
@@ -743,7 +749,7 @@ def what_is_left(look: Look, pending: Iterable[str], daemon_groups: Iterable[str
             left.setdefault(iid, {})["services_below_desired"] = short
     for iid in gone:
         left[iid] = {}
-    return Left(left, frozenset(gone), frozenset(again))
+    return Left(left, frozenset(gone), frozenset(again), {iid: frozenset(keys) for iid, keys in draining.items()})
 
 
 def _look(

@@ -555,16 +555,17 @@ def test_the_wait_for_a_delay_still_beats_on_time() -> None:
 
 
 def test_next_look_and_not_before_are_pure() -> None:
-    from ecsspot.drain import Look, next_look, not_before
+    from ecsspot.drain import Look, next_look, not_before, what_is_left
 
     draining = {"TargetHealthDescriptions": [{"Target": {"Id": "i-a", "Port": 80}, "TargetHealth": {"State": "draining"}}]}
     look = Look(container_instances=(), target_health={TG: draining}, services=(), tasks={})
-    assert not_before(look, {"i-a"}, {(TG, "i-a", 80): 100.0}, {TG: 30}) == 130.0
+    seen = what_is_left(look, {"i-a"})
+    assert not_before(seen, {"i-a"}, {(TG, "i-a", 80): 100.0}, {TG: 30}) == 130.0
     # Not deregistered by this drain, or its delay unknown: no bound.
-    assert not_before(look, {"i-a"}, {}, {TG: 30}) == 0.0
-    assert not_before(look, {"i-a"}, {(TG, "i-a", 80): 100.0}, {}) == 0.0
+    assert not_before(seen, {"i-a"}, {}, {TG: 30}) == 0.0
+    assert not_before(seen, {"i-a"}, {(TG, "i-a", 80): 100.0}, {}) == 0.0
     # Another pending instance holding nothing could be drained at any look.
-    assert not_before(look, {"i-a", "i-b"}, {(TG, "i-a", 80): 100.0}, {TG: 30}) == 0.0
+    assert not_before(what_is_left(look, {"i-a", "i-b"}), {"i-a", "i-b"}, {(TG, "i-a", 80): 100.0}, {TG: 30}) == 0.0
     assert next_look(100.0, 5.0, 0.0, 200.0) == 5.0
     assert next_look(100.0, 5.0, 130.0, 200.0) == 30.0
     assert next_look(100.0, 5.0, 130.0, 120.0) == 20.0
