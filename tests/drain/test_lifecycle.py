@@ -15,6 +15,18 @@ from tests.drain.conftest import build, first, recording_interruption, spot_inst
 HOOK = "ecsspot-drain"
 
 
+def _scale_in(sim: Simulator, group: str, victim: str) -> float:
+    """Scale ``group`` in by one, ``victim`` being its only instance not protected from scale-in;
+    when it entered Terminating:Wait."""
+    asg = sim.client("autoscaling")
+    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
+    desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
+    asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired - 1)
+    waiting = first(sim, "asg.lifecycle", victim, state="Terminating:Wait")
+    assert waiting is not None
+    return waiting
+
+
 def test_instance_leaves_terminating_wait_only_after_its_tasks_and_targets_are_gone(sim: Simulator) -> None:
     # handle_events wires the Terraform module's rules (spot warning, rebalance, terminate hook)
     # to the interruption Lambda; ours replaces the scenario's so its answers can be read.
@@ -33,12 +45,7 @@ def test_instance_leaves_terminating_wait_only_after_its_tasks_and_targets_are_g
     ports = {p for (iid, p) in targets(sim, stack.target_group_arn) if iid == victim}
     assert ports, "the victim serves traffic"
 
-    # Scale in by one, the victim being the only instance not protected from scale-in.
-    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
-    desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
-    asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired - 1)
-    waiting = first(sim, "asg.lifecycle", victim, state="Terminating:Wait")
-    assert waiting is not None
+    waiting = _scale_in(sim, group, victim)
     sim.advance(60)  # EventBridge → Lambda; the drain runs on the simulator's clock
 
     proceed = first(sim, "asg.lifecycle", victim, state="Terminating:Proceed")
@@ -90,11 +97,7 @@ def test_a_late_handled_action_gets_its_first_heartbeat_on_the_actions_clock(sim
     asg = sim.client("autoscaling")
     (hook,) = [h for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"] if h["LifecycleHookName"] == HOOK]
     victim = spot_instances_with_tasks(sim, stack)[0]
-    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
-    desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
-    asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired - 1)
-    waiting = first(sim, "asg.lifecycle", victim, state="Terminating:Wait")
-    assert waiting is not None
+    waiting = _scale_in(sim, group, victim)
     sim.advance(80)
     (event,) = [e for e in delivered if e["detail-type"] == "EC2 Instance-terminate Lifecycle Action"]
 
@@ -119,11 +122,7 @@ def test_a_30_second_hook_timeout_is_beaten_every_10_seconds(sim: Simulator) -> 
     (hook,) = [h for h in asg.describe_lifecycle_hooks(AutoScalingGroupName=group)["LifecycleHooks"] if h["LifecycleHookName"] == HOOK]
     assert hook["HeartbeatTimeout"] == 30
     victim = spot_instances_with_tasks(sim, stack)[0]
-    asg.set_instance_protection(AutoScalingGroupName=group, InstanceIds=[victim], ProtectedFromScaleIn=False)
-    desired = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][0]["DesiredCapacity"]
-    asg.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired - 1)
-    waiting = first(sim, "asg.lifecycle", victim, state="Terminating:Wait")
-    assert waiting is not None
+    waiting = _scale_in(sim, group, victim)
     sim.advance(120)
 
     assert not sim.records("asg.lifecycle_timeout", victim)
