@@ -457,28 +457,37 @@ class ManyServices(Fake):
         return super().answer(c)
 
 
+def _api_task_comes_and_goes(a: str, *, arrives: float, leaves: float, daemon: bool = False) -> ManyServices:
+    """:class:`ManyServices` with ``a`` and a second instance (its api target healthy): the api
+    task lands on ``a`` at the first look from ``arrives`` on (its target registering) and leaves
+    at the first from ``leaves`` on (its target gone); the other tasks move off as usual."""
+
+    def step(fake: Fake) -> None:
+        assert isinstance(fake, ManyServices)
+        tasks_move_off(fake)
+        if fake.api_on is None and fake.now >= arrives:
+            fake.api_on = a
+            fake.api_targets.append({"Target": {"Id": a, "Port": 41000}, "TargetHealth": {"State": "healthy"}})
+        elif fake.now >= leaves and fake.api_on and not fake.api_stopped:
+            fake.api_stopped = True
+            fake.api_targets = [t for t in fake.api_targets if t["Target"]["Id"] != a]
+
+    b = "i-0000000000000000b"
+    fake = ManyServices(on_sleep=step, api_daemon=daemon)
+    fake.add(a)
+    fake.add(b)
+    fake.api_targets.append({"Target": {"Id": b, "Port": 41002}, "TargetHealth": {"State": "healthy"}})
+    return fake
+
+
 def test_a_look_reads_the_groups_of_the_instances_tasks_and_one_gaining_a_target_later() -> None:
     """Issue 12 goal 6: a look reads the groups that held the instances' targets and those of the
     services with a task there, not every group of the cluster (``other`` is never read). A
     task placed before DRAINING took registers a target in a group that held none (``api``):
     its task is listed, its service's group read in the same look, and the drain waits for
     that target too."""
-    a, b = "i-0000000000000000a", "i-0000000000000000b"
-
-    def step(fake: Fake) -> None:
-        assert isinstance(fake, ManyServices)
-        tasks_move_off(fake)
-        if fake.api_on is None:
-            fake.api_on = a
-            fake.api_targets.append({"Target": {"Id": a, "Port": 41000}, "TargetHealth": {"State": "healthy"}})
-        elif fake.now >= 1040 and not fake.api_stopped:
-            fake.api_stopped = True
-            fake.api_targets = [t for t in fake.api_targets if t["Target"]["Id"] != a]
-
-    fake = ManyServices(on_sleep=step)
-    fake.add(a)
-    fake.add(b)
-    fake.api_targets.append({"Target": {"Id": b, "Port": 41002}, "TargetHealth": {"State": "healthy"}})
+    a = "i-0000000000000000a"
+    fake = _api_task_comes_and_goes(a, arrives=0, leaves=1040)
     result = fake.run(drain("c", [a], deadline=100, target_groups=(TG,)))
     (action,) = result.actions
     assert action.status == "drained", action
@@ -493,22 +502,8 @@ def test_a_daemon_task_seen_in_the_look_that_would_end_the_drain_has_its_group_r
     """A daemon task does not hold a drain, its target does. Seen for the first time in the look
     where everything else is gone, its service's group is read in that same look: the drain
     waits for its target instead of saying "drained" one look too early."""
-    a, b = "i-0000000000000000a", "i-0000000000000000b"
-
-    def step(fake: Fake) -> None:
-        assert isinstance(fake, ManyServices)
-        tasks_move_off(fake)
-        if fake.api_on is None and fake.now >= 1030:
-            fake.api_on = a
-            fake.api_targets.append({"Target": {"Id": a, "Port": 41000}, "TargetHealth": {"State": "healthy"}})
-        elif fake.now >= 1045 and fake.api_on and not fake.api_stopped:
-            fake.api_stopped = True
-            fake.api_targets = [t for t in fake.api_targets if t["Target"]["Id"] != a]
-
-    fake = ManyServices(on_sleep=step, api_daemon=True)
-    fake.add(a)
-    fake.add(b)
-    fake.api_targets.append({"Target": {"Id": b, "Port": 41002}, "TargetHealth": {"State": "healthy"}})
+    a = "i-0000000000000000a"
+    fake = _api_task_comes_and_goes(a, arrives=1030, leaves=1045, daemon=True)
     result = fake.run(drain("c", [a], deadline=100, target_groups=(TG,)))
     (action,) = result.actions
     assert action.status == "drained", action
